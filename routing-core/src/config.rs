@@ -1,0 +1,662 @@
+//! The configuration model as written by users: plain serde structs, no logic.
+//!
+//! Every struct rejects unknown fields. [`Config::validate`] (or [`RouteTable::new`](crate::RouteTable::new))
+//! turns a `Config` into the validated, indexed [`RouteTable`](crate::RouteTable); nothing here is
+//! trusted until then.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, Format};
+use crate::ConfigDuration;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn default_weight() -> u64 {
+    1
+}
+
+/// A whole configuration: backends, HTTP routes and L4 (TCP) services.
+///
+/// ```
+/// use routing_core::Config;
+/// let cfg = Config::from_yaml(r#"
+/// backends:
+///   - name: checkout-v1
+///   - name: checkout-v2
+/// routes:
+///   - name: checkout
+///     hostnames: [shop.example.com]
+///     rules:
+///       - matches: [{ headers: [{ name: x-canary, exact: "true" }] }]
+///         backends: [{ name: checkout-v2 }]
+///       - backends:
+///           - { name: checkout-v1, weight: 90 }
+///           - { name: checkout-v2, weight: 10 }
+/// "#).unwrap();
+/// assert_eq!(cfg.routes[0].rules.len(), 2);
+/// let table = cfg.validate().unwrap();
+/// assert_eq!(table.backends().len(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Every backend that rules may refer to, by unique name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendConfig>,
+    /// HTTP routes: hostnames and the rules that apply to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
+    /// L4 services: a virtual IP and port whose TCP connections are spread over backends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp_services: Vec<TcpServiceConfig>,
+    /// Size of every weighted Maglev table (a prime; default [`DEFAULT_MAGLEV_SIZE`](crate::DEFAULT_MAGLEV_SIZE)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maglev_table_size: Option<u64>,
+    /// Panic threshold in percent (default 50, `0` disables): when fewer than this share
+    /// of a rule's weighted backends are available, health is ignored and traffic goes to all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_threshold: Option<f64>,
+}
+
+impl Config {
+    /// Parses YAML. Errors carry the field path and the line.
+    ///
+    /// ```
+    /// let err = routing_core::Config::from_yaml("routes: [{name: r, rules: [], colour: red}]").unwrap_err();
+    /// assert!(err.to_string().contains("routes[0]"), "{err}");
+    /// ```
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let loc = e.inner().location();
+            ConfigError::Parse {
+                format: Format::Yaml,
+                path: e.path().to_string(),
+                line: loc.as_ref().map(|l| l.line()),
+                column: loc.as_ref().map(|l| l.column()),
+                message: e.inner().to_string(),
+            }
+        })
+    }
+
+    /// Parses JSON. Errors carry the field path, line and column.
+    ///
+    /// ```
+    /// let cfg = routing_core::Config::from_json(r#"{"backends": [{"name": "a"}]}"#).unwrap();
+    /// assert_eq!(cfg.backends[0].name, "a");
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let cfg: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| json_err(&e))?;
+        de.end().map_err(|e| ConfigError::Parse {
+            format: Format::Json,
+            path: ".".into(),
+            line: Some(e.line()),
+            column: Some(e.column()),
+            message: e.to_string(),
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML. Errors carry the field path and the line.
+    ///
+    /// ```
+    /// let cfg = routing_core::Config::from_toml("[[backends]]\nname = \"a\"\n").unwrap();
+    /// assert_eq!(cfg.backends[0].name, "a");
+    /// ```
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| toml_err(text, ".".into(), &e))?;
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| toml_err(text, e.path().to_string(), e.inner()))
+    }
+
+    /// Parses `text` in the format its file name's extension says (`.yaml`/`.yml`,
+    /// `.json`, `.toml`); anything else is read as YAML.
+    ///
+    /// ```
+    /// let cfg = routing_core::Config::from_path_and_text("r.json", "{}").unwrap();
+    /// assert!(cfg.routes.is_empty());
+    /// ```
+    pub fn from_path_and_text(
+        path: impl AsRef<std::path::Path>,
+        text: &str,
+    ) -> Result<Self, ConfigError> {
+        match path.as_ref().extension().and_then(|e| e.to_str()) {
+            Some("json") => Self::from_json(text),
+            Some("toml") => Self::from_toml(text),
+            _ => Self::from_yaml(text),
+        }
+    }
+
+    /// Writes the configuration as YAML (what [`Config::from_yaml`] reads back).
+    ///
+    /// ```
+    /// let cfg = routing_core::Config::from_json(r#"{"backends": [{"name": "a"}]}"#).unwrap();
+    /// assert_eq!(routing_core::Config::from_yaml(&cfg.to_yaml()).unwrap(), cfg);
+    /// ```
+    #[must_use]
+    pub fn to_yaml(&self) -> String {
+        // Serialising plain structs of strings, numbers and lists cannot fail.
+        serde_yaml_ng::to_string(self).unwrap_or_default()
+    }
+}
+
+fn json_err(e: &serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+    ConfigError::Parse {
+        format: Format::Json,
+        path: e.path().to_string(),
+        line: Some(e.inner().line()),
+        column: Some(e.inner().column()),
+        message: e.inner().to_string(),
+    }
+}
+
+fn toml_err(text: &str, path: String, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            (Some(line), Some(column))
+        }
+        None => (None, None),
+    };
+    ConfigError::Parse {
+        format: Format::Toml,
+        path,
+        line,
+        column,
+        message: e.message().to_owned(),
+    }
+}
+
+/// A backend: something requests or connections can be sent to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Unique name; rules refer to the backend by it.
+    pub name: String,
+    /// Where it listens, when the routing layer itself connects (proxying, L4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<SocketAddr>,
+}
+
+/// An HTTP route: the hostnames it serves and its ordered rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique name.
+    pub name: String,
+    /// Exact hostnames or `*.`-wildcards; empty means every host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    /// The rules, in declaration order (the last tie-breaker of precedence).
+    pub rules: Vec<RuleConfig>,
+}
+
+/// One rule: when it applies (`matches`), what it does (exactly one of `backends`,
+/// `redirect`, `fixed_response`) and the policy applied on the way.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Optional name, unique within the route; shown in decisions and stats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Alternatives (ORed); the conditions inside one match are ANDed. Empty means
+    /// every request (a path prefix of `/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<MatchConfig>,
+    /// Forward to these backends, split by relative weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<WeightedBackendConfig>,
+    /// How to pick among `backends` (default `random`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerConfig>,
+    /// Answer with a redirect instead of forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectConfig>,
+    /// Answer with a fixed response instead of forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_response: Option<FixedResponseConfig>,
+    /// Header and URL changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<FiltersConfig>,
+    /// Request and per-try timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<TimeoutsConfig>,
+    /// Retry policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryConfig>,
+    /// Fault injection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultConfig>,
+    /// Request mirroring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorConfig>,
+    /// Session persistence (sticky sessions by cookie or header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_persistence: Option<SessionPersistenceConfig>,
+}
+
+/// A backend reference with a relative weight (Gateway API semantics: share =
+/// weight / sum of weights; 0 = drain).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedBackendConfig {
+    /// Name of a backend declared under `backends`.
+    pub name: String,
+    /// Relative weight, `0 ..= 1_000_000` (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: u64,
+}
+
+/// One set of ANDed conditions.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Path condition (default: prefix `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatchConfig>,
+    /// HTTP method, e.g. `GET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// `http` or `https`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// Condition on the request authority (host without port), Istio's `authority`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<StringMatchConfig>,
+    /// Header conditions (names are case-insensitive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatchConfig>,
+    /// Query parameter conditions (names are case-sensitive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<QueryMatchConfig>,
+}
+
+/// Path condition: exactly one of the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathMatchConfig {
+    /// The whole path, byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// A prefix made of whole segments: `/api` matches `/api` and `/api/x`, not `/apix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// A regular expression (RE2 syntax) that must match the whole path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// String condition: exactly one of the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StringMatchConfig {
+    /// Equal, byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// Starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Regular expression that must match the whole value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// Header condition: a name and exactly one of `exact`, `prefix`, `regex`,
+/// `present: true`, `absent: true`. A request header with several values matches when
+/// any of them does.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatchConfig {
+    /// Header name (case-insensitive).
+    pub name: String,
+    /// Equal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// Value starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Whole value matches this regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// The header is present, whatever its value.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub present: bool,
+    /// The header is absent.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub absent: bool,
+}
+
+/// Query parameter condition: a name and exactly one of `exact`, `regex`, `present: true`.
+/// Values are compared after percent-decoding; with a repeated parameter, the first
+/// occurrence counts (Gateway API).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryMatchConfig {
+    /// Parameter name (case-sensitive).
+    pub name: String,
+    /// Equal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// Whole value matches this regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// The parameter is present.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub present: bool,
+}
+
+/// How a rule picks among its backends: exactly one of `simple` and `consistent_hash`
+/// (the shape of Istio's `loadBalancer`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerConfig {
+    /// `random` (the default) or `round_robin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simple: Option<SimpleLoadBalancer>,
+    /// Sticky: hash a key of the request into the rule's weighted Maglev table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent_hash: Option<HashOnConfig>,
+}
+
+/// A non-sticky pick strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimpleLoadBalancer {
+    /// Weighted random (alias table, O(1)).
+    Random,
+    /// Smooth weighted round robin: exact shares over every cycle.
+    RoundRobin,
+}
+
+/// The request key consistent hashing uses: exactly one field.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashOnConfig {
+    /// The value of this header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The value of this cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// The value of this query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The client's IP address.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub source_ip: bool,
+}
+
+/// A redirect answer (Gateway API `RequestRedirect`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// New scheme (`http` or `https`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// New hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// New port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// New path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifierConfig>,
+    /// 301, 302 (default), 303, 307 or 308.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+/// Path change: exactly one of `full` and `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathModifierConfig {
+    /// Replace the whole path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<String>,
+    /// Replace the matched prefix (only for rules whose matches are all prefixes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// A fixed answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedResponseConfig {
+    /// Status code, 100 ..= 599.
+    pub status: u16,
+    /// Body text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Response headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Header and URL changes applied on the way through.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiltersConfig {
+    /// Changes to request headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifierConfig>,
+    /// Changes to response headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifierConfig>,
+    /// URL rewrite before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_rewrite: Option<UrlRewriteConfig>,
+}
+
+/// Header changes: `set` replaces, `add` appends, `remove` deletes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderModifierConfig {
+    /// Set these headers (replacing any value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HeaderValueConfig>,
+    /// Add these headers (keeping existing values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<HeaderValueConfig>,
+    /// Remove these headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// A header name and value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValueConfig {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
+}
+
+/// URL rewrite (Gateway API `URLRewrite`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlRewriteConfig {
+    /// New `Host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// New path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifierConfig>,
+}
+
+/// Timeouts (Gateway API `timeouts`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    /// The whole request, retries included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<ConfigDuration>,
+    /// Each try against a backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_try: Option<ConfigDuration>,
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Retries after the first try, 1 ..= 10.
+    pub attempts: u32,
+    /// Conditions that trigger a retry (default: `5xx`, `reset`, `connect-failure`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<RetryOn>,
+    /// Statuses retried with `retriable-status-codes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status_codes: Vec<u16>,
+    /// Base of the jittered exponential backoff between tries (default 25ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<ConfigDuration>,
+    /// Largest request body buffered for replay, in bytes (default 64 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+    /// Retry budget: retries may add at most this percent of the request rate
+    /// (default 20), plus `budget_min_per_second` (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_percent: Option<f64>,
+    /// Retries per second always allowed by the budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_min_per_second: Option<u32>,
+}
+
+/// A condition that triggers a retry (Envoy/Istio `retryOn` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryOn {
+    /// Any 5xx response.
+    #[serde(rename = "5xx")]
+    ServerError,
+    /// 502, 503 or 504.
+    GatewayError,
+    /// The connection was reset or closed before a response.
+    Reset,
+    /// The connection could not be made.
+    ConnectFailure,
+    /// A status listed in `status_codes`.
+    RetriableStatusCodes,
+}
+
+/// Fault injection: delay and/or abort a share of requests.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Delay a share of requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<FaultDelayConfig>,
+    /// Abort a share of requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<FaultAbortConfig>,
+    /// Only requests matching all of these headers are faulted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatchConfig>,
+}
+
+/// Delay fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDelayConfig {
+    /// How long.
+    pub fixed: ConfigDuration,
+    /// Share of requests, 0 ..= 100 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+}
+
+/// Abort fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAbortConfig {
+    /// Status to answer with, 200 ..= 599.
+    pub status: u16,
+    /// Share of requests, 0 ..= 100 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+}
+
+/// Mirror a share of requests to another backend (fire and forget).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// Name of a declared backend.
+    pub backend: String,
+    /// Share of requests, 0 ..= 100 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+}
+
+/// Session persistence: exactly one of `cookie` and `header`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionPersistenceConfig {
+    /// Pin sessions with a cookie the routing layer issues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<CookieConfig>,
+    /// Pin sessions by a header the client sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+}
+
+/// The stickiness cookie's attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookieConfig {
+    /// Cookie name.
+    pub name: String,
+    /// Lifetime (`Max-Age`); absent means a session cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<ConfigDuration>,
+    /// `Path` attribute (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `Domain` attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// `Secure` attribute.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secure: bool,
+    /// `HttpOnly` attribute.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub http_only: bool,
+    /// `SameSite` attribute: `Strict`, `Lax` or `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_site: Option<String>,
+}
+
+/// An L4 service: TCP connections to `vip` are spread over `backends` through a
+/// weighted Maglev table keyed by the connection's 5-tuple.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpServiceConfig {
+    /// Unique name.
+    pub name: String,
+    /// The virtual address (IPv4 or IPv6) and port clients connect to.
+    pub vip: SocketAddr,
+    /// The targets (each must have an `address`).
+    pub backends: Vec<WeightedBackendConfig>,
+    /// What identifies a client: `five_tuple` (default) or `source_ip` (client affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_on: Option<TcpHashOn>,
+}
+
+/// What an L4 service hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TcpHashOn {
+    /// Source and destination address and port, and protocol.
+    FiveTuple,
+    /// Source address only: every connection of a client goes to one target.
+    SourceIp,
+}

@@ -1,0 +1,167 @@
+//! The lookup index: host tiers, then exact paths, regexes and a segment-prefix map.
+//!
+//! A lookup walks the request's host from most to least specific (exact, each
+//! `*.`-suffix from longest to shortest, catch-all) and, inside a host tier, the path
+//! from most to least specific (exact, regex, each segment prefix from longest to
+//! shortest). Each bucket is sorted by [`MatchSummary`], so the first candidate whose
+//! remaining conditions hold is the winner. Cost grows with the number of labels in
+//! the host and segments in the path, and with the candidates sharing one bucket — not
+//! with the size of the table. Regex candidates of a host tier are tried in order.
+
+use std::collections::HashMap;
+
+use crate::matching::PathMatch;
+use crate::precedence::{HostSpecificity, MatchSummary};
+use crate::request::{normalize_host, RouteRequest};
+use crate::table::Rule;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate {
+    pub(crate) summary: MatchSummary,
+    pub(crate) rule: u32,
+    pub(crate) r#match: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PathIndex {
+    exact: HashMap<Box<str>, Vec<Candidate>>,
+    prefix: HashMap<Box<str>, Vec<Candidate>>,
+    regex: Vec<Candidate>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    exact_hosts: HashMap<Box<str>, PathIndex>,
+    /// Keyed by the suffix including its leading dot: `*.example.com` → `.example.com`.
+    wildcard_hosts: HashMap<Box<str>, PathIndex>,
+    any_host: PathIndex,
+}
+
+impl Index {
+    /// Adds a match under one hostname (`None` = every host).
+    pub(crate) fn insert(
+        &mut self,
+        host: Option<&str>,
+        rule: &Rule,
+        rule_idx: u32,
+        match_idx: u32,
+        mut summary: MatchSummary,
+    ) {
+        let tier = match host {
+            None => {
+                summary.host = HostSpecificity::Any;
+                &mut self.any_host
+            }
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => {
+                    summary.host = HostSpecificity::Wildcard {
+                        suffix_len: suffix.len().min(u16::MAX as usize) as u16,
+                    };
+                    self.wildcard_hosts.entry(suffix.into()).or_default()
+                }
+                None => {
+                    summary.host = HostSpecificity::Exact;
+                    self.exact_hosts.entry(h.into()).or_default()
+                }
+            },
+        };
+        let c = Candidate {
+            summary,
+            rule: rule_idx,
+            r#match: match_idx,
+        };
+        match &rule.matches[match_idx as usize].path {
+            PathMatch::Exact(p) => tier.exact.entry(p.clone()).or_default().push(c),
+            PathMatch::Prefix(p) => tier.prefix.entry(p.clone()).or_default().push(c),
+            PathMatch::Regex(_) => tier.regex.push(c),
+        }
+    }
+
+    /// Sorts every bucket best-first.
+    pub(crate) fn finish(&mut self) {
+        let by_best = |a: &Candidate, b: &Candidate| b.summary.cmp(&a.summary);
+        let tiers = self
+            .exact_hosts
+            .values_mut()
+            .chain(self.wildcard_hosts.values_mut())
+            .chain(std::iter::once(&mut self.any_host));
+        for t in tiers {
+            for v in t.exact.values_mut().chain(t.prefix.values_mut()) {
+                v.sort_by(by_best);
+            }
+            t.regex.sort_by(by_best);
+        }
+    }
+
+    pub(crate) fn find<R: RouteRequest + ?Sized>(
+        &self,
+        rules: &[Rule],
+        req: &R,
+    ) -> Option<Candidate> {
+        let host = req.host().map(normalize_host);
+        let path = req.path();
+        if let Some(host) = host.as_deref() {
+            if let Some(t) = self.exact_hosts.get(host) {
+                if let Some(c) = t.find(rules, req, path) {
+                    return Some(c);
+                }
+            }
+            if !self.wildcard_hosts.is_empty() {
+                // `a.b.example.com` → `.b.example.com`, `.example.com`, `.com`
+                let mut rest = host;
+                while let Some(dot) = rest.find('.') {
+                    let suffix = &rest[dot..];
+                    if let Some(t) = self.wildcard_hosts.get(suffix) {
+                        if let Some(c) = t.find(rules, req, path) {
+                            return Some(c);
+                        }
+                    }
+                    rest = &rest[dot + 1..];
+                }
+            }
+        }
+        self.any_host.find(rules, req, path)
+    }
+}
+
+impl PathIndex {
+    fn find<R: RouteRequest + ?Sized>(
+        &self,
+        rules: &[Rule],
+        req: &R,
+        path: &str,
+    ) -> Option<Candidate> {
+        let holds = |c: &&Candidate| {
+            rules[c.rule as usize].matches[c.r#match as usize].matches_besides_path(req)
+        };
+        if let Some(v) = self.exact.get(path) {
+            if let Some(c) = v.iter().find(holds) {
+                return Some(*c);
+            }
+        }
+        if let Some(c) = self.regex.iter().find(|c| {
+            rules[c.rule as usize].matches[c.r#match as usize]
+                .path
+                .matches(path)
+                && holds(c)
+        }) {
+            return Some(*c);
+        }
+        if self.prefix.is_empty() {
+            return None;
+        }
+        // `/api/v1/users/` → `/api/v1/users`, `/api/v1`, `/api`, `` (the root prefix)
+        let mut key = path.trim_end_matches('/');
+        loop {
+            if let Some(v) = self.prefix.get(key) {
+                if let Some(c) = v.iter().find(holds) {
+                    return Some(*c);
+                }
+            }
+            if key.is_empty() {
+                return None;
+            }
+            key = key.rfind('/').map_or("", |i| &key[..i]);
+        }
+    }
+}

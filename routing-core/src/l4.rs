@@ -1,0 +1,245 @@
+//! L4 routing: TCP connections to a virtual address, spread by 5-tuple.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use rand::SeedableRng;
+
+use crate::error::RouteError;
+use crate::hash::stable_hash;
+use crate::select::{Forward, MaglevTable};
+use crate::table::{Backend, BackendId, RouteTable};
+
+/// IANA protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+
+/// A connection's 5-tuple.
+///
+/// ```
+/// use routing_core::FiveTuple;
+/// let t = FiveTuple::tcp("192.0.2.1:40000".parse().unwrap(), "198.51.100.10:80".parse().unwrap());
+/// assert_eq!(t.hash(), t.hash());
+/// assert_ne!(t.hash(), FiveTuple { src_port: 40001, ..t }.hash());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FiveTuple {
+    /// Source address.
+    pub src_ip: IpAddr,
+    /// Destination address.
+    pub dst_ip: IpAddr,
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// IP protocol number.
+    pub protocol: u8,
+}
+
+fn ip_bytes(ip: &IpAddr, out: &mut [u8; 37], at: usize) -> usize {
+    match ip {
+        IpAddr::V4(a) => {
+            out[at..at + 4].copy_from_slice(&a.octets());
+            at + 4
+        }
+        IpAddr::V6(a) => {
+            out[at..at + 16].copy_from_slice(&a.octets());
+            at + 16
+        }
+    }
+}
+
+impl FiveTuple {
+    /// A TCP 5-tuple from source and destination socket addresses.
+    ///
+    /// ```
+    /// let t = routing_core::FiveTuple::tcp("[2001:db8::1]:1".parse().unwrap(), "[2001:db8::2]:2".parse().unwrap());
+    /// assert_eq!(t.protocol, 6);
+    /// ```
+    #[must_use]
+    pub fn tcp(src: SocketAddr, dst: SocketAddr) -> Self {
+        Self {
+            src_ip: src.ip(),
+            dst_ip: dst.ip(),
+            src_port: src.port(),
+            dst_port: dst.port(),
+            protocol: IPPROTO_TCP,
+        }
+    }
+
+    /// The flow hash: [`stable_hash`] over source address, destination address (4 or
+    /// 16 bytes each, network order), source port, destination port (big-endian) and
+    /// protocol, with seed 0. The XDP program computes the same bytes the same way.
+    ///
+    /// ```
+    /// use routing_core::{FiveTuple, stable_hash};
+    /// let t = FiveTuple::tcp("10.0.0.1:1000".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
+    /// let bytes = [10, 0, 0, 1, 10, 0, 0, 2, 0x03, 0xe8, 0, 80, 6];
+    /// assert_eq!(t.hash(), stable_hash(&bytes, 0));
+    /// ```
+    #[must_use]
+    pub fn hash(&self) -> u64 {
+        let mut buf = [0u8; 37];
+        let mut n = ip_bytes(&self.src_ip, &mut buf, 0);
+        n = ip_bytes(&self.dst_ip, &mut buf, n);
+        buf[n..n + 2].copy_from_slice(&self.src_port.to_be_bytes());
+        buf[n + 2..n + 4].copy_from_slice(&self.dst_port.to_be_bytes());
+        buf[n + 4] = self.protocol;
+        stable_hash(&buf[..n + 5], 0)
+    }
+
+    /// The hash of the source address alone (client affinity).
+    ///
+    /// ```
+    /// use routing_core::FiveTuple;
+    /// let a = FiveTuple::tcp("10.0.0.1:1000".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
+    /// let b = FiveTuple { src_port: 2000, ..a };
+    /// assert_eq!(a.source_hash(), b.source_hash());
+    /// ```
+    #[must_use]
+    pub fn source_hash(&self) -> u64 {
+        let mut buf = [0u8; 37];
+        let n = ip_bytes(&self.src_ip, &mut buf, 0);
+        stable_hash(&buf[..n], 0)
+    }
+}
+
+pub use crate::config::TcpHashOn;
+
+/// A validated L4 service.
+#[derive(Debug)]
+pub struct TcpService {
+    pub(crate) name: Box<str>,
+    pub(crate) vip: SocketAddr,
+    pub(crate) hash_on: TcpHashOn,
+    pub(crate) forward: Forward,
+    pub(crate) maglev: std::sync::Arc<MaglevTable>,
+}
+
+impl TcpService {
+    /// Its name.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}]}]").unwrap();
+    /// assert_eq!(t.tcp_services()[0].name(), "web");
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The virtual address.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}]}]").unwrap();
+    /// assert_eq!(t.tcp_services()[0].vip().port(), 80);
+    /// ```
+    #[must_use]
+    pub fn vip(&self) -> SocketAddr {
+        self.vip
+    }
+
+    /// What identifies a client.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}]}]").unwrap();
+    /// assert_eq!(t.tcp_services()[0].hash_on(), routing_core::TcpHashOn::FiveTuple);
+    /// ```
+    #[must_use]
+    pub fn hash_on(&self) -> TcpHashOn {
+        self.hash_on
+    }
+
+    /// The weighted targets and their selection state.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}]}]").unwrap();
+    /// assert_eq!(t.tcp_services()[0].forward().backends().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn forward(&self) -> &Forward {
+        &self.forward
+    }
+
+    /// The weighted Maglev table whose slots index [`Forward::backends`] — what the
+    /// XDP program loads.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}]}]").unwrap();
+    /// assert_eq!(t.tcp_services()[0].maglev().len(), 65_537);
+    /// ```
+    #[must_use]
+    pub fn maglev(&self) -> &MaglevTable {
+        &self.maglev
+    }
+}
+
+/// The L4 services of a table, keyed by virtual address.
+#[derive(Debug, Default)]
+pub(crate) struct TcpTable {
+    pub(crate) services: Vec<TcpService>,
+    pub(crate) by_vip: HashMap<SocketAddr, usize>,
+}
+
+/// The service and target chosen for a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowDecision<'t> {
+    /// The service whose VIP the flow is addressed to.
+    pub service: &'t TcpService,
+    /// The chosen target.
+    pub backend: &'t Backend,
+    /// Its id.
+    pub backend_id: BackendId,
+}
+
+impl RouteTable {
+    /// The L4 services.
+    ///
+    /// ```
+    /// assert!(routing_core::RouteTable::from_yaml("{}").unwrap().tcp_services().is_empty());
+    /// ```
+    #[must_use]
+    pub fn tcp_services(&self) -> &[TcpService] {
+        &self.tcp.services
+    }
+
+    /// Routes a new connection: the service for its destination, then the target the
+    /// service's Maglev table gives for the flow hash (health-aware).
+    ///
+    /// ```
+    /// use routing_core::{RouteTable, FiveTuple, RouteError};
+    /// let t = RouteTable::from_yaml(r#"
+    /// backends: [{name: a, address: '10.0.0.1:8080'}, {name: b, address: '10.0.0.2:8080'}]
+    /// tcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a, weight: 3}, {name: b}]}]
+    /// "#).unwrap();
+    /// let flow = FiveTuple::tcp("203.0.113.9:40000".parse().unwrap(), "192.0.2.1:80".parse().unwrap());
+    /// let d = t.route_flow(&flow).unwrap();
+    /// assert_eq!(d.service.name(), "web");
+    /// let other = FiveTuple { dst_port: 81, ..flow };
+    /// assert_eq!(t.route_flow(&other).unwrap_err(), RouteError::NoRoute);
+    /// ```
+    pub fn route_flow(&self, flow: &FiveTuple) -> Result<FlowDecision<'_>, RouteError> {
+        let i = *self
+            .tcp
+            .by_vip
+            .get(&SocketAddr::new(flow.dst_ip, flow.dst_port))
+            .ok_or(RouteError::NoRoute)?;
+        let service = &self.tcp.services[i];
+        if flow.protocol != IPPROTO_TCP {
+            return Err(RouteError::NoRoute);
+        }
+        let key = match service.hash_on {
+            TcpHashOn::FiveTuple => flow.hash(),
+            TcpHashOn::SourceIp => flow.source_hash(),
+        };
+        // Only the exact fallback after many redraws draws randomness: seed it from the
+        // key so the answer stays a pure function of the flow.
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(key);
+        let pos = service.forward.pick(&mut rng, Some(key))?;
+        let backend_id = service.forward.backends()[pos].id();
+        Ok(FlowDecision {
+            service,
+            backend: self.backend(backend_id),
+            backend_id,
+        })
+    }
+}

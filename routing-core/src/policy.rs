@@ -1,0 +1,260 @@
+//! The policy a rule asks the HTTP layer to apply, as validated plain data.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+pub use crate::config::RetryOn;
+use crate::matching::HeaderMatch;
+use crate::table::BackendId;
+
+/// Everything a rule asks of the HTTP layer besides choosing a backend.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Request header changes.
+    pub request_headers: HeaderModifier,
+    /// Response header changes.
+    pub response_headers: HeaderModifier,
+    /// URL rewrite before forwarding.
+    pub url_rewrite: Option<UrlRewrite>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Retries.
+    pub retry: Option<RetryPolicy>,
+    /// Fault injection.
+    pub fault: Option<FaultPolicy>,
+    /// Mirroring.
+    pub mirror: Option<Mirror>,
+    /// Sticky sessions.
+    pub session_persistence: Option<SessionPersistence>,
+}
+
+/// Header changes, applied in the order remove, set, add.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderModifier {
+    /// Replace (or create) these headers.
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    /// Append these values.
+    pub add: Vec<(HeaderName, HeaderValue)>,
+    /// Remove these headers.
+    pub remove: Vec<HeaderName>,
+}
+
+impl HeaderModifier {
+    /// Whether there is nothing to do.
+    ///
+    /// ```
+    /// assert!(routing_core::HeaderModifier::default().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// Applies the changes to `headers`.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderName, HeaderValue};
+    /// let m = routing_core::HeaderModifier {
+    ///     set: vec![(HeaderName::from_static("x-env"), HeaderValue::from_static("canary"))],
+    ///     add: vec![], remove: vec![HeaderName::from_static("x-debug")],
+    /// };
+    /// let mut h = HeaderMap::new();
+    /// h.insert("x-debug", HeaderValue::from_static("1"));
+    /// m.apply(&mut h);
+    /// assert_eq!(h["x-env"], "canary");
+    /// assert!(!h.contains_key("x-debug"));
+    /// ```
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// A path change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathModifier {
+    /// Replace the whole path.
+    Full(String),
+    /// Replace the prefix that matched (the rule's matches are all prefixes).
+    Prefix(String),
+}
+
+impl PathModifier {
+    /// The new path for `path`, given the prefix that matched (ignored for `Full`).
+    ///
+    /// ```
+    /// use routing_core::PathModifier;
+    /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api/users", "/api"), "/v2/users");
+    /// assert_eq!(PathModifier::Prefix("/".into()).rewrite("/api/users", "/api"), "/users");
+    /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api", "/api"), "/v2");
+    /// assert_eq!(PathModifier::Full("/x".into()).rewrite("/api/users", "/api"), "/x");
+    /// ```
+    #[must_use]
+    pub fn rewrite(&self, path: &str, matched_prefix: &str) -> String {
+        match self {
+            PathModifier::Full(p) => p.clone(),
+            PathModifier::Prefix(new) => {
+                let rest = path.strip_prefix(matched_prefix).unwrap_or(path);
+                let new = new.trim_end_matches('/');
+                match (new.is_empty(), rest.is_empty()) {
+                    (true, true) => "/".to_owned(),
+                    (true, false) => rest.to_owned(),
+                    (false, _) => format!("{new}{rest}"),
+                }
+            }
+        }
+    }
+}
+
+/// URL rewrite.
+#[derive(Debug, Clone, Default)]
+pub struct UrlRewrite {
+    /// New `Host`.
+    pub hostname: Option<String>,
+    /// New path.
+    pub path: Option<PathModifier>,
+}
+
+/// Timeouts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Whole request, retries included.
+    pub request: Option<Duration>,
+    /// Each try.
+    pub per_try: Option<Duration>,
+}
+
+/// Retry policy, with defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first try.
+    pub attempts: u32,
+    /// Conditions.
+    pub on: Vec<RetryOn>,
+    /// Statuses for [`RetryOn::RetriableStatusCodes`].
+    pub status_codes: Vec<StatusCode>,
+    /// Backoff base.
+    pub backoff: Duration,
+    /// Largest body buffered for replay.
+    pub max_body_bytes: u64,
+    /// Budget: retries may add this fraction (0.0 ..= 1.0) of the request rate…
+    pub budget_ratio: f64,
+    /// …plus this many per second.
+    pub budget_min_per_second: u32,
+}
+
+/// Fault injection.
+#[derive(Debug, Clone)]
+pub struct FaultPolicy {
+    /// Delay and the fraction (0.0 ..= 1.0) of requests delayed.
+    pub delay: Option<(Duration, f64)>,
+    /// Status and the fraction (0.0 ..= 1.0) of requests aborted.
+    pub abort: Option<(StatusCode, f64)>,
+    /// Only requests matching all of these are faulted.
+    pub headers: Vec<HeaderMatch>,
+}
+
+impl FaultPolicy {
+    /// Whether this request is eligible for the fault (header conditions).
+    ///
+    /// ```
+    /// let t = routing_core::RouteTable::from_yaml(r#"
+    /// backends: [{name: a}]
+    /// routes: [{name: r, rules: [{backends: [{name: a}],
+    ///   fault: {delay: {fixed: 5s}, headers: [{name: fault-injection, exact: delay}]}}]}]"#).unwrap();
+    /// let f = t.rules()[0].policy().fault.as_ref().unwrap();
+    /// let mut h = http::HeaderMap::new();
+    /// assert!(!f.applies(&h));
+    /// h.insert("fault-injection", "delay".parse().unwrap());
+    /// assert!(f.applies(&h));
+    /// ```
+    #[must_use]
+    pub fn applies(&self, headers: &HeaderMap) -> bool {
+        self.headers.iter().all(|m| m.matches(headers))
+    }
+}
+
+/// Mirroring.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mirror {
+    /// Where copies go.
+    pub backend: BackendId,
+    /// Fraction (0.0 ..= 1.0) of requests copied.
+    pub fraction: f64,
+}
+
+/// Sticky sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionPersistence {
+    /// A cookie the routing layer issues.
+    Cookie(CookiePolicy),
+    /// A header the client sends (its value is hashed into the Maglev table).
+    Header(HeaderName),
+}
+
+/// The stickiness cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookiePolicy {
+    /// Name.
+    pub name: String,
+    /// `Max-Age`, if any.
+    pub ttl: Option<Duration>,
+    /// `Path`.
+    pub path: String,
+    /// `Domain`.
+    pub domain: Option<String>,
+    /// `Secure`.
+    pub secure: bool,
+    /// `HttpOnly`.
+    pub http_only: bool,
+    /// `SameSite`.
+    pub same_site: Option<SameSite>,
+}
+
+/// The `SameSite` cookie attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// `Strict`.
+    Strict,
+    /// `Lax`.
+    Lax,
+    /// `None`.
+    None,
+}
+
+/// A redirect answer.
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    /// New scheme.
+    pub scheme: Option<String>,
+    /// New hostname.
+    pub hostname: Option<String>,
+    /// New port.
+    pub port: Option<u16>,
+    /// New path.
+    pub path: Option<PathModifier>,
+    /// Status (301, 302, 303, 307, 308).
+    pub status: StatusCode,
+}
+
+/// A fixed answer.
+#[derive(Debug, Clone)]
+pub struct FixedResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Body.
+    pub body: String,
+    /// Headers.
+    pub headers: HeaderMap,
+}

@@ -1,0 +1,278 @@
+//! What routing reads from a request, behind a small trait.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::{HeaderMap, HeaderValue, Method};
+
+/// The client's address, for `source_ip` hashing. Insert it into a request's
+/// extensions (the tower layer does this from the connection) so that
+/// [`RouteRequest::source_ip`] can find it.
+///
+/// ```
+/// use routing_core::{ClientAddr, RouteRequest};
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(ClientAddr("192.0.2.7:5000".parse().unwrap()));
+/// assert_eq!(req.source_ip(), Some("192.0.2.7".parse().unwrap()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The parts of a request that routing reads. Implemented for
+/// [`http::request::Parts`], [`http::Request<B>`] (the body is never touched) and
+/// [`RequestInfo`]; callers that are not HTTP can implement it for their own type.
+///
+/// ```
+/// use routing_core::RouteRequest;
+/// let req = http::Request::get("https://shop.example.com:8443/api/cart?x=1").body(()).unwrap();
+/// assert_eq!(req.host(), Some("shop.example.com:8443"));
+/// assert_eq!(req.path(), "/api/cart");
+/// assert_eq!(req.query(), Some("x=1"));
+/// assert_eq!(req.scheme(), Some("https"));
+/// ```
+pub trait RouteRequest {
+    /// The method.
+    fn method(&self) -> &Method;
+    /// The scheme, when known (`http`, `https`).
+    fn scheme(&self) -> Option<&str>;
+    /// The authority (`host[:port]`), from the URI or else the `Host` header.
+    fn host(&self) -> Option<&str>;
+    /// The path, without the query.
+    fn path(&self) -> &str;
+    /// The raw query string, without `?`.
+    fn query(&self) -> Option<&str>;
+    /// The headers.
+    fn headers(&self) -> &HeaderMap;
+    /// The client's IP address, when known.
+    fn source_ip(&self) -> Option<IpAddr> {
+        None
+    }
+}
+
+fn host_of<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    uri.authority()
+        .map(http::uri::Authority::as_str)
+        .or_else(|| {
+            headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+}
+
+impl RouteRequest for http::request::Parts {
+    fn method(&self) -> &Method {
+        &self.method
+    }
+    fn scheme(&self) -> Option<&str> {
+        self.uri.scheme_str()
+    }
+    fn host(&self) -> Option<&str> {
+        host_of(&self.uri, &self.headers)
+    }
+    fn path(&self) -> &str {
+        self.uri.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn source_ip(&self) -> Option<IpAddr> {
+        self.extensions.get::<ClientAddr>().map(|a| a.0.ip())
+    }
+}
+
+impl<B> RouteRequest for http::Request<B> {
+    fn method(&self) -> &Method {
+        http::Request::method(self)
+    }
+    fn scheme(&self) -> Option<&str> {
+        self.uri().scheme_str()
+    }
+    fn host(&self) -> Option<&str> {
+        host_of(self.uri(), http::Request::headers(self))
+    }
+    fn path(&self) -> &str {
+        self.uri().path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.uri().query()
+    }
+    fn headers(&self) -> &HeaderMap {
+        http::Request::headers(self)
+    }
+    fn source_ip(&self) -> Option<IpAddr> {
+        self.extensions().get::<ClientAddr>().map(|a| a.0.ip())
+    }
+}
+
+/// An owned request description, for callers without an `http::Request` (simulations,
+/// the CLI, tests).
+///
+/// ```
+/// use routing_core::{RequestInfo, RouteRequest};
+/// let req = RequestInfo::get("https://shop.example.com/api?v=2").header("x-canary", "true");
+/// assert_eq!(req.host(), Some("shop.example.com"));
+/// assert_eq!(req.headers()["x-canary"], "true");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    method: Method,
+    uri: http::Uri,
+    headers: HeaderMap,
+    source: Option<IpAddr>,
+}
+
+impl RequestInfo {
+    /// A request with `method` and `uri` (absolute, or origin-form with a `Host` header
+    /// added later). An unparsable URI becomes `/`.
+    ///
+    /// ```
+    /// use routing_core::{RequestInfo, RouteRequest};
+    /// assert_eq!(RequestInfo::new(http::Method::POST, "/x").method(), http::Method::POST);
+    /// ```
+    #[must_use]
+    pub fn new(method: Method, uri: &str) -> Self {
+        Self {
+            method,
+            uri: uri.parse().unwrap_or_else(|_| http::Uri::from_static("/")),
+            headers: HeaderMap::new(),
+            source: None,
+        }
+    }
+
+    /// A `GET` for `uri`.
+    ///
+    /// ```
+    /// use routing_core::{RequestInfo, RouteRequest};
+    /// assert_eq!(RequestInfo::get("http://a/b").path(), "/b");
+    /// ```
+    #[must_use]
+    pub fn get(uri: &str) -> Self {
+        Self::new(Method::GET, uri)
+    }
+
+    /// Adds a header (invalid names or values are ignored).
+    ///
+    /// ```
+    /// use routing_core::{RequestInfo, RouteRequest};
+    /// let r = RequestInfo::get("/").header("cookie", "a=1").header("cookie", "b=2");
+    /// assert_eq!(r.headers().get_all("cookie").iter().count(), 2);
+    /// ```
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            self.headers.append(n, v);
+        }
+        self
+    }
+
+    /// Sets the client address.
+    ///
+    /// ```
+    /// use routing_core::{RequestInfo, RouteRequest};
+    /// let r = RequestInfo::get("/").source("10.1.2.3".parse().unwrap());
+    /// assert_eq!(r.source_ip(), Some("10.1.2.3".parse().unwrap()));
+    /// ```
+    #[must_use]
+    pub fn source(mut self, ip: IpAddr) -> Self {
+        self.source = Some(ip);
+        self
+    }
+}
+
+impl RouteRequest for RequestInfo {
+    fn method(&self) -> &Method {
+        &self.method
+    }
+    fn scheme(&self) -> Option<&str> {
+        self.uri.scheme_str()
+    }
+    fn host(&self) -> Option<&str> {
+        host_of(&self.uri, &self.headers)
+    }
+    fn path(&self) -> &str {
+        self.uri.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn source_ip(&self) -> Option<IpAddr> {
+        self.source
+    }
+}
+
+/// Normalises an authority for host matching: drops the port and a trailing dot and
+/// lowercases (allocating only when there are uppercase letters).
+pub(crate) fn normalize_host(authority: &str) -> std::borrow::Cow<'_, str> {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        // IPv6 literal: keep the brackets' content.
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                authority
+            }
+        })
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_normalisation() {
+        for (input, want) in [
+            ("Shop.Example.COM", "shop.example.com"),
+            ("shop.example.com:8443", "shop.example.com"),
+            ("shop.example.com.", "shop.example.com"),
+            ("[::1]:80", "::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("127.0.0.1:9", "127.0.0.1"),
+        ] {
+            assert_eq!(normalize_host(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn host_header_is_used_for_origin_form() {
+        let r = RequestInfo::get("/x").header("host", "a.test:1");
+        assert_eq!(r.host(), Some("a.test:1"));
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers (first occurrence).
+///
+/// ```
+/// let mut h = http::HeaderMap::new();
+/// h.append("cookie", "a=1; session=abc".parse().unwrap());
+/// assert_eq!(routing_core::cookie(&h, "session"), Some("abc"));
+/// assert_eq!(routing_core::cookie(&h, "sess"), None);
+/// ```
+#[must_use]
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
+}

@@ -1,0 +1,236 @@
+//! Backend selection: weighted random, smooth weighted round robin, weighted Maglev —
+//! all health-aware.
+
+mod alias;
+mod maglev;
+mod swrr;
+
+use std::sync::Arc;
+
+use rand::RngCore;
+
+pub use alias::AliasTable;
+pub use maglev::{is_prime, MaglevError, MaglevTable, DEFAULT_MAGLEV_SIZE, MAX_MAGLEV_SIZE};
+pub use swrr::SmoothRoundRobin;
+
+use crate::error::RouteError;
+use crate::hash::mix64;
+use crate::health::BackendHealth;
+use crate::table::BackendId;
+
+/// How many times a pick that landed on an unavailable backend is redrawn before the
+/// exact (linear) fallback. Redrawing keeps the shares of the available backends in
+/// proportion to their weights, and for sticky keys leaves every key whose backend is
+/// available where it was.
+const REDRAWS: u64 = 16;
+
+/// One backend of a rule, with its weight and live availability.
+#[derive(Debug, Clone)]
+pub struct WeightedBackend {
+    pub(crate) id: BackendId,
+    pub(crate) weight: u32,
+    pub(crate) health: Arc<BackendHealth>,
+}
+
+impl WeightedBackend {
+    /// The backend (an index into [`RouteTable::backends`](crate::RouteTable::backends)).
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a, weight: 3}]}]}]").unwrap();
+    /// let fwd = t.rules()[0].forward().unwrap();
+    /// assert_eq!(t.backend(fwd.backends()[0].id()).name(), "a");
+    /// ```
+    #[must_use]
+    pub fn id(&self) -> BackendId {
+        self.id
+    }
+
+    /// Its relative weight.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a, weight: 3}]}]}]").unwrap();
+    /// assert_eq!(t.rules()[0].forward().unwrap().backends()[0].weight(), 3);
+    /// ```
+    #[must_use]
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    /// Whether it currently takes new traffic.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]").unwrap();
+    /// assert!(t.rules()[0].forward().unwrap().backends()[0].is_available());
+    /// ```
+    #[inline]
+    #[must_use]
+    pub fn is_available(&self) -> bool {
+        self.health.is_available()
+    }
+}
+
+/// The pick strategy of a [`Forward`] action.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Weighted random.
+    Random,
+    /// Smooth weighted round robin.
+    RoundRobin(SmoothRoundRobin),
+    /// Weighted Maglev table indexed by a request key; requests without the key fall
+    /// back to weighted random.
+    ConsistentHash(Arc<MaglevTable>),
+}
+
+/// Forwarding to weighted backends: the selection state of one rule.
+#[derive(Debug)]
+pub struct Forward {
+    backends: Box<[WeightedBackend]>,
+    alias: Option<AliasTable>,
+    strategy: Strategy,
+    /// Panic threshold as a fraction in `0.0 ..= 1.0` (0 disables).
+    panic_threshold: f64,
+}
+
+impl Forward {
+    pub(crate) fn new(
+        backends: Vec<WeightedBackend>,
+        strategy: Strategy,
+        panic_threshold: f64,
+    ) -> Self {
+        let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
+        Self {
+            alias: AliasTable::new(&weights),
+            backends: backends.into(),
+            strategy,
+            panic_threshold,
+        }
+    }
+
+    /// The weighted backends, in configuration order.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}, {name: b}]\nroutes: [{name: r, rules: [{backends: [{name: a}, {name: b}]}]}]").unwrap();
+    /// assert_eq!(t.rules()[0].forward().unwrap().backends().len(), 2);
+    /// ```
+    #[must_use]
+    pub fn backends(&self) -> &[WeightedBackend] {
+        &self.backends
+    }
+
+    /// The pick strategy.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}], load_balancer: {simple: round_robin}}]}]").unwrap();
+    /// assert!(matches!(t.rules()[0].forward().unwrap().strategy(), routing_core::Strategy::RoundRobin(_)));
+    /// ```
+    #[must_use]
+    pub fn strategy(&self) -> &Strategy {
+        &self.strategy
+    }
+
+    /// Position in [`backends`](Self::backends) of the backend `id`, if this rule has it.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}, {name: b}]\nroutes: [{name: r, rules: [{backends: [{name: b}]}]}]").unwrap();
+    /// let fwd = t.rules()[0].forward().unwrap();
+    /// assert_eq!(fwd.position(t.backend_id("b").unwrap()), Some(0));
+    /// assert_eq!(fwd.position(t.backend_id("a").unwrap()), None);
+    /// ```
+    #[must_use]
+    pub fn position(&self, id: BackendId) -> Option<usize> {
+        self.backends.iter().position(|b| b.id == id)
+    }
+
+    /// Picks a backend position for a new request or connection.
+    ///
+    /// `key` is the sticky key's hash for consistent hashing (ignored by the other
+    /// strategies; without one, consistent hashing falls back to weighted random).
+    /// Unavailable backends are skipped with their share redistributed in proportion,
+    /// unless the available share is under the panic threshold.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a, weight: 0}]}]}]").unwrap();
+    /// let fwd = t.rules()[0].forward().unwrap();
+    /// assert_eq!(fwd.pick(&mut rand::rng(), None), Err(routing_core::RouteError::NoBackend));
+    /// ```
+    #[inline]
+    pub fn pick<R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        key: Option<u64>,
+    ) -> Result<usize, RouteError> {
+        let first = self.draw(rng, key, 0).ok_or(RouteError::NoBackend)?;
+        if self.backends[first].is_available() {
+            return Ok(first);
+        }
+        self.pick_around_unavailable(first, rng, key)
+    }
+
+    #[inline]
+    fn draw<R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        key: Option<u64>,
+        attempt: u64,
+    ) -> Option<usize> {
+        let alias = self.alias.as_ref()?;
+        Some(match (&self.strategy, key) {
+            (Strategy::ConsistentHash(table), Some(k)) => {
+                let k = if attempt == 0 {
+                    k
+                } else {
+                    mix64(k ^ attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                };
+                table.lookup(k)? as usize
+            }
+            (Strategy::RoundRobin(rr), _) => rr.next(),
+            _ => alias.pick(rng),
+        })
+    }
+
+    #[cold]
+    fn pick_around_unavailable<R: RngCore + ?Sized>(
+        &self,
+        first: usize,
+        rng: &mut R,
+        key: Option<u64>,
+    ) -> Result<usize, RouteError> {
+        let mut eligible = 0usize;
+        let mut available = 0usize;
+        let mut available_weight = 0u64;
+        for b in self.backends.iter().filter(|b| b.weight > 0) {
+            eligible += 1;
+            if b.is_available() {
+                available += 1;
+                available_weight += u64::from(b.weight);
+            }
+        }
+        if (available as f64) < self.panic_threshold * eligible as f64 {
+            // Panic mode: too few left to carry the load; route to all by weight.
+            return Ok(first);
+        }
+        if available == 0 {
+            return Err(RouteError::NoBackend);
+        }
+        for attempt in 1..=REDRAWS {
+            if let Some(i) = self.draw(rng, key, attempt) {
+                if self.backends[i].is_available() {
+                    return Ok(i);
+                }
+            }
+        }
+        // Exact fallback: weighted choice among the available ones.
+        let r = key.map_or_else(|| rng.next_u64(), |k| mix64(k ^ 0x5eed));
+        let mut target = ((u128::from(r) * u128::from(available_weight)) >> 64) as u64;
+        for (i, b) in self.backends.iter().enumerate() {
+            if b.weight > 0 && b.is_available() {
+                if target < u64::from(b.weight) {
+                    return Ok(i);
+                }
+                target -= u64::from(b.weight);
+            }
+        }
+        Err(RouteError::NoBackend)
+    }
+}
