@@ -144,9 +144,8 @@ impl Builder<'_> {
             }
         }
         if let Some(t) = config.panic_threshold {
-            match self.percent(t, "panic_threshold") {
-                Some(f) => self.panic_threshold = f,
-                None => {}
+            if let Some(f) = self.percent(t, "panic_threshold") {
+                self.panic_threshold = f;
             }
         }
     }

@@ -52,7 +52,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The configuration reference is in `docs/config.md`.
+//! The configuration format is described in [`config_reference`].
+
+#[doc = include_str!("../docs/config.md")]
+pub mod config_reference {}
 
 mod build;
 mod config;

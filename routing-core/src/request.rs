@@ -231,6 +231,27 @@ pub(crate) fn normalize_host(authority: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers (first occurrence).
+///
+/// ```
+/// let mut h = http::HeaderMap::new();
+/// h.append("cookie", "a=1; session=abc".parse().unwrap());
+/// assert_eq!(routing_core::cookie(&h, "session"), Some("abc"));
+/// assert_eq!(routing_core::cookie(&h, "sess"), None);
+/// ```
+#[must_use]
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,25 +275,4 @@ mod tests {
         let r = RequestInfo::get("/x").header("host", "a.test:1");
         assert_eq!(r.host(), Some("a.test:1"));
     }
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers (first occurrence).
-///
-/// ```
-/// let mut h = http::HeaderMap::new();
-/// h.append("cookie", "a=1; session=abc".parse().unwrap());
-/// assert_eq!(routing_core::cookie(&h, "session"), Some("abc"));
-/// assert_eq!(routing_core::cookie(&h, "sess"), None);
-/// ```
-#[must_use]
-pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k.trim() == name).then(|| v.trim().trim_matches('"'))
-        })
 }

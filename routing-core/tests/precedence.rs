@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
+use proptest::strategy::Strategy;
 use routing_core::*;
 
 const HOSTS: &[&str] = &[

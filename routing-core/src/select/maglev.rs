@@ -107,7 +107,7 @@ impl MaglevTable {
     /// assert_eq!(t.lookup(1), None);
     /// ```
     pub fn build<N: AsRef<[u8]>>(backends: &[(N, u32)], size: u32) -> Result<Self, MaglevError> {
-        if size < 3 || size > MAX_MAGLEV_SIZE || !is_prime(u64::from(size)) {
+        if !(3..=MAX_MAGLEV_SIZE).contains(&size) || !is_prime(u64::from(size)) {
             return Err(MaglevError::BadSize(u64::from(size)));
         }
         if backends.len() >= u32::MAX as usize || backends.len() > size as usize {
