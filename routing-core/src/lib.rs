@@ -57,6 +57,11 @@
 #[doc = include_str!("../docs/config.md")]
 pub mod config_reference {}
 
+/// The README's example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 mod build;
 mod config;
 mod duration;
