@@ -50,7 +50,10 @@ pub(crate) fn build(
         panic_threshold: DEFAULT_PANIC_THRESHOLD / 100.0,
         maglev_cache: HashMap::new(),
     };
+    // Global settings are needed first (the Maglev size), but come last in the model:
+    // hold their errors back so the report follows document order.
     b.globals(&config);
+    let global_errors = std::mem::take(&mut b.errs);
     b.declare_backends(&config.backends);
 
     let mut routes = Vec::new();
@@ -81,6 +84,7 @@ pub(crate) fn build(
         });
     }
     let tcp = b.tcp_services(&config.tcp_services);
+    b.errs.append(global_errors);
     b.errs.finish()?;
 
     let mut index = Index::default();
@@ -413,7 +417,7 @@ impl Builder<'_> {
             .method
             .as_ref()
             .and_then(|s| match Method::from_bytes(s.as_bytes()) {
-                Ok(me) if s.bytes().all(|c| c.is_ascii_uppercase()) => Some(me),
+                Ok(me) if !s.bytes().any(|c| c.is_ascii_lowercase()) => Some(me),
                 _ => {
                     self.errs.push(
                         format!("{p}.method"),
@@ -507,10 +511,10 @@ impl Builder<'_> {
         let mut seen: HashMap<&str, String> = HashMap::new();
         for (k, wb) in list.iter().enumerate() {
             let bp = format!("{p}.backends[{k}]");
-            let id = self.backend_ref(&wb.name, format!("{bp}.name"));
             if !self.unique(&mut seen, &wb.name, format!("{bp}.name")) {
                 continue;
             }
+            let id = self.backend_ref(&wb.name, format!("{bp}.name"));
             if wb.weight > u64::from(MAX_WEIGHT) {
                 self.errs.push(
                     format!("{bp}.weight"),
@@ -660,24 +664,7 @@ impl Builder<'_> {
                 },
             );
         }
-        let only_forwarding = |this: &mut Self, set: bool, field: &str| {
-            if set && !forwards {
-                this.errs.push(
-                    format!("{p}.{field}"),
-                    K::Conflict {
-                        reason: "only rules that forward to `backends` can have this",
-                    },
-                );
-            }
-        };
-        only_forwarding(self, rc.load_balancer.is_some(), "load_balancer");
-        only_forwarding(
-            self,
-            rc.session_persistence.is_some(),
-            "session_persistence",
-        );
-        only_forwarding(self, rc.retry.is_some(), "retry");
-        only_forwarding(self, rc.mirror.is_some(), "mirror");
+        self.only_forwarding(forwards, rc.load_balancer.is_some(), p, "load_balancer");
 
         let mut hash_on = None;
         let mut action = None;
@@ -685,7 +672,9 @@ impl Builder<'_> {
             let backends = self.weighted_backends(&rc.backends, p);
             let lb = rc.load_balancer.clone().unwrap_or_default();
             let lp = format!("{p}.load_balancer");
-            if lb.simple.is_some() && lb.consistent_hash.is_some() {
+            if rc.load_balancer.is_some()
+                && !exactly_one(&[lb.simple.is_some(), lb.consistent_hash.is_some()])
+            {
                 self.errs.push(
                     &*lp,
                     K::ExactlyOne {
@@ -728,7 +717,7 @@ impl Builder<'_> {
                 .fixed_response(f, &format!("{p}.fixed_response"))
                 .map(Action::FixedResponse);
         }
-        let policy = self.policy(rc, p, all_prefix);
+        let policy = self.policy(rc, p, all_prefix, forwards);
         if self.errs.len() != before {
             return None;
         }
@@ -859,7 +848,20 @@ impl Builder<'_> {
         })
     }
 
-    fn policy(&mut self, rc: &RuleConfig, p: &str, all_prefix: bool) -> Policy {
+    /// Reports `field` when it is set on a rule that does not forward.
+    fn only_forwarding(&mut self, forwards: bool, set: bool, p: &str, field: &str) {
+        if set && !forwards {
+            self.errs.push(
+                format!("{p}.{field}"),
+                K::Conflict {
+                    reason: "only rules that forward to `backends` can have this",
+                },
+            );
+        }
+    }
+
+    /// The rule's policy; errors come in the order of the fields in `RuleConfig`.
+    fn policy(&mut self, rc: &RuleConfig, p: &str, all_prefix: bool, forwards: bool) -> Policy {
         let mut policy = Policy::default();
         if let Some(f) = &rc.filters {
             let fp = format!("{p}.filters");
@@ -917,6 +919,7 @@ impl Builder<'_> {
                 }
             }
         }
+        self.only_forwarding(forwards, rc.retry.is_some(), p, "retry");
         if let Some(r) = &rc.retry {
             let rp = format!("{p}.retry");
             if !(1..=10).contains(&r.attempts) {
@@ -1016,6 +1019,7 @@ impl Builder<'_> {
                 headers,
             });
         }
+        self.only_forwarding(forwards, rc.mirror.is_some(), p, "mirror");
         if let Some(m) = &rc.mirror {
             let mp = format!("{p}.mirror");
             let id = self.backend_ref(&m.backend, format!("{mp}.backend"));
@@ -1024,6 +1028,12 @@ impl Builder<'_> {
                 policy.mirror = Some(Mirror { backend, fraction });
             }
         }
+        self.only_forwarding(
+            forwards,
+            rc.session_persistence.is_some(),
+            p,
+            "session_persistence",
+        );
         if let Some(sp) = &rc.session_persistence {
             policy.session_persistence =
                 self.session_persistence(sp, &format!("{p}.session_persistence"));
@@ -1066,7 +1076,18 @@ impl Builder<'_> {
             );
         }
         let path = c.path.clone().unwrap_or_else(|| "/".to_owned());
-        let path_ok = self.request_path(&path, format!("{cp}.path"));
+        let mut path_ok = self.request_path(&path, format!("{cp}.path"));
+        if path_ok && path.contains(';') {
+            // RFC 6265 `path-value` excludes `;`: it would inject cookie attributes.
+            self.errs.push(
+                format!("{cp}.path"),
+                K::InvalidPath {
+                    path: path.clone(),
+                    reason: "a cookie path must not contain `;`",
+                },
+            );
+            path_ok = false;
+        }
         let same_site = match c.same_site.as_deref() {
             None => None,
             Some("Strict") => Some(SameSite::Strict),

@@ -42,9 +42,12 @@ impl ConfigDuration {
     }
 }
 
+/// `99999h59m59s999ms`, the longest duration with a valid canonical form.
+const MAX_MS: u64 = 99_999 * 3_600_000 + 59 * 60_000 + 59 * 1_000 + 999;
+
 /// Why a duration string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{0}`: expected one to four parts like `10s`, `250ms`, `1h30m` (units h, m, s, ms; at most 5 digits each)")]
+#[error("invalid duration `{0}`: expected one to four parts like `10s`, `250ms`, `1h30m` (units h, m, s, ms; at most 5 digits each; at most 99999h59m59s999ms in all)")]
 pub struct DurationParseError(String);
 
 impl std::str::FromStr for ConfigDuration {
@@ -85,7 +88,10 @@ impl std::str::FromStr for ConfigDuration {
             }
             total_ms += n * unit_ms; // at most 4 * 99_999 h: no overflow
         }
-        if parts == 0 {
+        // Cap at the largest duration whose canonical form (`Display`) is itself valid, so
+        // that everything that parses can be written back: `99999h1h` parses by the
+        // grammar but `100000h` would not.
+        if parts == 0 || total_ms > MAX_MS {
             return Err(err());
         }
         Ok(Self(Duration::from_millis(total_ms)))
@@ -144,6 +150,7 @@ mod tests {
             ("2h600ms", 7_200_600),
             ("1h2m3s4ms", 3_723_004),
             ("99999s", 99_999_000),
+            ("99999h59m59s999ms", u128::from(MAX_MS)),
         ] {
             let d: ConfigDuration = s.parse().unwrap_or_else(|e| panic!("{s} must parse: {e}"));
             assert_eq!(d.as_duration().as_millis(), ms, "{s}");

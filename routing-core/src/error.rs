@@ -256,6 +256,10 @@ impl Errors {
         });
     }
 
+    pub(crate) fn append(&mut self, mut other: Errors) {
+        self.0.append(&mut other.0);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
