@@ -1,0 +1,77 @@
+//! `cargo xtask test`: every test of the workspace, tests only.
+//!
+//! Formatting and lints are separate CI steps (`.ci/run`), so that a failing test and
+//! a style nit are reported as different failures.
+
+use std::ffi::OsString;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+/// The `cargo` argument lists run in order. `--all-targets` does not include
+/// doctests and cannot be combined with `--doc`, hence two runs.
+const RUNS: &[&[&str]] = &[
+    &["test", "--workspace", "--all-targets"],
+    &["test", "--workspace", "--doc"],
+];
+
+/// Runs each of [`RUNS`] with `extra` appended, streaming its output, and stops at
+/// the first failure, naming the command that failed.
+pub(crate) fn run(extra: &[String]) -> Result<()> {
+    // `cargo run` (behind the `cargo xtask` alias) says which cargo it is, so the
+    // tests use the same toolchain as the task itself.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let root = crate::workspace_root();
+    let started = Instant::now();
+    for args in RUNS {
+        let shown = shell_words(args, extra);
+        eprintln!("xtask: running `{shown}`");
+        let t = Instant::now();
+        let status = Command::new(&cargo)
+            .args(*args)
+            .args(extra)
+            .current_dir(&root)
+            .status()
+            .with_context(|| format!("could not start `{shown}`"))?;
+        if !status.success() {
+            bail!("`{shown}` failed ({status})");
+        }
+        eprintln!(
+            "xtask: `{shown}` passed in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!(
+        "xtask: all tests passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The command as a user would type it (arguments with spaces quoted), for messages.
+fn shell_words(args: &[&str], extra: &[String]) -> String {
+    std::iter::once("cargo")
+        .chain(args.iter().copied())
+        .chain(extra.iter().map(String::as_str))
+        .map(|a| {
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                format!("'{a}'")
+            } else {
+                a.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn commands_are_shown_as_typed() {
+        assert_eq!(
+            super::shell_words(&["test", "--doc"], &["--".into(), "a b".into()]),
+            "cargo test --doc -- 'a b'"
+        );
+    }
+}
