@@ -34,6 +34,8 @@ struct Builder<'h> {
     maglev_size: u32,
     panic_threshold: f64,
     maglev_cache: HashMap<Vec<(Arc<str>, u32)>, Arc<MaglevTable>>,
+    /// Header names numbered per table (see `HeaderMemo`).
+    header_ids: HashMap<HeaderName, u16>,
 }
 
 pub(crate) fn build(
@@ -49,6 +51,7 @@ pub(crate) fn build(
         maglev_size: DEFAULT_MAGLEV_SIZE,
         panic_threshold: DEFAULT_PANIC_THRESHOLD / 100.0,
         maglev_cache: HashMap::new(),
+        header_ids: HashMap::new(),
     };
     // Global settings are needed first (the Maglev size), but come last in the model:
     // hold their errors back so the report follows document order.
@@ -401,7 +404,9 @@ impl Builder<'_> {
                     .map(ValueMatch::Is)
             };
             if let (Some(name), Some(value)) = (name, value) {
-                out.push(HeaderMatch { name, value });
+                let next = self.header_ids.len().min(u16::MAX as usize) as u16;
+                let id = *self.header_ids.entry(name.clone()).or_insert(next);
+                out.push(HeaderMatch { name, id, value });
             }
         }
         out

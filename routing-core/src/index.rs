@@ -8,9 +8,9 @@
 //! the host and segments in the path, and with the candidates sharing one bucket — not
 //! with the size of the table. Regex candidates of a host tier are tried in order.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
-use crate::matching::PathMatch;
+use crate::matching::{HeaderMemo, PathMatch};
 use crate::precedence::{HostSpecificity, MatchSummary};
 use crate::request::{normalize_host, RouteRequest};
 use crate::table::Rule;
@@ -26,7 +26,14 @@ pub(crate) struct Candidate {
 pub(crate) struct PathIndex {
     exact: HashMap<Box<str>, Vec<Candidate>>,
     prefix: HashMap<Box<str>, Vec<Candidate>>,
+    /// Bit `d` is set when some prefix has `d` segments (`/a/b` has 2; the root 0;
+    /// 63 stands for 63 or more), so the walk only probes depths that exist.
+    prefix_depths: u64,
     regex: Vec<Candidate>,
+}
+
+fn depth_bit(segments: usize) -> u64 {
+    1 << segments.min(63)
 }
 
 #[derive(Debug, Default)]
@@ -72,7 +79,10 @@ impl Index {
         };
         match &rule.matches[match_idx as usize].path {
             PathMatch::Exact(p) => tier.exact.entry(p.clone()).or_default().push(c),
-            PathMatch::Prefix(p) => tier.prefix.entry(p.clone()).or_default().push(c),
+            PathMatch::Prefix(p) => {
+                tier.prefix_depths |= depth_bit(p.matches('/').count());
+                tier.prefix.entry(p.clone()).or_default().push(c);
+            }
             PathMatch::Regex(_) => tier.regex.push(c),
         }
     }
@@ -131,8 +141,9 @@ impl PathIndex {
         req: &R,
         path: &str,
     ) -> Option<Candidate> {
+        let memo = HeaderMemo::default();
         let holds = |c: &&Candidate| {
-            rules[c.rule as usize].matches[c.r#match as usize].matches_besides_path(req)
+            rules[c.rule as usize].matches[c.r#match as usize].matches_besides_path(req, &memo)
         };
         if let Some(v) = self.exact.get(path) {
             if let Some(c) = v.iter().find(holds) {
@@ -150,18 +161,48 @@ impl PathIndex {
         if self.prefix.is_empty() {
             return None;
         }
-        // `/api/v1/users/` → `/api/v1/users`, `/api/v1`, `/api`, `` (the root prefix)
-        let mut key = path.trim_end_matches('/');
-        loop {
-            if let Some(v) = self.prefix.get(key) {
+        // Candidate keys of `/api/v1/users/`: `/api/v1/users`, `/api/v1`, `/api`, `` (the
+        // root). One scan records where each segment ends; only configured depths are
+        // looked up, deepest first.
+        let key = path.trim_end_matches('/');
+        let mut ends = [0u32; 64];
+        let mut segments = 0usize;
+        for (i, &b) in key.as_bytes().iter().enumerate().skip(1) {
+            if b == b'/' && segments < 63 {
+                segments += 1;
+                ends[segments] = i as u32;
+            }
+        }
+        if segments >= 63 {
+            // Deeper than the position array: walk every segment boundary instead.
+            let mut k = key;
+            loop {
+                if let Some(c) = self.prefix.get(k).and_then(|v| v.iter().find(holds)) {
+                    return Some(*c);
+                }
+                if k.is_empty() {
+                    return None;
+                }
+                k = k.rfind('/').map_or("", |i| &k[..i]);
+            }
+        }
+        // Depth `segments + 1` is the whole key (unless it is the root).
+        let whole = if key.is_empty() { 0 } else { segments + 1 };
+        for depth in (0..=whole.min(63)).rev() {
+            if self.prefix_depths & depth_bit(depth) == 0 {
+                continue;
+            }
+            let k = match depth {
+                0 => "",
+                d if d == whole => key,
+                d => &key[..ends[d] as usize],
+            };
+            if let Some(v) = self.prefix.get(k) {
                 if let Some(c) = v.iter().find(holds) {
                     return Some(*c);
                 }
             }
-            if key.is_empty() {
-                return None;
-            }
-            key = key.rfind('/').map_or("", |i| &key[..i]);
         }
+        None
     }
 }

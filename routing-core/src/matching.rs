@@ -72,7 +72,46 @@ impl StringMatch {
 #[derive(Debug, Clone)]
 pub struct HeaderMatch {
     pub(crate) name: HeaderName,
+    /// The name's number in its table (equal names, equal ids), for [`HeaderMemo`].
+    pub(crate) id: u16,
     pub(crate) value: ValueMatch,
+}
+
+/// Header lookups already made while matching one request: candidates that test the
+/// same header (`x-tenant: a`, `x-tenant: b`, …) share one `HeaderMap` lookup.
+#[derive(Default)]
+pub(crate) struct HeaderMemo<'r> {
+    slots: std::cell::RefCell<[Option<(u16, Lookup<'r>)>; 8]>,
+}
+
+/// The first value of a header, and whether it has more.
+#[derive(Clone, Copy)]
+pub(crate) struct Lookup<'r> {
+    first: Option<&'r http::HeaderValue>,
+    more: bool,
+}
+
+impl<'r> HeaderMemo<'r> {
+    fn lookup(&self, id: u16, name: &HeaderName, headers: &'r http::HeaderMap) -> Lookup<'r> {
+        let mut slots = self.slots.borrow_mut();
+        let mut free = None;
+        for (i, slot) in slots.iter().enumerate() {
+            match slot {
+                Some((sid, l)) if *sid == id => return *l,
+                None if free.is_none() => free = Some(i),
+                _ => {}
+            }
+        }
+        let mut values = headers.get_all(name).iter();
+        let l = Lookup {
+            first: values.next(),
+            more: values.next().is_some(),
+        };
+        if let Some(i) = free {
+            slots[i] = Some((id, l));
+        }
+        l
+    }
 }
 
 /// What a header or query value must be.
@@ -88,6 +127,16 @@ pub enum ValueMatch {
 }
 
 impl HeaderMatch {
+    fn matches_memo<'r>(&self, headers: &'r http::HeaderMap, memo: &HeaderMemo<'r>) -> bool {
+        let l = memo.lookup(self.id, &self.name, headers);
+        match &self.value {
+            ValueMatch::Present => l.first.is_some(),
+            ValueMatch::Absent => l.first.is_none(),
+            ValueMatch::Is(m) if !l.more => l.first.is_some_and(|v| m.matches(v.as_bytes())),
+            ValueMatch::Is(_) => self.matches(headers),
+        }
+    }
+
     pub(crate) fn matches(&self, headers: &http::HeaderMap) -> bool {
         match &self.value {
             ValueMatch::Present => headers.contains_key(&self.name),
@@ -157,12 +206,16 @@ impl RequestMatch {
     /// assert!(!m.matches(&RequestInfo::get("http://x/apix")));
     /// ```
     pub fn matches<R: RouteRequest + ?Sized>(&self, req: &R) -> bool {
-        self.path.matches(req.path()) && self.matches_besides_path(req)
+        self.path.matches(req.path()) && self.matches_besides_path(req, &HeaderMemo::default())
     }
 
     /// Every condition but the path (which the index has already checked).
     #[inline]
-    pub(crate) fn matches_besides_path<R: RouteRequest + ?Sized>(&self, req: &R) -> bool {
+    pub(crate) fn matches_besides_path<'r, R: RouteRequest + ?Sized>(
+        &self,
+        req: &'r R,
+        memo: &HeaderMemo<'r>,
+    ) -> bool {
         if let Some(m) = &self.method {
             if req.method() != m {
                 return false;
@@ -180,7 +233,7 @@ impl RequestMatch {
             }
         }
         let headers = req.headers();
-        if !self.headers.iter().all(|h| h.matches(headers)) {
+        if !self.headers.iter().all(|h| h.matches_memo(headers, memo)) {
             return false;
         }
         if !self.query.is_empty() {

@@ -436,3 +436,19 @@ fn a_lookup_does_not_scan_unrelated_hosts() {
     );
     assert_eq!(winner(&t, &RequestInfo::get("http://nope.test/any")), None);
 }
+
+#[test]
+fn very_deep_paths_still_find_deep_prefixes() {
+    let deep: String = (0..80).map(|i| format!("/s{i}")).collect();
+    let t = table(&format!(
+        "backends: [{{name: b}}]\nroutes: [{{name: r, rules: [{{name: shallow, matches: [{{path: {{prefix: /s0}}}}], backends: [{{name: b}}]}}, {{name: deep, matches: [{{path: {{prefix: '{deep}'}}}}], backends: [{{name: b}}]}}]}}]"
+    ));
+    assert_eq!(
+        winner(&t, &RequestInfo::get(&format!("{deep}/x"))).as_deref(),
+        Some("deep")
+    );
+    assert_eq!(
+        winner(&t, &RequestInfo::get("/s0/s1")).as_deref(),
+        Some("shallow")
+    );
+}
