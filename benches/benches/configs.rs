@@ -165,3 +165,13 @@ pub(crate) fn maglev_backends(n: usize) -> Vec<(String, u32)> {
         .map(|(i, w)| (format!("backend-{i:04}"), w))
         .collect()
 }
+
+/// The criterion settings shared by the nanosecond-scale bench targets: short warm-up
+/// and measurement so the whole suite stays around two minutes on two cores.
+#[allow(dead_code)] // not every bench target uses it
+pub(crate) fn fast_criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(800))
+        .measurement_time(std::time::Duration::from_secs(2))
+        .sample_size(100)
+}

@@ -10,7 +10,6 @@
 //! Run: `cargo bench -p routing-benches --bench decide`.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::rngs::SmallRng;
@@ -127,10 +126,7 @@ fn decide_10k_rules(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(800))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(100);
+    config = fast_criterion();
     targets = decide_100_header_rules, decide_10k_rules
 }
 criterion_main!(benches);

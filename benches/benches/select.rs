@@ -14,7 +14,6 @@
 //! Run: `cargo bench -p routing-benches --bench select`.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::distr::weighted::WeightedIndex;
@@ -102,10 +101,7 @@ fn smooth_round_robin(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(800))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(100);
+    config = fast_criterion();
     targets = maglev_lookup, weighted_pick, smooth_round_robin
 }
 criterion_main!(benches);
