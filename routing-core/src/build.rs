@@ -23,6 +23,10 @@ use crate::ConfigDuration;
 
 /// Largest compiled size of one regular expression.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Most Maglev slots one configuration may build in all (distinct tables only: rules
+/// with the same weighted backends share one). Bounds validation time and memory at
+/// about half a second (release) and 32 MiB of tables whatever the input.
+const MAX_TOTAL_MAGLEV_SLOTS: u64 = 1 << 23;
 /// Default panic threshold, percent (Envoy's default).
 const DEFAULT_PANIC_THRESHOLD: f64 = 50.0;
 
@@ -36,6 +40,8 @@ struct Builder<'h> {
     maglev_cache: HashMap<Vec<(Arc<str>, u32)>, Arc<MaglevTable>>,
     /// Header names numbered per table (see `HeaderMemo`).
     header_ids: HashMap<HeaderName, u16>,
+    /// Slots of the distinct Maglev tables built so far.
+    maglev_slots: u64,
 }
 
 pub(crate) fn build(
@@ -52,6 +58,7 @@ pub(crate) fn build(
         panic_threshold: DEFAULT_PANIC_THRESHOLD / 100.0,
         maglev_cache: HashMap::new(),
         header_ids: HashMap::new(),
+        maglev_slots: 0,
     };
     // Global settings are needed first (the Maglev size), but come last in the model:
     // hold their errors back so the report follows document order.
@@ -140,7 +147,7 @@ impl Builder<'_> {
                     "maglev_table_size",
                     K::OutOfRange {
                         value: size.to_string(),
-                        allowed: "a prime from 3 to 16777213",
+                        allowed: "a prime from 3 to 4194301",
                     },
                 );
             } else if !is_prime(size) {
@@ -549,6 +556,18 @@ impl Builder<'_> {
         if let Some(t) = self.maglev_cache.get(&key) {
             return Some(Arc::clone(t));
         }
+        let slots = self.maglev_slots + u64::from(self.maglev_size);
+        if slots > MAX_TOTAL_MAGLEV_SLOTS {
+            self.errs.push(
+                path,
+                K::OutOfRange {
+                    value: format!("{slots} Maglev slots in all"),
+                    allowed: "at most 8388608 slots across distinct consistent-hash tables (lower `maglev_table_size` or share backend sets)",
+                },
+            );
+            return None;
+        }
+        self.maglev_slots = slots;
         let named: Vec<(&[u8], u32)> = key.iter().map(|(n, w)| (n.as_bytes(), *w)).collect();
         match MaglevTable::build(&named, self.maglev_size) {
             Ok(t) => {

@@ -71,6 +71,7 @@ impl Config {
     /// assert!(err.to_string().contains("routes[0]"), "{err}");
     /// ```
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        check_flow_nesting(text)?;
         let de = serde_yaml_ng::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let loc = e.inner().location();
@@ -144,6 +145,36 @@ impl Config {
         // Serialising plain structs of strings, numbers and lists cannot fail.
         serde_yaml_ng::to_string(self).unwrap_or_default()
     }
+}
+
+/// Deepest `[`/`{` nesting accepted in YAML. libyaml's scanner is quadratic in flow
+/// nesting (20 000 levels take seconds) before any recursion limit applies; no
+/// routing configuration nests more than a few levels.
+const MAX_YAML_FLOW_DEPTH: usize = 256;
+
+/// Rejects YAML whose brackets nest deeper than [`MAX_YAML_FLOW_DEPTH`]. Counts every
+/// bracket, quoted or not: a string would need hundreds of unbalanced `[` to trip it.
+fn check_flow_nesting(text: &str) -> Result<(), ConfigError> {
+    let mut depth = 0usize;
+    for (line_no, line) in text.lines().enumerate() {
+        for b in line.bytes() {
+            match b {
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_YAML_FLOW_DEPTH {
+                return Err(ConfigError::Parse {
+                    format: Format::Yaml,
+                    path: ".".into(),
+                    line: Some(line_no + 1),
+                    column: None,
+                    message: format!("brackets nest deeper than {MAX_YAML_FLOW_DEPTH} levels"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn json_err(e: &serde_path_to_error::Error<serde_json::Error>) -> ConfigError {

@@ -119,7 +119,9 @@ impl Index {
             if !self.wildcard_hosts.is_empty() {
                 // `a.b.example.com` → `.b.example.com`, `.example.com`, `.com`
                 let mut rest = host;
-                while let Some(dot) = rest.find('.') {
+                // A wildcard stands for at least one character: never treat a leading
+                // dot (an empty first label, `.example.com`) as the label boundary.
+                while let Some(dot) = rest.get(1..).and_then(|r| r.find('.')).map(|d| d + 1) {
                     let suffix = &rest[dot..];
                     if let Some(t) = self.wildcard_hosts.get(suffix) {
                         if let Some(c) = t.find(rules, req, path) {

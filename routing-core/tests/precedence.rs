@@ -452,3 +452,20 @@ fn very_deep_paths_still_find_deep_prefixes() {
         Some("shallow")
     );
 }
+
+#[test]
+fn a_leading_dot_is_not_a_wildcard_label() {
+    // Found by the `route_request` fuzz target: `.example.com` has an empty first label
+    // and must not match `*.example.com` (the reference and `host_specificity` agree).
+    let t = table(
+        "backends: [{name: b}]\nroutes: [{name: w, hostnames: ['*.example.com'], rules: [{name: wild, backends: [{name: b}]}]}, {name: c, hostnames: ['*.com'], rules: [{name: com, backends: [{name: b}]}]}]",
+    );
+    for host in [".example.com", ".example.com.:80", "[.example.com]"] {
+        let req = RequestInfo::get("/").header("host", host);
+        assert_ne!(winner(&t, &req).as_deref(), Some("wild"), "{host}");
+    }
+    assert_eq!(
+        winner(&t, &RequestInfo::get("http://a.example.com/")).as_deref(),
+        Some("wild")
+    );
+}
