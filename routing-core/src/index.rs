@@ -118,17 +118,16 @@ impl Index {
             }
             if !self.wildcard_hosts.is_empty() {
                 // `a.b.example.com` → `.b.example.com`, `.example.com`, `.com`
-                let mut rest = host;
-                // A wildcard stands for at least one character: never treat a leading
-                // dot (an empty first label, `.example.com`) as the label boundary.
-                while let Some(dot) = rest.get(1..).and_then(|r| r.find('.')).map(|d| d + 1) {
-                    let suffix = &rest[dot..];
-                    if let Some(t) = self.wildcard_hosts.get(suffix) {
+                // `*.S` matches a host that ends in `.S` after at least one character:
+                // every dot but one at position 0 starts a candidate suffix, longest
+                // first. (`.example.com` is not under `*.example.com`;
+                // `..example.com` is, as `Route::host_specificity` says.)
+                for (dot, _) in host.match_indices('.').filter(|&(d, _)| d > 0) {
+                    if let Some(t) = self.wildcard_hosts.get(&host[dot..]) {
                         if let Some(c) = t.find(rules, req, path) {
                             return Some(c);
                         }
                     }
-                    rest = &rest[dot + 1..];
                 }
             }
         }
