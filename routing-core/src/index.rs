@@ -26,14 +26,19 @@ pub(crate) struct Candidate {
 pub(crate) struct PathIndex {
     exact: HashMap<Box<str>, Vec<Candidate>>,
     prefix: HashMap<Box<str>, Vec<Candidate>>,
-    /// Bit `d` is set when some prefix has `d` segments (`/a/b` has 2; the root 0;
+    /// Bit `d` is set when some prefix has `d` slashes (`/a/b` has 2; the root 0;
     /// 63 stands for 63 or more), so the walk only probes depths that exist.
     prefix_depths: u64,
     regex: Vec<Candidate>,
 }
 
-fn depth_bit(segments: usize) -> u64 {
-    1 << segments.min(63)
+fn depth_bit(slashes: usize) -> u64 {
+    1 << slashes.min(63)
+}
+
+/// The depth of a prefix or path: its number of `/`.
+fn slashes(s: &str) -> usize {
+    s.bytes().filter(|&b| b == b'/').count()
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +85,7 @@ impl Index {
         match &rule.matches[match_idx as usize].path {
             PathMatch::Exact(p) => tier.exact.entry(p.clone()).or_default().push(c),
             PathMatch::Prefix(p) => {
-                tier.prefix_depths |= depth_bit(p.matches('/').count());
+                tier.prefix_depths |= depth_bit(slashes(p));
                 tier.prefix.entry(p.clone()).or_default().push(c);
             }
             PathMatch::Regex(_) => tier.regex.push(c),
@@ -109,10 +114,12 @@ impl Index {
         req: &R,
     ) -> Option<Candidate> {
         let host = req.host().map(normalize_host);
+        // One header lookup per name for the whole request, across host tiers.
+        let memo = HeaderMemo::default();
         let path = req.path();
         if let Some(host) = host.as_deref() {
             if let Some(t) = self.exact_hosts.get(host) {
-                if let Some(c) = t.find(rules, req, path) {
+                if let Some(c) = t.find(rules, req, path, &memo) {
                     return Some(c);
                 }
             }
@@ -124,27 +131,27 @@ impl Index {
                 // `..example.com` is, as `Route::host_specificity` says.)
                 for (dot, _) in host.match_indices('.').filter(|&(d, _)| d > 0) {
                     if let Some(t) = self.wildcard_hosts.get(&host[dot..]) {
-                        if let Some(c) = t.find(rules, req, path) {
+                        if let Some(c) = t.find(rules, req, path, &memo) {
                             return Some(c);
                         }
                     }
                 }
             }
         }
-        self.any_host.find(rules, req, path)
+        self.any_host.find(rules, req, path, &memo)
     }
 }
 
 impl PathIndex {
-    fn find<R: RouteRequest + ?Sized>(
+    fn find<'r, R: RouteRequest + ?Sized>(
         &self,
         rules: &[Rule],
-        req: &R,
+        req: &'r R,
         path: &str,
+        memo: &HeaderMemo<'r>,
     ) -> Option<Candidate> {
-        let memo = HeaderMemo::default();
         let holds = |c: &&Candidate| {
-            rules[c.rule as usize].matches[c.r#match as usize].matches_besides_path(req, &memo)
+            rules[c.rule as usize].matches[c.r#match as usize].matches_besides_path(req, memo)
         };
         if let Some(v) = self.exact.get(path) {
             if let Some(c) = v.iter().find(holds) {
@@ -162,48 +169,24 @@ impl PathIndex {
         if self.prefix.is_empty() {
             return None;
         }
-        // Candidate keys of `/api/v1/users/`: `/api/v1/users`, `/api/v1`, `/api`, `` (the
-        // root). One scan records where each segment ends; only configured depths are
-        // looked up, deepest first.
-        let key = path.trim_end_matches('/');
-        let mut ends = [0u32; 64];
-        let mut segments = 0usize;
-        for (i, &b) in key.as_bytes().iter().enumerate().skip(1) {
-            if b == b'/' && segments < 63 {
-                segments += 1;
-                ends[segments] = i as u32;
-            }
-        }
-        if segments >= 63 {
-            // Deeper than the position array: walk every segment boundary instead.
-            let mut k = key;
-            loop {
-                if let Some(c) = self.prefix.get(k).and_then(|v| v.iter().find(holds)) {
-                    return Some(*c);
-                }
-                if k.is_empty() {
-                    return None;
-                }
-                k = k.rfind('/').map_or("", |i| &k[..i]);
-            }
-        }
-        // Depth `segments + 1` is the whole key (unless it is the root).
-        let whole = if key.is_empty() { 0 } else { segments + 1 };
-        for depth in (0..=whole.min(63)).rev() {
-            if self.prefix_depths & depth_bit(depth) == 0 {
-                continue;
-            }
-            let k = match depth {
-                0 => "",
-                d if d == whole => key,
-                d => &key[..ends[d] as usize],
-            };
-            if let Some(v) = self.prefix.get(k) {
-                if let Some(c) = v.iter().find(holds) {
+        // `/api/v1/users/` → `/api/v1/users`, `/api/v1`, `/api`, `` (the root prefix).
+        // Each cut removes one `/`, so `depth` stays the exact slash count and only
+        // depths some prefix has are looked up.
+        let mut key = path.trim_end_matches('/');
+        let mut depth = slashes(key);
+        loop {
+            if self.prefix_depths & depth_bit(depth) != 0 {
+                if let Some(c) = self.prefix.get(key).and_then(|v| v.iter().find(holds)) {
                     return Some(*c);
                 }
             }
+            if key.is_empty() {
+                return None;
+            }
+            // An inlined byte scan: segments are short, `rfind`'s memrchr call costs more.
+            let cut = key.as_bytes().iter().rposition(|&b| b == b'/').unwrap_or(0);
+            key = &key[..cut];
+            depth = depth.saturating_sub(1);
         }
-        None
     }
 }
