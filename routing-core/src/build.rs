@@ -42,6 +42,8 @@ struct Builder<'h> {
     header_ids: HashMap<HeaderName, u16>,
     /// Slots of the distinct Maglev tables built so far.
     maglev_slots: u64,
+    /// The validated `outlier_detection`.
+    outlier: Option<OutlierDetection>,
 }
 
 pub(crate) fn build(
@@ -59,6 +61,7 @@ pub(crate) fn build(
         maglev_cache: HashMap::new(),
         header_ids: HashMap::new(),
         maglev_slots: 0,
+        outlier: None,
     };
     // Global settings are needed first (the Maglev size), but come last in the model:
     // hold their errors back so the report follows document order.
@@ -131,6 +134,7 @@ pub(crate) fn build(
         rules: rules.into(),
         index,
         tcp,
+        outlier_detection: b.outlier,
         config,
     })
 }
@@ -162,6 +166,80 @@ impl Builder<'_> {
                 self.panic_threshold = f;
             }
         }
+        if let Some(od) = &config.outlier_detection {
+            self.outlier = self.outlier_detection(od, "outlier_detection");
+        }
+    }
+
+    fn outlier_detection(
+        &mut self,
+        od: &OutlierDetectionConfig,
+        p: &str,
+    ) -> Option<OutlierDetection> {
+        let d = OutlierDetection::default();
+        let mut ok = true;
+        let mut positive = |b: &mut Self, v: Option<ConfigDuration>, field: &str, dflt| {
+            let v = v.map_or(dflt, ConfigDuration::as_duration);
+            if v.is_zero() {
+                b.errs.push(
+                    format!("{p}.{field}"),
+                    K::OutOfRange {
+                        value: "0s".into(),
+                        allowed: "a duration above zero",
+                    },
+                );
+                ok = false;
+            }
+            v
+        };
+        let interval = positive(self, od.interval, "interval", d.interval);
+        let base = positive(
+            self,
+            od.base_ejection_time,
+            "base_ejection_time",
+            d.base_ejection_time,
+        );
+        let max = positive(
+            self,
+            od.max_ejection_time,
+            "max_ejection_time",
+            d.max_ejection_time.max(base),
+        );
+        if max < base {
+            self.errs.push(
+                format!("{p}.max_ejection_time"),
+                K::OutOfRange {
+                    value: format!("{max:?}"),
+                    allowed: "at least base_ejection_time",
+                },
+            );
+            ok = false;
+        }
+        let pct = od
+            .max_ejection_percent
+            .unwrap_or(u32::from(d.max_ejection_percent));
+        if pct > 100 {
+            self.errs.push(
+                format!("{p}.max_ejection_percent"),
+                K::OutOfRange {
+                    value: pct.to_string(),
+                    allowed: "0 to 100 (percent)",
+                },
+            );
+            ok = false;
+        }
+        let nonzero = |v: Option<u32>| v.filter(|&n| n > 0);
+        ok.then(|| OutlierDetection {
+            consecutive_5xx: match od.consecutive_5xx {
+                None => d.consecutive_5xx,
+                v => nonzero(v),
+            },
+            consecutive_gateway_errors: nonzero(od.consecutive_gateway_errors),
+            interval,
+            base_ejection_time: base,
+            max_ejection_time: max,
+            max_ejection_percent: pct.min(100) as u8,
+        })
     }
 
     fn declare_backends(&mut self, backends: &[BackendConfig]) {
@@ -171,6 +249,22 @@ impl Builder<'_> {
             if !self.unique(&mut seen, &bc.name, p) {
                 continue;
             }
+            let connection_pool = bc.connection_pool.and_then(|cp| {
+                if cp.max_concurrent_requests == 0 {
+                    self.errs.push(
+                        format!("backends[{i}].connection_pool.max_concurrent_requests"),
+                        K::OutOfRange {
+                            value: "0".into(),
+                            allowed: "at least 1",
+                        },
+                    );
+                    return None;
+                }
+                Some(ConnectionPool {
+                    max_concurrent_requests: cp.max_concurrent_requests,
+                    max_pending_requests: cp.max_pending_requests.unwrap_or(0),
+                })
+            });
             let name: Arc<str> = bc.name.as_str().into();
             self.backend_ids
                 .insert(Arc::clone(&name), BackendId(self.backends.len() as u32));
@@ -178,6 +272,7 @@ impl Builder<'_> {
                 health: self.health.handle(&name),
                 name,
                 address: bc.address,
+                connection_pool,
             });
         }
     }

@@ -61,6 +61,49 @@ pub struct Config {
     /// of a rule's weighted backends are available, health is ignored and traffic goes to all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub panic_threshold: Option<f64>,
+    /// Passive health checking of every backend by the HTTP layer (Istio
+    /// `outlierDetection`); absent means no ejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetectionConfig>,
+}
+
+/// Outlier detection: eject a backend that keeps failing, for a time that grows with
+/// each ejection (DestinationRule / Envoy semantics).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetectionConfig {
+    /// Eject after this many 5xx responses (or local failures) in a row (default 5;
+    /// `0` disables this check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_5xx: Option<u32>,
+    /// Eject after this many 502/503/504 responses (or local failures) in a row
+    /// (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_gateway_errors: Option<u32>,
+    /// How often the ejection multiplier decays (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<ConfigDuration>,
+    /// Ejection time of a first ejection; the n-th lasts n times as long (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ejection_time: Option<ConfigDuration>,
+    /// Longest ejection (default 300s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ejection_time: Option<ConfigDuration>,
+    /// At most this percent of the backends ejected at once (default 10; one backend
+    /// may always be ejected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ejection_percent: Option<u32>,
+}
+
+/// Per-backend limits of the HTTP layer (Istio `connectionPool.http`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionPoolConfig {
+    /// Requests in flight to the backend at once (at least 1).
+    pub max_concurrent_requests: u32,
+    /// Requests waiting for a slot; more are refused with 503 (default 0: refuse at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_requests: Option<u32>,
 }
 
 impl Config {
@@ -215,6 +258,9 @@ pub struct BackendConfig {
     /// Where it listens, when the routing layer itself connects (proxying, L4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<SocketAddr>,
+    /// Concurrency limit of the HTTP layer for this backend; absent means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_pool: Option<ConnectionPoolConfig>,
 }
 
 /// An HTTP route: the hostnames it serves and its ordered rules.

@@ -79,12 +79,12 @@ mod select;
 mod table;
 
 pub use config::{
-    BackendConfig, Config, CookieConfig, FaultAbortConfig, FaultConfig, FaultDelayConfig,
-    FiltersConfig, FixedResponseConfig, HashOnConfig, HeaderMatchConfig, HeaderModifierConfig,
-    HeaderValueConfig, LoadBalancerConfig, MatchConfig, MirrorConfig, PathMatchConfig,
-    PathModifierConfig, QueryMatchConfig, RedirectConfig, RetryConfig, RouteConfig, RuleConfig,
-    SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig, TcpServiceConfig,
-    TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    BackendConfig, Config, ConnectionPoolConfig, CookieConfig, FaultAbortConfig, FaultConfig,
+    FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig, HeaderMatchConfig,
+    HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig, MatchConfig, MirrorConfig,
+    OutlierDetectionConfig, PathMatchConfig, PathModifierConfig, QueryMatchConfig, RedirectConfig,
+    RetryConfig, RouteConfig, RuleConfig, SessionPersistenceConfig, SimpleLoadBalancer,
+    StringMatchConfig, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
 };
 pub use duration::{ConfigDuration, DurationParseError};
 pub use error::{
@@ -95,8 +95,9 @@ pub use health::{BackendHealth, HealthRegistry};
 pub use l4::{FiveTuple, FlowDecision, TcpHashOn, TcpService, IPPROTO_TCP};
 pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, ValueMatch};
 pub use policy::{
-    CookiePolicy, FaultPolicy, FixedResponse, HeaderModifier, Mirror, PathModifier, Policy,
-    Redirect, RetryOn, RetryPolicy, SameSite, SessionPersistence, Timeouts, UrlRewrite,
+    ConnectionPool, CookiePolicy, FaultPolicy, FixedResponse, HeaderModifier, Mirror,
+    OutlierDetection, PathModifier, Policy, Redirect, RetryOn, RetryPolicy, SameSite,
+    SessionPersistence, Timeouts, UrlRewrite,
 };
 pub use precedence::{DeclarationOrder, HostSpecificity, MatchSummary, PathSpecificity};
 pub use request::{cookie, ClientAddr, RequestInfo, RouteRequest};

@@ -258,3 +258,50 @@ pub struct FixedResponse {
     /// Headers.
     pub headers: HeaderMap,
 }
+
+/// Outlier detection, validated, with defaults filled in (see
+/// [`OutlierDetectionConfig`](crate::OutlierDetectionConfig)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierDetection {
+    /// 5xx responses (or local failures) in a row that eject; `None` disables.
+    pub consecutive_5xx: Option<u32>,
+    /// 502/503/504 responses (or local failures) in a row that eject; `None` disables.
+    pub consecutive_gateway_errors: Option<u32>,
+    /// Period of the ejection multiplier's decay.
+    pub interval: Duration,
+    /// Length of a first ejection.
+    pub base_ejection_time: Duration,
+    /// Longest ejection.
+    pub max_ejection_time: Duration,
+    /// Largest share of backends ejected at once, in percent (one is always allowed).
+    pub max_ejection_percent: u8,
+}
+
+impl Default for OutlierDetection {
+    /// Istio's defaults: 5 consecutive 5xx, 10 s interval, 30 s base ejection, 10 %.
+    ///
+    /// ```
+    /// let d = routing_core::OutlierDetection::default();
+    /// assert_eq!(d.consecutive_5xx, Some(5));
+    /// assert_eq!(d.max_ejection_percent, 10);
+    /// ```
+    fn default() -> Self {
+        Self {
+            consecutive_5xx: Some(5),
+            consecutive_gateway_errors: None,
+            interval: Duration::from_secs(10),
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            max_ejection_percent: 10,
+        }
+    }
+}
+
+/// A backend's concurrency limit in the HTTP layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionPool {
+    /// Requests in flight at once (≥ 1).
+    pub max_concurrent_requests: u32,
+    /// Requests allowed to wait for a slot; more get 503.
+    pub max_pending_requests: u32,
+}

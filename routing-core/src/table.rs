@@ -14,7 +14,7 @@ use crate::health::{BackendHealth, HealthRegistry};
 use crate::index::Index;
 use crate::l4::TcpTable;
 use crate::matching::RequestMatch;
-use crate::policy::{FixedResponse, Policy, Redirect};
+use crate::policy::{ConnectionPool, FixedResponse, OutlierDetection, Policy, Redirect};
 use crate::precedence::{HostSpecificity, MatchSummary};
 use crate::request::{cookie, RouteRequest};
 use crate::select::Forward;
@@ -45,6 +45,7 @@ pub struct Backend {
     pub(crate) name: Arc<str>,
     pub(crate) address: Option<SocketAddr>,
     pub(crate) health: Arc<BackendHealth>,
+    pub(crate) connection_pool: Option<ConnectionPool>,
 }
 
 impl Backend {
@@ -80,6 +81,19 @@ impl Backend {
     #[must_use]
     pub fn address(&self) -> Option<SocketAddr> {
         self.address
+    }
+
+    /// Its concurrency limit in the HTTP layer, if configured.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml(
+    /// #     "backends: [{name: a, connection_pool: {max_concurrent_requests: 8}}]").unwrap();
+    /// let cp = t.backends()[0].connection_pool().unwrap();
+    /// assert_eq!((cp.max_concurrent_requests, cp.max_pending_requests), (8, 0));
+    /// ```
+    #[must_use]
+    pub fn connection_pool(&self) -> Option<ConnectionPool> {
+        self.connection_pool
     }
 
     /// Whether it takes new traffic (see [`HealthRegistry`]).
@@ -453,6 +467,7 @@ pub struct RouteTable {
     pub(crate) rules: Box<[Rule]>,
     pub(crate) index: Index,
     pub(crate) tcp: TcpTable,
+    pub(crate) outlier_detection: Option<OutlierDetection>,
     pub(crate) config: Config,
 }
 
@@ -493,6 +508,19 @@ impl RouteTable {
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Outlier detection settings, if the configuration asks for it.
+    ///
+    /// ```
+    /// let t = routing_core::RouteTable::from_yaml("outlier_detection: {consecutive_5xx: 3}").unwrap();
+    /// let od = t.outlier_detection().unwrap();
+    /// assert_eq!(od.consecutive_5xx, Some(3));
+    /// assert_eq!(od.base_ejection_time, std::time::Duration::from_secs(30));
+    /// ```
+    #[must_use]
+    pub fn outlier_detection(&self) -> Option<&OutlierDetection> {
+        self.outlier_detection.as_ref()
     }
 
     /// The configuration this table was built from.

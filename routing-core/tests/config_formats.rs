@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use routing_core::{
-    BackendConfig, Config, ConfigDuration, CookieConfig, FaultAbortConfig, FaultConfig,
-    FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig, HeaderMatchConfig,
-    HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig, MatchConfig, MirrorConfig,
-    PathMatchConfig, PathModifierConfig, QueryMatchConfig, RedirectConfig, RetryConfig, RetryOn,
-    RouteConfig, RuleConfig, SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig,
-    TcpHashOn, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    BackendConfig, Config, ConfigDuration, ConnectionPoolConfig, CookieConfig, FaultAbortConfig,
+    FaultConfig, FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig,
+    HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig, MatchConfig,
+    MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig, QueryMatchConfig,
+    RedirectConfig, RetryConfig, RetryOn, RouteConfig, RuleConfig, SessionPersistenceConfig,
+    SimpleLoadBalancer, StringMatchConfig, TcpHashOn, TcpServiceConfig, TimeoutsConfig,
+    UrlRewriteConfig, WeightedBackendConfig,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -640,18 +641,25 @@ fn everything() -> Config {
             BackendConfig {
                 name: "v1".into(),
                 address: Some("10.0.0.1:8080".parse().expect("addr")),
+                connection_pool: None,
             },
             BackendConfig {
                 name: "v2".into(),
                 address: Some("10.0.0.2:8080".parse().expect("addr")),
+                connection_pool: None,
             },
             BackendConfig {
                 name: "v3".into(),
                 address: Some("[2001:db8::3]:8080".parse().expect("addr")),
+                connection_pool: Some(ConnectionPoolConfig {
+                    max_concurrent_requests: 64,
+                    max_pending_requests: Some(16),
+                }),
             },
             BackendConfig {
                 name: "shadow".into(),
                 address: None,
+                connection_pool: None,
             },
         ],
         routes: vec![
@@ -725,6 +733,14 @@ fn everything() -> Config {
         ],
         maglev_table_size: Some(251),
         panic_threshold: Some(33.5),
+        outlier_detection: Some(OutlierDetectionConfig {
+            consecutive_5xx: Some(3),
+            consecutive_gateway_errors: Some(2),
+            interval: Some(ConfigDuration::new(Duration::from_millis(5_000))),
+            base_ejection_time: Some(ConfigDuration::new(Duration::from_millis(15_000))),
+            max_ejection_time: Some(ConfigDuration::new(Duration::from_millis(120_000))),
+            max_ejection_percent: Some(30),
+        }),
     }
 }
 
@@ -820,6 +836,15 @@ fn to_yaml_round_trips_every_field_of_the_model() {
         "hash_on:",
         "maglev_table_size:",
         "panic_threshold:",
+        "outlier_detection:",
+        "consecutive_5xx:",
+        "consecutive_gateway_errors:",
+        "base_ejection_time:",
+        "max_ejection_time:",
+        "max_ejection_percent:",
+        "connection_pool:",
+        "max_concurrent_requests:",
+        "max_pending_requests:",
     ] {
         assert!(
             text.contains(field),
@@ -1346,7 +1371,11 @@ fn config() -> impl Strategy<Value = Config> {
                 name(),
                 opt(prop::sample::select(ADDRS).prop_map(|a| a.parse().expect("address"))),
             )
-                .prop_map(|(name, address)| BackendConfig { name, address }),
+                .prop_map(|(name, address)| BackendConfig {
+                    name,
+                    address,
+                    connection_pool: None,
+                }),
             0..5,
         ),
         prop::collection::vec(route(), 0..3),
@@ -1362,6 +1391,7 @@ fn config() -> impl Strategy<Value = Config> {
                 tcp_services,
                 maglev_table_size,
                 panic_threshold,
+                outlier_detection: None,
             },
         )
 }
@@ -1412,6 +1442,7 @@ fn declared_backends() -> Vec<BackendConfig> {
         .map(|(i, n)| BackendConfig {
             name: (*n).to_owned(),
             address: Some(format!("10.0.0.{}:80", i + 1).parse().expect("address")),
+            connection_pool: None,
         })
         .collect()
 }
@@ -1813,6 +1844,7 @@ fn valid_config() -> impl Strategy<Value = Config> {
                 .collect(),
             maglev_table_size,
             panic_threshold,
+            outlier_detection: None,
         })
 }
 

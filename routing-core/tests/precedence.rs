@@ -128,6 +128,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
         backends: vec![BackendConfig {
             name: "b".into(),
             address: None,
+            connection_pool: None,
         }],
         routes: routes
             .into_iter()

@@ -693,6 +693,30 @@ routes:
             K::OutOfRange { value, .. } if value == "inf"
         ),
         case!(
+            "zero outlier interval",
+            "outlier_detection: {interval: 0s}".into(),
+            "outlier_detection.interval",
+            K::OutOfRange { value, .. } if value == "0s"
+        ),
+        case!(
+            "max ejection time below base",
+            "outlier_detection: {base_ejection_time: 60s, max_ejection_time: 10s}".into(),
+            "outlier_detection.max_ejection_time",
+            K::OutOfRange { allowed, .. } if allowed.contains("base_ejection_time")
+        ),
+        case!(
+            "max ejection percent 101",
+            "outlier_detection: {max_ejection_percent: 101}".into(),
+            "outlier_detection.max_ejection_percent",
+            K::OutOfRange { value, .. } if value == "101"
+        ),
+        case!(
+            "zero concurrent requests",
+            "backends: [{name: a}, {name: b, connection_pool: {max_concurrent_requests: 0}}]".into(),
+            "backends[1].connection_pool.max_concurrent_requests",
+            K::OutOfRange { value, .. } if value == "0"
+        ),
+        case!(
             "redirect status 200",
             rules("{redirect: {status: 200}}"),
             "routes[0].rules[0].redirect.status",
@@ -1036,6 +1060,10 @@ fn valid_boundaries_of_numeric_rules_are_accepted() {
     valid("maglev_table_size: 4194301");
     valid("panic_threshold: 0");
     valid("panic_threshold: 100");
+    valid("outlier_detection: {}");
+    valid("outlier_detection: {consecutive_5xx: 0, max_ejection_percent: 100}");
+    valid("outlier_detection: {base_ejection_time: 300s}"); // max follows base when unset
+    valid("backends: [{name: a, connection_pool: {max_concurrent_requests: 1}}]");
     valid(&forward("retry: {attempts: 1}"));
     valid(&forward(
         "retry: {attempts: 10, on: [retriable-status-codes], status_codes: [100, 599]}",
