@@ -241,20 +241,74 @@ pub(crate) fn normalize_host(authority: &str) -> std::borrow::Cow<'_, str> {
 /// ```
 #[must_use]
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(http::header::COOKIE)
+    // Byte-wise, without validating whole header values first: only the value found
+    // is checked (it must be visible ASCII, as `HeaderValue::to_str` requires).
+    let name = name.as_bytes();
+    for v in headers.get_all(http::header::COOKIE) {
+        for pair in v.as_bytes().split(|&b| b == b';') {
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if trim_ascii_ws(&pair[..eq]) != name {
+                continue;
+            }
+            let mut value = trim_ascii_ws(&pair[eq + 1..]);
+            if let [b'"', inner @ .., b'"'] = value {
+                value = inner;
+            }
+            if value
+                .iter()
+                .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+            {
+                return std::str::from_utf8(value).ok();
+            }
+            return None;
+        }
+    }
+    None
+}
+
+fn trim_ascii_ws(b: &[u8]) -> &[u8] {
+    let start = b
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k.trim() == name).then(|| v.trim().trim_matches('"'))
-        })
+        .position(|c| !matches!(c, b' ' | b'\t'))
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
+    &b[start..end]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_parsing_edge_cases() {
+        let mut h = HeaderMap::new();
+        h.append(
+            http::header::COOKIE,
+            "a=1;b = 2 ;  c=\"q\"; d=; =e; f".parse().expect("value"),
+        );
+        h.append(
+            http::header::COOKIE,
+            "g=7; a=second".parse().expect("value"),
+        );
+        assert_eq!(cookie(&h, "a"), Some("1"), "first occurrence wins");
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "c"), Some("q"), "quotes stripped");
+        assert_eq!(cookie(&h, "d"), Some(""));
+        assert_eq!(cookie(&h, ""), Some("e"));
+        assert_eq!(cookie(&h, "f"), None, "no `=`: not a pair");
+        assert_eq!(cookie(&h, "g"), Some("7"), "later headers are read");
+        let mut h = HeaderMap::new();
+        h.append(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(b"x=caf\xc3\xa9").expect("obs-text is allowed"),
+        );
+        assert_eq!(cookie(&h, "x"), None, "non-ASCII values are not returned");
+    }
 
     #[test]
     fn host_normalisation() {

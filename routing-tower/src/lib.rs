@@ -1,7 +1,92 @@
-//! A tower `Layer` that applies [`routing_core`] decisions to any HTTP service.
+//! A tower [`Layer`](tower::Layer) that brings canary and blue/green splits, header
+//! A/B routing, sticky sessions, retries, timeouts, fault injection and outlier
+//! ejection to any HTTP service (axum, hyper, or anything tower), driven by a
+//! [`routing_core::Router`] that can be hot-swapped at any time.
 //!
-//! Not built yet: this crate is a placeholder in the workspace so that the layout is
-//! fixed. The work is tracked in the "routing-tower" issue; until it lands, use
-//! [`routing_core::RouteTable::decide`] directly from your own middleware.
+//! # Two modes
+//!
+//! **Dispatch**: the layer owns named [`Backends`] (in-process services such as
+//! axum `Router`s, or [`HttpBackend`]s forwarding to upstreams) and sends each
+//! request to the one the route table picks:
+//!
+//! ```
+//! use axum::routing::get;
+//! use routing_tower::{Backends, RoutingLayer};
+//!
+//! let router = routing_core::Router::from_yaml(r#"
+//! backends: [{name: v1}, {name: v2}]
+//! routes:
+//!   - name: shop
+//!     rules:
+//!       - matches: [{headers: [{name: x-canary, exact: "true"}]}]
+//!         backends: [{name: v2}]
+//!       - backends: [{name: v1, weight: 90}, {name: v2, weight: 10}]
+//!         session_persistence: {cookie: {name: shop-sticky, ttl: 1h}}
+//! "#).unwrap();
+//! let v1 = axum::Router::new().route("/", get(|| async { "v1" }));
+//! let v2 = axum::Router::new().route("/", get(|| async { "v2" }));
+//! let backends = Backends::new().with("v1", v1).with("v2", v2);
+//! let app: axum::Router = axum::Router::new().layer(RoutingLayer::new(router.clone(), backends));
+//! // serve `app` with `axum::serve`; `router.update_yaml(..)` changes weights live.
+//! # let _ = app;
+//! ```
+//!
+//! **Annotate**: the layer records its decision as a [`RouteDecision`] in the
+//! request's extensions and calls the wrapped service, for applications that
+//! forward by themselves ([`RoutingLayer::annotate`]).
+//!
+//! # What the layer applies
+//!
+//! Everything a rule's policy asks for (see `routing_core::config_reference`):
+//!
+//! | Feature | Behaviour |
+//! |---|---|
+//! | Weighted choice | exact weights (alias table), round robin, or consistent hashing on a header, cookie, query parameter or [`ClientAddr`](routing_core::ClientAddr) |
+//! | Cookie stickiness | the first response sets an opaque, MAC'd cookie ([`cookie`]); later requests stay on its backend, also across weight changes; a forged, expired or stale cookie gets a fresh choice and a new cookie, never an error |
+//! | Filters | request/response header set/add/remove, redirects, URL rewrites (host, full path, prefix) |
+//! | Mirroring | a percentage of requests copied to another backend in the background; the copy's response is dropped and never delays the client |
+//! | Timeouts | per request and per try, answered with 504 |
+//! | Retries | on 5xx, gateway errors, resets, connect failures or listed statuses; only replayable bodies (buffered up to a limit); a retry prefers another backend; a per-rule [retry budget](budget) bounds the extra load |
+//! | Faults | delay and abort percentages, optionally only for requests matching headers |
+//! | Outlier detection | consecutive 5xx / gateway errors eject a backend for a time growing with repeat ejections, bounded by a max percent ([`outlier`]); ejections feed routing-core's health and end on their own |
+//! | Concurrency limits | per backend, with a bounded queue; overflow is answered 503 ([`limit`]) |
+//! | Stats | per backend: requests, status classes, failures, retries, latency histogram, ejections ([`RoutingLayer::stats`]) |
+//!
+//! Requests carry `tracing` spans with route, rule and backend names.
+//!
+//! # Errors
+//!
+//! The layer never fails a request with an error of its own: it answers 404 (no
+//! route), 502 (backend failed without a response), 503 (no healthy backend, or
+//! queue full) or 504 (timeout), and puts a [`RoutingError`] in the response's
+//! extensions for callers that want the reason.
+//!
+//! # Hot swap
+//!
+//! The layer reads the `Router` on every request: a swap through
+//! [`Router::update`](routing_core::Router::update) is seen by the next request,
+//! never blocks one, never fails one. Stats, ejections, retry budgets and
+//! concurrency limits of backends that stay are kept across swaps.
 
+pub mod backends;
+pub mod body;
+pub mod budget;
+pub mod client;
+pub mod clock;
+pub mod cookie;
+mod decision;
+pub mod error;
+pub mod limit;
+pub mod outlier;
+mod replay;
+mod service;
+pub mod stats;
+
+pub use backends::{BackendService, Backends};
+pub use body::{Body, BoxError};
+pub use client::HttpBackend;
+pub use cookie::CookieKey;
+pub use decision::RouteDecision;
+pub use error::RoutingError;
 pub use routing_core;
+pub use service::{NotFound, ResponseFuture, Routing, RoutingLayer, RoutingLayerBuilder};

@@ -1,0 +1,146 @@
+//! A minimal axum app for the side-by-side HTTP benchmarks in `benches/http/`.
+//!
+//! ```text
+//! cargo run --release -p routing-tower --example bench_axum -- \
+//!     --listen 127.0.0.1:8080 [--layered annotate|dispatch] [--threads 1] [--body hello]
+//! ```
+//!
+//! Every request gets `200` with the `--body` text. With `--layered MODE` the same
+//! app sits behind `RoutingLayer`, whose route table has a header rule in front of a
+//! 90/10 split (so every request is matched on a header and a path prefix and draws
+//! a weighted choice):
+//!
+//! * `annotate`: the layer records the decision and calls the app
+//!   (`app.layer(RoutingLayer::annotate(router))`);
+//! * `dispatch`: the layer dispatches to two in-process clones of the app named
+//!   `v1` and `v2` (`app.layer(RoutingLayer::new(router, backends))`), as in a canary.
+//!
+//! The benchmark compares the modes under the same load (`benches/http/run.sh`);
+//! the bare app also serves as the upstream for the proxy comparison.
+//!
+//! The server runs until it is killed (the runner sends SIGTERM) or for
+//! `--seconds N` (default 600), whichever comes first.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use axum::serve::ListenerExt as _;
+use axum::Router;
+use routing_tower::{Backends, RoutingLayer};
+
+/// The layered app's route table: a header rule (never matched by the load) in
+/// front of a 90/10 split.
+const ROUTES: &str = r#"
+backends: [{ name: v1 }, { name: v2 }]
+routes:
+  - name: app
+    rules:
+      - matches: [{ headers: [{ name: x-canary, exact: "true" }] }]
+        backends: [{ name: v2 }]
+      - matches: [{ path: { prefix: / } }]
+        backends: [{ name: v1, weight: 90 }, { name: v2, weight: 10 }]
+"#;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Bare,
+    Annotate,
+    Dispatch,
+}
+
+struct Args {
+    listen: SocketAddr,
+    mode: Mode,
+    threads: usize,
+    body: String,
+    seconds: u64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        listen: "127.0.0.1:8080".parse()?,
+        mode: Mode::Bare,
+        threads: 1,
+        body: "hello".to_owned(),
+        seconds: 600,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => args.listen = value()?.parse().context("--listen")?,
+            "--layered" => {
+                args.mode = match value()?.as_str() {
+                    "annotate" => Mode::Annotate,
+                    "dispatch" => Mode::Dispatch,
+                    other => bail!("--layered takes `annotate` or `dispatch`, not `{other}`"),
+                }
+            }
+            "--threads" => args.threads = value()?.parse().context("--threads")?,
+            "--body" => args.body = value()?,
+            "--seconds" => args.seconds = value()?.parse().context("--seconds")?,
+            "-h" | "--help" => {
+                println!(
+                    "bench_axum [--listen ADDR] [--layered annotate|dispatch] [--threads N] [--body TEXT] [--seconds N]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    Ok(args)
+}
+
+fn app(body: String) -> Router {
+    Router::new().fallback(move || {
+        let body = body.clone();
+        async move { body }
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    // One thread: a current-thread runtime (no work-stealing scheduler).
+    let mut runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(args.threads);
+        b
+    };
+    let runtime = runtime.enable_all().build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+    let app = app(args.body);
+    let router = routing_core::Router::from_yaml(ROUTES).context("route table")?;
+    let (app, mode) = match args.mode {
+        Mode::Bare => (app, "bare"),
+        Mode::Annotate => (app.layer(RoutingLayer::annotate(router)), "annotate"),
+        Mode::Dispatch => {
+            let backends = Backends::new()
+                .with("v1", app.clone())
+                .with("v2", app.clone());
+            (app.layer(RoutingLayer::new(router, backends)), "dispatch")
+        }
+    };
+    eprintln!("bench_axum listening on {} ({mode})", args.listen);
+    let server = axum::serve(listener, app);
+    tokio::select! {
+        res = server => res.context("serving")?,
+        _ = tokio::time::sleep(Duration::from_secs(args.seconds)) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}

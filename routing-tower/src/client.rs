@@ -1,0 +1,625 @@
+//! An HTTP/1.1 client backend: a [`tower::Service`] that forwards each request to
+//! one upstream [`SocketAddr`] over pooled keep-alive connections.
+//!
+//! [`HttpBackend`] is what a reverse proxy puts behind the routing layer: one per
+//! upstream, all sharing one connection pool when built from one
+//! [`HttpBackendBuilder`]. [`HttpBackend::for_config`] builds the whole
+//! [`Backends`] set from the `address` fields of a [`routing_core::Config`].
+//!
+//! # What it does to a request
+//!
+//! * The URI becomes `http://{addr}{path_and_query}`; the client's `Host` header is
+//!   kept (reverse-proxy convention). A request without `Host` but with an
+//!   absolute URI gets `Host` from that URI's authority, so the upstream still sees
+//!   the name the client asked for.
+//! * It is sent as HTTP/1.1, whatever version it arrived in.
+//! * Hop-by-hop headers (RFC 9110 §7.6.1) are removed: `Connection` and every
+//!   header it lists, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`,
+//!   `Upgrade` and `Trailer`. The same is done to the response. (So protocol
+//!   upgrades such as WebSocket are not proxied.)
+//! * When the request carries a [`routing_core::ClientAddr`] extension, the client's
+//!   IP is appended to `x-forwarded-for` and `x-forwarded-proto` is set to the
+//!   request's scheme (`http` when the URI has none).
+//!
+//! # Errors
+//!
+//! Failures are [`UpstreamError`]s whose [`kind`](UpstreamError::kind) tells the
+//! retry and outlier logic what happened:
+//!
+//! | [`UpstreamErrorKind`] | when | safe to retry? |
+//! |---|---|---|
+//! | [`Connect`](UpstreamErrorKind::Connect) | no connection could be made (refused, unreachable, connect timeout) | yes: the upstream saw nothing |
+//! | [`Reset`](UpstreamErrorKind::Reset) | the connection closed or was reset before a complete response head arrived | only for replayable requests: the upstream may have acted on it |
+//! | [`Other`](UpstreamErrorKind::Other) | anything else: a malformed response, a request the client refuses to send, a failing request body | no |
+//!
+//! The response body is hyper's [`Incoming`]: an upstream that closes in the middle
+//! of a body fails the *body*, after the response future has resolved. Such a
+//! [`hyper::Error`] converts into an [`UpstreamError`] with the same classification
+//! (`UpstreamError::from(err).kind()` is `Reset` for a truncated body).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use routing_tower::client::HttpBackend;
+//! use tower::{Service, ServiceExt};
+//!
+//! # async fn run() -> Result<(), routing_tower::BoxError> {
+//! let mut v1 = HttpBackend::new("127.0.0.1:9001".parse()?);
+//! let req = http::Request::get("/hello")
+//!     .header(http::header::HOST, "shop.example.com")
+//!     .body(routing_tower::body::empty())?;
+//! let resp = v1.ready().await?.call(req).await?;
+//! println!("{}", resp.status());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::backends::Backends;
+use crate::body::Body;
+
+/// The client type every [`HttpBackend`] built by one builder shares.
+type SharedClient = Client<HttpConnector, Body>;
+
+/// Settings for [`HttpBackend`]s; every backend built by one builder shares one
+/// connection pool (the pool is keyed by upstream address).
+///
+/// ```
+/// use std::time::Duration;
+/// use routing_tower::client::HttpBackend;
+///
+/// let builder = HttpBackend::builder()
+///     .pool_idle_timeout(Duration::from_secs(30))
+///     .pool_max_idle_per_host(64)
+///     .connect_timeout(Duration::from_secs(1));
+/// let v1 = builder.build("127.0.0.1:9001".parse().unwrap());
+/// let v2 = builder.build("127.0.0.1:9002".parse().unwrap());
+/// assert_eq!(v2.addr().port(), 9002);
+/// # let _ = v1;
+/// ```
+#[derive(Clone)]
+pub struct HttpBackendBuilder {
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    connect_timeout: Duration,
+    client: std::sync::Arc<std::sync::OnceLock<SharedClient>>,
+}
+
+impl fmt::Debug for HttpBackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpBackendBuilder")
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for HttpBackendBuilder {
+    fn default() -> Self {
+        Self {
+            pool_idle_timeout: HttpBackendBuilder::DEFAULT_POOL_IDLE_TIMEOUT,
+            pool_max_idle_per_host: HttpBackendBuilder::DEFAULT_POOL_MAX_IDLE_PER_HOST,
+            connect_timeout: HttpBackendBuilder::DEFAULT_CONNECT_TIMEOUT,
+            client: Default::default(),
+        }
+    }
+}
+
+impl HttpBackendBuilder {
+    /// How long an idle pooled connection is kept: 30 s, below the 60–75 s idle
+    /// timeouts common in upstream servers, so the proxy closes first.
+    pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Idle connections kept per upstream: 256.
+    pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 256;
+    /// How long a TCP connect may take before it fails as
+    /// [`UpstreamErrorKind::Connect`]: 5 s (Envoy's default).
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A builder with the defaults above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long an idle pooled connection is kept before it is closed.
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self.client = Default::default();
+        self
+    }
+
+    /// How many idle connections are kept per upstream; more are closed when
+    /// they become idle.
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
+        self.pool_max_idle_per_host = max;
+        self.client = Default::default();
+        self
+    }
+
+    /// How long a TCP connect may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self.client = Default::default();
+        self
+    }
+
+    fn client(&self) -> SharedClient {
+        self.client
+            .get_or_init(|| {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.set_connect_timeout(Some(self.connect_timeout));
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(self.pool_idle_timeout)
+                    .pool_max_idle_per_host(self.pool_max_idle_per_host)
+                    .pool_timer(TokioTimer::new())
+                    .build(connector)
+            })
+            .clone()
+    }
+
+    /// A backend forwarding to `addr`, sharing this builder's connection pool.
+    ///
+    /// Needs no runtime to be built; requests must be sent from a Tokio runtime.
+    pub fn build(&self, addr: SocketAddr) -> HttpBackend {
+        HttpBackend {
+            client: self.client(),
+            addr,
+            authority: authority_of(addr),
+        }
+    }
+
+    /// One backend for every entry of `config.backends` that has an `address`, by
+    /// name, in declaration order, all sharing this builder's pool. Backends without
+    /// an address are left out (they may be served in-process).
+    ///
+    /// ```
+    /// use routing_tower::client::HttpBackend;
+    ///
+    /// let config = routing_core::Config::from_yaml(r#"
+    /// backends:
+    ///   - { name: v1, address: "127.0.0.1:9001" }
+    ///   - { name: v2, address: "127.0.0.1:9002" }
+    ///   - { name: in-process }
+    /// "#).unwrap();
+    /// let backends = HttpBackend::builder().build_for_config(&config);
+    /// let names: Vec<&str> = backends.iter().map(|(name, _)| name.as_str()).collect();
+    /// assert_eq!(names, ["v1", "v2"]);
+    /// ```
+    pub fn build_for_config(&self, config: &routing_core::Config) -> Vec<(String, HttpBackend)> {
+        config
+            .backends
+            .iter()
+            .filter_map(|b| b.address.map(|addr| (b.name.clone(), self.build(addr))))
+            .collect()
+    }
+
+    /// [`build_for_config`](Self::build_for_config) as a [`Backends`] set, ready
+    /// for [`RoutingLayer::new`](crate::RoutingLayer::new) or
+    /// [`Routing::dispatch`](crate::Routing::dispatch).
+    ///
+    /// ```
+    /// use routing_tower::client::HttpBackend;
+    ///
+    /// let yaml = r#"
+    /// backends:
+    ///   - { name: v1, address: "127.0.0.1:9001" }
+    ///   - { name: v2, address: "127.0.0.1:9002" }
+    /// routes:
+    ///   - name: all
+    ///     rules: [{ backends: [{ name: v1, weight: 90 }, { name: v2, weight: 10 }] }]
+    /// "#;
+    /// let config = routing_core::Config::from_yaml(yaml).unwrap();
+    /// let backends = HttpBackend::builder().backends_for_config(&config);
+    /// assert!(backends.contains("v1") && backends.contains("v2"));
+    /// let proxy = routing_tower::Routing::dispatch(routing_core::Router::new(config).unwrap(), backends);
+    /// # let _ = proxy;
+    /// ```
+    pub fn backends_for_config(&self, config: &routing_core::Config) -> Backends {
+        let mut backends = Backends::new();
+        for (name, backend) in self.build_for_config(config) {
+            backends.insert(name, backend);
+        }
+        backends
+    }
+}
+
+/// A [`tower::Service`] forwarding requests to one upstream over HTTP/1.1 with
+/// hyper-util's pooled client. Cloning is cheap: clones share the pool.
+///
+/// See the [module documentation](self) for what it changes in requests and
+/// responses, and how errors are classified.
+#[derive(Clone)]
+pub struct HttpBackend {
+    client: SharedClient,
+    addr: SocketAddr,
+    authority: Authority,
+}
+
+impl fmt::Debug for HttpBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpBackend")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpBackend {
+    /// A backend forwarding to `addr` with a connection pool of its own and the
+    /// [`HttpBackendBuilder`] defaults. Use [`HttpBackend::builder`] to share one
+    /// pool between several backends.
+    ///
+    /// ```
+    /// let v1 = routing_tower::client::HttpBackend::new("127.0.0.1:9001".parse().unwrap());
+    /// assert_eq!(v1.addr().to_string(), "127.0.0.1:9001");
+    /// ```
+    pub fn new(addr: SocketAddr) -> Self {
+        HttpBackendBuilder::new().build(addr)
+    }
+
+    /// A builder for backends sharing one pool.
+    pub fn builder() -> HttpBackendBuilder {
+        HttpBackendBuilder::new()
+    }
+
+    /// A [`Backends`] set with one backend per entry of `config.backends` that has
+    /// an `address`, sharing one pool with the default settings (see
+    /// [`HttpBackendBuilder::backends_for_config`]).
+    pub fn for_config(config: &routing_core::Config) -> Backends {
+        HttpBackendBuilder::new().backends_for_config(config)
+    }
+
+    /// The upstream address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Rewrites `req` the way [`call`](tower::Service::call) does before sending it.
+    fn prepare(&self, req: &mut Request<Body>) {
+        let uri = req.uri().clone();
+        if !req.headers().contains_key(header::HOST) {
+            // The authority without any `user:password@`.
+            let host = uri.authority().map(|a| match a.port() {
+                Some(port) => format!("{}:{port}", a.host()),
+                None => a.host().to_owned(),
+            });
+            if let Some(value) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
+                req.headers_mut().insert(header::HOST, value);
+            }
+        }
+
+        let path_and_query = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        // Scheme, authority and path-and-query are all set and valid.
+        if let Ok(new_uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = new_uri;
+        }
+        *req.version_mut() = Version::HTTP_11;
+
+        remove_hop_by_hop(req.headers_mut());
+
+        if let Some(client) = req.extensions().get::<routing_core::ClientAddr>() {
+            let ip = client.0.ip().to_string();
+            let headers = req.headers_mut();
+            let xff = match headers
+                .get(X_FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.trim().is_empty())
+            {
+                Some(prior) => format!("{prior}, {ip}"),
+                None => ip,
+            };
+            if let Ok(value) = HeaderValue::from_str(&xff) {
+                headers.insert(X_FORWARDED_FOR, value);
+            }
+            let proto = match uri.scheme_str() {
+                Some("https") => HeaderValue::from_static("https"),
+                _ => HeaderValue::from_static("http"),
+            };
+            headers.insert(X_FORWARDED_PROTO, proto);
+        }
+    }
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+
+fn authority_of(addr: SocketAddr) -> Authority {
+    // `SocketAddr`'s display form (`1.2.3.4:80`, `[::1]:80`) is a valid authority.
+    addr.to_string()
+        .parse()
+        .unwrap_or_else(|_| Authority::from_static("127.0.0.1"))
+}
+
+/// The hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy `Keep-Alive` and
+/// `Proxy-Connection`), which a proxy must not forward.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "trailer",
+];
+
+/// Removes `Connection`, every header it names, and the fixed hop-by-hop headers.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.is_empty() {
+        return;
+    }
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+impl tower::Service<Request<Body>> for HttpBackend {
+    type Response = Response<Incoming>;
+    type Error = UpstreamError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The pooled client takes any number of requests; a connection is
+        // checked out (or made) when the request is sent.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        self.prepare(&mut req);
+        ResponseFuture {
+            inner: self.client.request(req),
+            addr: self.addr,
+        }
+    }
+}
+
+/// The future [`HttpBackend`] returns: the upstream's response head, with
+/// hop-by-hop headers removed.
+pub struct ResponseFuture {
+    inner: hyper_util::client::legacy::ResponseFuture,
+    addr: SocketAddr,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Incoming>, UpstreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let addr = self.addr;
+        match Pin::new(&mut self.inner).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(mut resp)) => {
+                remove_hop_by_hop(resp.headers_mut());
+                Poll::Ready(Ok(resp))
+            }
+            Poll::Ready(Err(err)) => {
+                let kind = if err.is_connect() {
+                    UpstreamErrorKind::Connect
+                } else {
+                    classify(&err)
+                };
+                Poll::Ready(Err(UpstreamError {
+                    kind,
+                    addr: Some(addr),
+                    source: Box::new(err),
+                }))
+            }
+        }
+    }
+}
+
+/// What went wrong talking to an upstream; see the [module documentation](self)
+/// for how each case is recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UpstreamErrorKind {
+    /// No connection could be made: refused, unreachable, or the connect timed
+    /// out. The upstream saw nothing (retry-on `connect-failure`).
+    Connect,
+    /// The connection was closed or reset before a complete response arrived
+    /// (retry-on `reset`); the upstream may have acted on the request.
+    Reset,
+    /// Any other failure: a malformed response, an unsupported request, a failing
+    /// request body.
+    Other,
+}
+
+impl UpstreamErrorKind {
+    /// The retry-on condition name this kind answers to (`connect-failure`,
+    /// `reset`), if any.
+    ///
+    /// ```
+    /// use routing_tower::client::UpstreamErrorKind;
+    /// assert_eq!(UpstreamErrorKind::Connect.retry_on(), Some("connect-failure"));
+    /// assert_eq!(UpstreamErrorKind::Other.retry_on(), None);
+    /// ```
+    pub fn retry_on(self) -> Option<&'static str> {
+        match self {
+            UpstreamErrorKind::Connect => Some("connect-failure"),
+            UpstreamErrorKind::Reset => Some("reset"),
+            UpstreamErrorKind::Other => None,
+        }
+    }
+}
+
+impl fmt::Display for UpstreamErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UpstreamErrorKind::Connect => "connect failure",
+            UpstreamErrorKind::Reset => "connection reset",
+            UpstreamErrorKind::Other => "upstream error",
+        })
+    }
+}
+
+/// An [`HttpBackend`] failure, downcastable from a `BoxError`.
+///
+/// ```
+/// use routing_tower::client::{UpstreamError, UpstreamErrorKind};
+///
+/// fn is_retriable_connect(err: &routing_tower::BoxError) -> bool {
+///     err.downcast_ref::<UpstreamError>()
+///         .is_some_and(|e| e.kind() == UpstreamErrorKind::Connect)
+/// }
+/// # let _ = is_retriable_connect;
+/// ```
+#[derive(Debug)]
+pub struct UpstreamError {
+    kind: UpstreamErrorKind,
+    addr: Option<SocketAddr>,
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl UpstreamError {
+    /// What went wrong.
+    pub fn kind(&self) -> UpstreamErrorKind {
+        self.kind
+    }
+
+    /// The upstream's address, when known (errors converted from a body error
+    /// do not know it).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            Some(addr) => write!(f, "upstream `{addr}`: {}: {}", self.kind, self.source),
+            None => write!(f, "upstream: {}: {}", self.kind, self.source),
+        }
+    }
+}
+
+impl StdError for UpstreamError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Classifies an error of an [`Incoming`] response body (or any hyper error).
+impl From<hyper::Error> for UpstreamError {
+    fn from(err: hyper::Error) -> Self {
+        UpstreamError {
+            kind: classify(&err),
+            addr: None,
+            source: Box::new(err),
+        }
+    }
+}
+
+/// `Reset` when the error chain holds a hyper error for a connection that closed
+/// early (incomplete message, canceled, closed channel) or an I/O error for a reset,
+/// aborted or half-written connection; `Other` otherwise.
+fn classify(err: &(dyn StdError + 'static)) -> UpstreamErrorKind {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                return UpstreamErrorKind::Reset;
+            }
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            ) {
+                return UpstreamErrorKind::Reset;
+            }
+        }
+        next = e.source();
+    }
+    UpstreamErrorKind::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_lists_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, x-secret"));
+        h.append("connection", HeaderValue::from_static("X-Other"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        for name in HOP_BY_HOP.into_iter().filter(|n| *n != "connection") {
+            h.insert(name, HeaderValue::from_static("1"));
+        }
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-kept"], "only end-to-end headers must remain");
+    }
+
+    #[test]
+    fn uri_is_rewritten_and_host_kept() {
+        let backend = HttpBackend::new("127.0.0.1:9001".parse().expect("addr"));
+        let mut req = Request::get("http://shop.example.com/a/b?x=1")
+            .body(crate::body::empty())
+            .expect("request");
+        backend.prepare(&mut req);
+        assert_eq!(req.uri(), "http://127.0.0.1:9001/a/b?x=1");
+        assert_eq!(req.headers()[header::HOST], "shop.example.com");
+        assert_eq!(req.version(), Version::HTTP_11);
+        assert!(req.headers().get(X_FORWARDED_FOR).is_none());
+    }
+
+    #[test]
+    fn forwarded_headers_appear_with_a_client_addr() {
+        let backend = HttpBackend::new("[::1]:9001".parse().expect("addr"));
+        let mut req = Request::get("/")
+            .header(X_FORWARDED_FOR, "192.0.2.1")
+            .body(crate::body::empty())
+            .expect("request");
+        req.extensions_mut().insert(routing_core::ClientAddr(
+            "198.51.100.7:5000".parse().expect("addr"),
+        ));
+        backend.prepare(&mut req);
+        assert_eq!(req.uri(), "http://[::1]:9001/");
+        assert_eq!(req.headers()[X_FORWARDED_FOR], "192.0.2.1, 198.51.100.7");
+        assert_eq!(req.headers()[X_FORWARDED_PROTO], "http");
+    }
+}
