@@ -801,7 +801,22 @@ impl Builder<'_> {
                     },
                 );
             }
+            // Header session persistence is consistent hashing on that header.
+            let sp_header = rc
+                .session_persistence
+                .as_ref()
+                .filter(|sp| sp.cookie.is_none())
+                .and_then(|sp| sp.header.as_deref());
             let strategy = match (&lb.consistent_hash, lb.simple) {
+                // (An explicit `consistent_hash` keeps its own key.)
+                (None, _) if sp_header.is_some() => {
+                    // An invalid name is reported once, by the policy check below.
+                    hash_on = sp_header
+                        .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+                        .map(HashOn::Header);
+                    self.maglev(&backends, &format!("{p}.backends"))
+                        .map(Strategy::ConsistentHash)
+                }
                 (Some(on), _) => {
                     let hp = format!("{lp}.consistent_hash");
                     hash_on = self.hash_on(on, &hp);

@@ -50,7 +50,8 @@ const BUDGET_TTL: Duration = Duration::from_secs(10);
 ///   [`fall_through`](RoutingLayerBuilder::fall_through); otherwise they get 404.
 /// * **Annotate** ([`RoutingLayer::annotate`]): the layer records the decision as a
 ///   [`RouteDecision`] in the request's extensions and calls the wrapped service,
-///   for applications that forward by themselves.
+///   for applications that forward by themselves. Requests no route matches reach
+///   the wrapped service without a `RouteDecision`.
 ///
 /// In both modes the layer applies the matched rule's policy: sticky cookies,
 /// header filters, redirects, URL rewrites, mirroring, timeouts, retries, fault

@@ -965,3 +965,68 @@ routes: [{name: r, rules: [{backends: [{name: s}], retry: {attempts: 3, on: [5xx
         "small bodies are retried"
     );
 }
+
+#[tokio::test]
+async fn header_and_source_ip_stickiness_go_through_the_consistent_hash_table() {
+    let router = Router::from_yaml(
+        r#"
+backends: [{name: a}, {name: b}, {name: c}]
+routes:
+  - name: r
+    rules:
+      - matches: [{path: {prefix: /by-user}}]
+        backends: [{name: a}, {name: b}, {name: c}]
+        session_persistence: {header: x-user}
+      - backends: [{name: a}, {name: b}, {name: c}]
+        load_balancer: {consistent_hash: {source_ip: true}}
+"#,
+    )
+    .expect("config");
+    let svc = Routing::dispatch(
+        router,
+        Backends::new()
+            .with("a", named("a"))
+            .with("b", named("b"))
+            .with("c", named("c")),
+    );
+    let mut spread = std::collections::HashSet::new();
+    for user in 0..50 {
+        let mut first = None;
+        for _ in 0..20 {
+            let r = Request::get("http://x/by-user/profile")
+                .header("x-user", format!("user-{user}"))
+                .body(body::empty())
+                .expect("request");
+            let got = text(svc.clone().oneshot(r).await.expect("infallible")).await;
+            assert_eq!(
+                first.get_or_insert_with(|| got.clone()),
+                &got,
+                "user-{user} moved"
+            );
+        }
+        spread.extend(first);
+    }
+    assert_eq!(spread.len(), 3, "50 users use all three backends");
+    let mut spread = std::collections::HashSet::new();
+    for host in 1..=50u8 {
+        let peer: std::net::SocketAddr = format!("192.0.2.{host}:40000").parse().expect("addr");
+        let mut first = None;
+        for port in 0..20u16 {
+            let mut r = req("http://x/");
+            // The accept loop records the peer; the port changes per connection.
+            r.extensions_mut()
+                .insert(routing_core::ClientAddr(std::net::SocketAddr::new(
+                    peer.ip(),
+                    40_000 + port,
+                )));
+            let got = text(svc.clone().oneshot(r).await.expect("infallible")).await;
+            assert_eq!(
+                first.get_or_insert_with(|| got.clone()),
+                &got,
+                "client {peer} moved"
+            );
+        }
+        spread.extend(first);
+    }
+    assert_eq!(spread.len(), 3, "50 clients use all three backends");
+}
