@@ -15,6 +15,10 @@
 //! * `dispatch`: the layer dispatches to two in-process clones of the app named
 //!   `v1` and `v2` (`app.layer(RoutingLayer::new(router, backends))`), as in a canary.
 //!
+//! `--proxy-to ADDR` runs no app and no layer: a hyper server that forwards every
+//! request to `ADDR` through one `HttpBackend` — the client's share of a proxy's
+//! cost, without routing.
+//!
 //! The benchmark compares the modes under the same load (`benches/http/run.sh`);
 //! the bare app also serves as the upstream for the proxy comparison.
 //!
@@ -27,7 +31,10 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use axum::serve::ListenerExt as _;
 use axum::Router;
-use routing_tower::{Backends, RoutingLayer};
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use routing_tower::{Backends, HttpBackend, RoutingLayer};
 
 /// The layered app's route table: a header rule (never matched by the load) in
 /// front of a 90/10 split.
@@ -47,6 +54,9 @@ enum Mode {
     Bare,
     Annotate,
     Dispatch,
+    /// No app, no layer: a hyper server forwarding everything through one
+    /// `HttpBackend`, to split a proxy's cost between the layer and the client.
+    ProxyTo(SocketAddr),
 }
 
 struct Args {
@@ -79,10 +89,11 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--threads" => args.threads = value()?.parse().context("--threads")?,
             "--body" => args.body = value()?,
+            "--proxy-to" => args.mode = Mode::ProxyTo(value()?.parse().context("--proxy-to")?),
             "--seconds" => args.seconds = value()?.parse().context("--seconds")?,
             "-h" | "--help" => {
                 println!(
-                    "bench_axum [--listen ADDR] [--layered annotate|dispatch] [--threads N] [--body TEXT] [--seconds N]"
+                    "bench_axum [--listen ADDR] [--layered annotate|dispatch | --proxy-to ADDR] [--threads N] [--body TEXT] [--seconds N]"
                 );
                 std::process::exit(0);
             }
@@ -117,6 +128,15 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
+    if let Mode::ProxyTo(upstream) = args.mode {
+        let forward = proxy_to(args.listen, upstream);
+        tokio::select! {
+            res = forward => res?,
+            _ = tokio::time::sleep(Duration::from_secs(args.seconds)) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?
@@ -126,7 +146,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let app = app(args.body);
     let router = routing_core::Router::from_yaml(ROUTES).context("route table")?;
     let (app, mode) = match args.mode {
-        Mode::Bare => (app, "bare"),
+        Mode::Bare | Mode::ProxyTo(_) => (app, "bare"),
         Mode::Annotate => (app.layer(RoutingLayer::annotate(router)), "annotate"),
         Mode::Dispatch => {
             let backends = Backends::new()
@@ -143,4 +163,34 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())
+}
+
+/// Serves `listen` with hyper's HTTP/1 server, forwarding every request to
+/// `upstream` through one `HttpBackend` (set up as the `reverse_proxy` example's
+/// server is: nodelay, one task per connection, `ClientAddr` inserted).
+async fn proxy_to(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let backend = HttpBackend::new(upstream);
+    eprintln!("bench_axum listening on {listen} (HttpBackend to {upstream}, no layer)");
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let backend = backend.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let mut req: Request<routing_tower::Body> = req.map(routing_tower::body::boxed);
+            req.extensions_mut().insert(routing_core::ClientAddr(peer));
+            // `HttpBackend` is always ready (`poll_ready` returns `Ready` at once).
+            tower::Service::call(&mut backend.clone(), req)
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }

@@ -21,6 +21,17 @@
 //!   IP is appended to `x-forwarded-for` and `x-forwarded-proto` is set to the
 //!   request's scheme (`http` when the URI has none).
 //!
+//! # Connections
+//!
+//! hyper-util's pooled client: keep-alive HTTP/1.1 connections with `TCP_NODELAY`,
+//! kept idle for [30 s](HttpBackendBuilder::DEFAULT_POOL_IDLE_TIMEOUT), at most
+//! [256](HttpBackendBuilder::DEFAULT_POOL_MAX_IDLE_PER_HOST) idle per upstream,
+//! connects bounded by [5 s](HttpBackendBuilder::DEFAULT_CONNECT_TIMEOUT). A request
+//! that meets a pooled connection the upstream closed before anything was written
+//! is resent once on another connection by the pool itself (nothing reached the
+//! upstream); every other failure is returned, for the layer's retry policy to
+//! decide. `poll_ready` is always ready: connections are checked out per request.
+//!
 //! # Errors
 //!
 //! Failures are [`UpstreamError`]s whose [`kind`](UpstreamError::kind) tells the

@@ -401,7 +401,7 @@ pin_project_lite::pin_project! {
         /// Fall-through to the wrapped service.
         Inner { #[pin] future: F },
         /// Routed to a backend.
-        Routed { future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> },
+        Routed { #[pin] future: tracing::instrument::Instrumented<Pin<Box<dyn Future<Output = Response<Body>> + Send>>> },
     }
 }
 
@@ -438,7 +438,7 @@ where
                 None => Poll::Ready(Ok(error_response(RoutingError::NoRoute(error::NoRoute)))),
             },
             KindProj::Inner { future } => future.poll(cx).map_ok(|r| r.map(body::boxed)),
-            KindProj::Routed { future } => future.as_mut().poll(cx).map(Ok),
+            KindProj::Routed { future } => future.poll(cx).map(Ok),
         }
     }
 }
@@ -505,12 +505,12 @@ where
         };
         // Session persistence: a valid cookie for an available backend of this rule
         // wins over the fresh pick.
-        let mut issue_cookie = None;
+        let mut issue_cookie = false;
         let mut chosen = first;
         if let Some(SessionPersistence::Cookie(policy)) = &rule.policy().session_persistence {
             match sticky_backend(&shared, &state, &table, &decision, &req, &policy.name) {
                 Some(id) => chosen = id,
-                None => issue_cookie = Some(policy.clone()),
+                None => issue_cookie = true,
             }
         }
         let plan = Plan {
@@ -548,7 +548,8 @@ struct Plan {
     match_index: usize,
     first: BackendId,
     sticky_key: Option<u64>,
-    issue_cookie: Option<routing_core::CookiePolicy>,
+    /// Whether the response sets a new stickiness cookie.
+    issue_cookie: bool,
 }
 
 /// Layer-wide state.
@@ -741,7 +742,9 @@ fn sticky_backend<B>(
         Some(SessionPersistence::Cookie(p)) => p.ttl,
         _ => None,
     };
-    if cookie::expired(issued, ttl, cookie::unix_now()) {
+    // Session cookies (no TTL) never expire here, so the clock is read only for
+    // cookies with a TTL.
+    if ttl.is_some() && cookie::expired(issued, ttl, cookie::unix_now()) {
         return None;
     }
     let forward = decision.rule().forward()?;
@@ -1034,8 +1037,28 @@ fn forward(
     annotate_inner: Option<BackendService>,
     req: Request<Body>,
     span: tracing::Span,
-) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
-    Box::pin(forward_inner(shared, table, state, plan, annotate_inner, req).instrument(span))
+) -> tracing::instrument::Instrumented<Pin<Box<dyn Future<Output = Response<Body>> + Send>>> {
+    // The common case (one try, nothing to buffer or wait for) has its own, much
+    // smaller future: a future's size is memory written and moved on every request.
+    let policy = table.rules()[plan.rule].policy();
+    let simple = policy.fault.is_none()
+        && policy.retry.is_none()
+        && policy.mirror.is_none()
+        && policy.timeouts.request.is_none_or(|t| t.is_zero());
+    // Instrumented after boxing, so the future is moved only once.
+    let future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = if simple {
+        forward_simple(shared, table, state, plan, annotate_inner, req)
+    } else {
+        Box::pin(forward_inner(
+            shared,
+            table,
+            state,
+            plan,
+            annotate_inner,
+            req,
+        ))
+    };
+    future.instrument(span)
 }
 
 async fn forward_inner(
@@ -1112,19 +1135,119 @@ async fn forward_inner(
         },
         _ => run.await,
     };
-    let mut res = res;
+    finish(&shared, &state, &plan, policy, res, served_by)
+}
+
+/// Response filters and the stickiness cookie.
+fn finish(
+    shared: &Shared,
+    state: &GenState,
+    plan: &Plan,
+    policy: &routing_core::Policy,
+    mut res: Response<Body>,
+    served_by: Option<BackendId>,
+) -> Response<Body> {
     policy.response_headers.apply(res.headers_mut());
-    if let (Some(cp), Some(id)) = (&plan.issue_cookie, served_by) {
-        issue(&shared, &state, cp, id, &mut res);
-    } else if let (Some(id), Some(SessionPersistence::Cookie(cp))) =
+    if let (Some(id), Some(SessionPersistence::Cookie(cp))) =
         (served_by, &policy.session_persistence)
     {
-        // A retry moved the session: re-issue the cookie for the backend that served.
-        if id != plan.first {
-            issue(&shared, &state, cp, id, &mut res);
+        // A new session, or a retry that moved the session to another backend.
+        if plan.issue_cookie || id != plan.first {
+            issue(shared, state, cp, id, &mut res);
         }
     }
     res
+}
+
+/// One try, no fault, retry, mirror or request timeout: the lean path. The work
+/// before the backend call is done here, synchronously, so that the boxed future
+/// holds only what the call and the bookkeeping after it need.
+fn forward_simple(
+    shared: Arc<Shared>,
+    table: Arc<RouteTable>,
+    state: Arc<GenState>,
+    plan: Plan,
+    annotate_inner: Option<BackendService>,
+    req: Request<Body>,
+) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+    let (mut parts, body) = req.into_parts();
+    let rule = &table.rules()[plan.rule];
+    let policy = rule.policy();
+    policy.request_headers.apply(&mut parts.headers);
+    if let Some(rw) = &policy.url_rewrite {
+        let prefix = match rule.matches().get(plan.match_index).map(|m| m.path()) {
+            Some(PathMatch::Prefix(p)) => &**p,
+            _ => "",
+        };
+        rewrite_url(&mut parts, rw, prefix);
+    }
+    let backend = plan.first;
+    let Some(slot) = state.backends.get(backend.index()) else {
+        return Box::pin(std::future::ready(no_healthy_response(&table, &plan, None)));
+    };
+    let Some(svc) = slot.service.as_ref().or(annotate_inner.as_ref()) else {
+        let res = no_healthy_response(&table, &plan, Some(Arc::clone(&slot.name)));
+        return Box::pin(std::future::ready(res));
+    };
+    let mut req = Request::from_parts(parts, body);
+    if shared.annotate {
+        req.extensions_mut().insert(RouteDecision::new(
+            Arc::clone(&table),
+            plan.rule,
+            Some(backend),
+            plan.sticky_key,
+            0,
+        ));
+    }
+    tracing::Span::current().record("backend", &*slot.name);
+    let per_try = policy.timeouts.per_try.filter(|d| !d.is_zero());
+    // Not polled until the permit (if any) is held.
+    let call = call_backend(svc.clone(), req);
+    Box::pin(async move {
+        let slot = &state.backends[backend.index()];
+        let _permit = match &slot.limit {
+            Some((_, limit)) => match Box::pin(limit.acquire()).await {
+                Ok(p) => Some(p),
+                Err(e) => return error_response(RoutingError::Overloaded(e)),
+            },
+            None => None,
+        };
+        let _in_flight = slot.stats.begin();
+        let started = tokio::time::Instant::now();
+        let result = match per_try {
+            Some(t) => match Box::pin(tokio::time::timeout(t, call)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let failure = Outcome::LocalFailure(LocalFailure::Timeout);
+                    shared.record(&state, slot, failure, started.elapsed());
+                    let e = RoutingError::Timeout(error::Timeout {
+                        per_try: true,
+                        after: t,
+                    });
+                    return error_response(e);
+                }
+            },
+            None => call.await,
+        };
+        let latency = started.elapsed();
+        let (res, served_by) = match result {
+            Ok(res) => {
+                shared.record(&state, slot, Outcome::Status(res.status()), latency);
+                (res, Some(backend))
+            }
+            Err(e) => {
+                let kind = classify(&e);
+                shared.record(&state, slot, Outcome::LocalFailure(kind), latency);
+                let e = RoutingError::Upstream(error::Upstream {
+                    backend: Arc::clone(&slot.name),
+                    message: error::chain(&*e),
+                });
+                (error_response(e), None)
+            }
+        };
+        let policy = table.rules()[plan.rule].policy();
+        finish(&shared, &state, &plan, policy, res, served_by)
+    })
 }
 
 fn issue(
