@@ -4,13 +4,38 @@
 //! `cargo run --quiet --package xtask -- …`, so the tasks need nothing installed
 //! beyond a Rust toolchain.
 //!
+//! * `cargo xtask setup` — installs what building and testing the eBPF program
+//!   needs (nightly with `rust-src`, the pinned `bpf-linker`, `iproute2` and
+//!   `nftables`); idempotent and quick when done. See [`setup`].
+//! * `cargo xtask build-ebpf` — compiles the XDP program and prints the object's path.
+//! * `cargo xtask run --iface IF --config FILE [--mode skb|drv]` — attaches the
+//!   program, programs the config's `tcp_services`, prints per-target stats every
+//!   second, reloads the file when it changes, detaches on Ctrl-C. See [`run`].
 //! * `cargo xtask demo` — routes simulated shop traffic through `examples/demo.yaml`
-//!   and checks the canary split, the header A/B rule and sticky sessions.
+//!   and checks the canary split, the header A/B rule and sticky sessions; then, as
+//!   root, the L4 part: real TCP connections through the XDP program in network
+//!   namespaces (see [`demo_l4`]).
 //! * `cargo xtask test [ARGS…]` — runs every test of the workspace (unit,
 //!   integration, bench smoke tests and doctests).
+//! * `cargo xtask bench-l4` — the kernel baseline: connections/s, throughput and
+//!   split accuracy through the XDP program against nftables DNAT (see [`bench_l4`]).
+//!
+//! `test` and `demo` run `setup` first, so the README's two commands work on a fresh
+//! machine.
 
+mod bench_l4;
+mod build_ebpf;
 mod demo;
+mod demo_l4;
+mod http_harness;
+mod l4;
+mod run;
+mod setup;
 mod testing;
+#[cfg(feature = "ebpf")]
+mod topo;
+#[cfg(feature = "ebpf")]
+mod xdp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,15 +45,35 @@ const USAGE: &str = "\
 Usage: cargo xtask <TASK> [ARGS...]
 
 Tasks:
+  setup             Install what the eBPF build and tests need, skipping what is
+                    there: nightly + rust-src, bpf-linker 0.13.0 (built against
+                    nightly's LLVM), and as root the Debian packages iproute2 and
+                    nftables. Quick when already done.
+  build-ebpf        Build the XDP program (cargo +nightly, bpfel-unknown-none) and
+                    print the object's path. Runs setup first.
+  run --iface IF --config FILE [--mode skb|drv]
+                    Attach the XDP program to IF (root), program FILE's
+                    tcp_services, print per-target stats every second, reload FILE
+                    when it changes (an invalid file is reported and the old config
+                    stays live), detach on Ctrl-C. Mode: drv (native, default) or
+                    skb (generic; use it on a veth whose peer has no XDP program).
   demo [--seed N]   Route 10 000 simulated shop requests through examples/demo.yaml,
                     print where they went and check the canary split, the header
-                    A/B rule and sticky sessions (exits 1 if a check fails).
-  test [ARGS...]    Run every test: `cargo test --workspace --all-targets`, then
-                    `cargo test --workspace --doc`. ARGS are passed to both, e.g.
+                    A/B rule and sticky sessions (exits 1 if a check fails). Then,
+                    as root, the L4 part: 1 000 real TCP connections through the
+                    XDP program in network namespaces, split per weights, and a live
+                    weight change that keeps open connections. Runs setup first.
+  test [ARGS...]    Run setup, then every test: `cargo test --workspace
+                    --all-targets`, `cargo test --workspace --doc`, and `cargo test
+                    -p xtask --features ebpf`. ARGS are passed to each, e.g.
                     `cargo xtask test -- --nocapture`.
-  help              Print this message.
-
-Planned, not implemented yet (eBPF data path): setup, build-ebpf, run.";
+  bench-l4 [--secs S] [--repeats N]
+                    As root: connections/s, throughput and split accuracy through
+                    the XDP program (native and generic) vs nftables DNAT (numgen
+                    and jhash weighted maps) on one veth topology; S seconds per
+                    run (default 5), N runs per side (default 3); prints medians,
+                    ranges and ratios.
+  help              Print this message.";
 
 /// A task to run, parsed from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,13 +88,27 @@ enum Task {
         /// Extra arguments appended to each `cargo test` command.
         cargo_args: Vec<String>,
     },
+    /// `setup`: install the eBPF toolchain pieces and Debian packages.
+    Setup,
+    /// `build-ebpf`: compile the XDP program.
+    BuildEbpf,
+    /// `run`: attach the program and program a config file's TCP services.
+    Run(run::Options),
+    /// `bench-l4`: the XDP program against nftables DNAT.
+    BenchL4(bench_l4::Options),
+    /// `__demo-l4`: the L4 part of the demo alone (hidden: `demo` runs it, in a
+    /// build with the `ebpf` feature).
+    DemoL4,
+    /// `__l4-serve NAME ADDR`, `__l4-client`: hidden helpers that the L4 demo and
+    /// `bench-l4` start inside network namespaces.
+    Worker(l4::WorkerTask),
     /// `help`, `--help`, `-h`.
     Help,
 }
 
-/// Tasks that are planned (they belong to the eBPF data path) but do not exist yet.
-/// Naming one is a usage error with a specific message, never a silent success.
-const PLANNED: &[&str] = &["setup", "build-ebpf", "run"];
+/// Tasks that are planned but do not exist yet. Naming one is a usage error with a
+/// specific message, never a silent success. (Empty since the eBPF tasks landed.)
+const PLANNED: &[&str] = &[];
 
 /// Why the command line could not be understood (exit status 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +147,24 @@ fn parse(args: &[String]) -> Result<Task, UsageError> {
         "test" => Ok(Task::Test {
             cargo_args: rest.to_vec(),
         }),
+        "setup" => no_args("setup", rest, Task::Setup),
+        "build-ebpf" => no_args("build-ebpf", rest, Task::BuildEbpf),
+        "run" => parse_run(rest),
+        "bench-l4" => parse_bench_l4(rest),
+        "__l4-serve" => match rest {
+            [name, addr] => addr
+                .parse()
+                .map(|listen| {
+                    Task::Worker(l4::WorkerTask::Serve {
+                        name: name.clone(),
+                        listen,
+                    })
+                })
+                .map_err(|_| UsageError::BadArgs(format!("bad address `{addr}`"))),
+            _ => Err(UsageError::BadArgs("`__l4-serve NAME ADDR`".into())),
+        },
+        "__l4-client" => no_args("__l4-client", rest, Task::Worker(l4::WorkerTask::Client)),
+        "__demo-l4" => no_args("__demo-l4", rest, Task::DemoL4),
         "help" | "--help" | "-h" => Ok(Task::Help),
         t if PLANNED.contains(&t) => Err(UsageError::Planned(t.to_owned())),
         t => Err(UsageError::Unknown(t.to_owned())),
@@ -118,6 +195,150 @@ fn parse_demo(args: &[String]) -> Result<Task, UsageError> {
     Ok(Task::Demo { seed })
 }
 
+/// A task that takes no arguments (other than `--help`).
+fn no_args(name: &str, args: &[String], task: Task) -> Result<Task, UsageError> {
+    match args.first().map(String::as_str) {
+        None => Ok(task),
+        Some("--help" | "-h") => Ok(Task::Help),
+        Some(a) => Err(UsageError::BadArgs(format!(
+            "unexpected argument `{a}` for `{name}`"
+        ))),
+    }
+}
+
+/// Splits `--flag=value` into `("--flag", Some("value"))`, anything else into
+/// `(arg, None)`.
+fn split_flag(arg: &str) -> (&str, Option<&str>) {
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+        _ => (arg, None),
+    }
+}
+
+/// The value of a flag: the part after `=`, or the next argument.
+fn flag_value<'a>(
+    task: &str,
+    flag: &str,
+    inline: Option<&'a str>,
+    it: &mut std::slice::Iter<'a, String>,
+) -> Result<&'a str, UsageError> {
+    inline
+        .or_else(|| it.next().map(String::as_str))
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| UsageError::BadArgs(format!("`{flag}` of `{task}` needs a value")))
+}
+
+/// Parses `run --iface IF --config FILE [--mode skb|drv]`.
+fn parse_run(args: &[String]) -> Result<Task, UsageError> {
+    let (mut iface, mut config, mut mode) = (None, None, run::Mode::Driver);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = split_flag(arg);
+        match flag {
+            "--help" | "-h" => return Ok(Task::Help),
+            "--iface" => iface = Some(flag_value("run", flag, inline, &mut it)?.to_owned()),
+            "--config" => {
+                config = Some(PathBuf::from(flag_value("run", flag, inline, &mut it)?));
+            }
+            "--mode" => {
+                mode = match flag_value("run", flag, inline, &mut it)? {
+                    "skb" => run::Mode::Skb,
+                    "drv" => run::Mode::Driver,
+                    m => {
+                        return Err(UsageError::BadArgs(format!(
+                            "`--mode` is `skb` or `drv`, not `{m}`"
+                        )))
+                    }
+                }
+            }
+            a => {
+                return Err(UsageError::BadArgs(format!(
+                    "unexpected argument `{a}` for `run`"
+                )))
+            }
+        }
+    }
+    let iface = iface.ok_or_else(|| UsageError::BadArgs("`run` needs `--iface IF`".into()))?;
+    let config = config.ok_or_else(|| UsageError::BadArgs("`run` needs `--config FILE`".into()))?;
+    Ok(Task::Run(run::Options {
+        iface,
+        config,
+        mode,
+    }))
+}
+
+/// Parses `bench-l4 [--secs S] [--repeats N]`.
+fn parse_bench_l4(args: &[String]) -> Result<Task, UsageError> {
+    let mut opts = bench_l4::Options::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = split_flag(arg);
+        let number = |v: &str, max: u64| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    UsageError::BadArgs(format!("`{flag}` needs an integer from 1 to {max}"))
+                })
+        };
+        match flag {
+            "--help" | "-h" => return Ok(Task::Help),
+            "--secs" => opts.secs = number(flag_value("bench-l4", flag, inline, &mut it)?, 60)?,
+            "--repeats" => {
+                opts.repeats = number(flag_value("bench-l4", flag, inline, &mut it)?, 15)?;
+            }
+            a => {
+                return Err(UsageError::BadArgs(format!(
+                    "unexpected argument `{a}` for `bench-l4`"
+                )))
+            }
+        }
+    }
+    Ok(Task::BenchL4(opts))
+}
+
+/// Runs `f`, a task that loads the XDP program: directly in a build with the `ebpf`
+/// feature; otherwise runs `setup` (the feature's build needs nightly and
+/// bpf-linker), then this task again as `cargo run -p xtask --features ebpf -- ARGS`,
+/// and exits with its status.
+#[cfg(feature = "ebpf")]
+fn with_ebpf(_args: &[String], f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    f()
+}
+
+/// See the `ebpf` build's version: this one re-runs the task in that build.
+#[cfg(not(feature = "ebpf"))]
+fn with_ebpf(args: &[String], _f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    setup::run()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!(
+        "xtask: this part loads the XDP program: running `cargo run -p xtask --features ebpf -- {}`",
+        args.join(" ")
+    );
+    let status = std::process::Command::new(cargo)
+        .env(setup::DONE_ENV, "1")
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--features",
+            "ebpf",
+            "--",
+        ])
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .context("could not run `cargo run -p xtask --features ebpf`")?;
+    if status.success() {
+        Ok(())
+    } else {
+        // The inner task printed its own error; pass its status on.
+        std::process::exit(status.code().unwrap_or(1));
+    }
+}
+
 /// The workspace root (the parent of this crate's directory). Tasks run from there,
 /// wherever `cargo xtask` was invoked.
 fn workspace_root() -> PathBuf {
@@ -134,8 +355,16 @@ fn main() -> ExitCode {
         }
     };
     let result = match task {
-        Task::Demo { seed } => demo::run(seed),
-        Task::Test { cargo_args } => testing::run(&cargo_args),
+        Task::Demo { seed } => setup::run()
+            .and_then(|()| demo::run(seed))
+            .and_then(|()| demo_l4::run_from_demo(&["__demo-l4".to_owned()])),
+        Task::DemoL4 => with_ebpf(&args, demo_l4::run),
+        Task::Test { cargo_args } => setup::run().and_then(|()| testing::run(&cargo_args)),
+        Task::Setup => setup::run(),
+        Task::BuildEbpf => build_ebpf::run().map(drop),
+        Task::Run(opts) => with_ebpf(&args, || run::run(&opts)),
+        Task::BenchL4(opts) => with_ebpf(&args, || bench_l4::run(&opts)),
+        Task::Worker(w) => l4::run_worker(&w),
         Task::Help => {
             println!("{USAGE}");
             Ok(())
@@ -181,15 +410,111 @@ mod tests {
             })
         );
         assert_eq!(parse(&args(&["--help"])), Ok(Task::Help));
+        assert_eq!(parse(&args(&["setup"])), Ok(Task::Setup));
+        assert_eq!(parse(&args(&["build-ebpf"])), Ok(Task::BuildEbpf));
+        assert_eq!(parse(&args(&["setup", "--help"])), Ok(Task::Help));
+        assert_eq!(parse(&args(&["__demo-l4"])), Ok(Task::DemoL4));
+        assert_eq!(
+            parse(&args(&["__l4-serve", "t0", "127.0.0.1:8080"])),
+            Ok(Task::Worker(l4::WorkerTask::Serve {
+                name: "t0".into(),
+                listen: "127.0.0.1:8080".parse().expect("address"),
+            }))
+        );
+        assert_eq!(
+            parse(&args(&["__l4-client"])),
+            Ok(Task::Worker(l4::WorkerTask::Client))
+        );
+        assert!(matches!(
+            parse(&args(&["__l4-serve", "t0", "nowhere"])),
+            Err(UsageError::BadArgs(_))
+        ));
+    }
+
+    #[test]
+    fn parses_run() {
+        let expect = |mode| {
+            Ok(Task::Run(run::Options {
+                iface: "veth0".into(),
+                config: PathBuf::from("l4.yaml"),
+                mode,
+            }))
+        };
+        assert_eq!(
+            parse(&args(&["run", "--iface", "veth0", "--config", "l4.yaml"])),
+            expect(run::Mode::Driver),
+            "the mode defaults to native (drv)"
+        );
+        assert_eq!(
+            parse(&args(&[
+                "run",
+                "--config=l4.yaml",
+                "--mode",
+                "skb",
+                "--iface=veth0"
+            ])),
+            expect(run::Mode::Skb)
+        );
+        assert_eq!(
+            parse(&args(&[
+                "run",
+                "--iface",
+                "veth0",
+                "--config",
+                "l4.yaml",
+                "--mode=drv"
+            ])),
+            expect(run::Mode::Driver)
+        );
+        for bad in [
+            &["run"][..],
+            &["run", "--iface", "veth0"],
+            &["run", "--config", "l4.yaml"],
+            &["run", "--iface"],
+            &["run", "--iface=", "--config", "x"],
+            &["run", "--iface", "a", "--config", "b", "--mode", "xdp"],
+            &["run", "--iface", "a", "--config", "b", "extra"],
+        ] {
+            assert!(
+                matches!(parse(&args(bad)), Err(UsageError::BadArgs(_))),
+                "{bad:?} must be a usage error"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_bench_l4() {
+        assert_eq!(
+            parse(&args(&["bench-l4"])),
+            Ok(Task::BenchL4(bench_l4::Options::default()))
+        );
+        assert_eq!(
+            parse(&args(&["bench-l4", "--secs", "2", "--repeats=5"])),
+            Ok(Task::BenchL4(bench_l4::Options {
+                secs: 2,
+                repeats: 5
+            }))
+        );
+        for bad in [
+            &["bench-l4", "--secs", "0"][..],
+            &["bench-l4", "--secs", "61"],
+            &["bench-l4", "--repeats", "x"],
+            &["bench-l4", "--fast"],
+        ] {
+            assert!(
+                matches!(parse(&args(bad)), Err(UsageError::BadArgs(_))),
+                "{bad:?} must be a usage error"
+            );
+        }
     }
 
     #[test]
     fn rejects_unknown_planned_and_bad_arguments() {
         assert_eq!(parse(&[]), Err(UsageError::Missing));
-        assert_eq!(
-            parse(&args(&["build-ebpf"])),
-            Err(UsageError::Planned("build-ebpf".into()))
-        );
+        assert!(matches!(
+            parse(&args(&["build-ebpf", "--release"])),
+            Err(UsageError::BadArgs(_))
+        ));
         assert_eq!(
             parse(&args(&["deploy"])),
             Err(UsageError::Unknown("deploy".into()))

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: every test of the workspace, tests only.
+//! `cargo xtask test`: every test of the workspace, tests only (after `setup`, which
+//! `main` runs first: `routing-ebpf` needs nightly and bpf-linker to build).
 //!
 //! Formatting and lints are separate CI steps (`.ci/run`), so that a failing test and
 //! a style nit are reported as different failures.
@@ -10,10 +11,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 /// The `cargo` argument lists run in order. `--all-targets` does not include
-/// doctests and cannot be combined with `--doc`, hence two runs.
+/// doctests and cannot be combined with `--doc`, hence two runs; the third runs the
+/// tests of xtask's code that only exists with its `ebpf` feature (the `run` task),
+/// which no workspace-wide run enables.
 const RUNS: &[&[&str]] = &[
     &["test", "--workspace", "--all-targets"],
     &["test", "--workspace", "--doc"],
+    &["test", "--package", "xtask", "--features", "ebpf"],
 ];
 
 /// Runs each of [`RUNS`] with `extra` appended, streaming its output, and stops at
