@@ -241,28 +241,35 @@ pub(crate) fn normalize_host(authority: &str) -> std::borrow::Cow<'_, str> {
 /// ```
 #[must_use]
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    // Byte-wise, without validating whole header values first: only the value found
-    // is checked (it must be visible ASCII, as `HeaderValue::to_str` requires).
+    // Pair by pair, finding each `;` with memchr (vectorised) and comparing the
+    // pair's start with the name: no per-byte work outside the pairs' heads.
     let name = name.as_bytes();
     for v in headers.get_all(http::header::COOKIE) {
-        for pair in v.as_bytes().split(|&b| b == b';') {
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-                continue;
+        let mut rest = v.as_bytes();
+        loop {
+            let (pair, next) = match memchr::memchr(b';', rest) {
+                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                None => (rest, None),
             };
-            if trim_ascii_ws(&pair[..eq]) != name {
-                continue;
+            let pair = trim_ascii_ws(pair);
+            if let Some(after) = pair.strip_prefix(name) {
+                if let [b'=', value @ ..] = trim_ascii_ws(after) {
+                    let mut value = trim_ascii_ws(value);
+                    if let [b'"', inner @ .., b'"'] = value {
+                        value = inner;
+                    }
+                    // Cookie values are ASCII (RFC 6265); anything else is not returned.
+                    return if value.is_ascii() {
+                        std::str::from_utf8(value).ok()
+                    } else {
+                        None
+                    };
+                }
             }
-            let mut value = trim_ascii_ws(&pair[eq + 1..]);
-            if let [b'"', inner @ .., b'"'] = value {
-                value = inner;
+            match next {
+                Some(n) => rest = n,
+                None => break,
             }
-            if value
-                .iter()
-                .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
-            {
-                return std::str::from_utf8(value).ok();
-            }
-            return None;
         }
     }
     None
@@ -308,6 +315,17 @@ mod tests {
             http::HeaderValue::from_bytes(b"x=caf\xc3\xa9").expect("obs-text is allowed"),
         );
         assert_eq!(cookie(&h, "x"), None, "non-ASCII values are not returned");
+        let mut h = HeaderMap::new();
+        h.append(
+            http::header::COOKIE,
+            "a=xs=1; s =2; ss=3; s".parse().expect("value"),
+        );
+        assert_eq!(
+            cookie(&h, "s"),
+            Some("2"),
+            "only whole names match, `=` may follow spaces"
+        );
+        assert_eq!(cookie(&h, "ss"), Some("3"));
     }
 
     #[test]

@@ -534,9 +534,10 @@ impl UpstreamError {
 
 impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The cause is `source()`, not repeated here (error reporters walk the chain).
         match self.addr {
-            Some(addr) => write!(f, "upstream `{addr}`: {}: {}", self.kind, self.source),
-            None => write!(f, "upstream: {}: {}", self.kind, self.source),
+            Some(addr) => write!(f, "upstream `{addr}`: {}", self.kind),
+            None => write!(f, "upstream: {}", self.kind),
         }
     }
 }
