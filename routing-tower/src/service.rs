@@ -919,24 +919,37 @@ fn call_backend(
 /// What a try ended with.
 enum TryResult {
     Response(Response<Body>),
-    Failed(LocalFailure, RoutingError),
+    /// The failure, whether it may be retried, and the answer if it is not.
+    Failed(LocalFailure, bool, RoutingError),
     /// Refused before reaching the backend (its queue is full): never retried.
     Refused(RoutingError),
 }
 
-fn classify(err: &BoxError) -> LocalFailure {
+/// How a backend error counts: its failure kind (stats, outlier detection) and
+/// whether `reset` / `connect-failure` retries may retry it. Only failures known to
+/// be connection-level are retryable: an [`UpstreamError`] of kind `Connect` or
+/// `Reset`, or an I/O error saying the connection was refused, reset or broken.
+/// Anything else (a malformed upstream answer, a failing request body, an error of
+/// an in-process service) counts as a reset but is not retried.
+fn classify(err: &BoxError) -> (LocalFailure, bool) {
+    use std::io::ErrorKind as Io;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&**err);
     let mut depth = 0;
     while let Some(e) = cur {
         if let Some(u) = e.downcast_ref::<UpstreamError>() {
             return match u.kind() {
-                UpstreamErrorKind::Connect => LocalFailure::Connect,
-                _ => LocalFailure::Reset,
+                UpstreamErrorKind::Connect => (LocalFailure::Connect, true),
+                UpstreamErrorKind::Reset => (LocalFailure::Reset, true),
+                _ => (LocalFailure::Reset, false),
             };
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return LocalFailure::Connect;
+            match io.kind() {
+                Io::ConnectionRefused => return (LocalFailure::Connect, true),
+                Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => {
+                    return (LocalFailure::Reset, true)
+                }
+                _ => {}
             }
         }
         if depth == 8 {
@@ -945,7 +958,7 @@ fn classify(err: &BoxError) -> LocalFailure {
         cur = e.source();
         depth += 1;
     }
-    LocalFailure::Reset
+    (LocalFailure::Reset, false)
 }
 
 fn should_retry(policy: &RetryPolicy, outcome: &Outcome) -> bool {
@@ -1236,7 +1249,7 @@ fn forward_simple(
                 (res, Some(backend))
             }
             Err(e) => {
-                let kind = classify(&e);
+                let (kind, _) = classify(&e);
                 shared.record(&state, slot, Outcome::LocalFailure(kind), latency);
                 let e = RoutingError::Upstream(error::Upstream {
                     backend: Arc::clone(&slot.name),
@@ -1372,12 +1385,13 @@ async fn tries(
         tracing::Span::current().record("backend", &*slot.name);
         let result = one_try(shared, state, slot, svc, req, policy.timeouts.per_try).await;
         attempt += 1;
-        let outcome = match &result {
-            TryResult::Response(r) => Outcome::Status(r.status()),
-            TryResult::Failed(f, _) => Outcome::LocalFailure(*f),
+        let (outcome, may_retry) = match &result {
+            TryResult::Response(r) => (Outcome::Status(r.status()), true),
+            TryResult::Failed(f, ok, _) => (Outcome::LocalFailure(*f), *ok),
             TryResult::Refused(e) => return (error_response(e.clone()), None),
         };
-        let retryable = retry.is_some_and(|r| should_retry(r, &outcome))
+        let retryable = may_retry
+            && retry.is_some_and(|r| should_retry(r, &outcome))
             && attempt < max_tries
             && parts.is_some()
             && buffered.is_replayable();
@@ -1387,7 +1401,7 @@ async fn tries(
             }
             return match result {
                 TryResult::Response(r) => (r, Some(backend)),
-                TryResult::Failed(_, e) | TryResult::Refused(e) => (error_response(e), None),
+                TryResult::Failed(_, _, e) | TryResult::Refused(e) => (error_response(e), None),
             };
         }
         tried.push(backend);
@@ -1449,6 +1463,7 @@ async fn one_try(
                 );
                 return TryResult::Failed(
                     LocalFailure::Timeout,
+                    true,
                     RoutingError::Timeout(error::Timeout {
                         per_try: true,
                         after: t,
@@ -1465,10 +1480,11 @@ async fn one_try(
             TryResult::Response(res)
         }
         Err(e) => {
-            let kind = classify(&e);
+            let (kind, retryable) = classify(&e);
             shared.record(state, slot, Outcome::LocalFailure(kind), latency);
             TryResult::Failed(
                 kind,
+                retryable,
                 RoutingError::Upstream(error::Upstream {
                     backend: Arc::clone(&slot.name),
                     message: error::chain(&*e),

@@ -1030,3 +1030,35 @@ routes:
     }
     assert_eq!(spread.len(), 3, "50 clients use all three backends");
 }
+
+#[tokio::test]
+async fn only_connection_level_failures_are_retried_on_reset() {
+    let tries = Arc::new(AtomicU64::new(0));
+    let make = |kind: std::io::ErrorKind| {
+        let tries = Arc::clone(&tries);
+        tower::service_fn(move |_r: Request<Body>| {
+            tries.fetch_add(1, Ordering::Relaxed);
+            async move {
+                Err::<Response<Body>, _>(routing_tower::BoxError::from(std::io::Error::new(
+                    kind, "boom",
+                )))
+            }
+        })
+    };
+    let yaml = r#"
+backends: [{name: a}]
+routes: [{name: r, rules: [{backends: [{name: a}], retry: {attempts: 2, on: [reset, connect-failure], backoff: 1ms}}]}]
+"#;
+    for (kind, expected_tries) in [
+        (std::io::ErrorKind::ConnectionReset, 3),
+        (std::io::ErrorKind::ConnectionRefused, 3),
+        (std::io::ErrorKind::InvalidData, 1),
+    ] {
+        tries.store(0, Ordering::Relaxed);
+        let router = Router::from_yaml(yaml).expect("config");
+        let svc = Routing::dispatch(router, Backends::new().with("a", make(kind)));
+        let res = svc.oneshot(req("http://x/")).await.expect("infallible");
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY, "{kind:?}");
+        assert_eq!(tries.load(Ordering::Relaxed), expected_tries, "{kind:?}");
+    }
+}
