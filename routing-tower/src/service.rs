@@ -687,15 +687,7 @@ impl Shared {
             .collect();
         let outlier_enabled = match table.outlier_detection() {
             Some(od) => {
-                self.outlier.set_config(OutlierConfig {
-                    consecutive_5xx: od.consecutive_5xx,
-                    consecutive_gateway_errors: od.consecutive_gateway_errors,
-                    interval: od.interval,
-                    base_ejection_time: od.base_ejection_time,
-                    max_ejection_time: od.max_ejection_time,
-                    max_ejection_percent: od.max_ejection_percent,
-                    ..OutlierConfig::default()
-                });
+                self.outlier.set_config(OutlierConfig::from(*od));
                 true
             }
             None => false,
@@ -861,6 +853,23 @@ fn split_host_port(authority: &str) -> (&str, Option<u16>) {
             Err(_) => (authority, None),
         },
         None => (authority, None),
+    }
+}
+
+/// Applies the rule's request header filters and URL rewrite to `parts`.
+fn request_filters(
+    rule: &routing_core::Rule,
+    match_index: usize,
+    parts: &mut http::request::Parts,
+) {
+    let policy = rule.policy();
+    policy.request_headers.apply(&mut parts.headers);
+    if let Some(rw) = &policy.url_rewrite {
+        let prefix = match rule.matches().get(match_index).map(|m| m.path()) {
+            Some(PathMatch::Prefix(p)) => &**p,
+            _ => "",
+        };
+        rewrite_url(parts, rw, prefix);
     }
 }
 
@@ -1092,14 +1101,7 @@ async fn forward_inner(
             return res;
         }
     }
-    policy.request_headers.apply(&mut parts.headers);
-    if let Some(rw) = &policy.url_rewrite {
-        let prefix = match rule.matches().get(plan.match_index).map(|m| m.path()) {
-            Some(PathMatch::Prefix(p)) => &**p,
-            _ => "",
-        };
-        rewrite_url(&mut parts, rw, prefix);
-    }
+    request_filters(rule, plan.match_index, &mut parts);
 
     // Buffer the body when a retry or a mirror needs it again.
     let limit = match (&policy.retry, &policy.mirror) {
@@ -1186,14 +1188,7 @@ fn forward_simple(
     let (mut parts, body) = req.into_parts();
     let rule = &table.rules()[plan.rule];
     let policy = rule.policy();
-    policy.request_headers.apply(&mut parts.headers);
-    if let Some(rw) = &policy.url_rewrite {
-        let prefix = match rule.matches().get(plan.match_index).map(|m| m.path()) {
-            Some(PathMatch::Prefix(p)) => &**p,
-            _ => "",
-        };
-        rewrite_url(&mut parts, rw, prefix);
-    }
+    request_filters(rule, plan.match_index, &mut parts);
     let backend = plan.first;
     let Some(slot) = state.backends.get(backend.index()) else {
         return Box::pin(std::future::ready(no_healthy_response(&table, &plan, None)));
@@ -1242,21 +1237,9 @@ fn forward_simple(
             },
             None => call.await,
         };
-        let latency = started.elapsed();
-        let (res, served_by) = match result {
-            Ok(res) => {
-                shared.record(&state, slot, Outcome::Status(res.status()), latency);
-                (res, Some(backend))
-            }
-            Err(e) => {
-                let (kind, _) = classify(&e);
-                shared.record(&state, slot, Outcome::LocalFailure(kind), latency);
-                let e = RoutingError::Upstream(error::Upstream {
-                    backend: Arc::clone(&slot.name),
-                    message: error::chain(&*e),
-                });
-                (error_response(e), None)
-            }
+        let (res, served_by) = match settle(&shared, &state, slot, result, started.elapsed()) {
+            TryResult::Response(r) => (r, Some(backend)),
+            TryResult::Failed(_, _, e) | TryResult::Refused(e) => (error_response(e), None),
         };
         let policy = table.rules()[plan.rule].policy();
         finish(&shared, &state, &plan, policy, res, served_by)
@@ -1473,7 +1456,17 @@ async fn one_try(
         },
         None => call.await,
     };
-    let latency = started.elapsed();
+    settle(shared, state, slot, result, started.elapsed())
+}
+
+/// Records how a backend call ended (stats, outlier detection) and classifies it.
+fn settle(
+    shared: &Shared,
+    state: &GenState,
+    slot: &Slot,
+    result: Result<Response<Body>, BoxError>,
+    latency: Duration,
+) -> TryResult {
     match result {
         Ok(res) => {
             shared.record(state, slot, Outcome::Status(res.status()), latency);
