@@ -2,17 +2,64 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::{Request, Response};
-use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt as _};
 
 use crate::body::{self, Body, BoxError};
 
-/// A backend as the layer holds it: boxed, cloneable, `Sync`.
-pub type BackendService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
+/// The future of one backend call.
+pub(crate) type BackendFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+/// A backend as the layer holds it: type-erased and shared (cloning it is one
+/// reference count).
+///
+/// Each call clones the concrete service, waits for it to be ready and calls it,
+/// all inside one boxed future: one allocation per call, where a boxed cloneable
+/// tower service needs three.
+#[derive(Clone)]
+pub struct BackendService(Arc<dyn DynBackend>);
+
+impl fmt::Debug for BackendService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BackendService(..)")
+    }
+}
+
+impl BackendService {
+    /// Calls the backend (readiness is awaited inside the future).
+    pub(crate) fn call(&self, req: Request<Body>) -> BackendFuture {
+        self.0.call(req)
+    }
+}
+
+trait DynBackend: Send + Sync + 'static {
+    fn call(&self, req: Request<Body>) -> BackendFuture;
+}
+
+struct Erased<S>(S);
+
+impl<S, B> DynBackend for Erased<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn call(&self, req: Request<Body>) -> BackendFuture {
+        Box::pin(self.0.clone().oneshot(req).map(|r| match r {
+            Ok(res) => Ok(res.map(body::boxed)),
+            Err(e) => Err(e.into()),
+        }))
+    }
+}
 
 /// Named backends, each any `tower::Service` taking `http::Request<Body>`.
 ///
@@ -159,9 +206,5 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    BoxCloneSyncService::new(
-        service
-            .map_response(|r: Response<B>| r.map(body::boxed))
-            .map_err(Into::into),
-    )
+    BackendService(Arc::new(Erased(service)))
 }

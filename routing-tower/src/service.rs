@@ -919,10 +919,10 @@ fn request_for_try(parts: &http::request::Parts, body: Body) -> Request<Body> {
 /// `Oneshot` type, whose boxed-error trait objects otherwise trip rustc's
 /// higher-ranked `Send` check in the async functions that await it.
 fn call_backend(
-    svc: BackendService,
+    svc: &BackendService,
     req: Request<Body>,
 ) -> Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>> {
-    Box::pin(svc.oneshot(req))
+    svc.call(req)
 }
 
 /// What a try ended with.
@@ -1210,7 +1210,7 @@ fn forward_simple(
     tracing::Span::current().record("backend", &*slot.name);
     let per_try = policy.timeouts.per_try.filter(|d| !d.is_zero());
     // Not polled until the permit (if any) is held.
-    let call = call_backend(svc.clone(), req);
+    let call = call_backend(svc, req);
     Box::pin(async move {
         let slot = &state.backends[backend.index()];
         let _permit = match &slot.limit {
@@ -1291,7 +1291,7 @@ fn mirror(
             .insert(RouteDecision::mirror(table, backend));
     }
     let name = Arc::clone(&slot.name);
-    let call = call_backend(svc, req);
+    let call = call_backend(&svc, req);
     tokio::spawn(async move {
         match call.await {
             Ok(res) => {
@@ -1432,7 +1432,7 @@ async fn one_try(
     };
     let _in_flight = slot.stats.begin();
     let started = tokio::time::Instant::now();
-    let call = call_backend(svc.clone(), req);
+    let call = call_backend(svc, req);
     let result = match per_try.filter(|d| !d.is_zero()) {
         Some(t) => match Box::pin(tokio::time::timeout(t, call)).await {
             Ok(r) => r,
