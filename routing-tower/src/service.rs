@@ -615,13 +615,29 @@ impl Shared {
         if cur.generation == Some(table.generation()) {
             return cur;
         }
-        // Never go back to an older generation if a newer one was synced meanwhile.
+        // A request still holding an older table than the synced one gets a state
+        // for its table, but neither stores it nor touches the outlier detector.
         if cur.generation.is_some_and(|g| g > table.generation()) {
             return Arc::new(self.build_state(table, &cur));
         }
         let next = Arc::new(self.build_state(table, &cur));
+        self.sync_outlier_detection(table);
         self.state.store(Arc::clone(&next));
         next
+    }
+
+    /// Gives the outlier detector the settings and backends of `table`. Backends
+    /// that leave (or all, when detection is turned off) are returned to service.
+    fn sync_outlier_detection(&self, table: &RouteTable) {
+        let names: Vec<Arc<str>> = match table.outlier_detection() {
+            Some(od) => {
+                self.outlier.set_config(OutlierConfig::from(*od));
+                table.backends().iter().map(|b| b.name_arc()).collect()
+            }
+            None => Vec::new(),
+        };
+        self.outlier
+            .sync(names.iter().map(|n| &**n), self.router.health());
     }
 
     fn build_state(&self, table: &RouteTable, prev: &GenState) -> GenState {
@@ -685,26 +701,11 @@ impl Shared {
                 })
             })
             .collect();
-        let outlier_enabled = match table.outlier_detection() {
-            Some(od) => {
-                self.outlier.set_config(OutlierConfig::from(*od));
-                true
-            }
-            None => false,
-        };
-        // Backends that leave (or all, when detection is turned off) are returned.
-        let names: Vec<Arc<str>> = if outlier_enabled {
-            table.backends().iter().map(|b| b.name_arc()).collect()
-        } else {
-            Vec::new()
-        };
-        self.outlier
-            .sync(names.iter().map(|n| &**n), self.router.health());
         GenState {
             generation: Some(table.generation()),
             backends,
             budgets,
-            outlier_enabled,
+            outlier_enabled: table.outlier_detection().is_some(),
         }
     }
 
