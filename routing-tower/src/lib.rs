@@ -79,6 +79,7 @@ pub mod error;
 pub mod limit;
 pub mod outlier;
 mod replay;
+pub mod rollout;
 mod service;
 pub mod stats;
 
