@@ -133,6 +133,8 @@ mod balancer;
 mod error;
 pub mod netns;
 pub mod packet;
+#[cfg(feature = "rollout")]
+pub mod rollout;
 mod stats;
 
 pub use balancer::{

@@ -278,7 +278,16 @@ impl RouterRuleTarget {
 }
 
 /// Stable and candidate weights for `candidate_percent`, as parts of [`WEIGHT_SCALE`].
-fn split_weights(candidate_percent: f64) -> Result<(u64, u64), TargetError> {
+/// The `(stable, candidate)` weights for a candidate percentage, summing to 10 000
+/// (0.01 % resolution): what every [`WeightTarget`] of this crate and of routing-ebpf
+/// writes.
+///
+/// ```
+/// use routing_tower::rollout::split_weights;
+/// assert_eq!(split_weights(25.0).unwrap(), (7_500, 2_500));
+/// assert!(split_weights(101.0).is_err());
+/// ```
+pub fn split_weights(candidate_percent: f64) -> Result<(u64, u64), TargetError> {
     if !candidate_percent.is_finite() || !(0.0..=100.0).contains(&candidate_percent) {
         return Err(TargetError::InvalidPercent(candidate_percent));
     }

@@ -11,13 +11,32 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 /// The `cargo` argument lists run in order. `--all-targets` does not include
-/// doctests and cannot be combined with `--doc`, hence two runs; the third runs the
-/// tests of xtask's code that only exists with its `ebpf` feature (the `run` task),
-/// which no workspace-wide run enables.
+/// doctests and cannot be combined with `--doc`, hence two runs; the next ones run
+/// the tests of code behind features no workspace-wide run enables: xtask's `ebpf`
+/// feature (the `run` task) and routing-ebpf's `rollout` feature.
 const RUNS: &[&[&str]] = &[
     &["test", "--workspace", "--all-targets"],
     &["test", "--workspace", "--doc"],
     &["test", "--package", "xtask", "--features", "ebpf"],
+    // routing-ebpf's `rollout` feature (routing-tower's controller on an XDP service).
+    &[
+        "test",
+        "--package",
+        "routing-ebpf",
+        "--features",
+        "rollout",
+        "--test",
+        "rollout",
+    ],
+    &[
+        "test",
+        "--package",
+        "routing-ebpf",
+        "--features",
+        "rollout",
+        "--doc",
+        "rollout",
+    ],
 ];
 
 /// Runs each of [`RUNS`] with `extra` appended, streaming its output, and stops at
