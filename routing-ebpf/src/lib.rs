@@ -131,6 +131,7 @@
 
 mod balancer;
 mod error;
+pub mod metrics;
 pub mod netns;
 pub mod packet;
 #[cfg(feature = "rollout")]

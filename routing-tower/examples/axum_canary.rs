@@ -13,6 +13,7 @@
 //! curl -H 'x-canary: true' http://127.0.0.1:3000/     # always v2
 //! curl -b 'shop-sticky=<value from Set-Cookie>' http://127.0.0.1:3000/   # same version every time
 //! curl http://127.0.0.1:3000/stats                    # per-version counters (served by the app itself)
+//! curl http://127.0.0.1:3000/metrics                  # the same, and more, for Prometheus (OpenMetrics text)
 //! ```
 
 use std::net::SocketAddr;
@@ -47,20 +48,38 @@ async fn main() -> anyhow::Result<()> {
     let layer = RoutingLayer::new(router, Backends::new().with("v1", v1).with("v2", v2));
 
     // `layer` wraps what exists when it is called (here the fallback, i.e. every
-    // path); `/stats`, added after it, is served by the app itself.
+    // path); `/stats` and `/metrics`, added after it, are served by the app itself.
     let stats_layer = layer.clone();
-    let app = axum::Router::new().layer(layer).route(
-        "/stats",
-        get(move || {
-            let stats = stats_layer.stats();
-            async move {
-                stats
-                    .iter()
-                    .map(|(name, s)| format!("{name}: {} requests\n", s.requests))
-                    .collect::<String>()
-            }
-        }),
-    );
+    let metrics_layer = layer.clone();
+    let app = axum::Router::new()
+        .layer(layer)
+        .route(
+            "/stats",
+            get(move || {
+                let stats = stats_layer.stats();
+                async move {
+                    stats
+                        .iter()
+                        .map(|(name, s)| format!("{name}: {} requests\n", s.requests))
+                        .collect::<String>()
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let text = routing_tower::metrics::encode_layer(&metrics_layer);
+                async move {
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            routing_tower::metrics::CONTENT_TYPE,
+                        )],
+                        text,
+                    )
+                }
+            }),
+        );
 
     let addr: SocketAddr = if self_test {
         "127.0.0.1:0"
@@ -132,7 +151,45 @@ async fn main() -> anyhow::Result<()> {
         "x-canary: true -> {}",
         String::from_utf8_lossy(&canary).trim()
     );
+
+    // Every request above went through the layer: 1 000 + the x-canary one.
+    let res = client
+        .request(
+            http::Request::get(format!("http://{addr}/metrics"))
+                .body(http_body_util::Empty::new())?,
+        )
+        .await?;
+    let content_type = res
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let metrics = http_body_util::BodyExt::collect(res.into_body())
+        .await?
+        .to_bytes();
+    let metrics = String::from_utf8_lossy(&metrics);
+    let requests = |backend: &str| -> Option<u64> {
+        let series = format!("routing_backend_requests_total{{backend=\"{backend}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.parse().ok())
+    };
+    println!(
+        "/metrics: routing_backend_requests_total v1 {:?}, v2 {:?}",
+        requests("v1"),
+        requests("v2")
+    );
     server.abort();
+    anyhow::ensure!(
+        content_type.as_deref() == Some(routing_tower::metrics::CONTENT_TYPE),
+        "/metrics must be served as OpenMetrics text, got {content_type:?}"
+    );
+    anyhow::ensure!(
+        requests("v1") == Some(v1) && requests("v2") == Some(v2 + 1),
+        "/metrics must count every request: v1 {v1}, v2 {v2} + 1 canary"
+    );
+    anyhow::ensure!(metrics.ends_with("# EOF\n"), "/metrics must end with # EOF");
     anyhow::ensure!(
         sticky_same == 100,
         "sticky cookie must pin the returning user"

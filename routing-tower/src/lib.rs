@@ -77,6 +77,7 @@ pub mod cookie;
 mod decision;
 pub mod error;
 pub mod limit;
+pub mod metrics;
 pub mod outlier;
 mod replay;
 pub mod rollout;

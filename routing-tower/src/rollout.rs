@@ -277,7 +277,6 @@ impl RouterRuleTarget {
     }
 }
 
-/// Stable and candidate weights for `candidate_percent`, as parts of [`WEIGHT_SCALE`].
 /// The `(stable, candidate)` weights for a candidate percentage, summing to 10 000
 /// (0.01 % resolution): what every [`WeightTarget`] of this crate and of routing-ebpf
 /// writes.
