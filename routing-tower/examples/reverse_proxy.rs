@@ -50,12 +50,46 @@
 //!
 //! Flags: `--config FILE` (default: the `reverse_proxy.yaml` beside this file),
 //! `--listen ADDR`, `--spawn-upstreams`, `--threads N` (Tokio worker threads,
-//! default: one per core; `1` runs a single-threaded event loop).
+//! default: one per core; `1` runs a single-threaded event loop), and the rollout
+//! flags below.
+//!
+//! # An automatic rollout: `--rollout plan.yaml`
+//!
+//! Instead of walking the weights by hand, let routing-tower's rollout controller
+//! (`routing_tower::rollout`) do it: it sets each step's split, holds it, judges the
+//! step on the proxy's own per-backend stats and promotes, or rolls back to 100 %
+//! stable on its own when a check fails.
+//!
+//! ```text
+//! cargo run --release -p routing-tower --example reverse_proxy -- \
+//!     --config /tmp/rollout.yaml --spawn-upstreams \
+//!     --rollout routing-tower/examples/rollout.yaml
+//! ```
+//!
+//! Send traffic (the curl loop above); steps wait while the candidate has fewer than
+//! `min_requests` requests in the step. The proxy prints every event as it happens
+//! (step started, passed, waiting for traffic, rolled back with the figures that
+//! caused it, promoted) and keeps serving after the rollout ends, with the final
+//! split (100 % candidate when promoted, 100 % stable when rolled back).
+//! The plan format is `routing-tower/examples/rollout.yaml`.
+//!
+//! * `--rollout-rule ROUTE/RULE` (default `app/rollout`): the rule to drive;
+//! * `--stable NAME`, `--candidate NAME` (defaults `v1`, `v2`): its two backends;
+//! * `--spawn-failing NAME` (with `--spawn-upstreams`): that upstream answers 503
+//!   to everything, to watch a rollback (`--spawn-failing v2`).
+//!
+//! **The controller owns the rule's two weights** from start to exit, including
+//! after the rollout ended: a file reload still applies every other edit (routes,
+//! rules, matches, other backends' weights), but the stable and candidate weights of
+//! that rule keep their live values whatever the file says. The reload and the
+//! controller's steps are serialized, so neither overwrites the other. To change
+//! the split by hand, restart without `--rollout`.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
@@ -64,8 +98,13 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use routing_core::{ClientAddr, Config, Router};
+use routing_core::{ClientAddr, Config, ConfigError, Router, WeightedBackendConfig};
 use routing_tower::client::HttpBackend;
+use routing_tower::clock::SystemClock;
+use routing_tower::rollout::{
+    BackendFigures, Rollout, RolloutEventKind, RolloutPlan, RolloutPlanSpec, RolloutState,
+    RouterRuleTarget, TargetError, WeightTarget,
+};
 use routing_tower::{Backends, Routing};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
@@ -78,6 +117,15 @@ struct Args {
     listen: SocketAddr,
     spawn_upstreams: bool,
     threads: Option<usize>,
+    /// `--rollout FILE`: the plan.
+    rollout: Option<PathBuf>,
+    /// `--rollout-rule ROUTE/RULE`.
+    rollout_route: String,
+    rollout_rule: String,
+    stable: String,
+    candidate: String,
+    /// `--spawn-failing NAME`: spawned upstreams answering 503.
+    failing: HashSet<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -89,6 +137,12 @@ fn parse_args() -> anyhow::Result<Args> {
         listen: "127.0.0.1:8080".parse()?,
         spawn_upstreams: false,
         threads: None,
+        rollout: None,
+        rollout_route: "app".into(),
+        rollout_rule: "rollout".into(),
+        stable: "v1".into(),
+        candidate: "v2".into(),
+        failing: HashSet::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -98,9 +152,25 @@ fn parse_args() -> anyhow::Result<Args> {
             "--listen" => args.listen = value()?.parse().context("--listen")?,
             "--spawn-upstreams" => args.spawn_upstreams = true,
             "--threads" => args.threads = Some(value()?.parse().context("--threads")?),
+            "--rollout" => args.rollout = Some(value()?.into()),
+            "--rollout-rule" => {
+                let v = value()?;
+                let (route, rule) = v
+                    .split_once('/')
+                    .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                    .with_context(|| format!("--rollout-rule wants ROUTE/RULE, not `{v}`"))?;
+                (args.rollout_route, args.rollout_rule) = (route.into(), rule.into());
+            }
+            "--stable" => args.stable = value()?,
+            "--candidate" => args.candidate = value()?,
+            "--spawn-failing" => {
+                args.failing.insert(value()?);
+            }
             "-h" | "--help" => {
                 println!(
-                    "reverse_proxy [--config FILE] [--listen ADDR] [--spawn-upstreams] [--threads N]"
+                    "reverse_proxy [--config FILE] [--listen ADDR] [--spawn-upstreams] [--threads N]\n              \
+                     [--rollout PLAN.yaml] [--rollout-rule ROUTE/RULE] [--stable NAME] [--candidate NAME]\n              \
+                     [--spawn-failing NAME]"
                 );
                 std::process::exit(0);
             }
@@ -109,6 +179,9 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
+    }
+    if !args.failing.is_empty() && !args.spawn_upstreams {
+        bail!("--spawn-failing needs --spawn-upstreams");
     }
     Ok(args)
 }
@@ -147,15 +220,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut backends = Backends::new();
     for (name, backend) in &upstreams {
         if args.spawn_upstreams {
-            spawn_upstream(name.clone(), backend.addr()).await?;
+            let failing = args.failing.contains(name);
+            spawn_upstream(name.clone(), backend.addr(), failing).await?;
         }
         eprintln!("backend {name} -> http://{}", backend.addr());
         backends.insert(name.as_str(), backend.clone());
     }
 
     let proxy = Routing::dispatch(router.clone(), backends);
-    let known = upstreams.iter().map(|(name, _)| name.clone()).collect();
-    tokio::spawn(watch_config(args.config.clone(), router, text, known));
+    let known: HashSet<String> = upstreams.iter().map(|(name, _)| name.clone()).collect();
+    let rollout = match &args.rollout {
+        Some(plan) => Some(start_rollout(&args, plan, &router, &known, &proxy.layer())?),
+        None => None,
+    };
+    let owned = rollout.as_ref().map(|(_, rule)| rule.clone());
+    tokio::spawn(watch_config(
+        args.config.clone(),
+        router,
+        text,
+        known,
+        owned,
+    ));
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -207,17 +292,228 @@ async fn run(args: Args) -> anyhow::Result<()> {
             s.requests, s.responses[1], s.responses[4], s.failures_connect, s.failures_reset
         );
     }
+    if let Some((rollout, _)) = rollout {
+        eprintln!("rollout: {}", state_line(&rollout.state()));
+    }
     Ok(())
+}
+
+/// The rule a rollout drives. Its splits and the file reloads take one lock, so a
+/// reload keeps the split the controller set and a step never lands between a
+/// reload's read and its swap.
+#[derive(Debug, Clone)]
+struct OwnedRule {
+    target: RouterRuleTarget,
+    route: String,
+    rule: String,
+    stable: String,
+    candidate: String,
+    lock: Arc<Mutex<()>>,
+}
+
+impl WeightTarget for OwnedRule {
+    fn set_split(&self, candidate_percent: f64) -> Result<(), TargetError> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.target.set_split(candidate_percent)
+    }
+
+    fn describe(&self) -> String {
+        self.target.describe()
+    }
+}
+
+impl OwnedRule {
+    /// Swaps in a reloaded `config` with this rule's two weights as they are live.
+    fn reload(&self, router: &Router, mut config: Config) -> Result<u64, ConfigError> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let live = self.target.weights().ok();
+        let rule = config
+            .routes
+            .iter_mut()
+            .find(|r| r.name == self.route)
+            .and_then(|r| {
+                r.rules
+                    .iter_mut()
+                    .find(|r| r.name.as_deref() == Some(self.rule.as_str()))
+            });
+        if let (Some((stable_w, candidate_w)), Some(rule)) = (live, rule) {
+            for (name, weight) in [(&self.stable, stable_w), (&self.candidate, candidate_w)] {
+                match rule.backends.iter_mut().find(|b| &b.name == name) {
+                    Some(b) => b.weight = weight,
+                    None if weight > 0 => rule.backends.push(WeightedBackendConfig {
+                        name: name.clone(),
+                        weight,
+                    }),
+                    None => {}
+                }
+            }
+        }
+        router.update(config)
+    }
+}
+
+/// Reads the plan, checks the rule and its backends, and starts the controller on a
+/// task, with a second task printing its events as they happen.
+fn start_rollout(
+    args: &Args,
+    plan_path: &PathBuf,
+    router: &Router,
+    known: &HashSet<String>,
+    layer: &routing_tower::RoutingLayer,
+) -> anyhow::Result<(Arc<Rollout>, OwnedRule)> {
+    let text = std::fs::read_to_string(plan_path)
+        .with_context(|| format!("reading {}", plan_path.display()))?;
+    let spec: RolloutPlanSpec = serde_yaml_ng::from_str(&text)
+        .with_context(|| format!("parsing {}", plan_path.display()))?;
+    let plan = RolloutPlan::try_from(spec).with_context(|| plan_path.display().to_string())?;
+    for name in [&args.stable, &args.candidate] {
+        if !known.contains(name) {
+            bail!("--rollout: backend `{name}` has no upstream (`address`) in the config");
+        }
+    }
+    let target = RouterRuleTarget::new(
+        router.clone(),
+        args.rollout_route.as_str(),
+        args.rollout_rule.as_str(),
+        args.stable.as_str(),
+        args.candidate.as_str(),
+    );
+    target.weights().context("--rollout-rule")?;
+    let rule = OwnedRule {
+        target,
+        route: args.rollout_route.clone(),
+        rule: args.rollout_rule.clone(),
+        stable: args.stable.clone(),
+        candidate: args.candidate.clone(),
+        lock: Arc::new(Mutex::new(())),
+    };
+    let steps: Vec<String> = plan.steps().iter().map(ToString::to_string).collect();
+    eprintln!(
+        "rollout of {}: steps {} %, hold {:?} each, checks {:?}",
+        rule.describe(),
+        steps.join(" -> "),
+        plan.hold(),
+        plan.checks()
+    );
+    // Ticks often enough to judge each step soon after its hold.
+    let interval = (plan.hold() / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let rollout = Arc::new(Rollout::with_target(
+        plan,
+        rule.clone(),
+        &args.stable,
+        &args.candidate,
+        layer.clone(),
+        SystemClock::shared(),
+    ));
+    let runner = Arc::clone(&rollout);
+    tokio::spawn(async move { runner.run(interval).await });
+    tokio::spawn(print_events(
+        Arc::clone(&rollout),
+        args.stable.clone(),
+        args.candidate.clone(),
+        interval,
+    ));
+    Ok((rollout, rule))
+}
+
+/// Prints the rollout's events as they happen, until it is over.
+async fn print_events(rollout: Arc<Rollout>, stable: String, candidate: String, poll: Duration) {
+    let start = std::time::Instant::now();
+    let mut printed = 0;
+    loop {
+        let over = rollout.state().is_terminal();
+        let events = rollout.events();
+        for e in events.iter().skip(printed) {
+            eprintln!(
+                "rollout [{:>7.1} s] {}",
+                start.elapsed().as_secs_f64(),
+                describe(&e.kind, &stable, &candidate)
+            );
+        }
+        printed = events.len();
+        if over {
+            eprintln!(
+                "rollout over ({}); the proxy keeps serving with this split",
+                state_line(&rollout.state())
+            );
+            return;
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// One line for a rollout event.
+fn describe(kind: &RolloutEventKind, stable: &str, candidate: &str) -> String {
+    let fig = |f: &BackendFigures| {
+        format!(
+            "{} requests, {} errors ({:.2} %), p99 {}",
+            f.completed,
+            f.errors,
+            f.error_rate.unwrap_or(0.0) * 100.0,
+            f.p99.map_or_else(|| "-".to_owned(), |d| format!("{d:.1?}"))
+        )
+    };
+    match kind {
+        RolloutEventKind::StepStarted { step, percent } => {
+            format!("step {} started: {percent} % to {candidate}", step + 1)
+        }
+        RolloutEventKind::StepPassed { figures } => format!(
+            "step {} passed after {:.1?}: {candidate} {}; {stable} {}",
+            figures.step + 1,
+            figures.elapsed,
+            fig(&figures.candidate),
+            fig(&figures.stable)
+        ),
+        RolloutEventKind::Waiting {
+            figures,
+            min_requests,
+        } => format!(
+            "step {} holds, waiting for traffic: {candidate} has {} of {min_requests} requests",
+            figures.step + 1,
+            figures.candidate.completed
+        ),
+        RolloutEventKind::RolledBack { reason, figures } => format!(
+            "ROLLED BACK at step {} ({} %): {reason}; {candidate} {}; {stable} {}; {stable} at 100 %",
+            figures.step + 1,
+            figures.percent,
+            fig(&figures.candidate),
+            fig(&figures.stable)
+        ),
+        RolloutEventKind::Promoted { .. } => format!("promoted: {candidate} at 100 %"),
+        RolloutEventKind::Aborted => format!("aborted: {stable} at 100 %"),
+        RolloutEventKind::TargetFailed { percent, error } => {
+            format!("stopped: setting {percent} % failed: {error}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// A short form of a rollout state.
+fn state_line(state: &RolloutState) -> String {
+    match state {
+        RolloutState::Promoted => "promoted".to_owned(),
+        RolloutState::RolledBack { reason, figures } => {
+            format!("rolled back at step {}: {reason}", figures.step + 1)
+        }
+        RolloutState::Aborted => "aborted".to_owned(),
+        RolloutState::Failed { error, .. } => format!("failed: {error}"),
+        RolloutState::Running { step, percent } => {
+            format!("running, step {} at {percent} %", step + 1)
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// Polls the file's metadata every [`POLL`]; on a change, re-reads it and hands
 /// the text to the router. A file that does not validate is reported and the
-/// live table stays. `known` are the backends that have an upstream.
+/// live table stays. `known` are the backends that have an upstream; `owned` is
+/// the rule a rollout drives, whose two weights a reload keeps.
 async fn watch_config(
     path: PathBuf,
     router: Router,
     mut last_text: String,
     known: HashSet<String>,
+    owned: Option<OwnedRule>,
 ) {
     let stamp = |path: &PathBuf| -> Option<(SystemTime, u64)> {
         let meta = std::fs::metadata(path).ok()?;
@@ -241,12 +537,23 @@ async fn watch_config(
             continue;
         }
         last_text = text;
-        match router.update_yaml(&last_text) {
+        let applied = match &owned {
+            Some(rule) => Config::from_yaml(&last_text).and_then(|c| rule.reload(&router, c)),
+            None => router.update_yaml(&last_text),
+        };
+        match applied {
             Ok(generation) => {
+                let kept = match &owned {
+                    Some(r) => format!(
+                        " ({}/{}: {} and {} kept by the rollout)",
+                        r.route, r.rule, r.stable, r.candidate
+                    ),
+                    None => String::new(),
+                };
                 eprintln!(
-                    "reloaded {} (generation {generation}): {}",
+                    "reloaded {} (generation {generation}): {}{kept}",
                     path.display(),
-                    summary(&last_text)
+                    summary(router.snapshot().config())
                 );
                 for name in new_backends(&last_text, &known) {
                     eprintln!("  warning: backend {name} has no upstream until a restart (503)");
@@ -274,11 +581,8 @@ fn new_backends(text: &str, known: &HashSet<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `app/rollout: v1 90, v2 10; …` — the weights of every split rule.
-fn summary(text: &str) -> String {
-    let Ok(config) = Config::from_yaml(text) else {
-        return String::new();
-    };
+/// `app/rollout: v1 90, v2 10; …` — the live weights of every split rule.
+fn summary(config: &Config) -> String {
     let mut rules = Vec::new();
     for route in &config.routes {
         for (i, rule) in route.rules.iter().enumerate() {
@@ -298,15 +602,24 @@ fn summary(text: &str) -> String {
 }
 
 /// Starts a server on `addr` (loopback only) answering every request with
-/// `name` and a newline.
-async fn spawn_upstream(name: String, addr: SocketAddr) -> anyhow::Result<()> {
+/// `name` and a newline, or, when `failing`, with 503 and `name down`.
+async fn spawn_upstream(name: String, addr: SocketAddr, failing: bool) -> anyhow::Result<()> {
     if !addr.ip().is_loopback() {
         bail!("--spawn-upstreams starts servers on loopback addresses only, not {addr}");
     }
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("--spawn-upstreams: binding {addr} for {name}"))?;
-    let body = Bytes::from(format!("{name}\n"));
+    let body = if failing {
+        Bytes::from(format!("{name} down\n"))
+    } else {
+        Bytes::from(format!("{name}\n"))
+    };
+    let status = if failing {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        http::StatusCode::OK
+    };
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -316,8 +629,9 @@ async fn spawn_upstream(name: String, addr: SocketAddr) -> anyhow::Result<()> {
             let _ = stream.set_nodelay(true);
             let body = body.clone();
             let service = hyper::service::service_fn(move |_req: Request<Incoming>| {
-                let body = body.clone();
-                async move { Ok::<_, Infallible>(Response::new(Full::new(body))) }
+                let mut res = Response::new(Full::new(body.clone()));
+                *res.status_mut() = status;
+                async move { Ok::<_, Infallible>(res) }
             });
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()

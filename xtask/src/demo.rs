@@ -228,7 +228,7 @@ pub(crate) fn run(seed: u64) -> Result<()> {
     if failed > 0 {
         bail!("{failed} demo check(s) failed");
     }
-    Ok(())
+    crate::demo_rollout::run()
 }
 
 /// Generates one request of a class drawn from [`MIX`].

@@ -206,7 +206,7 @@ async fn upstream(name: String, hits: Arc<AtomicU64>) -> Result<(SocketAddr, Joi
 }
 
 /// Serves `svc` over HTTP/1.1 on 127.0.0.1 (ephemeral port).
-async fn serve<S, B>(svc: S) -> Result<(SocketAddr, JoinHandle<()>)>
+pub(crate) async fn serve<S, B>(svc: S) -> Result<(SocketAddr, JoinHandle<()>)>
 where
     S: tower::Service<
             http::Request<hyper::body::Incoming>,

@@ -11,8 +11,10 @@
 //! * `cargo xtask run --iface IF --config FILE [--mode skb|drv]` — attaches the
 //!   program, programs the config's `tcp_services`, prints per-target stats every
 //!   second, reloads the file when it changes, detaches on Ctrl-C. See [`run`].
-//! * `cargo xtask demo` — routes simulated shop traffic through `examples/demo.yaml`
-//!   and checks the canary split, the header A/B rule and sticky sessions; then, as
+//! * `cargo xtask demo` — sends seeded shop traffic over real HTTP on 127.0.0.1
+//!   through routing-tower's proxy and `examples/demo.yaml`, and checks the canary
+//!   split, the header A/B rule and sticky sessions; then two progressive rollouts
+//!   (one promoted, one rolled back on its own, see [`demo_rollout`]); then, as
 //!   root, the L4 part: real TCP connections through the XDP program in network
 //!   namespaces (see [`demo_l4`]).
 //! * `cargo xtask test [ARGS…]` — runs every test of the workspace (unit,
@@ -27,6 +29,7 @@ mod bench_l4;
 mod build_ebpf;
 mod demo;
 mod demo_l4;
+mod demo_rollout;
 mod http_harness;
 mod l4;
 mod run;
@@ -57,10 +60,12 @@ Tasks:
                     when it changes (an invalid file is reported and the old config
                     stays live), detach on Ctrl-C. Mode: drv (native, default) or
                     skb (generic; use it on a veth whose peer has no XDP program).
-  demo [--seed N]   Route 10 000 simulated shop requests through examples/demo.yaml,
-                    print where they went and check the canary split, the header
-                    A/B rule and sticky sessions (exits 1 if a check fails). Then,
-                    as root, the L4 part: 1 000 real TCP connections through the
+  demo [--seed N]   Send 10 000 seeded shop requests over real HTTP on 127.0.0.1
+                    through routing-tower's proxy and examples/demo.yaml, print
+                    where they went and check the canary split, the header A/B
+                    rule and sticky sessions; then run two progressive rollouts,
+                    one promoted and one rolled back on its own (exits 1 if a
+                    check fails). Then, as root, the L4 part: 1 000 real TCP connections through the
                     XDP program in network namespaces, split per weights, and a live
                     weight change that keeps open connections. Runs setup first.
   test [ARGS...]    Run setup, then every test: `cargo test --workspace
