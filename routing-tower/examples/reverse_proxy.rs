@@ -10,6 +10,10 @@
 //!     --config /tmp/rollout.yaml --spawn-upstreams
 //! ```
 //!
+//! The proxy answers `GET /metrics` itself: a Prometheus/OpenMetrics scrape of its
+//! per-backend and per-route stats (`routing_tower::metrics`); every other path is
+//! routed.
+//!
 //! `--spawn-upstreams` starts one tiny server per backend of the config on its
 //! (loopback) `address`, answering with the backend's name; without it the proxy
 //! forwards to whatever listens there. The proxy listens on `127.0.0.1:8080`
@@ -265,9 +269,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let _ = stream.set_nodelay(true);
             let proxy = proxy.clone();
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                type Answer = std::pin::Pin<
+                    Box<
+                        dyn std::future::Future<
+                                Output = Result<
+                                    http::Response<routing_tower::Body>,
+                                    std::convert::Infallible,
+                                >,
+                            > + Send,
+                    >,
+                >;
+                if req.uri().path() == "/metrics" {
+                    // The proxy's own Prometheus/OpenMetrics scrape (not forwarded).
+                    let text = routing_tower::metrics::encode_layer(&proxy.layer());
+                    let mut res = http::Response::new(routing_tower::body::full(text));
+                    res.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(routing_tower::metrics::CONTENT_TYPE),
+                    );
+                    return Box::pin(std::future::ready(Ok(res))) as Answer;
+                }
                 // The source address, for x-forwarded-for and source-IP stickiness.
                 req.extensions_mut().insert(ClientAddr(peer));
-                proxy.clone().oneshot(req)
+                Box::pin(proxy.clone().oneshot(req)) as Answer
             });
             tokio::spawn(async move {
                 if let Err(err) = hyper::server::conn::http1::Builder::new()

@@ -88,7 +88,8 @@ use crate::RoutingLayer;
 /// 1.0 text).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// One whole scrape of `layer`'s per-backend statistics, ending in `# EOF`.
+/// One whole scrape of `layer`'s per-backend and per-route statistics, ending in
+/// `# EOF`.
 ///
 /// ```
 /// let layer = routing_tower::RoutingLayer::annotate(routing_core::Router::from_yaml("{}").unwrap());
@@ -96,7 +97,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// ```
 #[must_use]
 pub fn encode_layer(layer: &RoutingLayer) -> String {
-    encode_snapshots(&layer.stats())
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(LayerCollector::new(layer.clone())));
+    encode(&registry)
 }
 
 /// One whole scrape of per-backend snapshots (as [`RoutingLayer::stats`] returns
@@ -158,8 +161,9 @@ impl LayerCollector {
 }
 
 impl Collector for LayerCollector {
-    fn encode(&self, encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        encode_backends(&self.layer.stats(), encoder)
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        encode_backends(&self.layer.stats(), &mut encoder)?;
+        encode_routes(&self.layer.route_stats(), &mut encoder)
     }
 }
 
@@ -168,27 +172,23 @@ impl Collector for LayerCollector {
 struct SnapshotCollector(Vec<(Arc<str>, StatsSnapshot)>);
 
 impl Collector for SnapshotCollector {
-    fn encode(&self, encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        encode_backends(&self.0, encoder)
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        encode_backends(&self.0, &mut encoder)
     }
 }
 
-/// Help texts, names and values of the per-backend counters with one series each.
+/// Name suffixes, help texts and values of the counters with one series each.
 type SimpleCounter = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
 
 const SIMPLE_COUNTERS: [SimpleCounter; 3] = [
     (
-        "routing_backend_requests",
-        "Requests sent to the backend (first tries and retries).",
+        "requests",
+        "Requests (for a backend: first tries and retries).",
         |s| s.requests,
     ),
+    ("retries", "Retries sent to the backend.", |s| s.retries),
     (
-        "routing_backend_retries",
-        "Retries sent to the backend.",
-        |s| s.retries,
-    ),
-    (
-        "routing_backend_ejections",
+        "ejections",
         "Times the backend was ejected by outlier detection.",
         |s| s.ejections,
     ),
@@ -196,79 +196,113 @@ const SIMPLE_COUNTERS: [SimpleCounter; 3] = [
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// The per-backend families (`routing_backend_*`, label `backend`).
 fn encode_backends(
     stats: &[(Arc<str>, StatsSnapshot)],
-    mut encoder: DescriptorEncoder<'_>,
+    encoder: &mut DescriptorEncoder<'_>,
 ) -> fmt::Result {
-    for (name, help, value) in SIMPLE_COUNTERS {
-        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-        for (backend, s) in stats {
-            let labels = [("backend", &**backend)];
+    encode_stats("routing_backend", "backend", true, stats, encoder)
+}
+
+/// The per-route families (`routing_route_*`, label `route`): requests, responses
+/// by class, in-flight and the duration histogram (retries, failures and
+/// ejections are per backend).
+fn encode_routes(
+    stats: &[(Arc<str>, StatsSnapshot)],
+    encoder: &mut DescriptorEncoder<'_>,
+) -> fmt::Result {
+    encode_stats("routing_route", "route", false, stats, encoder)
+}
+
+fn encode_stats(
+    prefix: &str,
+    label: &str,
+    backend_only: bool,
+    stats: &[(Arc<str>, StatsSnapshot)],
+    encoder: &mut DescriptorEncoder<'_>,
+) -> fmt::Result {
+    let n_responses = format!("{prefix}_responses");
+    let n_failures = format!("{prefix}_failures");
+    let n_in_flight = format!("{prefix}_in_flight");
+    let n_ejected = format!("{prefix}_ejected");
+    let n_request_duration = format!("{prefix}_request_duration");
+    for (suffix, help, value) in SIMPLE_COUNTERS {
+        if !backend_only && suffix != "requests" {
+            continue;
+        }
+        let name = format!("{prefix}_{suffix}");
+        let mut family = encoder.encode_descriptor(&name, help, None, MetricType::Counter)?;
+        for (key, s) in stats {
+            let labels = [(label, &**key)];
             ConstCounter::new(value(s)).encode(family.encode_family(&labels)?)?;
         }
     }
 
     let mut family = encoder.encode_descriptor(
-        "routing_backend_responses",
-        "Responses from the backend by status class.",
+        &n_responses,
+        "Responses by status class.",
         None,
         MetricType::Counter,
     )?;
-    for (backend, s) in stats {
+    for (key, s) in stats {
         let classes = CLASSES.iter().zip(s.responses);
         for (class, n) in classes.chain([(&"other", s.responses_other)]) {
-            let labels = [("backend", &**backend), ("class", class)];
+            let labels = [(label, &**key), ("class", class)];
             ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
         }
     }
 
-    let mut family = encoder.encode_descriptor(
-        "routing_backend_failures",
-        "Tries to the backend that ended without a response, by kind.",
-        None,
-        MetricType::Counter,
-    )?;
-    for (backend, s) in stats {
-        for (kind, n) in [
-            ("connect", s.failures_connect),
-            ("reset", s.failures_reset),
-            ("timeout", s.failures_timeout),
-        ] {
-            let labels = [("backend", &**backend), ("kind", kind)];
-            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+    if backend_only {
+        let mut family = encoder.encode_descriptor(
+            &n_failures,
+            "Tries to the backend that ended without a response, by kind.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (key, s) in stats {
+            for (kind, n) in [
+                ("connect", s.failures_connect),
+                ("reset", s.failures_reset),
+                ("timeout", s.failures_timeout),
+            ] {
+                let labels = [(label, &**key), ("kind", kind)];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
         }
     }
 
     let mut family = encoder.encode_descriptor(
-        "routing_backend_in_flight",
-        "Requests to the backend in flight now.",
+        &n_in_flight,
+        "Requests in flight now.",
         None,
         MetricType::Gauge,
     )?;
-    for (backend, s) in stats {
-        let labels = [("backend", &**backend)];
+    for (key, s) in stats {
+        let labels = [(label, &**key)];
         ConstGauge::new(s.in_flight).encode(family.encode_family(&labels)?)?;
     }
 
-    let mut family = encoder.encode_descriptor(
-        "routing_backend_ejected",
-        "1 while the backend is ejected by outlier detection, else 0.",
-        None,
-        MetricType::Gauge,
-    )?;
-    for (backend, s) in stats {
-        let labels = [("backend", &**backend)];
-        ConstGauge::new(u64::from(s.ejected)).encode(family.encode_family(&labels)?)?;
+    if backend_only {
+        let mut family = encoder.encode_descriptor(
+            &n_ejected,
+            "1 while the backend is ejected by outlier detection, else 0.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (key, s) in stats {
+            let labels = [(label, &**key)];
+            ConstGauge::new(u64::from(s.ejected)).encode(family.encode_family(&labels)?)?;
+        }
     }
 
     let mut family = encoder.encode_descriptor(
-        "routing_backend_request_duration",
-        "Response latency of the backend.",
+        &n_request_duration,
+        "Response latency.",
         Some(&Unit::Seconds),
         MetricType::Histogram,
     )?;
-    for (backend, s) in stats {
-        let labels = [("backend", &**backend)];
+    for (key, s) in stats {
+        let labels = [(label, &**key)];
         let buckets = exported_buckets(&s.latency.buckets);
         let sum = s.latency.sum_nanos as f64 / 1e9;
         family

@@ -182,6 +182,7 @@ impl RoutingLayerBuilder {
                 cookie_key: self.cookie_key.unwrap_or_else(CookieKey::random),
                 clock,
                 stats,
+                route_stats: StatsRegistry::new(),
                 outlier,
                 state: ArcSwap::from_pointee(GenState::empty()),
                 sync: Mutex::new(()),
@@ -256,6 +257,23 @@ impl RoutingLayer {
     pub fn stats(&self) -> Vec<(Arc<str>, StatsSnapshot)> {
         self.shared.outlier.sweep();
         let mut v = self.shared.stats.snapshot();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Per-route statistics, sorted by route name: requests the layer routed or
+    /// answered for each route (forwarded, redirected, fixed responses), their status
+    /// classes and latency (from the start of the forwarding to the response head,
+    /// retries included). Requests no route matches are not counted here.
+    ///
+    /// ```
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = routing_tower::RoutingLayer::annotate(router);
+    /// assert!(layer.route_stats().is_empty());
+    /// ```
+    #[must_use]
+    pub fn route_stats(&self) -> Vec<(Arc<str>, StatsSnapshot)> {
+        let mut v = self.shared.route_stats.snapshot();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -487,18 +505,23 @@ where
             }
         };
         let rule = decision.rule();
-        match rule.action() {
-            Action::Redirect(r) => {
-                return ready(redirect(&req, r, matched_prefix(&decision)));
-            }
+        let answered = match rule.action() {
+            Action::Redirect(r) => Some(redirect(&req, r, matched_prefix(&decision))),
             Action::FixedResponse(f) => {
                 let mut res = Response::new(body::full(f.body.clone()));
                 *res.status_mut() = f.status;
                 *res.headers_mut() = f.headers.clone();
                 rule.policy().response_headers.apply(res.headers_mut());
-                return ready(res);
+                Some(res)
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(res) = answered {
+            if let Some(route) = state.routes.get(rule.route_index()) {
+                drop(route.begin());
+                route.record(Outcome::Status(res.status()), Duration::ZERO);
+            }
+            return ready(res);
         }
         let Some(first) = decision.backend_id() else {
             return ready(no_healthy(&table, Some(&decision), None));
@@ -561,6 +584,8 @@ struct Shared {
     cookie_key: CookieKey,
     clock: SharedClock,
     stats: Arc<StatsRegistry>,
+    /// Per-route counters (the same shape as the backends', keyed by route name).
+    route_stats: StatsRegistry,
     outlier: OutlierDetector,
     state: ArcSwap<GenState>,
     sync: Mutex<()>,
@@ -571,6 +596,8 @@ struct GenState {
     generation: Option<u64>,
     /// By `BackendId::index()`.
     backends: Vec<Slot>,
+    /// By route index: the route's counters.
+    routes: Vec<Arc<BackendStats>>,
     /// By rule index: the rule's retry budget.
     budgets: Vec<Option<BudgetEntry>>,
     outlier_enabled: bool,
@@ -581,6 +608,7 @@ impl GenState {
         Self {
             generation: None,
             backends: Vec::new(),
+            routes: Vec::new(),
             budgets: Vec::new(),
             outlier_enabled: false,
         }
@@ -704,6 +732,11 @@ impl Shared {
         GenState {
             generation: Some(table.generation()),
             backends,
+            routes: table
+                .routes()
+                .iter()
+                .map(|r| self.route_stats.get_or_insert(r.name()))
+                .collect(),
             budgets,
             outlier_enabled: table.outlier_detection().is_some(),
         }
@@ -1095,10 +1128,14 @@ async fn forward_inner(
     let rule = &table.rules()[plan.rule];
     let policy = rule.policy();
     let (mut parts, body) = req.into_parts();
+    let route = &state.routes[rule.route_index()];
+    let _route_in_flight = route.begin();
+    let started = tokio::time::Instant::now();
 
     if let Some(fault) = &policy.fault {
         // Boxed: rare branches should not grow every request's future.
         if let Some(res) = Box::pin(inject_fault(fault, &parts.headers)).await {
+            route.record(Outcome::Status(res.status()), started.elapsed());
             return res;
         }
     }
@@ -1151,7 +1188,15 @@ async fn forward_inner(
         },
         _ => run.await,
     };
-    finish(&shared, &state, &plan, policy, res, served_by)
+    finish(
+        &shared,
+        &state,
+        &plan,
+        policy,
+        res,
+        served_by,
+        (route, started),
+    )
 }
 
 /// Response filters and the stickiness cookie.
@@ -1162,7 +1207,11 @@ fn finish(
     policy: &routing_core::Policy,
     mut res: Response<Body>,
     served_by: Option<BackendId>,
+    route: (&BackendStats, tokio::time::Instant),
 ) -> Response<Body> {
+    route
+        .0
+        .record(Outcome::Status(res.status()), route.1.elapsed());
     policy.response_headers.apply(res.headers_mut());
     if let (Some(id), Some(SessionPersistence::Cookie(cp))) =
         (served_by, &policy.session_persistence)
@@ -1214,36 +1263,52 @@ fn forward_simple(
     let call = call_backend(svc, req);
     Box::pin(async move {
         let slot = &state.backends[backend.index()];
-        let _permit = match &slot.limit {
-            Some((_, limit)) => match Box::pin(limit.acquire()).await {
-                Ok(p) => Some(p),
-                Err(e) => return error_response(RoutingError::Overloaded(e)),
-            },
-            None => None,
-        };
-        let _in_flight = slot.stats.begin();
-        let started = tokio::time::Instant::now();
-        let result = match per_try {
-            Some(t) => match Box::pin(tokio::time::timeout(t, call)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let failure = Outcome::LocalFailure(LocalFailure::Timeout);
-                    shared.record(&state, slot, failure, started.elapsed());
-                    let e = RoutingError::Timeout(error::Timeout {
-                        per_try: true,
-                        after: t,
-                    });
-                    return error_response(e);
-                }
-            },
-            None => call.await,
-        };
-        let (res, served_by) = match settle(&shared, &state, slot, result, started.elapsed()) {
-            TryResult::Response(r) => (r, Some(backend)),
-            TryResult::Failed(_, _, e) | TryResult::Refused(e) => (error_response(e), None),
+        let route = &state.routes[table.rules()[plan.rule].route_index()];
+        let _route_in_flight = route.begin();
+        let mut started = tokio::time::Instant::now();
+        let (res, served_by) = 'done: {
+            let _permit = match &slot.limit {
+                Some((_, limit)) => match Box::pin(limit.acquire()).await {
+                    Ok(p) => Some(p),
+                    Err(e) => break 'done (error_response(RoutingError::Overloaded(e)), None),
+                },
+                None => None,
+            };
+            let _in_flight = slot.stats.begin();
+            if slot.limit.is_some() {
+                // The backend's latency starts once the permit is held.
+                started = tokio::time::Instant::now();
+            }
+            let result = match per_try {
+                Some(t) => match Box::pin(tokio::time::timeout(t, call)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let failure = Outcome::LocalFailure(LocalFailure::Timeout);
+                        shared.record(&state, slot, failure, started.elapsed());
+                        let e = RoutingError::Timeout(error::Timeout {
+                            per_try: true,
+                            after: t,
+                        });
+                        break 'done (error_response(e), None);
+                    }
+                },
+                None => call.await,
+            };
+            match settle(&shared, &state, slot, result, started.elapsed()) {
+                TryResult::Response(r) => (r, Some(backend)),
+                TryResult::Failed(_, _, e) | TryResult::Refused(e) => (error_response(e), None),
+            }
         };
         let policy = table.rules()[plan.rule].policy();
-        finish(&shared, &state, &plan, policy, res, served_by)
+        finish(
+            &shared,
+            &state,
+            &plan,
+            policy,
+            res,
+            served_by,
+            (route, started),
+        )
     })
 }
 

@@ -1062,3 +1062,69 @@ routes: [{name: r, rules: [{backends: [{name: a}], retry: {attempts: 2, on: [res
         assert_eq!(tries.load(Ordering::Relaxed), expected_tries, "{kind:?}");
     }
 }
+
+#[tokio::test]
+async fn per_route_stats_count_forwarded_and_answered_requests() {
+    let router = Router::from_yaml(
+        r#"
+backends: [{name: a}]
+routes:
+  - name: shop
+    hostnames: [shop.example.com]
+    rules:
+      - matches: [{path: {prefix: /old}}]
+        redirect: {path: {full: /new}, status: 302}
+      - backends: [{name: a}]
+  - name: api
+    hostnames: [api.example.com]
+    rules: [{backends: [{name: a}]}]
+"#,
+    )
+    .expect("config");
+    let layer = RoutingLayer::new(router, Backends::new().with("a", named("a")));
+    let svc = layer.layer(routing_tower::NotFound);
+    for _ in 0..7 {
+        svc.clone()
+            .oneshot(req("http://shop.example.com/"))
+            .await
+            .expect("ok");
+    }
+    for _ in 0..3 {
+        let res = svc
+            .clone()
+            .oneshot(req("http://shop.example.com/old"))
+            .await
+            .expect("ok");
+        assert_eq!(res.status(), StatusCode::FOUND);
+    }
+    svc.clone()
+        .oneshot(req("http://api.example.com/"))
+        .await
+        .expect("ok");
+    svc.clone()
+        .oneshot(req("http://nowhere.example.com/"))
+        .await
+        .expect("ok");
+    let routes: HashMap<_, _> = layer.route_stats().into_iter().collect();
+    let shop = &routes["shop"];
+    assert_eq!(
+        (shop.requests, shop.responses[1], shop.responses[2]),
+        (10, 7, 3)
+    );
+    assert_eq!((shop.in_flight, shop.latency.count()), (0, 10));
+    assert_eq!(routes["api"].requests, 1);
+    assert_eq!(routes.len(), 2, "unmatched requests belong to no route");
+    let text = routing_tower::metrics::encode_layer(&layer);
+    assert!(
+        text.contains("routing_route_requests_total{route=\"shop\"} 10"),
+        "{text}"
+    );
+    assert!(
+        text.contains("routing_route_responses_total{route=\"shop\",class=\"3xx\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("routing_backend_requests_total{backend=\"a\"} 8"),
+        "{text}"
+    );
+}
