@@ -1188,6 +1188,7 @@ async fn forward_inner(
         },
         _ => run.await,
     };
+    let latency = started.elapsed();
     finish(
         &shared,
         &state,
@@ -1195,7 +1196,7 @@ async fn forward_inner(
         policy,
         res,
         served_by,
-        (route, started),
+        (route, latency),
     )
 }
 
@@ -1207,11 +1208,9 @@ fn finish(
     policy: &routing_core::Policy,
     mut res: Response<Body>,
     served_by: Option<BackendId>,
-    route: (&BackendStats, tokio::time::Instant),
+    route: (&BackendStats, Duration),
 ) -> Response<Body> {
-    route
-        .0
-        .record(Outcome::Status(res.status()), route.1.elapsed());
+    route.0.record(Outcome::Status(res.status()), route.1);
     policy.response_headers.apply(res.headers_mut());
     if let (Some(id), Some(SessionPersistence::Cookie(cp))) =
         (served_by, &policy.session_persistence)
@@ -1266,6 +1265,7 @@ fn forward_simple(
         let route = &state.routes[table.rules()[plan.rule].route_index()];
         let _route_in_flight = route.begin();
         let mut started = tokio::time::Instant::now();
+        let mut latency = Duration::ZERO;
         let (res, served_by) = 'done: {
             let _permit = match &slot.limit {
                 Some((_, limit)) => match Box::pin(limit.acquire()).await {
@@ -1294,11 +1294,17 @@ fn forward_simple(
                 },
                 None => call.await,
             };
-            match settle(&shared, &state, slot, result, started.elapsed()) {
+            latency = started.elapsed();
+            match settle(&shared, &state, slot, result, latency) {
                 TryResult::Response(r) => (r, Some(backend)),
                 TryResult::Failed(_, _, e) | TryResult::Refused(e) => (error_response(e), None),
             }
         };
+        // One clock read for the backend's and the route's latency (the early exits
+        // above — queue full, per-try timeout — record the time until then).
+        if latency.is_zero() {
+            latency = started.elapsed();
+        }
         let policy = table.rules()[plan.rule].policy();
         finish(
             &shared,
@@ -1307,7 +1313,7 @@ fn forward_simple(
             policy,
             res,
             served_by,
-            (route, started),
+            (route, latency),
         )
     })
 }
