@@ -310,6 +310,7 @@ impl<S> Layer<S> for RoutingLayer {
         Routing {
             inner,
             shared: Arc::clone(&self.shared),
+            erased_inner: std::sync::OnceLock::new(),
         }
     }
 }
@@ -325,6 +326,9 @@ impl<S> Layer<S> for RoutingLayer {
 pub struct Routing<S> {
     inner: S,
     shared: Arc<Shared>,
+    /// Annotate mode: `inner` type-erased once, on the first call (each call of a
+    /// `BackendService` clones the service it holds, so one erased copy serves all).
+    erased_inner: std::sync::OnceLock<BackendService>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for Routing<S> {
@@ -501,7 +505,9 @@ where
                 return ready(error_response(RoutingError::NoRoute(error::NoRoute)));
             }
             Err(_) => {
-                return ready(no_healthy(&table, None, None));
+                // Every backend of the matched rule is out: name its route.
+                let rule = table.find(&req).map(|(rule, _, _)| rule);
+                return ready(no_healthy(&table, rule, None));
             }
         };
         let rule = decision.rule();
@@ -524,7 +530,7 @@ where
             return ready(res);
         }
         let Some(first) = decision.backend_id() else {
-            return ready(no_healthy(&table, Some(&decision), None));
+            return ready(no_healthy(&table, Some(decision.rule_index()), None));
         };
         // Session persistence: a valid cookie for an available backend of this rule
         // wins over the fresh pick.
@@ -544,8 +550,9 @@ where
             issue_cookie,
         };
         let annotate_inner = shared.annotate.then(|| {
-            let clone = self.inner.clone();
-            backends::boxed(std::mem::replace(&mut self.inner, clone))
+            self.erased_inner
+                .get_or_init(|| backends::boxed(self.inner.clone()))
+                .clone()
         });
         let span = tracing::debug_span!(
             "routing",
@@ -809,14 +816,16 @@ fn error_response(err: RoutingError) -> Response<Body> {
     res
 }
 
+/// The 503 for rule `rule` (its route named in the error), optionally naming a
+/// backend the layer has no service for.
 fn no_healthy(
     table: &RouteTable,
-    decision: Option<&Decision<'_>>,
+    rule: Option<usize>,
     backend: Option<Arc<str>>,
 ) -> Response<Body> {
-    let route: Arc<str> = decision.map_or_else(
+    let route: Arc<str> = rule.and_then(|r| table.rules().get(r)).map_or_else(
         || Arc::from(""),
-        |d| table.routes()[d.rule().route_index()].name().into(),
+        |r| table.routes()[r.route_index()].name().into(),
     );
     error_response(RoutingError::NoHealthyBackend(error::NoHealthyBackend {
         route,
@@ -1240,10 +1249,14 @@ fn forward_simple(
     request_filters(rule, plan.match_index, &mut parts);
     let backend = plan.first;
     let Some(slot) = state.backends.get(backend.index()) else {
-        return Box::pin(std::future::ready(no_healthy_response(&table, &plan, None)));
+        return Box::pin(std::future::ready(no_healthy(
+            &table,
+            Some(plan.rule),
+            None,
+        )));
     };
     let Some(svc) = slot.service.as_ref().or(annotate_inner.as_ref()) else {
-        let res = no_healthy_response(&table, &plan, Some(Arc::clone(&slot.name)));
+        let res = no_healthy(&table, Some(plan.rule), Some(Arc::clone(&slot.name)));
         return Box::pin(std::future::ready(res));
     };
     let mut req = Request::from_parts(parts, body);
@@ -1403,11 +1416,11 @@ async fn tries(
     let mut attempt = 0u32;
     loop {
         let Some(slot) = state.backends.get(backend.index()) else {
-            return (no_healthy_response(table, plan, None), None);
+            return (no_healthy(table, Some(plan.rule), None), None);
         };
         let Some(svc) = slot.service.as_ref().or(annotate_inner) else {
             return (
-                no_healthy_response(table, plan, Some(Arc::clone(&slot.name))),
+                no_healthy(table, Some(plan.rule), Some(Arc::clone(&slot.name))),
                 None,
             );
         };
@@ -1470,19 +1483,7 @@ async fn tries(
         }
         backend = next;
     }
-    (no_healthy_response(table, plan, None), None)
-}
-
-fn no_healthy_response(
-    table: &RouteTable,
-    plan: &Plan,
-    backend: Option<Arc<str>>,
-) -> Response<Body> {
-    let rule = &table.rules()[plan.rule];
-    error_response(RoutingError::NoHealthyBackend(error::NoHealthyBackend {
-        route: table.routes()[rule.route_index()].name().into(),
-        backend,
-    }))
+    (no_healthy(table, Some(plan.rule), None), None)
 }
 
 /// One try: concurrency limit, the call under the per-try timeout, stats and

@@ -1128,3 +1128,18 @@ routes:
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_rule_with_no_backend_left_answers_503_naming_its_route() {
+    let router = Router::from_yaml(
+        "backends: [{name: a}]\nroutes: [{name: drained, rules: [{backends: [{name: a, weight: 0}]}]}]",
+    )
+    .expect("config");
+    let svc = Routing::dispatch(router, Backends::new().with("a", named("a")));
+    let res = svc.oneshot(req("http://x/")).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    match res.extensions().get::<RoutingError>() {
+        Some(RoutingError::NoHealthyBackend(e)) => assert_eq!(&*e.route, "drained"),
+        other => panic!("{other:?}"),
+    }
+}
