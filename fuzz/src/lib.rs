@@ -193,8 +193,12 @@ fn path_specificity(p: &PathMatch) -> Option<PathSpecificity> {
         PathMatch::Prefix(p) => PathSpecificity::Prefix {
             len: p.len().clamp(1, u16::MAX as usize) as u16,
         },
+        // The pattern as written, without the `^(?:…)$` it is compiled in.
         PathMatch::Regex(r) => PathSpecificity::Regex {
-            len: r.as_str().len().min(u16::MAX as usize) as u16,
+            len: r.as_str().len().saturating_sub(6).min(u16::MAX as usize) as u16,
+        },
+        PathMatch::StartsWith(p) => PathSpecificity::Regex {
+            len: p.len().min(u16::MAX as usize) as u16,
         },
         _ => return None,
     })

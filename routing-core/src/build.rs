@@ -94,6 +94,7 @@ pub(crate) fn build(
             name: rc.name.as_str().into(),
             hostnames,
             rules: start..rules.len(),
+            precedence: rc.precedence.unwrap_or_default(),
         });
     }
     let tcp = b.tcp_services(&config.tcp_services);
@@ -117,11 +118,12 @@ pub(crate) fn build(
                     r#match: mi as u32,
                 },
             };
+            let ordered = route.precedence == RulePrecedence::FirstMatch;
             if route.hostnames.is_empty() {
-                index.insert(None, rule, ri as u32, mi as u32, summary);
+                index.insert(None, rule, ri as u32, mi as u32, summary, ordered);
             }
             for h in route.hostnames.iter() {
-                index.insert(Some(h), rule, ri as u32, mi as u32, summary);
+                index.insert(Some(h), rule, ri as u32, mi as u32, summary, ordered);
             }
         }
     }
@@ -397,14 +399,24 @@ impl Builder<'_> {
     }
 
     fn path_match(&mut self, pm: &PathMatchConfig, p: &str) -> Option<PathMatch> {
-        if !exactly_one(&[pm.exact.is_some(), pm.prefix.is_some(), pm.regex.is_some()]) {
+        if !exactly_one(&[
+            pm.exact.is_some(),
+            pm.prefix.is_some(),
+            pm.regex.is_some(),
+            pm.starts_with.is_some(),
+        ]) {
             self.errs.push(
                 p,
                 K::ExactlyOne {
-                    fields: &["exact", "prefix", "regex"],
+                    fields: &["exact", "prefix", "regex", "starts_with"],
                 },
             );
             return None;
+        }
+        if let Some(sw) = &pm.starts_with {
+            return self
+                .request_path(sw, format!("{p}.starts_with"))
+                .then(|| PathMatch::StartsWith(sw.as_str().into()));
         }
         if let Some(e) = &pm.exact {
             return self
@@ -508,7 +520,12 @@ impl Builder<'_> {
             if let (Some(name), Some(value)) = (name, value) {
                 let next = self.header_ids.len().min(u16::MAX as usize) as u16;
                 let id = *self.header_ids.entry(name.clone()).or_insert(next);
-                out.push(HeaderMatch { name, id, value });
+                out.push(HeaderMatch {
+                    name,
+                    id,
+                    value,
+                    invert: h.invert,
+                });
             }
         }
         out
@@ -771,7 +788,7 @@ impl Builder<'_> {
         let all_prefix = rc.matches.iter().all(|m| {
             m.path
                 .as_ref()
-                .is_none_or(|pm| pm.prefix.is_some() && pm.exact.is_none() && pm.regex.is_none())
+                .is_none_or(|pm| pm.exact.is_none() && pm.regex.is_none())
         });
 
         let forwards = !rc.backends.is_empty();

@@ -197,7 +197,7 @@ const MAX_YAML_FLOW_DEPTH: usize = 256;
 
 /// Rejects YAML whose brackets nest deeper than [`MAX_YAML_FLOW_DEPTH`]. Counts every
 /// bracket, quoted or not: a string would need hundreds of unbalanced `[` to trip it.
-fn check_flow_nesting(text: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_flow_nesting(text: &str) -> Result<(), ConfigError> {
     let mut depth = 0usize;
     for (line_no, line) in text.lines().enumerate() {
         for b in line.bytes() {
@@ -274,6 +274,37 @@ pub struct RouteConfig {
     pub hostnames: Vec<String>,
     /// The rules, in declaration order (the last tie-breaker of precedence).
     pub rules: Vec<RuleConfig>,
+    /// How the route's rules compete: `specificity` (default, Gateway API order) or
+    /// `first_match` (declaration order, as Istio `VirtualService` and ALB priorities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precedence: Option<RulePrecedence>,
+}
+
+/// How a request picks among the matching rules of one route.
+///
+/// ```
+/// use routing_core::{RouteTable, RequestInfo};
+/// let t = RouteTable::from_yaml(r#"
+/// backends: [{name: a}, {name: b}]
+/// routes:
+///   - name: ordered
+///     precedence: first_match
+///     rules:
+///       - {matches: [{path: {prefix: /}}], backends: [{name: a}]}
+///       - {matches: [{path: {exact: /x}}], backends: [{name: b}]}
+/// "#).unwrap();
+/// // With `specificity` the exact path would win; here the first rule does.
+/// assert_eq!(t.find(&RequestInfo::get("/x")).unwrap().0, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RulePrecedence {
+    /// The most specific match wins (Gateway API order, see [`MatchSummary`](crate::MatchSummary)).
+    #[default]
+    Specificity,
+    /// The first rule (and match) in declaration order whose conditions hold wins.
+    /// Within a host tier, `first_match` routes are tried before `specificity` ones.
+    FirstMatch,
 }
 
 /// One rule: when it applies (`matches`), what it does (exactly one of `backends`,
@@ -369,6 +400,11 @@ pub struct PathMatchConfig {
     /// A regular expression (RE2 syntax) that must match the whole path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
+    /// A plain string prefix, not bound to segments: `/api` matches `/apix` too
+    /// (Istio `uri.prefix`, ALB `/api*`). Ranked like a regular expression of its
+    /// length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_with: Option<String>,
 }
 
 /// String condition: exactly one of the fields.
@@ -409,6 +445,10 @@ pub struct HeaderMatchConfig {
     /// The header is absent.
     #[serde(default, skip_serializing_if = "is_false")]
     pub absent: bool,
+    /// Negate the condition: it holds when the header does not match (a missing header
+    /// counts as not matching), as Istio `withoutHeaders`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub invert: bool,
 }
 
 /// Query parameter condition: a name and exactly one of `exact`, `regex`, `present: true`.

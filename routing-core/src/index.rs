@@ -30,6 +30,8 @@ pub(crate) struct PathIndex {
     /// 63 stands for 63 or more), so the walk only probes depths that exist.
     prefix_depths: u64,
     regex: Vec<Candidate>,
+    /// Matches of `first_match` routes, in declaration order, tried before the rest.
+    ordered: Vec<Candidate>,
 }
 
 fn depth_bit(slashes: usize) -> u64 {
@@ -58,6 +60,7 @@ impl Index {
         rule_idx: u32,
         match_idx: u32,
         mut summary: MatchSummary,
+        ordered: bool,
     ) {
         let tier = match host {
             None => {
@@ -82,13 +85,18 @@ impl Index {
             rule: rule_idx,
             r#match: match_idx,
         };
+        if ordered {
+            tier.ordered.push(c);
+            return;
+        }
         match &rule.matches[match_idx as usize].path {
             PathMatch::Exact(p) => tier.exact.entry(p.clone()).or_default().push(c),
             PathMatch::Prefix(p) => {
                 tier.prefix_depths |= depth_bit(slashes(p));
                 tier.prefix.entry(p.clone()).or_default().push(c);
             }
-            PathMatch::Regex(_) => tier.regex.push(c),
+            // Plain prefixes are not segment-aligned: tried one by one, like regexes.
+            PathMatch::Regex(_) | PathMatch::StartsWith(_) => tier.regex.push(c),
         }
     }
 
@@ -105,6 +113,7 @@ impl Index {
                 v.sort_by(by_best);
             }
             t.regex.sort_by(by_best);
+            t.ordered.sort_by_key(|c| c.summary.order);
         }
     }
 
@@ -153,6 +162,14 @@ impl PathIndex {
         let holds = |c: &&Candidate| {
             rules[c.rule as usize].matches[c.r#match as usize].matches_besides_path(req, memo)
         };
+        if let Some(c) = self.ordered.iter().find(|c| {
+            rules[c.rule as usize].matches[c.r#match as usize]
+                .path
+                .matches(path)
+                && holds(c)
+        }) {
+            return Some(*c);
+        }
         if let Some(v) = self.exact.get(path) {
             if let Some(c) = v.iter().find(holds) {
                 return Some(*c);

@@ -68,6 +68,7 @@ mod duration;
 mod error;
 mod hash;
 mod health;
+pub mod import;
 mod index;
 mod l4;
 mod matching;
@@ -83,8 +84,9 @@ pub use config::{
     FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig, HeaderMatchConfig,
     HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig, MatchConfig, MirrorConfig,
     OutlierDetectionConfig, PathMatchConfig, PathModifierConfig, QueryMatchConfig, RedirectConfig,
-    RetryConfig, RouteConfig, RuleConfig, SessionPersistenceConfig, SimpleLoadBalancer,
-    StringMatchConfig, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    RetryConfig, RouteConfig, RuleConfig, RulePrecedence, SessionPersistenceConfig,
+    SimpleLoadBalancer, StringMatchConfig, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig,
+    WeightedBackendConfig,
 };
 pub use duration::{ConfigDuration, DurationParseError};
 pub use error::{
@@ -107,7 +109,7 @@ pub use select::{
     WeightedBackend, DEFAULT_MAGLEV_SIZE, MAX_MAGLEV_SIZE,
 };
 pub use table::{
-    Action, Backend, BackendId, Decision, HashOn, Route, RouteTable, Rule, MAX_WEIGHT,
+    Action, Backend, BackendId, Candidate, Decision, HashOn, Route, RouteTable, Rule, MAX_WEIGHT,
 };
 
 impl Config {

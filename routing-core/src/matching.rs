@@ -16,7 +16,12 @@ pub enum PathMatch {
     Prefix(Box<str>),
     /// A regular expression anchored at both ends.
     Regex(Regex),
+    /// A plain string prefix, not bound to segments (`/api` matches `/apix`).
+    StartsWith(Box<str>),
 }
+
+/// Length of the `^(?:` and `)$` a path regex is compiled inside.
+pub(crate) const ANCHORS: usize = 6;
 
 impl PathMatch {
     pub(crate) fn matches(&self, path: &str) -> bool {
@@ -29,18 +34,25 @@ impl PathMatch {
                     && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/')
             }
             PathMatch::Regex(r) => r.is_match(path.as_bytes()),
+            PathMatch::StartsWith(p) => path.starts_with(&**p),
         }
     }
 
     pub(crate) fn specificity(&self) -> PathSpecificity {
         match self {
             PathMatch::Exact(_) => PathSpecificity::Exact,
+            // The pattern as written: the compiled one is wrapped in `^(?:…)$`.
             PathMatch::Regex(r) => PathSpecificity::Regex {
-                len: r.as_str().len().min(u16::MAX as usize) as u16,
+                len: (r.as_str().len().saturating_sub(ANCHORS)).min(u16::MAX as usize) as u16,
             },
             // `/api` and `/api/` are the same prefix; the root prefix counts as `/`.
             PathMatch::Prefix(p) => PathSpecificity::Prefix {
                 len: p.len().max(1).min(u16::MAX as usize) as u16,
+            },
+            // Ranked as the regular expression it stands for (`escaped-prefix.*`),
+            // by its length: it is tried in the same list as regexes.
+            PathMatch::StartsWith(p) => PathSpecificity::Regex {
+                len: p.len().min(u16::MAX as usize) as u16,
             },
         }
     }
@@ -75,6 +87,8 @@ pub struct HeaderMatch {
     /// The name's number in its table (equal names, equal ids), for [`HeaderMemo`].
     pub(crate) id: u16,
     pub(crate) value: ValueMatch,
+    /// The condition holds when the value does *not* match.
+    pub(crate) invert: bool,
 }
 
 /// Header lookups already made while matching one request: candidates that test the
@@ -129,15 +143,20 @@ pub enum ValueMatch {
 impl HeaderMatch {
     fn matches_memo<'r>(&self, headers: &'r http::HeaderMap, memo: &HeaderMemo<'r>) -> bool {
         let l = memo.lookup(self.id, &self.name, headers);
-        match &self.value {
+        let hit = match &self.value {
             ValueMatch::Present => l.first.is_some(),
             ValueMatch::Absent => l.first.is_none(),
             ValueMatch::Is(m) if !l.more => l.first.is_some_and(|v| m.matches(v.as_bytes())),
-            ValueMatch::Is(_) => self.matches(headers),
-        }
+            ValueMatch::Is(_) => self.value_matches(headers),
+        };
+        hit != self.invert
     }
 
     pub(crate) fn matches(&self, headers: &http::HeaderMap) -> bool {
+        self.value_matches(headers) != self.invert
+    }
+
+    fn value_matches(&self, headers: &http::HeaderMap) -> bool {
         match &self.value {
             ValueMatch::Present => headers.contains_key(&self.name),
             ValueMatch::Absent => !headers.contains_key(&self.name),

@@ -90,14 +90,42 @@ pub enum PathModifier {
 }
 
 impl PathModifier {
-    /// The new path for `path`, given the prefix that matched (ignored for `Full`).
+    /// The new path for `path`, given the match that matched it: a segment prefix is
+    /// replaced with Gateway API `ReplacePrefixMatch` semantics, a plain
+    /// `starts_with` prefix as a plain string (Istio `rewrite.uri`).
+    ///
+    /// ```
+    /// use routing_core::{PathModifier, RouteTable};
+    /// let t = RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{matches: [{path: {prefix: /api}}, {path: {starts_with: /old-}}], backends: [{name: a}]}]}]").unwrap();
+    /// let (seg, plain) = (t.rules()[0].matches()[0].path(), t.rules()[0].matches()[1].path());
+    /// assert_eq!(PathModifier::Prefix("/".into()).rewrite_for("/api/users", seg), "/users");
+    /// assert_eq!(PathModifier::Prefix("/new-".into()).rewrite_for("/old-x", plain), "/new-x");
+    /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api", "/api"), "/v2");
+    /// assert_eq!(PathModifier::Prefix("/".into()).rewrite("/api/users", "/api"), "/users");
+    /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api", "/api"), "/v2");
+    /// assert_eq!(PathModifier::Full("/x".into()).rewrite("/api/users", "/api"), "/x");
+    /// ```
+    #[must_use]
+    pub fn rewrite_for(&self, path: &str, matched: &crate::PathMatch) -> String {
+        match (self, matched) {
+            (PathModifier::Prefix(new), crate::PathMatch::StartsWith(p)) => {
+                let out = format!("{new}{}", path.strip_prefix(&**p).unwrap_or(path));
+                if out.is_empty() {
+                    "/".to_owned()
+                } else {
+                    out
+                }
+            }
+            (_, crate::PathMatch::Prefix(p)) => self.rewrite(path, p),
+            _ => self.rewrite(path, ""),
+        }
+    }
+
+    /// The new path for `path`, given the segment prefix that matched (ignored for `Full`).
     ///
     /// ```
     /// use routing_core::PathModifier;
     /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api/users", "/api"), "/v2/users");
-    /// assert_eq!(PathModifier::Prefix("/".into()).rewrite("/api/users", "/api"), "/users");
-    /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api", "/api"), "/v2");
-    /// assert_eq!(PathModifier::Full("/x".into()).rewrite("/api/users", "/api"), "/x");
     /// ```
     #[must_use]
     pub fn rewrite(&self, path: &str, matched_prefix: &str) -> String {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::HeaderName;
 use rand::RngCore;
 
-use crate::config::Config;
+use crate::config::{Config, RulePrecedence};
 use crate::error::{ConfigError, RouteError};
 use crate::hash::stable_hash;
 use crate::health::{BackendHealth, HealthRegistry};
@@ -114,9 +114,21 @@ pub struct Route {
     pub(crate) name: Box<str>,
     pub(crate) hostnames: Box<[Box<str>]>,
     pub(crate) rules: std::ops::Range<usize>,
+    pub(crate) precedence: RulePrecedence,
 }
 
 impl Route {
+    /// How the route's rules compete ([`RulePrecedence`]).
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, precedence: first_match, rules: [{backends: [{name: a}]}]}]").unwrap();
+    /// assert_eq!(t.routes()[0].precedence(), routing_core::RulePrecedence::FirstMatch);
+    /// ```
+    #[must_use]
+    pub fn precedence(&self) -> RulePrecedence {
+        self.precedence
+    }
+
     /// Its name.
     ///
     /// ```
@@ -341,6 +353,20 @@ impl Rule {
     pub fn hash_on(&self) -> Option<&HashOn> {
         self.hash_on.as_ref()
     }
+}
+
+/// One rule match that holds for a request ([`RouteTable::candidates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Candidate {
+    /// Index of the rule in [`RouteTable::rules`].
+    pub rule: usize,
+    /// Index of the match in the rule.
+    pub r#match: usize,
+    /// Whether the rule's route uses [`RulePrecedence::FirstMatch`].
+    pub first_match: bool,
+    /// Its precedence.
+    pub summary: MatchSummary,
 }
 
 /// The rule that matched a request and, for forwarding rules, the backend chosen.
@@ -607,6 +633,77 @@ impl RouteTable {
         self.index
             .find(&self.rules, req)
             .map(|c| (c.rule as usize, c.r#match as usize, c.summary))
+    }
+
+    /// Every rule match that holds for `req`, best first: the order the lookup
+    /// considers them in, so the first is what [`RouteTable::find`] returns. For
+    /// explaining a decision (which rules lost, and to what); it scans the whole table.
+    ///
+    /// ```
+    /// use routing_core::{RouteTable, RequestInfo};
+    /// let t = RouteTable::from_yaml(r#"
+    /// backends: [{name: a}, {name: b}]
+    /// routes:
+    ///   - name: r
+    ///     rules:
+    ///       - {matches: [{path: {prefix: /api}}], backends: [{name: a}]}
+    ///       - {matches: [{path: {exact: /api/cart}}], backends: [{name: b}]}
+    /// "#).unwrap();
+    /// let all = t.candidates(&RequestInfo::get("/api/cart"));
+    /// assert_eq!(all.iter().map(|c| c.rule).collect::<Vec<_>>(), [1, 0]);
+    /// assert_eq!(t.find(&RequestInfo::get("/api/cart")).unwrap().0, all[0].rule);
+    /// ```
+    #[must_use]
+    pub fn candidates<R: RouteRequest + ?Sized>(&self, req: &R) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for route in self.routes.iter() {
+            let Some(host) = route.host_specificity(req.host()) else {
+                continue;
+            };
+            let first_match = route.precedence == RulePrecedence::FirstMatch;
+            for ri in route.rules.clone() {
+                let rule = &self.rules[ri];
+                for (mi, m) in rule.matches.iter().enumerate() {
+                    if !m.matches(req) {
+                        continue;
+                    }
+                    let (method, headers, query) = m.counts();
+                    out.push(Candidate {
+                        rule: ri,
+                        r#match: mi,
+                        first_match,
+                        summary: MatchSummary {
+                            host,
+                            path: m.path.specificity(),
+                            method,
+                            headers,
+                            query,
+                            order: crate::precedence::DeclarationOrder {
+                                route: rule.route as u32,
+                                rule: rule.index_in_route as u32,
+                                r#match: mi as u32,
+                            },
+                        },
+                    });
+                }
+            }
+        }
+        // Host tier first; inside it `first_match` routes in declaration order, then
+        // the rest by precedence.
+        out.sort_by(|a, b| {
+            b.summary
+                .host
+                .cmp(&a.summary.host)
+                .then(b.first_match.cmp(&a.first_match))
+                .then_with(|| {
+                    if a.first_match {
+                        a.summary.order.cmp(&b.summary.order)
+                    } else {
+                        b.summary.cmp(&a.summary)
+                    }
+                })
+        });
+        out
     }
 
     /// Routes `req`: finds the winning rule and, if it forwards, picks a backend

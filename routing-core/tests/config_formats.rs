@@ -12,9 +12,9 @@ use routing_core::{
     FaultConfig, FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig,
     HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig, MatchConfig,
     MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig, QueryMatchConfig,
-    RedirectConfig, RetryConfig, RetryOn, RouteConfig, RuleConfig, SessionPersistenceConfig,
-    SimpleLoadBalancer, StringMatchConfig, TcpHashOn, TcpServiceConfig, TimeoutsConfig,
-    UrlRewriteConfig, WeightedBackendConfig,
+    RedirectConfig, RetryConfig, RetryOn, RouteConfig, RuleConfig, RulePrecedence,
+    SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig, TcpHashOn, TcpServiceConfig,
+    TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -284,6 +284,7 @@ fn dur(s: &str) -> ConfigDuration {
 
 fn hdr(name: &str) -> HeaderMatchConfig {
     HeaderMatchConfig {
+        invert: false,
         name: name.into(),
         exact: None,
         prefix: None,
@@ -297,6 +298,7 @@ fn hdr(name: &str) -> HeaderMatchConfig {
 /// literals are exhaustive: a new field fails to compile here until it is covered).
 fn everything() -> Config {
     let path_prefix = |p: &str| PathMatchConfig {
+        starts_with: None,
         exact: None,
         prefix: Some(p.into()),
         regex: None,
@@ -481,6 +483,7 @@ fn everything() -> Config {
         name: Some("round-robin".into()),
         matches: vec![MatchConfig {
             path: Some(PathMatchConfig {
+                starts_with: None,
                 exact: Some("/rr".into()),
                 prefix: None,
                 regex: None,
@@ -511,6 +514,7 @@ fn everything() -> Config {
         name: Some(name.into()),
         matches: vec![MatchConfig {
             path: Some(PathMatchConfig {
+                starts_with: None,
                 exact: None,
                 prefix: None,
                 regex: Some(format!("/{name}/.*")),
@@ -578,6 +582,7 @@ fn everything() -> Config {
         name: Some("redirect-full".into()),
         matches: vec![MatchConfig {
             path: Some(PathMatchConfig {
+                starts_with: None,
                 exact: Some("/x".into()),
                 prefix: None,
                 regex: None,
@@ -664,6 +669,7 @@ fn everything() -> Config {
         ],
         routes: vec![
             RouteConfig {
+                precedence: None,
                 name: "api".into(),
                 hostnames: vec!["api.example.com".into(), "*.example.com".into()],
                 rules: vec![
@@ -700,6 +706,7 @@ fn everything() -> Config {
                 ],
             },
             RouteConfig {
+                precedence: None,
                 name: "any-host".into(),
                 hostnames: vec![],
                 rules: vec![redirect, redirect_full, fixed],
@@ -888,6 +895,7 @@ fn durations_round_trip_through_to_yaml() {
         let d = dur(s);
         let cfg = Config {
             routes: vec![RouteConfig {
+                precedence: None,
                 name: "r".into(),
                 hostnames: vec![],
                 rules: vec![RuleConfig {
@@ -1043,11 +1051,14 @@ fn weighted_backend() -> impl Strategy<Value = WeightedBackendConfig> {
 }
 
 fn path_match() -> impl Strategy<Value = PathMatchConfig> {
-    (opt(path()), opt(path()), opt(regex())).prop_map(|(exact, prefix, regex)| PathMatchConfig {
-        exact,
-        prefix,
-        regex,
-    })
+    (opt(path()), opt(path()), opt(regex()), opt(path())).prop_map(
+        |(exact, prefix, regex, starts_with)| PathMatchConfig {
+            exact,
+            prefix,
+            regex,
+            starts_with,
+        },
+    )
 }
 
 fn string_match() -> impl Strategy<Value = StringMatchConfig> {
@@ -1066,15 +1077,17 @@ fn header_match() -> impl Strategy<Value = HeaderMatchConfig> {
         opt(regex()),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(name, exact, prefix, regex, present, absent)| HeaderMatchConfig {
+            |(name, exact, prefix, regex, present, absent, invert)| HeaderMatchConfig {
                 name,
                 exact,
                 prefix,
                 regex,
                 present,
                 absent,
+                invert,
             },
         )
 }
@@ -1338,11 +1351,16 @@ fn route() -> impl Strategy<Value = RouteConfig> {
         name(),
         prop::collection::vec(host(), 0..3),
         prop::collection::vec(rule(), 0..3),
+        prop::option::of(prop::sample::select(vec![
+            RulePrecedence::Specificity,
+            RulePrecedence::FirstMatch,
+        ])),
     )
-        .prop_map(|(name, hostnames, rules)| RouteConfig {
+        .prop_map(|(name, hostnames, rules, precedence)| RouteConfig {
             name,
             hostnames,
             rules,
+            precedence,
         })
 }
 
@@ -1479,6 +1497,7 @@ fn valid_path_match() -> impl Strategy<Value = PathMatchConfig> {
                 exact: Some(p.into()),
                 prefix: None,
                 regex: None,
+                starts_with: None,
             }
         }),
         prop::sample::select(&["/", "/api", "/api/", "/static"][..]).prop_map(|p| {
@@ -1486,6 +1505,15 @@ fn valid_path_match() -> impl Strategy<Value = PathMatchConfig> {
                 exact: None,
                 prefix: Some(p.into()),
                 regex: None,
+                starts_with: None,
+            }
+        }),
+        prop::sample::select(&["/", "/api", "/api-", "/static/"][..]).prop_map(|p| {
+            PathMatchConfig {
+                exact: None,
+                prefix: None,
+                regex: None,
+                starts_with: Some(p.into()),
             }
         }),
         prop::sample::select(&[".*", "/api/v[0-9]+", "/(a|b)/.*", ""][..]).prop_map(|p| {
@@ -1493,6 +1521,7 @@ fn valid_path_match() -> impl Strategy<Value = PathMatchConfig> {
                 exact: None,
                 prefix: None,
                 regex: Some(p.into()),
+                starts_with: None,
             }
         }),
     ]
@@ -1523,6 +1552,7 @@ fn valid_header_match() -> impl Strategy<Value = HeaderMatchConfig> {
                 regex,
                 present: kind == 3,
                 absent: kind == 4,
+                invert: false,
             }
         })
 }
@@ -1821,6 +1851,7 @@ fn valid_config() -> impl Strategy<Value = Config> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, (hostnames, rules))| RouteConfig {
+                    precedence: None,
                     name: format!("route-{i}"),
                     hostnames: hostnames.into_iter().map(str::to_owned).collect(),
                     rules: rules

@@ -59,6 +59,10 @@ fn path_strategy() -> impl Strategy<Value = Option<PathMatchConfig>> {
             regex: Some(p.into()),
             ..Default::default()
         })),
+        prop::sample::select(PREFIX).prop_map(|p| Some(PathMatchConfig {
+            starts_with: Some(p.into()),
+            ..Default::default()
+        })),
     ]
 }
 
@@ -67,10 +71,12 @@ fn header_strategy() -> impl Strategy<Value = HeaderMatchConfig> {
         prop::sample::select(HEADERS),
         0..4usize,
         prop::sample::select(VALUES),
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(name, kind, v)| {
+        .prop_map(|(name, kind, v, invert)| {
             let mut h = HeaderMatchConfig {
                 name: name.into(),
+                invert,
                 ..Default::default()
             };
             match kind {
@@ -123,6 +129,10 @@ fn config_strategy() -> impl Strategy<Value = Config> {
     let route = (
         prop::sample::subsequence(HOSTS, 0..3),
         prop::collection::vec(rule, 1..5),
+        prop::option::of(prop::sample::select(vec![
+            RulePrecedence::Specificity,
+            RulePrecedence::FirstMatch,
+        ])),
     );
     prop::collection::vec(route, 1..6).prop_map(|routes| Config {
         backends: vec![BackendConfig {
@@ -133,7 +143,8 @@ fn config_strategy() -> impl Strategy<Value = Config> {
         routes: routes
             .into_iter()
             .enumerate()
-            .map(|(i, (hosts, rules))| RouteConfig {
+            .map(|(i, (hosts, rules, precedence))| RouteConfig {
+                precedence,
                 name: format!("r{i}"),
                 hostnames: hosts.into_iter().map(Into::into).collect(),
                 rules,
@@ -208,6 +219,10 @@ fn ref_path(p: &Option<PathMatchConfig>, path: &str) -> Option<(u8, usize)> {
         let re = regex::Regex::new(&format!("^(?:{r})$")).unwrap();
         return re.is_match(path).then_some((2, r.len()));
     }
+    if let Some(sw) = &p.starts_with {
+        // Ranked as a regular expression of its length.
+        return path.starts_with(sw.as_str()).then_some((2, sw.len()));
+    }
     let pre = p.prefix.as_deref().unwrap().trim_end_matches('/');
     let segment_ok = pre.is_empty()
         || (path.starts_with(pre)
@@ -229,13 +244,14 @@ fn ref_conditions(m: &MatchConfig, req: &RequestInfo) -> bool {
             .iter()
             .map(|v| v.to_str().unwrap())
             .collect();
-        if h.present {
+        let hit = if h.present {
             !vals.is_empty()
         } else if h.absent {
             vals.is_empty()
         } else {
             vals.contains(&h.exact.as_deref().unwrap())
-        }
+        };
+        hit != h.invert
     });
     let query: Vec<(&str, &str)> = req
         .query()
@@ -255,8 +271,11 @@ fn ref_conditions(m: &MatchConfig, req: &RequestInfo) -> bool {
 
 /// The best (rule index, match index) by linear scan, or None.
 fn reference(cfg: &Config, req: &RequestInfo) -> Option<(usize, usize)> {
+    /// Host tier; then `first_match` routes (ranked by declaration order alone)
+    /// before the rest (ranked by specificity).
     type Rank = (
         (u8, usize),
+        bool,
         (u8, usize),
         bool,
         usize,
@@ -281,14 +300,20 @@ fn reference(cfg: &Config, req: &RequestInfo) -> Option<(usize, usize)> {
                 if !ref_conditions(m, req) {
                     continue;
                 }
-                let rank = (
-                    h,
-                    p,
-                    m.method.is_some(),
-                    m.headers.len(),
-                    m.query.len(),
-                    std::cmp::Reverse((ri, ui, mi)),
-                );
+                let order = std::cmp::Reverse((ri, ui, mi));
+                let rank = if route.precedence == Some(RulePrecedence::FirstMatch) {
+                    (h, true, (0, 0), false, 0, 0, order)
+                } else {
+                    (
+                        h,
+                        false,
+                        p,
+                        m.method.is_some(),
+                        m.headers.len(),
+                        m.query.len(),
+                        order,
+                    )
+                };
                 if best.as_ref().is_none_or(|(b, _, _)| rank > *b) {
                     best = Some((rank, flat, mi));
                 }
@@ -309,6 +334,8 @@ proptest! {
             let got = table.find(req).map(|(r, m, _)| (r, m));
             let want = reference(&cfg, req);
             prop_assert_eq!(got, want, "request {:?}", req);
+            let first = table.candidates(req).first().map(|c| (c.rule, c.r#match));
+            prop_assert_eq!(first, want, "candidates() must list the winner first");
             if let Some((r, m, summary)) = table.find(req) {
                 prop_assert!(table.rules()[r].matches()[m].matches(req), "the winner must match");
                 let route = &table.routes()[table.rules()[r].route_index()];

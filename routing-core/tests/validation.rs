@@ -532,7 +532,7 @@ routes:
             matching("{path: {exact: /a, prefix: /a}}"),
             "routes[0].rules[0].matches[0].path",
             K::ExactlyOne {
-                fields: ["exact", "prefix", "regex"]
+                fields: ["exact", "prefix", "regex", "starts_with"]
             }
         ),
         case!(
@@ -540,7 +540,7 @@ routes:
             matching("{path: {prefix: /a, regex: '/a.*'}}"),
             "routes[0].rules[0].matches[0].path",
             K::ExactlyOne {
-                fields: ["exact", "prefix", "regex"]
+                fields: ["exact", "prefix", "regex", "starts_with"]
             }
         ),
         case!(
@@ -548,7 +548,7 @@ routes:
             matching("{path: {}}"),
             "routes[0].rules[0].matches[0].path",
             K::ExactlyOne {
-                fields: ["exact", "prefix", "regex"]
+                fields: ["exact", "prefix", "regex", "starts_with"]
             }
         ),
         case!(

@@ -512,7 +512,7 @@ where
         };
         let rule = decision.rule();
         let answered = match rule.action() {
-            Action::Redirect(r) => Some(redirect(&req, r, matched_prefix(&decision))),
+            Action::Redirect(r) => Some(redirect(&req, r, matched_path(&decision))),
             Action::FixedResponse(f) => {
                 let mut res = Response::new(body::full(f.body.clone()));
                 *res.status_mut() = f.status;
@@ -792,16 +792,12 @@ fn sticky_backend<B>(
     })
 }
 
-/// The prefix the winning match matched, for prefix rewrites.
-fn matched_prefix<'d>(decision: &'d Decision<'_>) -> &'d str {
-    match decision
-        .rule()
-        .matches()
-        .get(decision.match_index())
-        .map(|m| m.path())
-    {
-        Some(PathMatch::Prefix(p)) => p,
-        _ => "",
+/// The path condition of the winning match, for prefix rewrites.
+fn matched_path<'d>(decision: &'d Decision<'_>) -> &'d PathMatch {
+    static ROOT: std::sync::OnceLock<PathMatch> = std::sync::OnceLock::new();
+    match decision.rule().matches().get(decision.match_index()) {
+        Some(m) => m.path(),
+        None => ROOT.get_or_init(|| PathMatch::Exact("".into())),
     }
 }
 
@@ -834,7 +830,11 @@ fn no_healthy(
 }
 
 /// The redirect answer for `req` (Gateway API `RequestRedirect` semantics).
-fn redirect<B>(req: &Request<B>, r: &routing_core::Redirect, prefix: &str) -> Response<Body> {
+fn redirect<B>(
+    req: &Request<B>,
+    r: &routing_core::Redirect,
+    matched: &PathMatch,
+) -> Response<Body> {
     let req_scheme = req.uri().scheme_str().unwrap_or("http");
     let host_header = req
         .uri()
@@ -854,7 +854,7 @@ fn redirect<B>(req: &Request<B>, r: &routing_core::Redirect, prefix: &str) -> Re
     };
     let port = port.filter(|&p| !matches!((scheme, p), ("http", 80) | ("https", 443)));
     let path = match &r.path {
-        Some(m) => m.rewrite(req.uri().path(), prefix),
+        Some(m) => m.rewrite_for(req.uri().path(), matched),
         None => req.uri().path().to_owned(),
     };
     let mut location = format!("{scheme}://{host}");
@@ -908,16 +908,19 @@ fn request_filters(
     let policy = rule.policy();
     policy.request_headers.apply(&mut parts.headers);
     if let Some(rw) = &policy.url_rewrite {
-        let prefix = match rule.matches().get(match_index).map(|m| m.path()) {
-            Some(PathMatch::Prefix(p)) => &**p,
-            _ => "",
-        };
-        rewrite_url(parts, rw, prefix);
+        match rule.matches().get(match_index) {
+            Some(m) => rewrite_url(parts, rw, m.path()),
+            None => rewrite_url(parts, rw, &PathMatch::Exact("".into())),
+        }
     }
 }
 
 /// Applies the rule's URL rewrite to `parts`.
-fn rewrite_url(parts: &mut http::request::Parts, rw: &routing_core::UrlRewrite, prefix: &str) {
+fn rewrite_url(
+    parts: &mut http::request::Parts,
+    rw: &routing_core::UrlRewrite,
+    matched: &PathMatch,
+) {
     if let Some(host) = &rw.hostname {
         if let Ok(v) = HeaderValue::from_str(host) {
             parts.headers.insert(HOST, v);
@@ -928,7 +931,7 @@ fn rewrite_url(parts: &mut http::request::Parts, rw: &routing_core::UrlRewrite, 
     }
     let mut uri = parts.uri.clone().into_parts();
     if let Some(m) = &rw.path {
-        let path = m.rewrite(parts.uri.path(), prefix);
+        let path = m.rewrite_for(parts.uri.path(), matched);
         let pq = match parts.uri.query() {
             Some(q) => format!("{path}?{q}"),
             None => path,
