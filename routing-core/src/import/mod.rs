@@ -1,0 +1,1090 @@
+//! Importers: routing written for other systems, read into the native [`Config`].
+//!
+//! Teams arrive with routing already written down. [`import`] reads, from any number
+//! of files of any mix of kinds:
+//!
+//! * Kubernetes Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1` and `v1beta1`);
+//! * Istio `VirtualService` and `DestinationRule` (`networking.istio.io/v1alpha3`,
+//!   `v1beta1`, `v1`);
+//! * AWS ELBv2 listener rules as `aws elbv2 describe-rules` prints them (JSON);
+//! * native documents (what [`Config::from_yaml`] reads);
+//!
+//! multi-document YAML and Kubernetes `List`s included, and returns one native
+//! [`Config`] with the [`ImportWarning`]s of everything that was understood but is not
+//! applied in-process (Istio `gateways`, `sourceLabels`, Gateway API `parentRefs`, …).
+//! Anything that *would* change which backend a request reaches and cannot be
+//! expressed is an [`ImportError`], never a silent approximation. Every error and
+//! warning names the file, the document, the resource and the field path, and the
+//! line where it can be found.
+//!
+//! Backend names come from a [`BackendMap`] when one is given (then every reference
+//! must be in it), else from the source: a Gateway API `backendRef` `name` (with
+//! `namespace/` when it names another namespace, and `:port` when it has one), an
+//! Istio destination `host` or `host/subset`, an ALB target group's name from its ARN.
+//!
+//! ```
+//! use routing_core::import::{import, ImportOptions, Source};
+//! let manifest = r#"
+//! apiVersion: gateway.networking.k8s.io/v1
+//! kind: HTTPRoute
+//! metadata: { name: shop, namespace: web }
+//! spec:
+//!   parentRefs: [{ name: gw }]
+//!   hostnames: [shop.example.com]
+//!   rules:
+//!     - backendRefs:
+//!         - { name: shop-v1, port: 8080, weight: 90 }
+//!         - { name: shop-v2, port: 8080, weight: 10 }
+//! "#;
+//! let imported = import(&[Source::new("shop.yaml", manifest)], &ImportOptions::default())?;
+//! let table = imported.config.clone().validate()?;
+//! assert_eq!(table.routes()[0].name(), "web/shop");
+//! assert_eq!(table.backends()[0].name(), "shop-v1:8080");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::Value;
+
+use crate::config::{BackendConfig, Config, OutlierDetectionConfig, RouteConfig};
+use crate::error::{ConfigError, ValidationError};
+use crate::RouteTable;
+
+mod alb;
+mod gateway;
+mod istio;
+mod lines;
+
+/// A file (or any text) to import, with the name its messages use.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// Name shown in errors and warnings (usually the file path).
+    pub name: &'a str,
+    /// The text: YAML (one or more documents) or JSON.
+    pub text: &'a str,
+}
+
+impl<'a> Source<'a> {
+    /// A source named `name`.
+    ///
+    /// ```
+    /// let s = routing_core::import::Source::new("a.yaml", "backends: []");
+    /// assert_eq!(s.name, "a.yaml");
+    /// ```
+    #[must_use]
+    pub fn new(name: &'a str, text: &'a str) -> Self {
+        Self { name, text }
+    }
+}
+
+/// What kind of document was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SourceKind {
+    /// The native format.
+    Native,
+    /// Gateway API `HTTPRoute`.
+    HttpRoute,
+    /// Istio `VirtualService`.
+    VirtualService,
+    /// Istio `DestinationRule`.
+    DestinationRule,
+    /// AWS ELBv2 `describe-rules` output.
+    AlbRules,
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceKind::Native => "native",
+            SourceKind::HttpRoute => "HTTPRoute",
+            SourceKind::VirtualService => "VirtualService",
+            SourceKind::DestinationRule => "DestinationRule",
+            SourceKind::AlbRules => "ALB rules",
+        })
+    }
+}
+
+/// Where something was found: file, document, resource, field path and line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    /// The source's name.
+    pub source: String,
+    /// 0-based document number in the source (YAML `---` separated).
+    pub document: usize,
+    /// The resource, e.g. `HTTPRoute web/shop` or `rule arn:…/abc` (absent for native).
+    pub resource: Option<String>,
+    /// Field path inside the document, e.g. `spec.rules[0].matches[1].path.type`.
+    pub path: String,
+    /// 1-based line, when it could be found.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)?;
+        match self.line {
+            Some(l) => write!(f, ":{l}")?,
+            None if self.document > 0 => write!(f, " (document {})", self.document + 1)?,
+            None => {}
+        }
+        if let Some(r) = &self.resource {
+            write!(f, ": {r}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": `{}`", self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Something understood but not applied in-process, or approximated in a way that
+/// does not change which backend a request reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportWarning {
+    /// Where.
+    pub at: Location,
+    /// What, and what the import did instead.
+    pub message: String,
+}
+
+impl fmt::Display for ImportWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// Why part of an input could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ImportErrorKind {
+    /// Not well-formed, a field of the wrong type, or a field the importer does not
+    /// know (refused rather than ignored: it might change routing).
+    Parse(String),
+    /// Valid in the source system but not expressible here without changing which
+    /// requests reach which backend.
+    Unsupported(String),
+    /// Breaks the source format's own rules.
+    Invalid(String),
+    /// A [`BackendMap`] was given and has none of these keys.
+    UnknownBackend(String),
+    /// The native configuration built from the input is invalid; the message is the
+    /// native validation error (its native field path included).
+    Native(String),
+}
+
+impl fmt::Display for ImportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportErrorKind::Parse(m) => write!(f, "parse error: {m}"),
+            ImportErrorKind::Unsupported(m) => write!(f, "unsupported: {m}"),
+            ImportErrorKind::Invalid(m) => write!(f, "invalid: {m}"),
+            ImportErrorKind::UnknownBackend(m) => {
+                write!(f, "no entry in the backend map for {m}")
+            }
+            ImportErrorKind::Native(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// One import error, with its location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{at}: {kind}")]
+pub struct ImportError {
+    /// Where.
+    pub at: Location,
+    /// What.
+    pub kind: ImportErrorKind,
+}
+
+/// Every error found in one import (never empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportErrors {
+    errors: Vec<ImportError>,
+    warnings: Vec<ImportWarning>,
+}
+
+impl ImportErrors {
+    /// The errors, in input order.
+    ///
+    /// ```
+    /// use routing_core::import::{import, ImportOptions, Source};
+    /// let err = import(&[Source::new("x.yaml", "routes: 7")], &ImportOptions::default()).unwrap_err();
+    /// assert_eq!(err.errors()[0].at.source, "x.yaml");
+    /// ```
+    #[must_use]
+    pub fn errors(&self) -> &[ImportError] {
+        &self.errors
+    }
+
+    /// The warnings gathered before the import failed.
+    ///
+    /// ```
+    /// # use routing_core::import::{import, ImportOptions, Source};
+    /// # let err = import(&[Source::new("x.yaml", "routes: 7")], &ImportOptions::default()).unwrap_err();
+    /// assert!(err.warnings().is_empty());
+    /// ```
+    #[must_use]
+    pub fn warnings(&self) -> &[ImportWarning] {
+        &self.warnings
+    }
+}
+
+impl fmt::Display for ImportErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        write!(f, "{n} import error{}", if n == 1 { "" } else { "s" })?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ImportErrors {}
+
+/// What a source backend reference becomes: a native backend name and, optionally,
+/// its address.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum BackendTarget {
+    /// Just the backend name.
+    Name(String),
+    /// Name and address.
+    Full {
+        /// Native backend name.
+        name: String,
+        /// Where it listens.
+        #[serde(default)]
+        address: Option<SocketAddr>,
+    },
+}
+
+impl BackendTarget {
+    /// The native backend name.
+    ///
+    /// ```
+    /// use routing_core::import::BackendTarget;
+    /// assert_eq!(BackendTarget::Name("a".into()).name(), "a");
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            BackendTarget::Name(n) | BackendTarget::Full { name: n, .. } => n,
+        }
+    }
+
+    fn address(&self) -> Option<SocketAddr> {
+        match self {
+            BackendTarget::Name(_) => None,
+            BackendTarget::Full { address, .. } => *address,
+        }
+    }
+}
+
+/// Maps source backend references to native backends. Keys:
+///
+/// * Gateway API: `name`, `namespace/name`, `name:port` or `namespace/name:port`
+///   (the most specific present key wins);
+/// * Istio: `host/subset` or `host`;
+/// * ALB: the target group ARN, or the target group name.
+///
+/// ```
+/// use routing_core::import::BackendMap;
+/// let map = BackendMap::from_yaml(r#"
+/// reviews.prod.svc.cluster.local/v1: reviews-v1
+/// reviews.prod.svc.cluster.local/v2: { name: reviews-v2, address: "10.0.0.2:9080" }
+/// "#)?;
+/// assert_eq!(map.get("reviews.prod.svc.cluster.local/v2").unwrap().name(), "reviews-v2");
+/// # Ok::<(), routing_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct BackendMap(BTreeMap<String, BackendTarget>);
+
+impl BackendMap {
+    /// Reads a map from YAML (or JSON): `key: name` or `key: {name, address}`.
+    ///
+    /// ```
+    /// let m = routing_core::import::BackendMap::from_yaml("{a: b}").unwrap();
+    /// assert_eq!(m.get("a").unwrap().name(), "b");
+    /// ```
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        crate::config::check_flow_nesting(text)?;
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let loc = e.inner().location();
+            ConfigError::Parse {
+                format: crate::Format::Yaml,
+                path: e.path().to_string(),
+                line: loc.as_ref().map(|l| l.line()),
+                column: loc.as_ref().map(|l| l.column()),
+                message: e.inner().to_string(),
+            }
+        })
+    }
+
+    /// Adds or replaces an entry.
+    ///
+    /// ```
+    /// use routing_core::import::{BackendMap, BackendTarget};
+    /// let mut m = BackendMap::default();
+    /// m.insert("arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/blue/1", BackendTarget::Name("blue".into()));
+    /// assert_eq!(m.len(), 1);
+    /// ```
+    pub fn insert(&mut self, key: impl Into<String>, target: BackendTarget) {
+        self.0.insert(key.into(), target);
+    }
+
+    /// The entry for `key`.
+    ///
+    /// ```
+    /// assert!(routing_core::import::BackendMap::default().get("x").is_none());
+    /// ```
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&BackendTarget> {
+        self.0.get(key)
+    }
+
+    /// Number of entries.
+    ///
+    /// ```
+    /// assert_eq!(routing_core::import::BackendMap::default().len(), 0);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it has no entries.
+    ///
+    /// ```
+    /// assert!(routing_core::import::BackendMap::default().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// Source backend references → native backends. When set, every reference must be
+    /// in it; when `None`, names are derived from the source (see the module docs).
+    pub backends: Option<BackendMap>,
+    /// Namespace of Kubernetes resources that do not name one (default `default`).
+    pub default_namespace: String,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            backends: None,
+            default_namespace: "default".to_owned(),
+        }
+    }
+}
+
+impl ImportOptions {
+    /// Resolve backends through `map`.
+    ///
+    /// ```
+    /// use routing_core::import::{BackendMap, ImportOptions};
+    /// let opts = ImportOptions::default().with_backend_map(BackendMap::default());
+    /// assert!(opts.backends.is_some());
+    /// ```
+    #[must_use]
+    pub fn with_backend_map(mut self, map: BackendMap) -> Self {
+        self.backends = Some(map);
+        self
+    }
+
+    /// Use `ns` for resources without a namespace.
+    ///
+    /// ```
+    /// let opts = routing_core::import::ImportOptions::default().with_default_namespace("prod");
+    /// assert_eq!(opts.default_namespace, "prod");
+    /// ```
+    #[must_use]
+    pub fn with_default_namespace(mut self, ns: impl Into<String>) -> Self {
+        self.default_namespace = ns.into();
+        self
+    }
+}
+
+/// Where a native route (and each of its rules) came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteOrigin {
+    /// The resource the route was made from.
+    pub at: Location,
+    /// One location per native rule, in order.
+    pub rules: Vec<Location>,
+}
+
+/// The result of an import.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Imported {
+    /// The native configuration (not yet validated: see [`Imported::validate`]).
+    pub config: Config,
+    /// Everything understood but not applied in-process.
+    pub warnings: Vec<ImportWarning>,
+    /// The kinds of document read.
+    pub kinds: BTreeSet<SourceKind>,
+    /// Where each route of `config.routes` came from (same order).
+    pub origins: Vec<RouteOrigin>,
+}
+
+impl Imported {
+    /// Where the native field at `path` (`routes[2].rules[0].backends[1].weight`) came
+    /// from: its rule's location, else its route's.
+    ///
+    /// ```
+    /// # use routing_core::import::{import, ImportOptions, Source};
+    /// let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - route:\n    - destination: {host: r}\n";
+    /// let imported = import(&[Source::new("vs.yaml", vs)], &ImportOptions::default()).unwrap();
+    /// let at = imported.origin_of("routes[0].rules[0].backends[0].name").unwrap();
+    /// assert_eq!(at.path, "spec.http[0]");
+    /// assert_eq!(at.line, Some(7));
+    /// ```
+    #[must_use]
+    pub fn origin_of(&self, path: &str) -> Option<&Location> {
+        let rest = path.strip_prefix("routes[")?;
+        let (route, rest) = rest.split_once(']')?;
+        let origin = self.origins.get(route.parse::<usize>().ok()?)?;
+        let rule = rest
+            .strip_prefix(".rules[")
+            .and_then(|r| r.split_once(']'))
+            .and_then(|(i, _)| i.parse::<usize>().ok())
+            .and_then(|i| origin.rules.get(i));
+        Some(rule.unwrap_or(&origin.at))
+    }
+
+    /// Validates the native configuration; each native error is reported at the
+    /// source location it came from.
+    ///
+    /// ```
+    /// # use routing_core::import::{import, ImportOptions, Source};
+    /// let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - route:\n    - destination: {host: r}\n";
+    /// let imported = import(&[Source::new("vs.yaml", vs)], &ImportOptions::default()).unwrap();
+    /// let table = imported.validate().unwrap();
+    /// assert_eq!(table.rules().len(), 1);
+    /// ```
+    pub fn validate(&self) -> Result<RouteTable, ImportErrors> {
+        self.config.clone().validate().map_err(|e| {
+            let errors = match &e {
+                ConfigError::Invalid(v) => v
+                    .errors()
+                    .iter()
+                    .map(|ve: &ValidationError| ImportError {
+                        at: self
+                            .origin_of(&ve.path)
+                            .cloned()
+                            .unwrap_or_else(|| Location {
+                                source: "(imported)".into(),
+                                document: 0,
+                                resource: None,
+                                path: String::new(),
+                                line: None,
+                            }),
+                        kind: ImportErrorKind::Native(ve.to_string()),
+                    })
+                    .collect(),
+                other => vec![ImportError {
+                    at: Location {
+                        source: "(imported)".into(),
+                        document: 0,
+                        resource: None,
+                        path: String::new(),
+                        line: None,
+                    },
+                    kind: ImportErrorKind::Native(other.to_string()),
+                }],
+            };
+            ImportErrors {
+                errors,
+                warnings: self.warnings.clone(),
+            }
+        })
+    }
+}
+
+/// Reads every source, detects each document's kind and imports them all into one
+/// native [`Config`]. All errors are reported together; a partial result is never
+/// returned.
+///
+/// ```
+/// use routing_core::import::{import, ImportOptions, Source, SourceKind};
+/// let native = "backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]";
+/// let imported = import(&[Source::new("n.yaml", native)], &ImportOptions::default()).unwrap();
+/// assert!(imported.kinds.contains(&SourceKind::Native));
+/// assert_eq!(imported.config.routes.len(), 1);
+/// ```
+pub fn import(sources: &[Source<'_>], options: &ImportOptions) -> Result<Imported, ImportErrors> {
+    let mut out = Out::new(options);
+    let mut docs = Vec::new();
+    for src in sources {
+        split(src, &mut docs, &mut out);
+    }
+    let kinds: BTreeSet<SourceKind> = docs.iter().map(|d| d.kind).collect();
+    let of = |k: SourceKind| docs.iter().filter(move |d| d.kind == k).collect::<Vec<_>>();
+    for d in of(SourceKind::Native) {
+        native(d, &mut out);
+    }
+    let routes = of(SourceKind::HttpRoute);
+    if !routes.is_empty() {
+        gateway::import(&routes, &mut out);
+    }
+    let (vs, dr) = (
+        of(SourceKind::VirtualService),
+        of(SourceKind::DestinationRule),
+    );
+    if !vs.is_empty() || !dr.is_empty() {
+        istio::import(&vs, &dr, &mut out);
+    }
+    let alb_docs = of(SourceKind::AlbRules);
+    if !alb_docs.is_empty() {
+        alb::import(&alb_docs, &mut out);
+    }
+    out.finish(kinds)
+}
+
+/// One document of a source, with its detected kind.
+pub(crate) struct Doc<'a> {
+    pub(crate) source: &'a str,
+    text: &'a str,
+    pub(crate) index: usize,
+    /// Path of `value` inside the document (`items[3]` inside a `List`), or empty.
+    base: String,
+    pub(crate) value: Value,
+    pub(crate) kind: SourceKind,
+    lines: std::sync::OnceLock<HashMap<String, usize>>,
+}
+
+impl Doc<'_> {
+    /// The location of `path` (relative to this document's value) in `resource`.
+    pub(crate) fn loc(&self, resource: Option<&str>, path: &str) -> Location {
+        let full = match (self.base.is_empty(), path.is_empty()) {
+            (true, _) => path.to_owned(),
+            (false, true) => self.base.clone(),
+            (false, false) if path.starts_with('[') => format!("{}{path}", self.base),
+            (false, false) => format!("{}.{path}", self.base),
+        };
+        let lines = self
+            .lines
+            .get_or_init(|| lines::line_map(self.text, self.index));
+        // The nearest enclosing path that has a line: a missing field reports its parent.
+        let mut probe = full.as_str();
+        let line = loop {
+            if let Some(l) = lines.get(probe) {
+                break Some(*l);
+            }
+            match probe.rfind(['.', '[']) {
+                Some(i) => probe = &probe[..i],
+                None => break lines.get("").copied(),
+            }
+        };
+        Location {
+            source: self.source.to_owned(),
+            document: self.index,
+            resource: resource.map(str::to_owned),
+            path: full,
+            line,
+        }
+    }
+
+    /// Deserializes the document into `T`, errors carrying the field path.
+    pub(crate) fn parse<T: DeserializeOwned>(
+        &self,
+        resource: Option<&str>,
+    ) -> Result<T, ImportError> {
+        serde_path_to_error::deserialize(self.value.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ImportError {
+                at: self.loc(resource, &path),
+                kind: ImportErrorKind::Parse(e.inner().to_string()),
+            }
+        })
+    }
+
+    /// `metadata.namespace`, else the default namespace.
+    pub(crate) fn namespace<'o>(&'o self, out: &'o Out<'_>) -> &'o str {
+        self.value
+            .get("metadata")
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or(&out.options.default_namespace)
+    }
+
+    /// `metadata.name`.
+    pub(crate) fn name(&self) -> &str {
+        self.value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// The import being built: what importers produce and report.
+pub(crate) struct Out<'o> {
+    pub(crate) options: &'o ImportOptions,
+    config: Config,
+    backend_index: HashMap<String, usize>,
+    origins: Vec<RouteOrigin>,
+    warnings: Vec<ImportWarning>,
+    errors: Vec<ImportError>,
+    /// Where the global outlier detection came from.
+    outlier_from: Option<Location>,
+    maglev_from: Option<Location>,
+}
+
+impl<'o> Out<'o> {
+    fn new(options: &'o ImportOptions) -> Self {
+        Self {
+            options,
+            config: Config::default(),
+            backend_index: HashMap::new(),
+            origins: Vec::new(),
+            warnings: Vec::new(),
+            errors: Vec::new(),
+            outlier_from: None,
+            maglev_from: None,
+        }
+    }
+
+    /// Records a warning.
+    pub(crate) fn warn(&mut self, at: Location, message: impl Into<String>) {
+        self.warnings.push(ImportWarning {
+            at,
+            message: message.into(),
+        });
+    }
+
+    /// Records an error.
+    pub(crate) fn error(&mut self, at: Location, kind: ImportErrorKind) {
+        self.errors.push(ImportError { at, kind });
+    }
+
+    /// Records an error already built.
+    pub(crate) fn push_error(&mut self, e: ImportError) {
+        self.errors.push(e);
+    }
+
+    /// Number of errors so far (to tell whether a step added any).
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Resolves a source backend reference to a native backend name and declares it.
+    /// `keys` are the map keys to try, most specific first; `default_name` is used
+    /// when no map was given. With a map and no key in it, an error is recorded at
+    /// `at` and `None` returned.
+    pub(crate) fn backend(
+        &mut self,
+        keys: &[String],
+        default_name: &str,
+        at: &Location,
+    ) -> Option<String> {
+        let (name, address) = match &self.options.backends {
+            None => (default_name.to_owned(), None),
+            Some(map) => match keys.iter().find_map(|k| map.get(k)) {
+                Some(t) => (t.name().to_owned(), t.address()),
+                None => {
+                    let msg = keys
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or ");
+                    self.error(at.clone(), ImportErrorKind::UnknownBackend(msg));
+                    return None;
+                }
+            },
+        };
+        match self.backend_index.get(&name) {
+            Some(&i) => {
+                let b = &mut self.config.backends[i];
+                if b.address.is_none() {
+                    b.address = address;
+                }
+            }
+            None => {
+                self.backend_index
+                    .insert(name.clone(), self.config.backends.len());
+                self.config.backends.push(BackendConfig {
+                    name: name.clone(),
+                    address,
+                    connection_pool: None,
+                });
+            }
+        }
+        Some(name)
+    }
+
+    /// The declared backend called `name`, for setting its connection pool.
+    pub(crate) fn backend_config(&mut self, name: &str) -> Option<&mut BackendConfig> {
+        let i = *self.backend_index.get(name)?;
+        self.config.backends.get_mut(i)
+    }
+
+    /// Adds a route. Names are made unique (`name`, `name~2`, …) if they clash.
+    pub(crate) fn route(&mut self, mut route: RouteConfig, origin: RouteOrigin) {
+        let base = route.name.clone();
+        let mut n = 1;
+        while self.config.routes.iter().any(|r| r.name == route.name) {
+            n += 1;
+            route.name = format!("{base}~{n}");
+        }
+        self.config.routes.push(route);
+        self.origins.push(origin);
+    }
+
+    /// Sets the global outlier detection; a second, different one is a warning (the
+    /// native model has one for all backends).
+    pub(crate) fn outlier_detection(&mut self, od: OutlierDetectionConfig, at: Location) {
+        match (&self.config.outlier_detection, &self.outlier_from) {
+            (Some(existing), Some(first)) if *existing != od => {
+                let msg = format!(
+                    "outlier detection applies to every backend here; the one from {first} is kept and this different one is ignored"
+                );
+                self.warn(at, msg);
+            }
+            (Some(_), _) => {}
+            (None, _) => {
+                self.config.outlier_detection = Some(od);
+                self.outlier_from = Some(at);
+            }
+        }
+    }
+
+    /// Sets the global Maglev table size; a second, different one is a warning.
+    pub(crate) fn maglev_table_size(&mut self, size: u64, at: Location) {
+        match (self.config.maglev_table_size, &self.maglev_from) {
+            (Some(existing), Some(first)) if existing != size => {
+                let msg = format!(
+                    "one Maglev table size applies to every rule here; {existing} from {first} is kept"
+                );
+                self.warn(at, msg);
+            }
+            (Some(_), _) => {}
+            (None, _) => {
+                self.config.maglev_table_size = Some(size);
+                self.maglev_from = Some(at);
+            }
+        }
+    }
+
+    fn finish(self, kinds: BTreeSet<SourceKind>) -> Result<Imported, ImportErrors> {
+        if !self.errors.is_empty() {
+            return Err(ImportErrors {
+                errors: self.errors,
+                warnings: self.warnings,
+            });
+        }
+        Ok(Imported {
+            config: self.config,
+            warnings: self.warnings,
+            kinds,
+            origins: self.origins,
+        })
+    }
+}
+
+/// Largest source accepted, in bytes: far above any real routing manifest, and it keeps
+/// hostile inputs from costing seconds.
+const MAX_SOURCE_BYTES: usize = 16 << 20;
+
+/// Splits a source into documents and detects each one's kind.
+fn split<'a>(src: &Source<'a>, docs: &mut Vec<Doc<'a>>, out: &mut Out<'_>) {
+    let whole = Location {
+        source: src.name.to_owned(),
+        document: 0,
+        resource: None,
+        path: String::new(),
+        line: None,
+    };
+    if src.text.len() > MAX_SOURCE_BYTES {
+        out.error(
+            whole,
+            ImportErrorKind::Parse(format!("larger than {MAX_SOURCE_BYTES} bytes")),
+        );
+        return;
+    }
+    if let Err(e) = crate::config::check_flow_nesting(src.text) {
+        out.error(whole, ImportErrorKind::Parse(e.to_string()));
+        return;
+    }
+    for (index, de) in serde_yaml_ng::Deserializer::from_str(src.text).enumerate() {
+        let value = match Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                let line = e.location().map(|l| l.line());
+                out.error(
+                    Location {
+                        line,
+                        document: index,
+                        ..whole.clone()
+                    },
+                    ImportErrorKind::Parse(e.to_string()),
+                );
+                // The stream cannot be resumed after a syntax error.
+                return;
+            }
+        };
+        let doc = |value: Value, base: String, kind: SourceKind| Doc {
+            source: src.name,
+            text: src.text,
+            index,
+            base,
+            value,
+            kind,
+            lines: std::sync::OnceLock::new(),
+        };
+        if value.is_null() {
+            continue;
+        }
+        let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
+            && value.get("items").is_some_and(Value::is_sequence);
+        if is_list {
+            let items = value
+                .get("items")
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default();
+            for (i, item) in items.into_iter().enumerate() {
+                let d = doc(item, format!("items[{i}]"), SourceKind::Native);
+                if let Some(kind) = detect(&d, out) {
+                    docs.push(Doc { kind, ..d });
+                }
+            }
+        } else {
+            let d = doc(value, String::new(), SourceKind::Native);
+            if let Some(kind) = detect(&d, out) {
+                docs.push(Doc { kind, ..d });
+            }
+        }
+    }
+}
+
+/// The kind of a document, or `None` (with a warning) for Kubernetes resources that
+/// are not routing configuration.
+fn detect(d: &Doc<'_>, out: &mut Out<'_>) -> Option<SourceKind> {
+    let v = &d.value;
+    let api = v.get("apiVersion").and_then(Value::as_str);
+    let kind = v.get("kind").and_then(Value::as_str);
+    match (api, kind) {
+        (Some(api), Some(kind)) => {
+            let group = api.split_once('/').map_or("", |(g, _)| g);
+            let version = api.rsplit('/').next().unwrap_or("");
+            let found = match (group, kind) {
+                ("gateway.networking.k8s.io", "HTTPRoute")
+                    if matches!(version, "v1" | "v1beta1") =>
+                {
+                    Some(SourceKind::HttpRoute)
+                }
+                ("networking.istio.io", "VirtualService" | "DestinationRule")
+                    if matches!(version, "v1alpha3" | "v1beta1" | "v1") =>
+                {
+                    Some(if kind == "VirtualService" {
+                        SourceKind::VirtualService
+                    } else {
+                        SourceKind::DestinationRule
+                    })
+                }
+                ("gateway.networking.k8s.io", "HTTPRoute")
+                | ("networking.istio.io", "VirtualService" | "DestinationRule") => {
+                    out.error(
+                        d.loc(Some(&format!("{kind} {}", d.name())), "apiVersion"),
+                        ImportErrorKind::Unsupported(format!(
+                            "API version `{api}` of {kind} (supported: {})",
+                            if kind == "HTTPRoute" {
+                                "v1, v1beta1"
+                            } else {
+                                "v1alpha3, v1beta1, v1"
+                            }
+                        )),
+                    );
+                    return None;
+                }
+                _ => None,
+            };
+            if found.is_none() {
+                out.warn(
+                    d.loc(Some(&format!("{kind} {}", d.name())), ""),
+                    format!("skipped: `{api}` `{kind}` is not routing configuration this importer reads"),
+                );
+            }
+            found
+        }
+        _ if v.get("Rules").is_some() => Some(SourceKind::AlbRules),
+        _ => Some(SourceKind::Native),
+    }
+}
+
+/// Merges a native document: its backends and routes come first, its globals win.
+fn native(d: &Doc<'_>, out: &mut Out<'_>) {
+    let cfg: Config = match d.parse(None) {
+        Ok(c) => c,
+        Err(e) => {
+            out.push_error(e);
+            return;
+        }
+    };
+    for (i, b) in cfg.backends.iter().enumerate() {
+        match out.backend_index.get(&b.name) {
+            Some(_) => out.error(
+                d.loc(None, &format!("backends[{i}].name")),
+                ImportErrorKind::Invalid(format!("backend `{}` is declared twice", b.name)),
+            ),
+            None => {
+                out.backend_index
+                    .insert(b.name.clone(), out.config.backends.len());
+                out.config.backends.push(b.clone());
+            }
+        }
+    }
+    for (i, r) in cfg.routes.into_iter().enumerate() {
+        let at = d.loc(None, &format!("routes[{i}]"));
+        let rules = (0..r.rules.len())
+            .map(|j| d.loc(None, &format!("routes[{i}].rules[{j}]")))
+            .collect();
+        out.route(r, RouteOrigin { at, rules });
+    }
+    out.config.tcp_services.extend(cfg.tcp_services);
+    if let Some(s) = cfg.maglev_table_size {
+        out.maglev_table_size(s, d.loc(None, "maglev_table_size"));
+    }
+    if cfg.panic_threshold.is_some() {
+        out.config.panic_threshold = cfg.panic_threshold;
+    }
+    if let Some(od) = cfg.outlier_detection {
+        out.outlier_detection(od, d.loc(None, "outlier_detection"));
+    }
+}
+
+/// Parses a Go / protobuf duration (`1h2m3.5s`, `300ms`, `1.5s`, `10us`, `0s`) as
+/// Istio writes them. Fractions are kept to the nanosecond.
+pub(crate) fn go_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration `{s}` (expected e.g. `10s`, `1.5s`, `250ms`, `1h30m`)");
+    let t = s.trim();
+    if t.is_empty() || t.len() > 64 {
+        return Err(bad());
+    }
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = t;
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += n * scale;
+    }
+    if !total.is_finite() || total > 359_999_999.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// A duration as a native one, rounded up to whole milliseconds (the native
+/// format's unit); `None` when it is zero.
+pub(crate) fn to_config_duration(d: Duration) -> crate::ConfigDuration {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    crate::ConfigDuration::new(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(go_duration("1h2m").unwrap(), Duration::from_secs(3720));
+        assert_eq!(go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(go_duration("0s").unwrap(), Duration::ZERO);
+        for bad in ["", "s", "1", "1x", "1.2.3s", "-1s", "9999999999h"] {
+            assert!(go_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            to_config_duration(Duration::from_micros(1500)).to_string(),
+            "2ms"
+        );
+    }
+
+    #[test]
+    fn kinds_and_lines() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\nbackends: [{name: a}]\nroutes:\n  - name: r\n    rules: [{backends: [{name: a}]}]\n";
+        let imported = import(&[Source::new("m.yaml", text)], &ImportOptions::default()).unwrap();
+        assert_eq!(imported.kinds, BTreeSet::from([SourceKind::Native]));
+        assert_eq!(imported.warnings.len(), 1, "{:?}", imported.warnings);
+        assert!(imported.warnings[0].message.contains("Service"));
+        assert_eq!(imported.origins[0].at.line, Some(7));
+        assert_eq!(imported.origins[0].at.document, 1);
+        let err = import(
+            &[Source::new("m.yaml", "backends: [{name: a, colour: red}]")],
+            &ImportOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.errors()[0].at.path, "backends[0].colour");
+        assert_eq!(err.errors()[0].at.line, Some(1));
+    }
+
+    #[test]
+    fn lists_are_expanded() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: c}\n";
+        let imported = import(&[Source::new("l.yaml", text)], &ImportOptions::default()).unwrap();
+        assert_eq!(imported.warnings[0].at.path, "items[0]");
+        assert_eq!(imported.warnings[0].at.line, Some(4));
+    }
+
+    #[test]
+    fn backend_map_is_strict_when_given() {
+        let opts = ImportOptions::default().with_backend_map(BackendMap::default());
+        let mut out = Out::new(&opts);
+        let at = Location {
+            source: "x".into(),
+            document: 0,
+            resource: None,
+            path: "p".into(),
+            line: None,
+        };
+        assert!(out
+            .backend(&["h/v1".into(), "h".into()], "h-v1", &at)
+            .is_none());
+        assert!(matches!(
+            &out.errors[0].kind,
+            ImportErrorKind::UnknownBackend(m) if m.contains("`h/v1` or `h`")
+        ));
+    }
+}
