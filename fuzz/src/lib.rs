@@ -73,6 +73,42 @@ pub fn check_config(cfg: Config) {
     );
 }
 
+/// What every import target does: `import` must not panic, its errors and warnings
+/// must format and name a source; an import that validates goes through
+/// [`check_config`] (routing and the `to_yaml` round trip), and a native validation
+/// error must be mapped back to a source location.
+pub fn check_import(text: &str) {
+    use routing_core::import::{import, ImportOptions, Source};
+    let sources = [Source::new("fuzz.yaml", text)];
+    match import(&sources, &ImportOptions::default()) {
+        Err(e) => {
+            assert!(!e.errors().is_empty(), "an import error without errors");
+            for err in e.errors() {
+                assert_eq!(err.at.source, "fuzz.yaml");
+                drop(err.to_string());
+            }
+        }
+        Ok(imported) => {
+            for w in &imported.warnings {
+                drop(w.to_string());
+            }
+            assert_eq!(imported.origins.len(), imported.config.routes.len());
+            for (o, r) in imported.origins.iter().zip(&imported.config.routes) {
+                assert_eq!(o.rules.len(), r.rules.len(), "one origin per native rule");
+            }
+            match imported.validate() {
+                Ok(_) => check_config(imported.config),
+                Err(e) => {
+                    assert!(!e.errors().is_empty());
+                    for err in e.errors() {
+                        drop(err.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Requests worth routing through a table built from `cfg`: a few fixed ones, plus one
 /// per (route, rule, match) that tries to satisfy that match (its host, path, method,
 /// scheme, headers and query parameters), so routing is exercised on requests that
@@ -267,12 +303,25 @@ pub fn check_request(table: &RouteTable, req: &RequestInfo, panic_threshold: Opt
             assert_eq!(summary.order.rule as usize, rule.index_in_route());
             assert_eq!(summary.order.r#match as usize, mi);
             let got = (summary.host, summary.path);
+            let first_match_in_tier = table.routes().iter().any(|r| {
+                r.precedence() == routing_core::RulePrecedence::FirstMatch
+                    && r.host_specificity(host) == Some(summary.host)
+            });
+            // A `first_match` route may win with a less specific path than another
+            // matching rule of its host tier; the host tier itself is never beaten.
             assert!(
-                best.is_some_and(|b| got >= b),
+                best.is_some_and(|b| got >= b || (first_match_in_tier && got.0 == b.0)),
                 "find() returned precedence {got:?}, but a matching rule has {best:?}; request {req:?}"
             );
         }
     }
+    // `candidates()` is a separate linear scan: its head must be the winner.
+    let head = table.candidates(req).first().map(|c| (c.rule, c.r#match));
+    assert_eq!(
+        head,
+        found.map(|(r, m, _)| (r, m)),
+        "candidates() and find() disagree; request {req:?}"
+    );
 
     let mut rng = SmallRng::seed_from_u64(0x5eed);
     let decision = table.decide(req, &mut rng);

@@ -30,8 +30,10 @@ mod build_ebpf;
 mod demo;
 mod demo_l4;
 mod demo_rollout;
+mod fuzz;
 mod http_harness;
 mod l4;
+mod route;
 mod run;
 mod setup;
 mod testing;
@@ -78,6 +80,16 @@ Tasks:
                     and jhash weighted maps) on one veth topology; S seconds per
                     run (default 5), N runs per side (default 3); prints medians,
                     ranges and ratios.
+  fuzz [--secs S] [TARGET...]
+                    Run every cargo-fuzz target (or those named) for S seconds each
+                    (default 30), seeded from fuzz/seeds and the importer test
+                    fixtures; fails on any crash or any input slower than 10 s.
+                    Runs setup first and installs cargo-fuzz if missing.
+  route <check|explain|simulate|convert> FILE... [OPTIONS]
+                    Check, explain, simulate or convert a route table: native, or
+                    Gateway API HTTPRoute, Istio VirtualService/DestinationRule and
+                    AWS ALB describe-rules JSON (detected per document). See
+                    `cargo xtask route --help`.
   help              Print this message.";
 
 /// A task to run, parsed from the command line.
@@ -107,6 +119,12 @@ enum Task {
     /// `__l4-serve NAME ADDR`, `__l4-client`: hidden helpers that the L4 demo and
     /// `bench-l4` start inside network namespaces.
     Worker(l4::WorkerTask),
+    /// `fuzz`: every fuzz target for a bounded time.
+    Fuzz(fuzz::Options),
+    /// `route …`: check, explain, simulate, convert route tables.
+    Route(route::Options),
+    /// `route --help`.
+    RouteHelp,
     /// `help`, `--help`, `-h`.
     Help,
 }
@@ -156,6 +174,13 @@ fn parse(args: &[String]) -> Result<Task, UsageError> {
         "build-ebpf" => no_args("build-ebpf", rest, Task::BuildEbpf),
         "run" => parse_run(rest),
         "bench-l4" => parse_bench_l4(rest),
+        "fuzz" => parse_fuzz(rest),
+        "route" if rest.is_empty() || rest.iter().any(|a| a == "--help" || a == "-h") => {
+            Ok(Task::RouteHelp)
+        }
+        "route" => route::parse(rest)
+            .map(Task::Route)
+            .map_err(UsageError::BadArgs),
         "__l4-serve" => match rest {
             [name, addr] => addr
                 .parse()
@@ -272,6 +297,39 @@ fn parse_run(args: &[String]) -> Result<Task, UsageError> {
     }))
 }
 
+/// Parses `fuzz [--secs S] [TARGET…]`.
+fn parse_fuzz(args: &[String]) -> Result<Task, UsageError> {
+    let mut opts = fuzz::Options {
+        secs: 30,
+        targets: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = split_flag(arg);
+        match flag {
+            "--help" | "-h" => return Ok(Task::Help),
+            "--secs" => {
+                opts.secs = flag_value("fuzz", flag, inline, &mut it)?
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=86_400).contains(n))
+                    .ok_or_else(|| {
+                        UsageError::BadArgs("`--secs` needs an integer from 1 to 86400".into())
+                    })?;
+            }
+            t if !t.starts_with('-') && fuzz::TARGETS.iter().any(|(n, _)| *n == t) => {
+                opts.targets.push(t.to_owned());
+            }
+            a => {
+                return Err(UsageError::BadArgs(format!(
+                    "unexpected argument `{a}` for `fuzz`"
+                )))
+            }
+        }
+    }
+    Ok(Task::Fuzz(opts))
+}
+
 /// Parses `bench-l4 [--secs S] [--repeats N]`.
 fn parse_bench_l4(args: &[String]) -> Result<Task, UsageError> {
     let mut opts = bench_l4::Options::default();
@@ -370,6 +428,21 @@ fn main() -> ExitCode {
         Task::Run(opts) => with_ebpf(&args, || run::run(&opts)),
         Task::BenchL4(opts) => with_ebpf(&args, || bench_l4::run(&opts)),
         Task::Worker(w) => l4::run_worker(&w),
+        Task::Fuzz(opts) => setup::run().and_then(|()| fuzz::run(&opts, &workspace_root())),
+        Task::Route(opts) => match route::run(&opts) {
+            Ok((out, ok)) => {
+                print!("{out}");
+                if !ok {
+                    return ExitCode::FAILURE;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        Task::RouteHelp => {
+            println!("{}", route::USAGE);
+            Ok(())
+        }
         Task::Help => {
             println!("{USAGE}");
             Ok(())

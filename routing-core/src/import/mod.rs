@@ -432,7 +432,7 @@ pub struct RouteOrigin {
 }
 
 /// The result of an import.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Imported {
     /// The native configuration (not yet validated: see [`Imported::validate`]).

@@ -1,0 +1,17 @@
+//! The AWS ALB `describe-rules` importer on arbitrary text (see
+//! `routing_fuzz::check_import`). Text without a `Rules` key is wrapped in one, so
+//! the fuzzer spends its time inside the importer.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if text.contains("Rules") {
+        routing_fuzz::check_import(text);
+    } else {
+        routing_fuzz::check_import(&format!("{{\"Rules\": {text}}}"));
+    }
+});
