@@ -780,6 +780,7 @@ fn churn_of(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use routing_core::RouteRequest;

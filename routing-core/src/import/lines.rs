@@ -128,6 +128,7 @@ pub(crate) fn line_map(text: &str, doc: usize) -> HashMap<String, usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::line_map;
 

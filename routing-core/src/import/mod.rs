@@ -604,6 +604,7 @@ impl Doc<'_> {
     }
 
     /// Deserializes the document into `T`, errors carrying the field path.
+    #[allow(clippy::result_large_err)] // cold: once per document
     pub(crate) fn parse<T: DeserializeOwned>(
         &self,
         resource: Option<&str>,
@@ -1024,6 +1025,7 @@ pub(crate) fn to_config_duration(d: Duration) -> crate::ConfigDuration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
