@@ -56,9 +56,12 @@ use crate::config::{BackendConfig, Config, OutlierDetectionConfig, RouteConfig};
 use crate::error::{ConfigError, ValidationError};
 use crate::RouteTable;
 
-mod alb;
-mod gateway;
-mod istio;
+// Public for their documentation: each module's docs are the field-by-field mapping,
+// and the warnings and errors it gives. Their entry points are crate-private:
+// [`import`] is the API.
+pub mod alb;
+pub mod gateway;
+pub mod istio;
 mod lines;
 
 /// A file (or any text) to import, with the name its messages use.
