@@ -977,4 +977,60 @@ routes:
         let cfg = routing_core::Config::from_yaml(&out).unwrap();
         assert_eq!(cfg, routing_core::Config::from_yaml(CANARY).unwrap());
     }
+
+    fn fixture(rel: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../routing-core/tests/fixtures/import")
+            .join(rel)
+    }
+
+    #[test]
+    fn istio_manifests_are_checked_and_explained_with_their_source_lines() {
+        let files = [fixture("istio/bookinfo.yaml")];
+        let (out, ok) = run(&opts(&["check", "--json"], &files)).unwrap();
+        assert!(ok, "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["kinds"], json!(["VirtualService", "DestinationRule"]));
+        let gateways = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["at"]["path"] == "spec.gateways")
+            .expect("a warning for `gateways`");
+        assert!(gateways["at"]["line"].as_u64().is_some());
+        // Istio: the first matching http route wins; `end-user: jason` goes to v2.
+        let o = opts(
+            &[
+                "explain",
+                "--json",
+                "--request",
+                "GET http://reviews/x -H end-user:jason",
+            ],
+            &files,
+        );
+        let v: Value = serde_json::from_str(&run(&o).unwrap().0).unwrap();
+        assert_eq!(v["rule_name"], "jason");
+        assert_eq!(v["split"][0]["backend"], "reviews/v2");
+        assert!(
+            v["from"].as_str().unwrap().contains("bookinfo.yaml:"),
+            "{v}"
+        );
+        let o = opts(
+            &["explain", "--json", "--request", "GET http://reviews/x"],
+            &files,
+        );
+        let v: Value = serde_json::from_str(&run(&o).unwrap().0).unwrap();
+        assert_eq!(v["split"][0]["backend"], "reviews/v1");
+        // convert: the native YAML validates and routes the same way.
+        let (yaml, ok) = run(&opts(&["convert", "--to", "native"], &files)).unwrap();
+        assert!(ok);
+        let t = RouteTable::new(routing_core::Config::from_yaml(&yaml).unwrap()).unwrap();
+        let d = t
+            .decide(
+                &RequestInfo::get("http://reviews/x").header("end-user", "jason"),
+                &mut StdRng::seed_from_u64(1),
+            )
+            .unwrap();
+        assert_eq!(d.backend().unwrap().name(), "reviews/v2");
+    }
 }
