@@ -295,8 +295,9 @@ impl BackendTarget {
 
 /// Maps source backend references to native backends. Keys:
 ///
-/// * Gateway API: `name`, `namespace/name`, `name:port` or `namespace/name:port`
-///   (the most specific present key wins);
+/// * Gateway API: `namespace/name:port`, `namespace/name`, and for a reference in
+///   the route's own namespace also `name:port` and `name` (the most specific present
+///   key wins);
 /// * Istio: `host/subset` or `host`;
 /// * ALB: the target group ARN, or the target group name.
 ///
