@@ -2,7 +2,7 @@
 //! routes.
 //!
 //! Each `HTTPRoute` becomes one native route named `namespace/name` (the namespace
-//! from `metadata.namespace`, else [`ImportOptions::default_namespace`]), with the
+//! from `metadata.namespace`, else [`ImportOptions::default_namespace`](super::ImportOptions::default_namespace)), with the
 //! default `specificity` precedence: the native order *is* the Gateway API's
 //! (hostname, then exact path, longest prefix, method, most headers, most query
 //! parameters). Its last tie-breaker, declaration order, is made the spec's: routes
