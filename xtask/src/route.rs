@@ -1033,4 +1033,74 @@ routes:
             .unwrap();
         assert_eq!(d.backend().unwrap().name(), "reviews/v2");
     }
+
+    #[test]
+    fn mixed_kinds_check_together_and_errors_fail_with_their_source_line() {
+        let files = [
+            fixture("gateway/store.yaml"),
+            fixture("istio/canary.yaml"),
+            fixture("alb/path-host.json"),
+        ];
+        let (out, ok) = run(&opts(&["check", "--json"], &files)).unwrap();
+        assert!(ok, "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let kinds: Vec<&str> = v["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        for k in ["HTTPRoute", "VirtualService", "ALB rules"] {
+            assert!(kinds.contains(&k), "{kinds:?}");
+        }
+        let files = [fixture("gateway/unknown-field.yaml")];
+        let (out, ok) = run(&opts(&["check"], &files)).unwrap();
+        assert!(!ok);
+        assert!(out.contains("unknown-field.yaml:"), "{out}");
+        assert!(out.contains("spec.rules[0].matchez"), "{out}");
+    }
+
+    #[test]
+    fn alb_blue_green_shift_moves_the_minimum_of_sticky_keys() {
+        let before = std::fs::read_to_string(fixture("alb/blue-green.json")).unwrap();
+        assert!(before.contains("\"Weight\": 80") && before.contains("\"Weight\": 20"));
+        let after = before
+            .replace("\"Weight\": 80", "\"Weight\": 50")
+            .replace("\"Weight\": 20", "\"Weight\": 50");
+        let files = write("alb", &[("before.json", &before), ("after.json", &after)]);
+        let mut o = opts(
+            &[
+                "simulate",
+                "--json",
+                "--requests",
+                "20000",
+                "--sticky-keys",
+                "20000",
+            ],
+            &files[..1],
+        );
+        o.weights_change = vec![files[1].clone()];
+        let v: Value = serde_json::from_str(&run(&o).unwrap().0).unwrap();
+        let run0 = v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["backends"].as_array().unwrap().len() == 3)
+            .expect("the weighted rule");
+        let blue = run0["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["backend"] == "payments-blue")
+            .unwrap();
+        assert!((blue["expected"].as_f64().unwrap() - 0.8).abs() < 1e-9);
+        assert!(blue["sigma"].as_f64().unwrap().abs() < 5.0, "{blue}");
+        let churn = &run0["sticky_churn"];
+        let (moved, min) = (
+            churn["moved"].as_f64().unwrap(),
+            churn["minimum"].as_f64().unwrap(),
+        );
+        assert!((min - 0.30).abs() < 1e-9, "{churn}");
+        assert!(moved >= min - 0.02 && moved <= min + 0.03, "{churn}");
+    }
 }
