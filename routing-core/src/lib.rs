@@ -68,6 +68,7 @@ mod duration;
 mod error;
 mod hash;
 mod health;
+#[cfg(feature = "import")]
 pub mod import;
 mod index;
 mod l4;
