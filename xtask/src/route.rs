@@ -931,12 +931,10 @@ routes:
         assert!(ok && text.starts_with("no rule matches"), "{text}");
     }
 
-    #[test]
-    fn simulate_splits_and_measures_sticky_churn_against_the_minimum() {
-        let after = CANARY
-            .replace("weight: 90", "weight: 50")
-            .replace("weight: 10}", "weight: 50}");
-        let files = write("simulate", &[("a.yaml", CANARY), ("b.yaml", &after)]);
+    /// `simulate --json` of `before` (20 000 picks) with `--weights-change after`
+    /// (20 000 sticky keys).
+    fn simulate_change(tag: &str, before: (&str, &str), after: (&str, &str)) -> Value {
+        let files = write(tag, &[before, after]);
         let mut o = opts(
             &[
                 "simulate",
@@ -950,8 +948,16 @@ routes:
         );
         o.weights_change = vec![files[1].clone()];
         let (out, ok) = run(&o).unwrap();
-        assert!(ok);
-        let v: Value = serde_json::from_str(&out).unwrap();
+        assert!(ok, "{out}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    #[test]
+    fn simulate_splits_and_measures_sticky_churn_against_the_minimum() {
+        let after = CANARY
+            .replace("weight: 90", "weight: 50")
+            .replace("weight: 10}", "weight: 50}");
+        let v = simulate_change("simulate", ("a.yaml", CANARY), ("b.yaml", &after));
         let users = &v["runs"][1];
         assert!(users["rule"].as_str().unwrap().contains("users"));
         for b in users["backends"].as_array().unwrap() {
@@ -1067,20 +1073,7 @@ routes:
         let after = before
             .replace("\"Weight\": 80", "\"Weight\": 50")
             .replace("\"Weight\": 20", "\"Weight\": 50");
-        let files = write("alb", &[("before.json", &before), ("after.json", &after)]);
-        let mut o = opts(
-            &[
-                "simulate",
-                "--json",
-                "--requests",
-                "20000",
-                "--sticky-keys",
-                "20000",
-            ],
-            &files[..1],
-        );
-        o.weights_change = vec![files[1].clone()];
-        let v: Value = serde_json::from_str(&run(&o).unwrap().0).unwrap();
+        let v = simulate_change("alb", ("before.json", &before), ("after.json", &after));
         let run0 = v["runs"]
             .as_array()
             .unwrap()
