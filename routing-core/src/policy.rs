@@ -100,10 +100,7 @@ impl PathModifier {
     /// let (seg, plain) = (t.rules()[0].matches()[0].path(), t.rules()[0].matches()[1].path());
     /// assert_eq!(PathModifier::Prefix("/".into()).rewrite_for("/api/users", seg), "/users");
     /// assert_eq!(PathModifier::Prefix("/new-".into()).rewrite_for("/old-x", plain), "/new-x");
-    /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api", "/api"), "/v2");
-    /// assert_eq!(PathModifier::Prefix("/".into()).rewrite("/api/users", "/api"), "/users");
-    /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api", "/api"), "/v2");
-    /// assert_eq!(PathModifier::Full("/x".into()).rewrite("/api/users", "/api"), "/x");
+    /// assert_eq!(PathModifier::Full("/x".into()).rewrite_for("/old-x", plain), "/x");
     /// ```
     #[must_use]
     pub fn rewrite_for(&self, path: &str, matched: &crate::PathMatch) -> String {
@@ -126,6 +123,9 @@ impl PathModifier {
     /// ```
     /// use routing_core::PathModifier;
     /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api/users", "/api"), "/v2/users");
+    /// assert_eq!(PathModifier::Prefix("/".into()).rewrite("/api/users", "/api"), "/users");
+    /// assert_eq!(PathModifier::Prefix("/v2".into()).rewrite("/api", "/api"), "/v2");
+    /// assert_eq!(PathModifier::Full("/x".into()).rewrite("/api/users", "/api"), "/x");
     /// ```
     #[must_use]
     pub fn rewrite(&self, path: &str, matched_prefix: &str) -> String {

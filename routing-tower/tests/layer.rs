@@ -1143,3 +1143,77 @@ async fn a_rule_with_no_backend_left_answers_503_naming_its_route() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An Istio manifest, imported as it is, served by the layer: first-match order, a
+/// plain-string `uri.prefix` (not segment-aligned) and its prefix rewrite, a
+/// `withoutHeaders` condition, and subsets resolved through a backend map.
+#[tokio::test]
+async fn an_imported_istio_virtual_service_routes_and_rewrites_as_istio_documents() {
+    use routing_core::import::{import, BackendMap, ImportOptions, Source};
+    let manifest = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: shop}
+spec:
+  hosts: [ratings.example.com]
+  http:
+    - name: legacy
+      match: [{uri: {prefix: /ratings}}]
+      rewrite: {uri: /v1/ratings}
+      route: [{destination: {host: ratings, subset: v1}}]
+    - name: beta
+      match: [{withoutHeaders: {x-stable: {exact: "1"}}, uri: {exact: /beta}}]
+      route: [{destination: {host: ratings, subset: v2}}]
+    - name: rest
+      route: [{destination: {host: ratings, subset: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: shop}
+spec:
+  host: ratings
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+"#;
+    let map =
+        BackendMap::from_yaml("ratings/v1: ratings-v1\nratings/v2: ratings-v2\n").expect("map");
+    let imported = import(
+        &[Source::new("ratings.yaml", manifest)],
+        &ImportOptions::default().with_backend_map(map),
+    )
+    .expect("import");
+    let router = Router::new(imported.config).expect("valid");
+    let echo = |name: &'static str| {
+        tower::service_fn(move |r: Request<Body>| async move {
+            Ok::<_, Infallible>(Response::new(body::full(format!("{name} {}", r.uri()))))
+        })
+    };
+    let svc = Routing::dispatch(
+        router,
+        Backends::new()
+            .with("ratings-v1", echo("v1"))
+            .with("ratings-v2", echo("v2")),
+    );
+    let call = |path: &'static str, stable: bool| {
+        let svc = svc.clone();
+        async move {
+            let mut r = Request::get(path).header("host", "ratings.example.com");
+            if stable {
+                r = r.header("x-stable", "1");
+            }
+            text(
+                svc.oneshot(r.body(body::empty()).expect("request"))
+                    .await
+                    .expect("infallible"),
+            )
+            .await
+        }
+    };
+    // Istio's `prefix: /ratings` is a plain string prefix: `/ratingsX` matches too,
+    // and the matched prefix is replaced as a string.
+    assert_eq!(call("/ratings/7", false).await, "v1 /v1/ratings/7");
+    assert_eq!(call("/ratingsX", false).await, "v1 /v1/ratingsX");
+    // withoutHeaders: without `x-stable: 1` the beta rule applies.
+    assert_eq!(call("/beta", false).await, "v2 /beta");
+    assert_eq!(call("/beta", true).await, "v1 /beta");
+    assert_eq!(call("/other", false).await, "v1 /other");
+}
