@@ -5,6 +5,9 @@
 //! weights; everything not expressible is refused with its field path and line.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::line_of;
 use routing_core::import::{
     import, BackendMap, BackendTarget, ImportErrorKind, ImportErrors, ImportOptions, Imported,
     Source, SourceKind,
@@ -12,11 +15,7 @@ use routing_core::import::{
 use routing_core::{Action, Config, RequestInfo, RouteTable, RulePrecedence};
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/import/alb/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    common::fixture("alb", name)
 }
 
 fn load_with(name: &str, opts: &ImportOptions) -> Imported {
@@ -33,17 +32,6 @@ fn fail(name: &str, text: &str) -> ImportErrors {
         Ok(i) => panic!("expected errors, got {:#?}", i.config),
         Err(e) => e,
     }
-}
-
-/// 1-based line of the `nth` (0-based) line of `text` containing `needle`.
-fn line_of(text: &str, needle: &str, nth: usize) -> usize {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(needle))
-        .nth(nth)
-        .unwrap_or_else(|| panic!("`{needle}` #{nth} not in text"))
-        .0
-        + 1
 }
 
 /// What the table does with `req`: `RULE -> BACKEND` (`*` when the rule splits

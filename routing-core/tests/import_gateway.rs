@@ -3,6 +3,9 @@
 //! error the importer emits, with its path and line.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::line_of;
 use std::time::Duration;
 
 use http::Method;
@@ -15,13 +18,8 @@ use routing_core::{
     WeightedBackendConfig,
 };
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/import/gateway/"
-);
-
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{DIR}{name}")).unwrap()
+    common::fixture("gateway", name)
 }
 
 fn load_with(names: &[&str], opts: &ImportOptions) -> Result<Imported, ImportErrors> {
@@ -39,17 +37,6 @@ fn import_str(text: &str) -> Result<Imported, ImportErrors> {
         &[Source::new("inline.yaml", text)],
         &ImportOptions::default(),
     )
-}
-
-/// 1-based line of the `nth` (0-based) line of `text` containing `needle`.
-fn line_of(text: &str, needle: &str, nth: usize) -> usize {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(needle))
-        .nth(nth)
-        .unwrap_or_else(|| panic!("`{needle}` #{nth} not found"))
-        .0
-        + 1
 }
 
 /// The backend a request is forwarded to (panics on any other outcome).
