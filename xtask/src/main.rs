@@ -22,7 +22,13 @@
 //! * `cargo xtask bench-l4` — the kernel baseline: connections/s, throughput and
 //!   split accuracy through the XDP program against nftables DNAT (see [`bench_l4`]).
 //!
-//! `test` and `demo` run `setup` first, so the README's two commands work on a fresh
+//! * `cargo xtask route check|explain|simulate|convert FILE…` — reads native,
+//!   Gateway API, Istio and ALB routing config and shows what the library will do
+//!   with it (see [`route`]).
+//! * `cargo xtask fuzz [--secs S] [TARGET…]` — every cargo-fuzz target for a bounded
+//!   time (see [`fuzz`]).
+//!
+//! `test`, `demo` and `fuzz` run `setup` first, so the README's two commands work on a fresh
 //! machine.
 
 mod bench_l4;

@@ -179,7 +179,7 @@ pub(crate) fn run(o: &Options) -> Result<(String, bool)> {
                 let req = parse_request(&o.requests[0], o.source_ip)?;
                 explain(&loaded, table, &req, o.json)
             } else {
-                simulate(&loaded, table, o)?
+                simulate(table, o)?
             };
             Ok((text, true))
         }
@@ -589,8 +589,7 @@ fn sticky_table(table: &RouteTable, rule: &Rule) -> Option<MaglevTable> {
 }
 
 /// `simulate`.
-fn simulate(l: &Loaded, table: &RouteTable, o: &Options) -> Result<String> {
-    let _ = l;
+fn simulate(table: &RouteTable, o: &Options) -> Result<String> {
     let mut rng = StdRng::seed_from_u64(o.seed);
     // (label, rule index) of what is simulated, and the counts per backend.
     let mut runs: Vec<(String, usize, BTreeMap<String, u64>, u64)> = Vec::new();
