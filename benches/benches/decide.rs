@@ -7,6 +7,10 @@
 //!   shape at 100 and 1 000 rules and requests that match nothing (404), to show the
 //!   cost does not grow with the table.
 //!
+//! * `first_match_100_rules` — informational: an imported ALB/Istio-shaped route
+//!   (`first_match`, `starts_with` paths) scanned to its last rule, against the same
+//!   rules indexed as segment prefixes.
+//!
 //! Run: `cargo bench -p routing-benches --bench decide`.
 
 use std::hint::black_box;
@@ -124,9 +128,56 @@ fn decide_10k_rules(c: &mut Criterion) {
     g.finish();
 }
 
+/// 100 rules `/svc{i}/…` with a header condition each, as an ALB listener or an
+/// Istio `VirtualService` imports them (`precedence: first_match`, plain
+/// `starts_with` paths), against the same rules as segment prefixes in the default
+/// specificity order. The request hits the last rule: the first-match scan's worst
+/// case.
+fn first_match_yaml(first_match: bool) -> String {
+    let mut y = String::from("backends: [{name: a}, {name: b}]\nroutes:\n  - name: listener\n");
+    if first_match {
+        y.push_str("    precedence: first_match\n");
+    }
+    y.push_str("    rules:\n");
+    for i in 0..100 {
+        let path = if first_match {
+            format!("{{starts_with: /svc{i}/}}")
+        } else {
+            format!("{{prefix: /svc{i}}}")
+        };
+        y.push_str(&format!(
+            "      - matches: [{{path: {path}, headers: [{{name: x-tenant, exact: t{i}}}]}}]\n        backends: [{{name: a, weight: 80}}, {{name: b, weight: 20}}]\n"
+        ));
+    }
+    y
+}
+
+fn first_match_100_rules(c: &mut Criterion) {
+    let mut rng = SmallRng::seed_from_u64(SEED);
+    let mut req = host_request("shop.example.com", "/svc99/cart");
+    req.headers_mut()
+        .insert("x-tenant", http::HeaderValue::from_static("t99"));
+    let mut g = c.benchmark_group("first_match_100_rules");
+    for (name, first) in [
+        ("specificity_prefix", false),
+        ("first_match_starts_with", true),
+    ] {
+        let t = table(&first_match_yaml(first));
+        assert_eq!(t.decide(&req, &mut rng).expect("routes").rule_index(), 99);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                black_box(t.decide(black_box(&req), &mut rng))
+                    .map(|d| d.backend_id())
+                    .ok()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = fast_criterion();
-    targets = decide_100_header_rules, decide_10k_rules
+    targets = decide_100_header_rules, decide_10k_rules, first_match_100_rules
 }
 criterion_main!(benches);
