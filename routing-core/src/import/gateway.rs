@@ -961,6 +961,48 @@ impl Cx<'_, '_, '_> {
         Some(rc)
     }
 
+    /// `(name, exact, regex)` of each header (`fold_case`) or query parameter match at
+    /// `p`, keeping the first entry of each name as the spec requires (later ones are
+    /// warned and ignored); `None` after an error.
+    fn value_matches(
+        &mut self,
+        p: &str,
+        items: &[ValueMatch],
+        what: &str,
+        fold_case: bool,
+    ) -> Option<Vec<(String, Option<String>, Option<String>)>> {
+        if !self.limit(p, items.len(), MAX_CONDITIONS, &format!("{what} matches")) {
+            return None;
+        }
+        let mut names: HashSet<String> = HashSet::new();
+        let mut out = Vec::new();
+        for (k, v) in items.iter().enumerate() {
+            let ip = format!("{p}[{k}]");
+            let key = if fold_case {
+                v.name.to_ascii_lowercase()
+            } else {
+                v.name.clone()
+            };
+            if !names.insert(key) {
+                self.warn(
+                    &format!("{ip}.name"),
+                    format!("{what} `{}` is matched by an earlier entry: this one is ignored, as the spec requires", v.name),
+                );
+                continue;
+            }
+            if v.value.is_empty() {
+                self.invalid(
+                    &format!("{ip}.value"),
+                    format!("a {what} match value must not be empty"),
+                );
+                return None;
+            }
+            let (exact, regex) = split(v.kind, &v.value);
+            out.push((v.name.clone(), exact, regex));
+        }
+        Some(out)
+    }
+
     /// One match, and whether its path is a prefix; `None` after an error.
     fn match_(&mut self, m: &Match, mp: &str) -> Option<(MatchConfig, bool)> {
         let mut mc = MatchConfig::default();
@@ -997,64 +1039,25 @@ impl Cx<'_, '_, '_> {
             },
         });
         mc.method = m.method.map(|x| x.as_str().to_owned());
-        let hp = format!("{mp}.headers");
-        if !self.limit(&hp, m.headers.len(), MAX_CONDITIONS, "header matches") {
-            return None;
-        }
-        let mut names: HashSet<String> = HashSet::new();
-        for (k, h) in m.headers.iter().enumerate() {
-            let p = format!("{hp}[{k}]");
-            if !names.insert(h.name.to_ascii_lowercase()) {
-                self.warn(
-                    &format!("{p}.name"),
-                    format!("header `{}` is matched by an earlier entry: this one is ignored, as the spec requires", h.name),
-                );
-                continue;
-            }
-            if h.value.is_empty() {
-                self.invalid(
-                    &format!("{p}.value"),
-                    "a header match value must not be empty",
-                );
-                return None;
-            }
-            let (exact, regex) = split(h.kind, &h.value);
+        for (name, exact, regex) in
+            self.value_matches(&format!("{mp}.headers"), &m.headers, "header", true)?
+        {
             mc.headers.push(HeaderMatchConfig {
-                name: h.name.clone(),
+                name,
                 exact,
                 regex,
                 ..HeaderMatchConfig::default()
             });
         }
-        let qp = format!("{mp}.queryParams");
-        if !self.limit(
-            &qp,
-            m.query_params.len(),
-            MAX_CONDITIONS,
-            "query parameter matches",
-        ) {
-            return None;
-        }
-        let mut names: HashSet<&str> = HashSet::new();
-        for (k, q) in m.query_params.iter().enumerate() {
-            let p = format!("{qp}[{k}]");
-            if !names.insert(&q.name) {
-                self.warn(
-                    &format!("{p}.name"),
-                    format!("query parameter `{}` is matched by an earlier entry: this one is ignored, as the spec requires", q.name),
-                );
-                continue;
-            }
-            if q.value.is_empty() {
-                self.invalid(
-                    &format!("{p}.value"),
-                    "a query parameter match value must not be empty",
-                );
-                return None;
-            }
-            let (exact, regex) = split(q.kind, &q.value);
+        let query = self.value_matches(
+            &format!("{mp}.queryParams"),
+            &m.query_params,
+            "query parameter",
+            false,
+        )?;
+        for (name, exact, regex) in query {
             mc.query.push(QueryMatchConfig {
-                name: q.name.clone(),
+                name,
                 exact,
                 regex,
                 present: false,
