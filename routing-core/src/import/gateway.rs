@@ -970,7 +970,7 @@ impl Cx<'_, '_, '_> {
         items: &[ValueMatch],
         what: &str,
         fold_case: bool,
-    ) -> Option<Vec<(String, Option<String>, Option<String>)>> {
+    ) -> Option<Vec<NameExactRegex>> {
         if !self.limit(p, items.len(), MAX_CONDITIONS, &format!("{what} matches")) {
             return None;
         }
@@ -1579,6 +1579,9 @@ fn split(kind: Option<ValueType>, value: &str) -> (Option<String>, Option<String
         ValueType::RegularExpression => (None, Some(value.to_owned())),
     }
 }
+
+/// A header or query condition: name, exact value, regex.
+type NameExactRegex = (String, Option<String>, Option<String>);
 
 /// `replaceFullPath` → `ReplaceFullPath`.
 fn upper(field: &str) -> String {
