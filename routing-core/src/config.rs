@@ -114,18 +114,7 @@ impl Config {
     /// assert!(err.to_string().contains("routes[0]"), "{err}");
     /// ```
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
-        check_flow_nesting(text)?;
-        let de = serde_yaml_ng::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let loc = e.inner().location();
-            ConfigError::Parse {
-                format: Format::Yaml,
-                path: e.path().to_string(),
-                line: loc.as_ref().map(|l| l.line()),
-                column: loc.as_ref().map(|l| l.column()),
-                message: e.inner().to_string(),
-            }
-        })
+        from_yaml_str(text)
     }
 
     /// Parses JSON. Errors carry the field path, line and column.
@@ -188,6 +177,23 @@ impl Config {
         // Serialising plain structs of strings, numbers and lists cannot fail.
         serde_yaml_ng::to_string(self).unwrap_or_default()
     }
+}
+
+/// Deserializes YAML into `T` with this crate's guards and errors: the flow-nesting
+/// limit, then field paths, lines and columns in [`ConfigError::Parse`].
+pub(crate) fn from_yaml_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    check_flow_nesting(text)?;
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let loc = e.inner().location();
+        ConfigError::Parse {
+            format: Format::Yaml,
+            path: e.path().to_string(),
+            line: loc.as_ref().map(|l| l.line()),
+            column: loc.as_ref().map(|l| l.column()),
+            message: e.inner().to_string(),
+        }
+    })
 }
 
 /// Deepest `[`/`{` nesting accepted in YAML. libyaml's scanner is quadratic in flow

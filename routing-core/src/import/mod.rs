@@ -43,7 +43,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -128,6 +128,19 @@ pub struct Location {
     pub path: String,
     /// 1-based line, when it could be found.
     pub line: Option<usize>,
+}
+
+impl Location {
+    /// For a native error outside every imported route (a backend, a global).
+    fn unlocated() -> Self {
+        Self {
+            source: "(imported)".into(),
+            document: 0,
+            resource: None,
+            path: String::new(),
+            line: None,
+        }
+    }
 }
 
 impl fmt::Display for Location {
@@ -322,18 +335,7 @@ impl BackendMap {
     /// assert_eq!(m.get("a").unwrap().name(), "b");
     /// ```
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
-        crate::config::check_flow_nesting(text)?;
-        let de = serde_yaml_ng::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let loc = e.inner().location();
-            ConfigError::Parse {
-                format: crate::Format::Yaml,
-                path: e.path().to_string(),
-                line: loc.as_ref().map(|l| l.line()),
-                column: loc.as_ref().map(|l| l.column()),
-                message: e.inner().to_string(),
-            }
-        })
+        crate::config::from_yaml_str(text)
     }
 
     /// Adds or replaces an entry.
@@ -494,24 +496,12 @@ impl Imported {
                         at: self
                             .origin_of(&ve.path)
                             .cloned()
-                            .unwrap_or_else(|| Location {
-                                source: "(imported)".into(),
-                                document: 0,
-                                resource: None,
-                                path: String::new(),
-                                line: None,
-                            }),
+                            .unwrap_or_else(Location::unlocated),
                         kind: ImportErrorKind::Native(ve.to_string()),
                     })
                     .collect(),
                 other => vec![ImportError {
-                    at: Location {
-                        source: "(imported)".into(),
-                        document: 0,
-                        resource: None,
-                        path: String::new(),
-                        line: None,
-                    },
+                    at: Location::unlocated(),
                     kind: ImportErrorKind::Native(other.to_string()),
                 }],
             };
@@ -647,6 +637,8 @@ pub(crate) struct Out<'o> {
     pub(crate) options: &'o ImportOptions,
     config: Config,
     backend_index: HashMap<String, usize>,
+    /// Names of `config.routes`, kept unique without a scan per route.
+    route_names: HashSet<String>,
     origins: Vec<RouteOrigin>,
     warnings: Vec<ImportWarning>,
     errors: Vec<ImportError>,
@@ -661,6 +653,7 @@ impl<'o> Out<'o> {
             options,
             config: Config::default(),
             backend_index: HashMap::new(),
+            route_names: HashSet::new(),
             origins: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
@@ -747,10 +740,11 @@ impl<'o> Out<'o> {
     pub(crate) fn route(&mut self, mut route: RouteConfig, origin: RouteOrigin) {
         let base = route.name.clone();
         let mut n = 1;
-        while self.config.routes.iter().any(|r| r.name == route.name) {
+        while self.route_names.contains(&route.name) {
             n += 1;
             route.name = format!("{base}~{n}");
         }
+        self.route_names.insert(route.name.clone());
         self.config.routes.push(route);
         self.origins.push(origin);
     }
