@@ -418,6 +418,21 @@ impl<'t> Decision<'t> {
         self.match_index
     }
 
+    /// The match that won (its path condition decides how a `prefix` rewrite or
+    /// redirect replaces the path).
+    ///
+    /// ```
+    /// # use routing_core::*;
+    /// # let t = RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{matches: [{path: {exact: /a}}, {path: {starts_with: /b}}], backends: [{name: a}]}]}]").unwrap();
+    /// let d = t.decide(&RequestInfo::get("/bx"), &mut rand::rng()).unwrap();
+    /// assert!(matches!(d.request_match().path(), PathMatch::StartsWith(p) if &**p == "/b"));
+    /// ```
+    #[must_use]
+    pub fn request_match(&self) -> &'t RequestMatch {
+        // A decision's rule and match indices come from the table's own index.
+        &self.table.rules[self.rule_index].matches[self.match_index]
+    }
+
     /// The route.
     ///
     /// ```

@@ -512,7 +512,7 @@ where
         };
         let rule = decision.rule();
         let answered = match rule.action() {
-            Action::Redirect(r) => Some(redirect(&req, r, matched_path(&decision))),
+            Action::Redirect(r) => Some(redirect(&req, r, decision.request_match().path())),
             Action::FixedResponse(f) => {
                 let mut res = Response::new(body::full(f.body.clone()));
                 *res.status_mut() = f.status;
@@ -792,15 +792,6 @@ fn sticky_backend<B>(
     })
 }
 
-/// The path condition of the winning match, for prefix rewrites.
-fn matched_path<'d>(decision: &'d Decision<'_>) -> &'d PathMatch {
-    static ROOT: std::sync::OnceLock<PathMatch> = std::sync::OnceLock::new();
-    match decision.rule().matches().get(decision.match_index()) {
-        Some(m) => m.path(),
-        None => ROOT.get_or_init(|| PathMatch::Exact("".into())),
-    }
-}
-
 fn error_response(err: RoutingError) -> Response<Body> {
     let mut res = Response::new(body::full(err.to_string()));
     *res.status_mut() = err.status();
@@ -908,10 +899,7 @@ fn request_filters(
     let policy = rule.policy();
     policy.request_headers.apply(&mut parts.headers);
     if let Some(rw) = &policy.url_rewrite {
-        match rule.matches().get(match_index) {
-            Some(m) => rewrite_url(parts, rw, m.path()),
-            None => rewrite_url(parts, rw, &PathMatch::Exact("".into())),
-        }
+        rewrite_url(parts, rw, rule.matches()[match_index].path());
     }
 }
 
