@@ -355,7 +355,7 @@ impl Builder<'_> {
         // Compile the pattern alone first: wrapping an unbalanced pattern such as
         // `a)|(b` in `^(?:…)$` would silently change its meaning.
         let compile = |p: &str| RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build();
-        match compile(pattern).and_then(|_| compile(&format!("^(?:{pattern})$"))) {
+        match compile(pattern).and_then(|_| compile(&crate::matching::anchored(pattern))) {
             Ok(r) => Some(r),
             Err(e) => {
                 self.errs.push(

@@ -20,8 +20,14 @@ pub enum PathMatch {
     StartsWith(Box<str>),
 }
 
-/// Length of the `^(?:` and `)$` a path regex is compiled inside.
-pub(crate) const ANCHORS: usize = 6;
+/// What every configured regex is compiled inside: anchored at both ends.
+const ANCHOR_OPEN: &str = "^(?:";
+const ANCHOR_CLOSE: &str = ")$";
+
+/// `pattern` anchored at both ends, as it is compiled.
+pub(crate) fn anchored(pattern: &str) -> String {
+    format!("{ANCHOR_OPEN}{pattern}{ANCHOR_CLOSE}")
+}
 
 impl PathMatch {
     pub(crate) fn matches(&self, path: &str) -> bool {
@@ -43,7 +49,9 @@ impl PathMatch {
             PathMatch::Exact(_) => PathSpecificity::Exact,
             // The pattern as written: the compiled one is wrapped in `^(?:…)$`.
             PathMatch::Regex(r) => PathSpecificity::Regex {
-                len: (r.as_str().len().saturating_sub(ANCHORS)).min(u16::MAX as usize) as u16,
+                len: (r.as_str().len())
+                    .saturating_sub(ANCHOR_OPEN.len() + ANCHOR_CLOSE.len())
+                    .min(u16::MAX as usize) as u16,
             },
             // `/api` and `/api/` are the same prefix; the root prefix counts as `/`.
             PathMatch::Prefix(p) => PathSpecificity::Prefix {
