@@ -29,11 +29,12 @@ pub(super) fn actions(
             continue;
         }
         match a.kind.as_str() {
-            "authenticate-oidc" | "authenticate-cognito" | "jwt-validation" => out.warn(
+            "authenticate-oidc" | "authenticate-cognito" | "jwt-validation" => out.lossy(
                 cx.at(&ap),
                 format!(
-                    "`{}` is NOT applied in-process: requests matching this rule reach its `{final_kind}` action \
-                     WITHOUT being authenticated; authenticate in front of this router or in the backend",
+                    "`{}` cannot be applied in-process: requests matching this rule would reach its \
+                     `{final_kind}` action WITHOUT being authenticated; authenticate in front of this \
+                     router or in the backend",
                     a.kind
                 ),
             ),

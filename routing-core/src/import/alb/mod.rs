@@ -21,9 +21,14 @@
 //! | `redirect` (`#{protocol}`, `#{host}`, `#{port}`, `/#{path}`, `#{query}` keep the request's) | `redirect` `scheme` (lowercased), `hostname`, `port`, `path.full`, `status` 301/302 |
 //! | `Transforms`: `host-header-rewrite` of the whole host (`^.*$`) to a literal | `filters.url_rewrite.hostname` |
 //!
-//! Warnings: `authenticate-oidc`, `authenticate-cognito` and `jwt-validation` actions
-//! (authentication is not applied in-process: requests reach the backend
-//! unauthenticated); `NextMarker` (the listing is one page: rules may be missing);
+//! Fail closed: `authenticate-oidc`, `authenticate-cognito` and `jwt-validation`
+//! actions cannot be applied in-process (requests would reach the backend
+//! unauthenticated), so they are errors
+//! ([`ImportErrorKind::Lossy`](super::ImportErrorKind::Lossy)) unless
+//! [`ImportOptions::allow_lossy`](super::ImportOptions::allow_lossy) is set, which
+//! imports them with a warning.
+//!
+//! Warnings: `NextMarker` (the listing is one page: rules may be missing);
 //! `query-string` conditions (parameter names compared case-sensitively and only a
 //! parameter's first occurrence tested, where ALB ignores case and tests every
 //! occurrence); every listener after the first in one import (their rules are only

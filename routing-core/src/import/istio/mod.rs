@@ -42,9 +42,20 @@
 //! namespace of the resource that writes it (`reviews.<ns>.svc.cluster.local`); a
 //! `DestinationRule` for `*.<suffix>` applies when no exact one does.
 //!
-//! **Warnings** (understood, not applied in-process): `gateways` (resource and match
-//! level), `exportTo`, `tcp`/`tls` routes, `sourceLabels`, `sourceNamespace`, `port`
-//! (the route table does not see the listener port: the rule applies on every port),
+//! **Gateways are a selection**: `gateways` (resource level, overridden per match)
+//! binds routes to gateways; absent means `mesh`. An import stands for
+//! [`ImportOptions::gateways`](super::ImportOptions::gateways) (default `mesh`, the
+//! in-process traffic of the service that embeds the router): a VirtualService or a
+//! match bound only to other gateways is left out with a warning, and a rule whose
+//! every match is left out is dropped (never turned into a catch-all).
+//!
+//! **Fail closed**: match conditions on the caller or the listener that the route
+//! table cannot see — `sourceLabels`, `sourceNamespace`, `port` — would make the
+//! match hold for every caller or port, so they are errors
+//! ([`ImportErrorKind::Lossy`](super::ImportErrorKind::Lossy)) unless
+//! [`ImportOptions::allow_lossy`](super::ImportOptions::allow_lossy) is set.
+//!
+//! **Warnings** (understood, not applied in-process): `exportTo`, `tcp`/`tls` routes,
 //! `statPrefix`, `corsPolicy`, `retryRemoteLocalities`, `retryIgnorePreviousHosts`,
 //! retry conditions without a native equivalent (`refused-stream`, `retriable-4xx`,
 //! `envoy-ratelimited`, gRPC ones…), `mirrors` beyond the first, a subset used without
@@ -113,6 +124,15 @@ struct Ctx<'d, 'a> {
 impl Ctx<'_, '_> {
     fn at(&self, path: &str) -> Location {
         self.doc.loc(Some(&self.resource), path)
+    }
+}
+
+/// The gateways an import stands for, for messages.
+fn selected(o: &super::ImportOptions) -> String {
+    if o.gateways.is_empty() {
+        "mesh".to_owned()
+    } else {
+        o.gateways.join(", ")
     }
 }
 
@@ -252,6 +272,8 @@ struct Dest {
 struct VsCtx<'r, 'd, 'a> {
     cx: Ctx<'d, 'a>,
     ns: String,
+    /// The resource's `gateways` (empty = `mesh`).
+    gateways: Vec<String>,
     rules: &'r Rules,
     used: RefCell<&'r mut BTreeMap<String, (String, Option<String>)>>,
     unchecked: RefCell<&'r mut BTreeSet<String>>,
@@ -294,11 +316,25 @@ fn virtual_service(
         );
         return;
     }
-    if !spec.gateways.is_empty() {
+    // `gateways` binds the routes to gateways (absent = `mesh`, in-process traffic): a
+    // selection. A VirtualService bound only to gateways this router does not stand
+    // for is left out.
+    if !out.options.selects_gateway(&spec.gateways, &ns)
+        && !spec.http.iter().any(|h| {
+            h.matches
+                .iter()
+                .any(|m| !m.gateways.is_empty() && out.options.selects_gateway(&m.gateways, &ns))
+        })
+    {
         out.warn(
             cx.at("spec.gateways"),
-            "`gateways` is not applied in-process: the routes apply to every request this router sees",
+            format!(
+                "bound to gateways {:?}, none of which this import stands for ({}): the VirtualService is left out",
+                spec.gateways,
+                selected(out.options)
+            ),
         );
+        return;
     }
     if !spec.export_to.is_empty() {
         out.warn(
@@ -326,6 +362,7 @@ fn virtual_service(
     let v = VsCtx {
         cx,
         ns,
+        gateways: spec.gateways.clone(),
         rules,
         used: RefCell::new(used),
         unchecked: RefCell::new(unchecked),
@@ -454,8 +491,27 @@ fn http_rule(
     // Matches.
     let mut matches = Vec::new();
     let mut kinds = Vec::new();
+    let mut left_out = 0;
     for (j, m) in h.matches.iter().enumerate() {
         let mp = format!("{p}.match[{j}]");
+        // Match-level `gateways` override the resource's: a match bound to gateways
+        // this router does not stand for never holds here.
+        let bound = if m.gateways.is_empty() {
+            &v.gateways
+        } else {
+            &m.gateways
+        };
+        if !out.options.selects_gateway(bound, &v.ns) {
+            out.warn(
+                v.cx.at(&format!("{mp}.gateways")),
+                format!(
+                    "bound to gateways {bound:?}, none of which this import stands for ({}): the match is left out",
+                    selected(out.options)
+                ),
+            );
+            left_out += 1;
+            continue;
+        }
         if let Some((ms, kind)) = match_request(m, &mp, rewrite_uri.is_some(), v, out) {
             for m in ms {
                 matches.push(m);
@@ -471,6 +527,10 @@ fn http_rule(
             );
             return None;
         }
+    }
+    if left_out > 0 && left_out == h.matches.len() {
+        // Every match is bound elsewhere: the rule must not become a catch-all.
+        return None;
     }
     if h.matches.is_empty() && rewrite_uri.is_some() {
         // Envoy's default match is the plain prefix `/`, which the rewrite replaces.
@@ -612,16 +672,22 @@ fn match_request(
 ) -> Option<(Vec<MatchConfig>, PathKind)> {
     let before = out.error_count();
     let at = |path: &str| v.cx.at(&format!("{mp}.{path}"));
+    // Conditions on the caller or the listener narrow who reaches the rule; the
+    // route table cannot see them, so importing them drops the narrowing.
     for (set, f, msg) in [
-        (!m.source_labels.is_empty(), "sourceLabels", "`sourceLabels` (caller workload selection) is not applied in-process: the match holds for every caller"),
-        (!m.gateways.is_empty(), "gateways", "`gateways` is not applied in-process: the match holds wherever this router runs"),
-        (m.source_namespace.is_some(), "sourceNamespace", "`sourceNamespace` (caller namespace) is not applied in-process: the match holds for every caller"),
-        (m.port.is_some(), "port", "`port` is not applied: the route table does not see the listener port, so the match holds on every port"),
-        (m.stat_prefix.is_some(), "statPrefix", "`statPrefix` (Envoy stats) is not applied in-process"),
+        (!m.source_labels.is_empty(), "sourceLabels", "`sourceLabels` (caller workload selection): the match would hold for every caller"),
+        (m.source_namespace.is_some(), "sourceNamespace", "`sourceNamespace` (caller namespace): the match would hold for every caller"),
+        (m.port.is_some(), "port", "`port`: the route table does not see the listener port, so the match would hold on every port"),
     ] {
         if set {
-            out.warn(at(f), msg);
+            out.lossy(at(f), msg);
         }
+    }
+    if m.stat_prefix.is_some() {
+        out.warn(
+            at("statPrefix"),
+            "`statPrefix` (Envoy stats) is not applied in-process",
+        );
     }
     let mut base = MatchConfig::default();
     let mut kind = PathKind::None;
