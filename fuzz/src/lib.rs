@@ -254,6 +254,19 @@ fn path_specificity(p: &PathMatch) -> Option<PathSpecificity> {
 /// `panic_threshold` is the table's threshold as a fraction, when the caller knows it
 /// (only needed when some backends are unavailable).
 pub fn check_request(table: &RouteTable, req: &RequestInfo, panic_threshold: Option<f64>) {
+    // Path normalisation (what the layer applies before matching) is idempotent:
+    // matching the normalised path is stable.
+    let norm = table.path_normalization();
+    if let Ok(once) = norm.normalize(req.path()) {
+        let twice = norm
+            .normalize(&once)
+            .unwrap_or_else(|e| panic!("a normalised path is refused ({e}); request {req:?}"));
+        assert_eq!(twice, once, "normalising twice changed the path; request {req:?}");
+        assert!(
+            once == "*" || !norm.enabled || !once.split('/').any(|s| s == "." || s == ".."),
+            "dot segments left in {once:?}"
+        );
+    }
     let found = table.find(req).map(|c| (c.rule, c.r#match, c.summary));
 
     // Brute force: the best (host, path) precedence among all matching candidates.

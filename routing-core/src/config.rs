@@ -65,6 +65,10 @@ pub struct Config {
     /// `outlierDetection`); absent means no ejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetectionConfig>,
+    /// How request paths are normalised before matching (absent: the safe default,
+    /// see [`PathNormalization`](crate::PathNormalization)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_normalization: Option<crate::PathNormalization>,
 }
 
 /// Outlier detection: eject a backend that keeps failing, for a time that grows with

@@ -74,6 +74,7 @@ pub mod import;
 mod index;
 mod l4;
 mod matching;
+mod path;
 mod policy;
 mod precedence;
 mod request;
@@ -100,6 +101,7 @@ pub use hash::{mix64, reduce, stable_hash};
 pub use health::{BackendHealth, HealthRegistry};
 pub use l4::{FiveTuple, FlowDecision, TcpHashOn, TcpService, IPPROTO_TCP};
 pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, ValueMatch};
+pub use path::{EscapedSlashes, PathError, PathNormalization};
 pub use policy::{
     CookiePolicy, FaultPolicy, FixedResponse, HeaderModifier, Mirror, OutlierDetection,
     PathModifier, Policy, Redirect, RetryOn, RetryPolicy, SameSite, SessionPersistence, Timeouts,

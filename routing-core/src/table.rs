@@ -12,6 +12,7 @@ use crate::error::{ConfigError, RouteError};
 use crate::index::Index;
 use crate::l4::{FiveTuple, FlowDecision, TcpHashOn, TcpService, TcpTable, IPPROTO_TCP};
 use crate::matching::RequestMatch;
+use crate::path::PathNormalization;
 use crate::policy::OutlierDetection;
 use crate::precedence::MatchSummary;
 use crate::request::RouteRequest;
@@ -292,6 +293,7 @@ pub struct RouteTable {
     pub(crate) index: Index,
     pub(crate) tcp: TcpTable,
     pub(crate) outlier_detection: Option<OutlierDetection>,
+    pub(crate) path_normalization: PathNormalization,
     pub(crate) config: Config,
 }
 
@@ -314,6 +316,21 @@ impl RouteTable {
     /// ```
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
         Self::new(Config::from_yaml(text)?)
+    }
+
+    /// How request paths are normalised before matching (the configuration's
+    /// `path_normalization`, or the safe default). The HTTP layer and the CLI apply it
+    /// to the request before [`find`](Self::find); matching itself takes the path as
+    /// given.
+    ///
+    /// ```
+    /// let t = routing_core::RouteTable::from_yaml("path_normalization: {merge_slashes: false}").unwrap();
+    /// assert!(!t.path_normalization().merge_slashes);
+    /// assert_eq!(t.path_normalization().normalize("/a/../b").unwrap(), "/b");
+    /// ```
+    #[must_use]
+    pub fn path_normalization(&self) -> &PathNormalization {
+        &self.path_normalization
     }
 
     /// The generation number ([`Router::update`](crate::Router::update) bumps it; 0 for

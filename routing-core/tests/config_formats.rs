@@ -748,6 +748,11 @@ fn everything() -> Config {
             max_ejection_time: Some(ConfigDuration::new(Duration::from_millis(120_000))),
             max_ejection_percent: Some(30),
         }),
+        path_normalization: Some(routing_core::PathNormalization {
+            enabled: true,
+            merge_slashes: false,
+            escaped_slashes: routing_core::EscapedSlashes::Decode,
+        }),
     }
 }
 
@@ -1410,6 +1415,7 @@ fn config() -> impl Strategy<Value = Config> {
                 maglev_table_size,
                 panic_threshold,
                 outlier_detection: None,
+                path_normalization: None,
             },
         )
 }
@@ -1876,6 +1882,7 @@ fn valid_config() -> impl Strategy<Value = Config> {
             maglev_table_size,
             panic_threshold,
             outlier_detection: None,
+            path_normalization: None,
         })
 }
 

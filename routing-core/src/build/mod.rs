@@ -162,6 +162,7 @@ pub(crate) fn build(
         index,
         tcp,
         outlier_detection: b.outlier,
+        path_normalization: config.path_normalization.unwrap_or_default(),
         config,
     })
 }
