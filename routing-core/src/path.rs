@@ -249,6 +249,7 @@ fn remove_dot_segments(path: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
