@@ -70,25 +70,32 @@
 
 pub mod backends;
 pub mod body;
-pub mod budget;
 pub mod client;
 pub mod clock;
-pub mod cookie;
 mod decision;
 pub mod error;
+mod fault;
+mod filters;
 pub mod limit;
 pub mod metrics;
+mod mirror;
+pub mod outcome;
 pub mod outlier;
 mod replay;
+mod retry;
+mod rng;
 pub mod rollout;
-mod service;
+mod routing;
 pub mod stats;
+mod sticky;
 
 pub use backends::{BackendService, Backends};
 pub use body::{Body, BoxError};
 pub use client::HttpBackend;
-pub use cookie::CookieKey;
 pub use decision::RouteDecision;
 pub use error::RoutingError;
+pub use retry::budget;
+pub use routing::{NotFound, ResponseFuture, Routing, RoutingLayer, RoutingLayerBuilder};
 pub use routing_core;
-pub use service::{NotFound, ResponseFuture, Routing, RoutingLayer, RoutingLayerBuilder};
+pub use sticky::cookie;
+pub use sticky::cookie::CookieKey;
