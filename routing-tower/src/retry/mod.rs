@@ -7,7 +7,7 @@ pub mod budget;
 
 use std::time::Duration;
 
-use routing_core::{BackendId, RetryOn, RetryPolicy, RouteTable};
+use routing_core::{BackendId, RetryOn, RetryPolicy, RouteTable, RuleMatch, Selection};
 
 use crate::outcome::{Failure, Outcome};
 use crate::rng::LayerRng;
@@ -29,29 +29,23 @@ pub(crate) fn should_retry(policy: &RetryPolicy, outcome: Outcome) -> bool {
     })
 }
 
-/// Another backend of the rule for a retry, if one is available; else `current`.
+/// The backend for a retry: routing-core's selection for the same rule match with
+/// the backends already `tried` excluded (weighted among the others, the sticky key
+/// ignored); `current` again when every backend of the rule was tried or is out.
 pub(crate) fn retry_backend(
     table: &RouteTable,
-    rule: usize,
+    found: RuleMatch,
+    req: &http::request::Parts,
     tried: &[BackendId],
     current: BackendId,
     rng: &LayerRng,
 ) -> BackendId {
-    let Some(fwd) = table.rules()[rule].forward() else {
-        return current;
-    };
-    let mut rng = rng.draw();
-    // A few weighted draws that avoid tried backends; no sticky key, so that
-    // consistent hashing does not return the same backend every time.
-    for _ in 0..4 {
-        if let Ok(pos) = fwd.pick(&mut rng, None) {
-            let id = fwd.backends()[pos].id();
-            if !tried.contains(&id) {
-                return id;
-            }
-        }
-    }
-    current
+    let with = Selection::new().exclude(tried);
+    table
+        .select(found, req, &mut rng.draw(), with)
+        .ok()
+        .and_then(|d| d.backend_id())
+        .unwrap_or(current)
 }
 
 /// Full-jitter exponential backoff: uniform in `0 ..= base × 2^(attempt-1)`, capped

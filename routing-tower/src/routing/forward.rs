@@ -333,7 +333,8 @@ async fn tries(
             return done.result.into_response(backend);
         }
         tried.push(backend);
-        let next = retry::retry_backend(table, plan.rule, &tried, backend, &shared.rng);
+        let Some(head) = parts.as_ref() else { break };
+        let next = retry::retry_backend(table, plan.found, head, &tried, backend, &shared.rng);
         tracing::debug!(from = &*slot.name, attempt, ?outcome, "retrying");
         if let Some(s) = state.backends.get(next.index()) {
             s.stats.record_retry();

@@ -25,7 +25,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use routing_core::{Action, BackendId, RouteError, Router, SessionPersistence};
+use routing_core::{
+    Action, BackendId, RouteError, Router, RuleMatch, Selection, SessionPersistence,
+};
 use tower::{Layer, Service, ServiceExt as _};
 
 use crate::backends::{self, BackendService, Backends};
@@ -156,34 +158,25 @@ where
         let shared = Arc::clone(&self.shared);
         let table = shared.router.snapshot();
         let state = shared.state_for(&table);
-        let mut rng = shared.rng.draw();
-        let decision = match table.decide(&req, &mut rng) {
-            Ok(d) => d,
-            Err(RouteError::NoRoute) => {
-                if shared.fall_through || shared.annotate {
-                    // Clone-and-swap: the clone takes over the readiness of `inner`.
-                    let clone = self.inner.clone();
-                    let inner = std::mem::replace(&mut self.inner, clone);
-                    return ResponseFuture {
-                        kind: Kind::Inner {
-                            future: inner.oneshot(req),
-                        },
-                    };
-                }
-                return ready(error_response(RoutingError::NoRoute(error::NoRoute)));
+        let Some(found) = table.find(&req) else {
+            if shared.fall_through || shared.annotate {
+                // Clone-and-swap: the clone takes over the readiness of `inner`.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                return ResponseFuture {
+                    kind: Kind::Inner {
+                        future: inner.oneshot(req),
+                    },
+                };
             }
-            Err(_) => {
-                // Every backend of the matched rule is out: name its route.
-                let rule = table.find(&req).map(|(rule, _, _)| rule);
-                return ready(no_healthy(&table, rule, None));
-            }
+            return ready(error_response(RoutingError::NoRoute(error::NoRoute)));
         };
-        let rule = decision.rule();
+        let rule = &table.rules()[found.rule];
         let answered = match rule.action() {
             Action::Redirect(r) => Some(crate::filters::redirect(
                 &req,
                 r,
-                decision.request_match().path(),
+                rule.matches()[found.r#match].path(),
             )),
             Action::FixedResponse(f) => {
                 let mut res = Response::new(body::full(f.body.clone()));
@@ -201,30 +194,34 @@ where
             }
             return ready(res);
         }
-        let Some(first) = decision.backend_id() else {
-            return ready(no_healthy(&table, Some(decision.rule_index()), None));
+        // Session persistence: the backend a valid cookie names is the selection's
+        // preference, taken without a draw when the rule can still use it.
+        let cookie = match &rule.policy().session_persistence {
+            Some(SessionPersistence::Cookie(policy)) => Some(policy),
+            _ => None,
         };
-        // Session persistence: a valid cookie for an available backend of this rule
-        // wins over the fresh pick.
-        let mut issue_cookie = false;
-        let mut chosen = first;
-        if let Some(SessionPersistence::Cookie(policy)) = &rule.policy().session_persistence {
-            match crate::sticky::sticky_backend(
-                &shared,
-                &state,
-                &table,
-                &decision,
-                &req,
-                &policy.name,
-            ) {
-                Some(id) => chosen = id,
-                None => issue_cookie = true,
+        let pinned = cookie.and_then(|c| crate::sticky::pinned(&shared, &state, rule, &req, c));
+        let selection = match pinned {
+            Some(id) => Selection::new().prefer(id),
+            None => Selection::new(),
+        };
+        let decision = match table.select(found, &req, &mut shared.rng.draw(), selection) {
+            Ok(d) => d,
+            Err(RouteError::NoBackend { rule }) => {
+                return ready(no_healthy(&table, Some(rule), None))
             }
-        }
+            Err(_) => return ready(no_healthy(&table, None, None)),
+        };
+        let Some(first) = decision.backend_id() else {
+            return ready(no_healthy(&table, Some(found.rule), None));
+        };
+        // A new session, or a cookie the selection could not honour: a new cookie.
+        let issue_cookie = cookie.is_some() && !decision.preferred();
         let plan = Plan {
-            rule: decision.rule_index(),
-            match_index: decision.match_index(),
-            first: chosen,
+            found,
+            rule: found.rule,
+            match_index: found.r#match,
+            first,
             sticky_key: decision.sticky_key(),
             issue_cookie,
         };
@@ -253,6 +250,8 @@ fn ready<F, E>(res: Response<Body>) -> ResponseFuture<F, E> {
 
 /// What `call` decided, carried into the response future.
 pub(crate) struct Plan {
+    /// The rule match, to select again for a retry.
+    pub(crate) found: RuleMatch,
     pub(crate) rule: usize,
     pub(crate) match_index: usize,
     pub(crate) first: BackendId,

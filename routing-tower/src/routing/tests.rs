@@ -110,3 +110,76 @@ async fn latency_is_read_from_the_layer_clock() {
     let route = &layer.route_stats()[0].1;
     assert_eq!(route.latency.sum_nanos, 250_000_000, "and the route's too");
 }
+
+const ROUND_ROBIN_STICKY: &str = r#"
+backends: [{name: a}, {name: b}, {name: c}]
+routes:
+  - name: r
+    rules:
+      - backends: [{name: a}, {name: b}, {name: c}]
+        load_balancer: {simple: round_robin}
+        session_persistence: {cookie: {name: s}}
+"#;
+
+/// Sends one request (with `cookie`, if any) and returns the backend that served it
+/// and the cookie the response sets, if any.
+async fn send(svc: &crate::Routing<NotFound>, cookie: Option<&str>) -> (String, Option<String>) {
+    let mut req = Request::get("http://x/");
+    if let Some(c) = cookie {
+        req = req.header(http::header::COOKIE, c);
+    }
+    let res = svc
+        .clone()
+        .oneshot(req.body(Body::default()).unwrap())
+        .await
+        .unwrap();
+    let backend = res.headers()["x-backend"].to_str().unwrap().to_owned();
+    let set = res
+        .headers()
+        .get(http::header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    (backend, set)
+}
+
+#[tokio::test]
+async fn requests_with_a_valid_cookie_do_not_advance_round_robin() {
+    let layer = |yaml: &str| {
+        RoutingLayer::builder(Router::from_yaml(yaml).unwrap())
+            .backends(backends())
+            .rng_seed(1)
+            .build()
+            .layer(NotFound)
+    };
+    // Without cookies: the rule's round-robin sequence.
+    let control = layer(ROUND_ROBIN_STICKY);
+    let mut expected = Vec::new();
+    for _ in 0..4 {
+        expected.push(send(&control, None).await.0);
+    }
+    assert_eq!(
+        expected
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        3,
+        "round robin visits every backend: {expected:?}"
+    );
+
+    // The same sequence, with ten cookie-carrying requests after the first.
+    let svc = layer(ROUND_ROBIN_STICKY);
+    let (first, cookie) = send(&svc, None).await;
+    let cookie = cookie.expect("a new session gets a cookie");
+    for i in 0..10 {
+        let (b, set) = send(&svc, Some(&cookie)).await;
+        assert_eq!(b, first, "request {i} with the cookie stays on {first}");
+        assert_eq!(set, None, "an honoured cookie is not issued again");
+    }
+    let mut seen = vec![first];
+    for _ in 0..3 {
+        seen.push(send(&svc, None).await.0);
+    }
+    assert_eq!(
+        seen, expected,
+        "requests that carry a valid cookie must not take round-robin turns"
+    );
+}

@@ -9,41 +9,34 @@ pub mod cookie;
 
 use http::header::SET_COOKIE;
 use http::{Request, Response};
-use routing_core::{BackendId, Decision, RouteTable, SessionPersistence};
+use routing_core::{BackendId, CookiePolicy, Rule};
 
 use crate::body::Body;
 use crate::routing::state::{GenState, Shared};
 
-/// The backend a valid stickiness cookie names, if it is one of the rule's backends,
-/// available, and served by this layer.
-pub(crate) fn sticky_backend<B>(
+/// The backend a valid, unexpired stickiness cookie of `policy` pins the request
+/// to: one of `rule`'s backends that this layer serves. Whether it is taken (weight
+/// above zero, available) is the selection's call
+/// ([`Selection::prefer`](routing_core::Selection::prefer)).
+pub(crate) fn pinned<B>(
     shared: &Shared,
     state: &GenState,
-    table: &RouteTable,
-    decision: &Decision<'_>,
+    rule: &Rule,
     req: &Request<B>,
-    name: &str,
+    policy: &CookiePolicy,
 ) -> Option<BackendId> {
+    let name = &*policy.name;
     let value = routing_core::cookie(req.headers(), name)?;
     let (tag, issued) = shared.cookie_key.verify(name, value)?;
-    let ttl = match &decision.rule().policy().session_persistence {
-        Some(SessionPersistence::Cookie(p)) => p.ttl,
-        _ => None,
-    };
     // Session cookies (no TTL) never expire here, so the clock is read only for
     // cookies with a TTL.
-    if ttl.is_some() && cookie::expired(issued, ttl, cookie::unix_now()) {
+    if policy.ttl.is_some() && cookie::expired(issued, policy.ttl, cookie::unix_now()) {
         return None;
     }
-    let forward = decision.rule().forward()?;
-    forward.backends().iter().find_map(|wb| {
+    rule.forward()?.backends().iter().find_map(|wb| {
         let id = wb.id();
         let slot = state.backends.get(id.index())?;
-        (slot.tag == tag
-            && wb.weight() > 0
-            && table.backend(id).is_available()
-            && (shared.annotate || slot.service.is_some()))
-        .then_some(id)
+        (slot.tag == tag && (shared.annotate || slot.service.is_some())).then_some(id)
     })
 }
 
@@ -51,7 +44,7 @@ pub(crate) fn sticky_backend<B>(
 pub(crate) fn issue(
     shared: &Shared,
     state: &GenState,
-    policy: &routing_core::CookiePolicy,
+    policy: &CookiePolicy,
     id: BackendId,
     res: &mut Response<Body>,
 ) {
