@@ -6,7 +6,7 @@
 //! local failures) in a row, or
 //! [`consecutive_gateway_errors`](routing_core::OutlierDetection::consecutive_gateway_errors)
 //! 502/503/504 responses (or local failures) in a row, is ejected: its
-//! [`BackendHealth`] flag in routing-core's [`HealthRegistry`] is cleared, so selection
+//! [`BackendHealth`](routing_core::BackendHealth) flag in routing-core's [`HealthRegistry`] is cleared, so selection
 //! skips it (subject to routing-core's panic threshold), until its ejection time is
 //! over. Nothing runs in the background: every call checks one atomic deadline and
 //! returns expired ejections when it is due, so a backend comes back on the first
