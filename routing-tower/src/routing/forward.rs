@@ -41,7 +41,7 @@ pub(super) fn forward(
 ) -> Routed {
     // The common case (one try, nothing to buffer or wait for) has its own, much
     // smaller future: a future's size is memory written and moved on every request.
-    let policy = table.rules()[plan.rule].policy();
+    let policy = table.rules()[plan.found.rule].policy();
     let single = policy.fault.is_none()
         && policy.retry.is_none()
         && policy.mirror.is_none()
@@ -72,7 +72,7 @@ async fn forward_with_policy(
     annotate_inner: Option<BackendService>,
     req: Request<Body>,
 ) -> Response<Body> {
-    let rule = &table.rules()[plan.rule];
+    let rule = &table.rules()[plan.found.rule];
     let policy = rule.policy();
     let (mut parts, body) = req.into_parts();
     let route = &state.routes[rule.route_index()];
@@ -87,7 +87,7 @@ async fn forward_with_policy(
             return res;
         }
     }
-    filters::request_filters(rule, plan.match_index, &mut parts);
+    filters::request_filters(rule, plan.found.r#match, &mut parts);
 
     // Buffer the body when a retry or a mirror needs it again.
     let limit = match (&policy.retry, &policy.mirror) {
@@ -160,8 +160,8 @@ fn forward_single(
     req: Request<Body>,
 ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
     let (mut parts, body) = req.into_parts();
-    let rule = &table.rules()[plan.rule];
-    filters::request_filters(rule, plan.match_index, &mut parts);
+    let rule = &table.rules()[plan.found.rule];
+    filters::request_filters(rule, plan.found.r#match, &mut parts);
     let backend = plan.first;
     let call = match prepare_try(
         &shared,
@@ -179,12 +179,12 @@ fn forward_single(
     let per_try = rule.policy().timeouts.per_try;
     Box::pin(async move {
         let slot = &state.backends[backend.index()];
-        let route = &state.routes[table.rules()[plan.rule].route_index()];
+        let route = &state.routes[table.rules()[plan.found.rule].route_index()];
         let _route_in_flight = route.begin();
         // One clock read for the backend's and the route's latency.
         let done = one_try(&shared, &state, slot, call, per_try).await;
         let (res, served_by) = done.result.into_response(backend);
-        let policy = table.rules()[plan.rule].policy();
+        let policy = table.rules()[plan.found.rule].policy();
         finish(
             &shared,
             &state,
@@ -235,19 +235,19 @@ fn prepare_try(
     mut req: Request<Body>,
 ) -> Result<BackendFuture, RoutingError> {
     let Some(slot) = state.backends.get(backend.index()) else {
-        return Err(no_healthy_error(table, Some(plan.rule), None));
+        return Err(no_healthy_error(table, Some(plan.found.rule), None));
     };
     let Some(svc) = slot.service.as_ref().or(annotate_inner) else {
         return Err(no_healthy_error(
             table,
-            Some(plan.rule),
+            Some(plan.found.rule),
             Some(Arc::clone(&slot.name)),
         ));
     };
     if shared.annotate {
         req.extensions_mut().insert(crate::RouteDecision::new(
             Arc::clone(table),
-            plan.rule,
+            plan.found.rule,
             Some(backend),
             plan.sticky_key,
             attempt,
@@ -269,11 +269,11 @@ async fn tries(
     buffered: &mut Buffered,
 ) -> (Response<Body>, Option<BackendId>) {
     let mut parts = Some(parts);
-    let policy = table.rules()[plan.rule].policy();
+    let policy = table.rules()[plan.found.rule].policy();
     let retry = policy.retry.as_ref();
     let budget = state
         .budgets
-        .get(plan.rule)
+        .get(plan.found.rule)
         .and_then(|b| b.as_ref())
         .map(|e| &e.budget);
     if let Some(b) = budget {
@@ -345,7 +345,7 @@ async fn tries(
         }
         backend = next;
     }
-    (no_healthy(table, Some(plan.rule), None), None)
+    (no_healthy(table, Some(plan.found.rule), None), None)
 }
 
 /// What a try ended with.

@@ -219,8 +219,6 @@ where
         let issue_cookie = cookie.is_some() && !decision.preferred();
         let plan = Plan {
             found,
-            rule: found.rule,
-            match_index: found.r#match,
             first,
             sticky_key: decision.sticky_key(),
             issue_cookie,
@@ -250,11 +248,11 @@ fn ready<F, E>(res: Response<Body>) -> ResponseFuture<F, E> {
 
 /// What `call` decided, carried into the response future.
 pub(crate) struct Plan {
-    /// The rule match, to select again for a retry.
+    /// The rule match: the rule, its winning match, and what a retry selects from.
     pub(crate) found: RuleMatch,
-    pub(crate) rule: usize,
-    pub(crate) match_index: usize,
+    /// The backend of the first try.
     pub(crate) first: BackendId,
+    /// The rule's sticky hash key for this request, if it hashes.
     pub(crate) sticky_key: Option<u64>,
     /// Whether the response sets a new stickiness cookie.
     pub(crate) issue_cookie: bool,
