@@ -34,14 +34,15 @@
 //!
 //! # Errors
 //!
-//! Failures are [`UpstreamError`]s whose [`kind`](UpstreamError::kind) tells the
-//! retry and outlier logic what happened:
+//! Failures are [`UpstreamError`]s whose [`kind`](UpstreamError::kind) is the
+//! crate's one [`Failure`] classification ([`outcome::classify`](crate::outcome::classify)),
+//! which the retry and outlier logic read:
 //!
-//! | [`UpstreamErrorKind`] | when | safe to retry? |
+//! | [`Failure`] | when | safe to retry? |
 //! |---|---|---|
-//! | [`Connect`](UpstreamErrorKind::Connect) | no connection could be made (refused, unreachable, connect timeout) | yes: the upstream saw nothing |
-//! | [`Reset`](UpstreamErrorKind::Reset) | the connection closed or was reset before a complete response head arrived | only for replayable requests: the upstream may have acted on it |
-//! | [`Other`](UpstreamErrorKind::Other) | anything else: a malformed response, a request the client refuses to send, a failing request body | no |
+//! | [`Connect`](Failure::Connect) | no connection could be made (refused, unreachable, connect timeout) | yes: the upstream saw nothing |
+//! | [`Reset`](Failure::Reset) | the connection closed or was reset before a complete response head arrived | only for replayable requests: the upstream may have acted on it |
+//! | [`Other`](Failure::Other) | anything else: a malformed response, a request the client refuses to send, a failing request body | no |
 //!
 //! The response body is hyper's [`Incoming`]: an upstream that closes in the middle
 //! of a body fails the *body*, after the response future has resolved. Such a
@@ -68,7 +69,6 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -83,6 +83,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::backends::Backends;
 use crate::body::Body;
+use crate::outcome::{classify, Failure};
 
 /// The client type every [`HttpBackend`] built by one builder shares.
 type SharedClient = Client<HttpConnector, Body>;
@@ -139,7 +140,7 @@ impl HttpBackendBuilder {
     /// Idle connections kept per upstream: 256.
     pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 256;
     /// How long a TCP connect may take before it fails as
-    /// [`UpstreamErrorKind::Connect`]: 5 s (Envoy's default).
+    /// [`Failure::Connect`]: 5 s (Envoy's default).
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// A builder with the defaults above.
@@ -442,11 +443,7 @@ impl Future for ResponseFuture {
                 Poll::Ready(Ok(resp))
             }
             Poll::Ready(Err(err)) => {
-                let kind = if err.is_connect() {
-                    UpstreamErrorKind::Connect
-                } else {
-                    classify(&err)
-                };
+                let kind = classify(&err);
                 Poll::Ready(Err(UpstreamError {
                     kind,
                     addr: Some(addr),
@@ -457,71 +454,30 @@ impl Future for ResponseFuture {
     }
 }
 
-/// What went wrong talking to an upstream; see the [module documentation](self)
-/// for how each case is recognised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum UpstreamErrorKind {
-    /// No connection could be made: refused, unreachable, or the connect timed
-    /// out. The upstream saw nothing (retry-on `connect-failure`).
-    Connect,
-    /// The connection was closed or reset before a complete response arrived
-    /// (retry-on `reset`); the upstream may have acted on the request.
-    Reset,
-    /// Any other failure: a malformed response, an unsupported request, a failing
-    /// request body.
-    Other,
-}
-
-impl UpstreamErrorKind {
-    /// The retry-on condition name this kind answers to (`connect-failure`,
-    /// `reset`), if any.
-    ///
-    /// ```
-    /// use routing_tower::client::UpstreamErrorKind;
-    /// assert_eq!(UpstreamErrorKind::Connect.retry_on(), Some("connect-failure"));
-    /// assert_eq!(UpstreamErrorKind::Other.retry_on(), None);
-    /// ```
-    pub fn retry_on(self) -> Option<&'static str> {
-        match self {
-            UpstreamErrorKind::Connect => Some("connect-failure"),
-            UpstreamErrorKind::Reset => Some("reset"),
-            UpstreamErrorKind::Other => None,
-        }
-    }
-}
-
-impl fmt::Display for UpstreamErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            UpstreamErrorKind::Connect => "connect failure",
-            UpstreamErrorKind::Reset => "connection reset",
-            UpstreamErrorKind::Other => "upstream error",
-        })
-    }
-}
-
 /// An [`HttpBackend`] failure, downcastable from a `BoxError`.
 ///
 /// ```
-/// use routing_tower::client::{UpstreamError, UpstreamErrorKind};
+/// use routing_tower::client::UpstreamError;
+/// use routing_tower::outcome::Failure;
 ///
 /// fn is_retriable_connect(err: &routing_tower::BoxError) -> bool {
 ///     err.downcast_ref::<UpstreamError>()
-///         .is_some_and(|e| e.kind() == UpstreamErrorKind::Connect)
+///         .is_some_and(|e| e.kind() == Failure::Connect)
 /// }
 /// # let _ = is_retriable_connect;
 /// ```
 #[derive(Debug)]
 pub struct UpstreamError {
-    kind: UpstreamErrorKind,
+    kind: Failure,
     addr: Option<SocketAddr>,
     source: Box<dyn StdError + Send + Sync>,
 }
 
 impl UpstreamError {
-    /// What went wrong.
-    pub fn kind(&self) -> UpstreamErrorKind {
+    /// What went wrong, in the crate's one [`Failure`] classification (never
+    /// [`Failure::Timeout`]: the client sets no timeout of its own but the connect's,
+    /// which is a [`Failure::Connect`]).
+    pub fn kind(&self) -> Failure {
         self.kind
     }
 
@@ -557,33 +513,6 @@ impl From<hyper::Error> for UpstreamError {
             source: Box::new(err),
         }
     }
-}
-
-/// `Reset` when the error chain holds a hyper error for a connection that closed
-/// early (incomplete message, canceled, closed channel) or an I/O error for a reset,
-/// aborted or half-written connection; `Other` otherwise.
-fn classify(err: &(dyn StdError + 'static)) -> UpstreamErrorKind {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
-                return UpstreamErrorKind::Reset;
-            }
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if matches!(
-                io.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::UnexpectedEof
-            ) {
-                return UpstreamErrorKind::Reset;
-            }
-        }
-        next = e.source();
-    }
-    UpstreamErrorKind::Other
 }
 
 #[cfg(test)]

@@ -54,6 +54,19 @@
 //!
 //! Requests carry `tracing` spans with route, rule and backend names.
 //!
+//! # Layout
+//!
+//! One module per concern, tower-style: `routing` (the [`Routing`] service,
+//! [`RoutingLayer`], [`RoutingLayerBuilder`], [`ResponseFuture`], and the one
+//! function every try to a backend goes through), `sticky` ([`cookie`]), `retry`
+//! ([`budget`]), `mirror`, `fault` and `filters` (header filters, URL rewrites,
+//! redirects). At the bottom, [`outcome`] classifies how a try ended, once; the
+//! layer records that outcome once, into [`stats`] and into the [`outlier`]
+//! detector (which takes routing-core's `OutlierDetection` and knows nothing of
+//! stats). Every random choice draws from one generator seeded by
+//! [`RoutingLayerBuilder::rng_seed`], and latencies, budgets and ejections read one
+//! [`clock`].
+//!
 //! # Errors
 //!
 //! The layer never fails a request with an error of its own: it answers 404 (no
@@ -70,25 +83,32 @@
 
 pub mod backends;
 pub mod body;
-pub mod budget;
 pub mod client;
 pub mod clock;
-pub mod cookie;
 mod decision;
 pub mod error;
+mod fault;
+mod filters;
 pub mod limit;
 pub mod metrics;
+mod mirror;
+pub mod outcome;
 pub mod outlier;
 mod replay;
+mod retry;
+mod rng;
 pub mod rollout;
-mod service;
+mod routing;
 pub mod stats;
+mod sticky;
 
 pub use backends::{BackendService, Backends};
 pub use body::{Body, BoxError};
 pub use client::HttpBackend;
-pub use cookie::CookieKey;
 pub use decision::RouteDecision;
 pub use error::RoutingError;
+pub use retry::budget;
+pub use routing::{NotFound, ResponseFuture, Routing, RoutingLayer, RoutingLayerBuilder};
 pub use routing_core;
-pub use service::{NotFound, ResponseFuture, Routing, RoutingLayer, RoutingLayerBuilder};
+pub use sticky::cookie;
+pub use sticky::cookie::CookieKey;

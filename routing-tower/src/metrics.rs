@@ -6,7 +6,7 @@
 //! `# EOF`) to serve under `/metrics` with [`CONTENT_TYPE`]:
 //!
 //! ```
-//! use routing_tower::{metrics, outlier::Outcome, Backends, RoutingLayer};
+//! use routing_tower::{metrics, outcome::Outcome, Backends, RoutingLayer};
 //! use std::time::Duration;
 //!
 //! let router = routing_core::Router::from_yaml("backends: [{name: v1}]").unwrap();
@@ -46,7 +46,7 @@
 //! |---|---|---|---|
 //! | `routing_backend_requests_total` | counter | | requests sent (first tries and retries) |
 //! | `routing_backend_responses_total` | counter | `class` = `1xx` … `5xx`, `other` | responses by status class |
-//! | `routing_backend_failures_total` | counter | `kind` = `connect`, `reset`, `timeout` | tries that ended without a response |
+//! | `routing_backend_failures_total` | counter | `kind` = `connect`, `reset`, `timeout`, `other` ([`Failure`](crate::outcome::Failure)) | tries that ended without a response |
 //! | `routing_backend_retries_total` | counter | | retries sent to the backend |
 //! | `routing_backend_in_flight` | gauge | | requests in flight now |
 //! | `routing_backend_ejected` | gauge | | 1 while ejected by outlier detection, else 0 |
@@ -264,6 +264,7 @@ fn encode_stats(
                 ("connect", s.failures_connect),
                 ("reset", s.failures_reset),
                 ("timeout", s.failures_timeout),
+                ("other", s.failures_other),
             ] {
                 let labels = [(label, &**key), ("kind", kind)];
                 ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
@@ -465,7 +466,7 @@ impl Collector for RolloutCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outlier::{LocalFailure, Outcome};
+    use crate::outcome::{Failure, Outcome};
     use crate::stats::BackendStats;
     use http::StatusCode;
     use std::collections::HashMap;
@@ -605,18 +606,9 @@ mod tests {
             Outcome::Status(StatusCode::from_u16(600).expect("valid")),
             Duration::from_millis(2),
         );
-        v1.record(
-            Outcome::LocalFailure(LocalFailure::Connect),
-            Duration::from_secs(1),
-        );
-        v1.record(
-            Outcome::LocalFailure(LocalFailure::Timeout),
-            Duration::from_secs(1),
-        );
-        v1.record(
-            Outcome::LocalFailure(LocalFailure::Timeout),
-            Duration::from_secs(1),
-        );
+        v1.record(Outcome::Failure(Failure::Connect), Duration::from_secs(1));
+        v1.record(Outcome::Failure(Failure::Timeout), Duration::from_secs(1));
+        v1.record(Outcome::Failure(Failure::Timeout), Duration::from_secs(1));
         v1.record_retry();
         v1.set_ejected(true);
         v2.set_ejected(true);
@@ -653,7 +645,12 @@ mod tests {
                 "{class}"
             );
         }
-        for (kind, n) in [("connect", 1.0), ("reset", 0.0), ("timeout", 2.0)] {
+        for (kind, n) in [
+            ("connect", 1.0),
+            ("reset", 0.0),
+            ("timeout", 2.0),
+            ("other", 0.0),
+        ] {
             assert_eq!(
                 v("routing_backend_failures_total", &[b1, ("kind", kind)]),
                 Some(n),

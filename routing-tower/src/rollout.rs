@@ -58,7 +58,7 @@
 //! ```
 //! use routing_tower::clock::{ManualClock, SharedClock};
 //! use routing_tower::rollout::{Checks, Rollout, RolloutPlan, RolloutPlanSpec, RolloutState, RouterRuleTarget};
-//! use routing_tower::{outlier::Outcome, stats::StatsRegistry};
+//! use routing_tower::{outcome::Outcome, stats::StatsRegistry};
 //! use std::{sync::Arc, time::Duration};
 //!
 //! let router = routing_core::Router::from_yaml(r#"

@@ -7,7 +7,7 @@
 //! to judge a canary (error rate, p99).
 //!
 //! ```
-//! use routing_tower::outlier::{LocalFailure, Outcome};
+//! use routing_tower::outcome::{Failure, Outcome};
 //! use routing_tower::stats::StatsRegistry;
 //! use http::StatusCode;
 //! use std::time::Duration;
@@ -19,7 +19,7 @@
 //!     let _in_flight = stats.begin();
 //!     stats.record(Outcome::Status(StatusCode::OK), Duration::from_millis(20));
 //! }
-//! stats.record(Outcome::LocalFailure(LocalFailure::Timeout), Duration::from_secs(1));
+//! stats.record(Outcome::Failure(Failure::Timeout), Duration::from_secs(1));
 //! let window = stats.snapshot().since(&before);
 //! assert_eq!(window.requests, 9);
 //! assert_eq!(window.error_rate(), Some(0.1));
@@ -44,7 +44,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::clock::duration_nanos;
-use crate::outlier::{LocalFailure, Outcome};
+use crate::outcome::{Failure, Outcome};
 
 /// Sub-buckets per power of two, as a power of two (8).
 const SUB_BITS: u32 = 3;
@@ -103,7 +103,7 @@ pub struct BackendStats {
     in_flight: AtomicU64,
     responses: [AtomicU64; 5],
     responses_other: AtomicU64,
-    failures: [AtomicU64; 3],
+    failures: [AtomicU64; 4],
     retries: AtomicU64,
     ejected: AtomicBool,
     ejections: AtomicU64,
@@ -160,7 +160,7 @@ impl BackendStats {
     /// timeout, is not a response time and is left out of the histogram).
     ///
     /// ```
-    /// use routing_tower::{outlier::Outcome, stats::BackendStats};
+    /// use routing_tower::{outcome::Outcome, stats::BackendStats};
     /// let stats = BackendStats::new();
     /// stats.record(Outcome::Status(http::StatusCode::BAD_GATEWAY), std::time::Duration::from_millis(3));
     /// assert_eq!(stats.snapshot().responses[4], 1);
@@ -174,8 +174,8 @@ impl BackendStats {
                 };
                 self.record_latency(latency);
             }
-            Outcome::LocalFailure(kind) => {
-                self.failures[failure_index(kind)].fetch_add(1, Ordering::Relaxed);
+            Outcome::Failure(kind) => {
+                self.failures[kind.index()].fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -205,8 +205,8 @@ impl BackendStats {
     }
 
     /// Marks the backend ejected (counting one more ejection) or returned.
-    /// [`OutlierDetector`](crate::outlier::OutlierDetector) calls this when given a
-    /// [`StatsRegistry`].
+    /// The routing layer calls this when its outlier detector ejects or returns
+    /// the backend.
     ///
     /// ```
     /// let stats = routing_tower::stats::BackendStats::new();
@@ -232,9 +232,10 @@ impl BackendStats {
             in_flight: load(&self.in_flight),
             responses: std::array::from_fn(|i| load(&self.responses[i])),
             responses_other: load(&self.responses_other),
-            failures_connect: load(&self.failures[failure_index(LocalFailure::Connect)]),
-            failures_reset: load(&self.failures[failure_index(LocalFailure::Reset)]),
-            failures_timeout: load(&self.failures[failure_index(LocalFailure::Timeout)]),
+            failures_connect: load(&self.failures[Failure::Connect.index()]),
+            failures_reset: load(&self.failures[Failure::Reset.index()]),
+            failures_timeout: load(&self.failures[Failure::Timeout.index()]),
+            failures_other: load(&self.failures[Failure::Other.index()]),
             retries: load(&self.retries),
             ejected: self.ejected.load(Ordering::Relaxed),
             ejections: load(&self.ejections),
@@ -243,14 +244,6 @@ impl BackendStats {
                 buckets: self.latency.iter().map(load).collect(),
             },
         }
-    }
-}
-
-fn failure_index(kind: LocalFailure) -> usize {
-    match kind {
-        LocalFailure::Connect => 0,
-        LocalFailure::Reset => 1,
-        LocalFailure::Timeout => 2,
     }
 }
 
@@ -379,6 +372,9 @@ pub struct StatsSnapshot {
     pub failures_reset: u64,
     /// Tries that timed out.
     pub failures_timeout: u64,
+    /// Tries that failed otherwise ([`Failure::Other`]: a malformed answer, an error
+    /// of an in-process service).
+    pub failures_other: u64,
     /// Retries sent to this backend.
     pub retries: u64,
     /// Whether the backend is ejected now (a gauge; kept as is by `since`).
@@ -401,6 +397,7 @@ impl StatsSnapshot {
         self.failures_connect
             .saturating_add(self.failures_reset)
             .saturating_add(self.failures_timeout)
+            .saturating_add(self.failures_other)
     }
 
     /// Tries that completed: every response plus every local failure.
@@ -453,7 +450,7 @@ impl StatsSnapshot {
     /// zero), gauges (`in_flight`, `ejected`) taken from `self`.
     ///
     /// ```
-    /// use routing_tower::{outlier::Outcome, stats::BackendStats};
+    /// use routing_tower::{outcome::Outcome, stats::BackendStats};
     /// use std::{sync::Arc, time::Duration};
     /// let stats = Arc::new(BackendStats::new());
     /// drop(stats.begin());
@@ -479,6 +476,7 @@ impl StatsSnapshot {
             failures_timeout: self
                 .failures_timeout
                 .saturating_sub(earlier.failures_timeout),
+            failures_other: self.failures_other.saturating_sub(earlier.failures_other),
             retries: self.retries.saturating_sub(earlier.retries),
             ejected: self.ejected,
             ejections: self.ejections.saturating_sub(earlier.ejections),
@@ -665,7 +663,7 @@ mod tests {
                         let outcome = match (i + t) % 10 {
                             0 => Outcome::Status(StatusCode::INTERNAL_SERVER_ERROR),
                             1 => Outcome::Status(StatusCode::NOT_FOUND),
-                            2 => Outcome::LocalFailure(LocalFailure::Reset),
+                            2 => Outcome::Failure(Failure::Reset),
                             _ => Outcome::Status(StatusCode::OK),
                         };
                         stats.record(outcome, Duration::from_micros(100 + i % 1000));
@@ -711,7 +709,7 @@ mod tests {
             Outcome::Status(StatusCode::BAD_GATEWAY),
             Duration::from_secs(2),
         );
-        stats.record(Outcome::LocalFailure(LocalFailure::Connect), Duration::ZERO);
+        stats.record(Outcome::Failure(Failure::Connect), Duration::ZERO);
         stats.record_retry();
         stats.set_ejected(false);
         let w = stats.snapshot().since(&t0);

@@ -11,7 +11,8 @@ use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use routing_tower::client::{HttpBackend, UpstreamError, UpstreamErrorKind};
+use routing_tower::client::{HttpBackend, UpstreamError};
+use routing_tower::outcome::Failure;
 use routing_tower::{body, BoxError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -263,7 +264,7 @@ async fn connection_refused_is_a_connect_error() {
     let mut backend = HttpBackend::new(addr);
     let req = Request::get("/").body(body::empty()).expect("request");
     let err = send(&mut backend, req).await.expect_err("nothing listens");
-    assert_eq!(err.kind(), UpstreamErrorKind::Connect, "{err}");
+    assert_eq!(err.kind(), Failure::Connect, "{err}");
     assert_eq!(err.addr(), Some(addr));
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 
@@ -281,7 +282,7 @@ async fn server_closing_before_a_response_is_a_reset() {
     let mut backend = HttpBackend::new(addr);
     let req = Request::get("/").body(body::empty()).expect("request");
     let err = send(&mut backend, req).await.expect_err("no response");
-    assert_eq!(err.kind(), UpstreamErrorKind::Reset, "{err:?}");
+    assert_eq!(err.kind(), Failure::Reset, "{err:?}");
 }
 
 #[tokio::test]
@@ -290,7 +291,7 @@ async fn server_closing_mid_response_head_is_a_reset() {
     let mut backend = HttpBackend::new(addr);
     let req = Request::get("/").body(body::empty()).expect("request");
     let err = send(&mut backend, req).await.expect_err("truncated head");
-    assert_eq!(err.kind(), UpstreamErrorKind::Reset, "{err:?}");
+    assert_eq!(err.kind(), Failure::Reset, "{err:?}");
     assert_eq!(err.kind().retry_on(), Some("reset"));
 }
 
@@ -306,7 +307,7 @@ async fn server_closing_mid_body_fails_the_body_as_a_reset() {
         .await
         .expect_err("the body is truncated");
     let err = UpstreamError::from(err);
-    assert_eq!(err.kind(), UpstreamErrorKind::Reset, "{err:?}");
+    assert_eq!(err.kind(), Failure::Reset, "{err:?}");
     assert_eq!(err.addr(), None);
 }
 
@@ -316,7 +317,7 @@ async fn malformed_response_is_other() {
     let mut backend = HttpBackend::new(addr);
     let req = Request::get("/").body(body::empty()).expect("request");
     let err = send(&mut backend, req).await.expect_err("garbage");
-    assert_eq!(err.kind(), UpstreamErrorKind::Other, "{err:?}");
+    assert_eq!(err.kind(), Failure::Other, "{err:?}");
     assert_eq!(err.kind().retry_on(), None);
 }
 

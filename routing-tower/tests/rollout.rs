@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::StatusCode;
 use routing_core::{ConfigDuration, Router};
 use routing_tower::clock::{ManualClock, SharedClock, SystemClock, TokioClock};
-use routing_tower::outlier::Outcome;
+use routing_tower::outcome::Outcome;
 use routing_tower::rollout::{
     Checks, ControlError, MetricsSource, RollbackReason, Rollout, RolloutEventKind, RolloutPlan,
     RolloutPlanSpec, RolloutState, RouterRuleTarget, WeightTarget,

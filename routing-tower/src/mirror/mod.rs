@@ -1,0 +1,60 @@
+//! Request mirroring: a percentage of a rule's requests copied to another
+//! backend in the background; the copy's response is dropped and never delays the
+//! client.
+
+use std::sync::Arc;
+
+use routing_core::{BackendId, RouteTable};
+
+use crate::backends::BackendService;
+use crate::replay::Buffered;
+use crate::routing::forward::{call_backend, request_for_try};
+use crate::routing::state::{GenState, Shared};
+
+/// Whether this request is mirrored: a draw against the policy's fraction.
+pub(crate) fn sampled(policy: &routing_core::Mirror, rng: &mut impl rand::Rng) -> bool {
+    rng.random_bool(policy.fraction.clamp(0.0, 1.0))
+}
+
+/// Largest request body buffered to copy it to a mirror when the rule has no retry
+/// policy (a longer body is not mirrored).
+pub(crate) const MIRROR_MAX_BODY: u64 = 64 * 1024;
+
+/// Sends a copy of the request to `backend` in the background; its response is
+/// dropped. Only replayable (buffered) requests are mirrored.
+pub(crate) fn mirror(
+    shared: &Arc<Shared>,
+    state: &GenState,
+    table: &Arc<RouteTable>,
+    backend: BackendId,
+    parts: &http::request::Parts,
+    buffered: &Buffered,
+    annotate_inner: &Option<BackendService>,
+) {
+    let Some(body) = buffered.replay() else {
+        tracing::debug!("mirror skipped: body not buffered");
+        return;
+    };
+    let Some(slot) = state.backends.get(backend.index()) else {
+        return;
+    };
+    let Some(svc) = slot.service.clone().or_else(|| annotate_inner.clone()) else {
+        return;
+    };
+    let mut req = request_for_try(parts, body);
+    if shared.annotate {
+        req.extensions_mut()
+            .insert(crate::RouteDecision::mirror(table, backend));
+    }
+    let name = Arc::clone(&slot.name);
+    let call = call_backend(&svc, req);
+    tokio::spawn(async move {
+        match call.await {
+            Ok(res) => {
+                // Drain the body so the connection can be reused, then drop it.
+                let _ = http_body_util::BodyExt::collect(res.into_body()).await;
+            }
+            Err(e) => tracing::debug!(backend = &*name, error = %e, "mirror failed"),
+        }
+    });
+}

@@ -1,0 +1,145 @@
+//! [`RoutingLayerBuilder`]: the settings of a [`RoutingLayer`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use routing_core::Router;
+
+use super::layer::RoutingLayer;
+use super::state::Shared;
+use crate::backends::Backends;
+use crate::clock::{SharedClock, SystemClock};
+use crate::rng::LayerRng;
+use crate::sticky::cookie::CookieKey;
+#[allow(unused_imports)] // doc links
+use crate::RouteDecision;
+
+/// Builds a [`RoutingLayer`] with settings other than the defaults.
+///
+/// ```
+/// use routing_tower::{Backends, CookieKey, RoutingLayer};
+/// let router = routing_core::Router::from_yaml("{}").unwrap();
+/// let layer = RoutingLayer::builder(router)
+///     .backends(Backends::new())
+///     .cookie_key(CookieKey::derive(b"shared by every replica"))
+///     .fall_through(true)
+///     .build();
+/// # let _ = layer;
+/// ```
+#[must_use]
+pub struct RoutingLayerBuilder {
+    router: Router,
+    backends: Backends,
+    annotate: bool,
+    fall_through: bool,
+    cookie_key: Option<CookieKey>,
+    clock: Option<SharedClock>,
+    rng_seed: Option<u64>,
+}
+
+impl fmt::Debug for RoutingLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoutingLayerBuilder")
+            .field("annotate", &self.annotate)
+            .field("fall_through", &self.fall_through)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RoutingLayerBuilder {
+    pub(super) fn new(router: Router) -> Self {
+        Self {
+            router,
+            backends: Backends::new(),
+            annotate: false,
+            fall_through: false,
+            cookie_key: None,
+            clock: None,
+            rng_seed: None,
+        }
+    }
+
+    /// The backends to dispatch to (dispatch mode).
+    pub fn backends(mut self, backends: Backends) -> Self {
+        self.backends = backends;
+        self.annotate = false;
+        self
+    }
+
+    /// Annotate mode: call the wrapped service with a [`RouteDecision`] extension.
+    pub fn annotate(mut self) -> Self {
+        self.annotate = true;
+        self
+    }
+
+    /// Dispatch mode: send requests no route matches to the wrapped service
+    /// instead of answering 404.
+    pub fn fall_through(mut self, yes: bool) -> Self {
+        self.fall_through = yes;
+        self
+    }
+
+    /// The key of the stickiness cookies (default: random per layer, so cookies are
+    /// honoured only by the process that issued them).
+    pub fn cookie_key(mut self, key: CookieKey) -> Self {
+        self.cookie_key = Some(key);
+        self
+    }
+
+    /// The layer's one clock: backend and route latencies, outlier ejections and
+    /// retry budgets all read it (default: a [`SystemClock`]; tests use a
+    /// [`ManualClock`](crate::clock::ManualClock) or a
+    /// [`TokioClock`](crate::clock::TokioClock)). Tokio timers still do the sleeping
+    /// and the timeouts.
+    ///
+    /// ```
+    /// use routing_tower::{clock::ManualClock, RoutingLayer};
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = RoutingLayer::builder(router).clock(std::sync::Arc::new(ManualClock::new())).build();
+    /// # let _ = layer;
+    /// ```
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Seeds every random choice the layer makes: backend selection, retry backoff
+    /// jitter, fault injection and mirror percentages (default: a seed from the
+    /// operating system's entropy). Two layers with the same seed over equal
+    /// configs make the same choices for the same sequence of requests.
+    ///
+    /// ```
+    /// use routing_tower::RoutingLayer;
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = RoutingLayer::builder(router).rng_seed(42).build();
+    /// assert_eq!(layer.rng_seed(), 42);
+    /// ```
+    pub fn rng_seed(mut self, seed: u64) -> Self {
+        self.rng_seed = Some(seed);
+        self
+    }
+
+    /// The layer.
+    ///
+    /// ```
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = routing_tower::RoutingLayer::builder(router).build();
+    /// assert!(layer.stats().is_empty());
+    /// ```
+    #[must_use]
+    pub fn build(self) -> RoutingLayer {
+        let clock = self.clock.unwrap_or_else(SystemClock::shared);
+        let rng = LayerRng::new(self.rng_seed.unwrap_or_else(rand::random));
+        RoutingLayer {
+            shared: Arc::new(Shared::new(
+                self.router,
+                self.backends,
+                self.annotate,
+                self.fall_through,
+                self.cookie_key.unwrap_or_else(CookieKey::random),
+                clock,
+                rng,
+            )),
+        }
+    }
+}

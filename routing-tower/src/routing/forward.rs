@@ -1,0 +1,496 @@
+//! Everything after the decision: fault, filters, mirror, the tries and the
+//! response filters; and [`one_try`], the one place a try to a backend is made,
+//! timed and recorded.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response};
+use routing_core::{BackendId, RouteTable};
+use tracing::Instrument as _;
+
+use super::future::Routed;
+use super::state::{GenState, Shared, Slot};
+use super::Plan;
+use crate::backends::BackendService;
+use crate::body::{self, Body, BoxError};
+use crate::error::{self, RoutingError};
+use crate::outcome::{classify, Failure, Outcome};
+use crate::replay::{self, Buffered};
+use crate::stats::BackendStats;
+use crate::{fault, filters, mirror, retry, sticky};
+
+/// A backend call, not yet polled.
+type BackendFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+/// Everything after the decision: fault, filters, mirror, tries, response filters.
+///
+/// Boxed here, where every type is concrete, so that the future is proven `Send`
+/// once (an `async fn` called from the generic `call` trips a known rustc
+/// limitation with higher-ranked lifetimes).
+pub(super) fn forward(
+    shared: Arc<Shared>,
+    table: Arc<RouteTable>,
+    state: Arc<GenState>,
+    plan: Plan,
+    annotate_inner: Option<BackendService>,
+    req: Request<Body>,
+    span: tracing::Span,
+) -> Routed {
+    // The common case (one try, nothing to buffer or wait for) has its own, much
+    // smaller future: a future's size is memory written and moved on every request.
+    let policy = table.rules()[plan.found.rule].policy();
+    let single = policy.fault.is_none()
+        && policy.retry.is_none()
+        && policy.mirror.is_none()
+        && policy.timeouts.request.is_none_or(|t| t.is_zero());
+    // Instrumented after boxing, so the future is moved only once.
+    let future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = if single {
+        forward_single(shared, table, state, plan, annotate_inner, req)
+    } else {
+        Box::pin(forward_with_policy(
+            shared,
+            table,
+            state,
+            plan,
+            annotate_inner,
+            req,
+        ))
+    };
+    future.instrument(span)
+}
+
+/// The whole policy: fault, body buffering, mirror, tries under the request
+/// timeout.
+async fn forward_with_policy(
+    shared: Arc<Shared>,
+    table: Arc<RouteTable>,
+    state: Arc<GenState>,
+    plan: Plan,
+    annotate_inner: Option<BackendService>,
+    req: Request<Body>,
+) -> Response<Body> {
+    let rule = &table.rules()[plan.found.rule];
+    let policy = rule.policy();
+    let (mut parts, body) = req.into_parts();
+    let route = &state.routes[rule.route_index()];
+    let _route_in_flight = route.begin();
+    let started = shared.now();
+
+    if let Some(f) = &policy.fault {
+        // Boxed: rare branches should not grow every request's future.
+        let mut rng = shared.rng.draw();
+        if let Some(res) = Box::pin(fault::inject(f, &parts.headers, &mut rng)).await {
+            route.record(Outcome::Status(res.status()), shared.now() - started);
+            return res;
+        }
+    }
+    filters::request_filters(rule, plan.found.r#match, &mut parts);
+
+    // Buffer the body when a retry or a mirror needs it again.
+    let limit = match (&policy.retry, &policy.mirror) {
+        (Some(r), _) => Some(r.max_body_bytes),
+        (None, Some(_)) => Some(mirror::MIRROR_MAX_BODY),
+        (None, None) => None,
+    };
+    let mut buffered = match limit {
+        Some(limit) => Box::pin(replay::buffer(body, limit)).await,
+        None => Buffered::Streaming(body),
+    };
+
+    if let Some(m) = &policy.mirror {
+        if mirror::sampled(m, &mut shared.rng.draw()) {
+            mirror::mirror(
+                &shared,
+                &state,
+                &table,
+                m.backend,
+                &parts,
+                &buffered,
+                &annotate_inner,
+            );
+        }
+    }
+
+    let run = tries(
+        &shared,
+        &table,
+        &state,
+        &plan,
+        annotate_inner.as_ref(),
+        parts,
+        &mut buffered,
+    );
+    let (res, served_by) = match policy.timeouts.request {
+        Some(t) if !t.is_zero() => match Box::pin(tokio::time::timeout(t, run)).await {
+            Ok(r) => r,
+            Err(_) => (
+                error_response(RoutingError::Timeout(error::Timeout {
+                    per_try: false,
+                    after: t,
+                })),
+                None,
+            ),
+        },
+        _ => run.await,
+    };
+    let latency = shared.now() - started;
+    finish(
+        &shared,
+        &state,
+        &plan,
+        policy,
+        res,
+        served_by,
+        (route, latency),
+    )
+}
+
+/// One try and nothing else (no fault, retry, mirror or request timeout): the
+/// lean path. The work before the backend call is done here, synchronously, so
+/// that the boxed future holds only [`one_try`] and the bookkeeping after it.
+fn forward_single(
+    shared: Arc<Shared>,
+    table: Arc<RouteTable>,
+    state: Arc<GenState>,
+    plan: Plan,
+    annotate_inner: Option<BackendService>,
+    req: Request<Body>,
+) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+    let (mut parts, body) = req.into_parts();
+    let rule = &table.rules()[plan.found.rule];
+    filters::request_filters(rule, plan.found.r#match, &mut parts);
+    let backend = plan.first;
+    let call = match prepare_try(
+        &shared,
+        &table,
+        &state,
+        &plan,
+        annotate_inner.as_ref(),
+        backend,
+        0,
+        Request::from_parts(parts, body),
+    ) {
+        Ok(call) => call,
+        Err(e) => return Box::pin(std::future::ready(error_response(e))),
+    };
+    let per_try = rule.policy().timeouts.per_try;
+    Box::pin(async move {
+        let slot = &state.backends[backend.index()];
+        let route = &state.routes[table.rules()[plan.found.rule].route_index()];
+        let _route_in_flight = route.begin();
+        // One clock read for the backend's and the route's latency.
+        let done = one_try(&shared, &state, slot, call, per_try).await;
+        let (res, served_by) = done.result.into_response(backend);
+        let policy = table.rules()[plan.found.rule].policy();
+        finish(
+            &shared,
+            &state,
+            &plan,
+            policy,
+            res,
+            served_by,
+            (route, done.latency),
+        )
+    })
+}
+
+/// Response filters and the stickiness cookie.
+fn finish(
+    shared: &Shared,
+    state: &GenState,
+    plan: &Plan,
+    policy: &routing_core::Policy,
+    mut res: Response<Body>,
+    served_by: Option<BackendId>,
+    route: (&BackendStats, Duration),
+) -> Response<Body> {
+    route.0.record(Outcome::Status(res.status()), route.1);
+    policy.response_headers.apply(res.headers_mut());
+    if let (Some(id), Some(routing_core::SessionPersistence::Cookie(cp))) =
+        (served_by, &policy.session_persistence)
+    {
+        // A new session, or a retry that moved the session to another backend.
+        if plan.issue_cookie || id != plan.first {
+            sticky::issue(shared, state, cp, id, &mut res);
+        }
+    }
+    res
+}
+
+/// The call of one try to `backend` (not yet polled), or the answer when the layer
+/// has no service for it. In annotate mode the request carries its
+/// [`RouteDecision`](crate::RouteDecision).
+#[allow(clippy::too_many_arguments)]
+fn prepare_try(
+    shared: &Shared,
+    table: &Arc<RouteTable>,
+    state: &GenState,
+    plan: &Plan,
+    annotate_inner: Option<&BackendService>,
+    backend: BackendId,
+    attempt: u32,
+    mut req: Request<Body>,
+) -> Result<BackendFuture, RoutingError> {
+    let Some(slot) = state.backends.get(backend.index()) else {
+        return Err(no_healthy_error(table, Some(plan.found.rule), None));
+    };
+    let Some(svc) = slot.service.as_ref().or(annotate_inner) else {
+        return Err(no_healthy_error(
+            table,
+            Some(plan.found.rule),
+            Some(Arc::clone(&slot.name)),
+        ));
+    };
+    if shared.annotate {
+        req.extensions_mut().insert(crate::RouteDecision::new(
+            Arc::clone(table),
+            plan.found.rule,
+            Some(backend),
+            plan.sticky_key,
+            attempt,
+        ));
+    }
+    tracing::Span::current().record("backend", &*slot.name);
+    Ok(call_backend(svc, req))
+}
+
+/// The tries: the first backend, then retries while the policy, the budget and the
+/// body allow. Returns the response and the backend that produced it.
+async fn tries(
+    shared: &Shared,
+    table: &Arc<RouteTable>,
+    state: &GenState,
+    plan: &Plan,
+    annotate_inner: Option<&BackendService>,
+    parts: http::request::Parts,
+    buffered: &mut Buffered,
+) -> (Response<Body>, Option<BackendId>) {
+    let mut parts = Some(parts);
+    let policy = table.rules()[plan.found.rule].policy();
+    let retry = policy.retry.as_ref();
+    let budget = state
+        .budgets
+        .get(plan.found.rule)
+        .and_then(|b| b.as_ref())
+        .map(|e| &e.budget);
+    if let Some(b) = budget {
+        b.deposit();
+    }
+    let max_tries = 1 + retry.map_or(0, |r| r.attempts);
+    let mut tried: Vec<BackendId> = Vec::new();
+    let mut backend = plan.first;
+    let mut attempt = 0u32;
+    loop {
+        // The body for this try: a replay, or the original stream (only once).
+        let body = match buffered.replay() {
+            Some(b) => b,
+            None => match std::mem::replace(buffered, Buffered::Streaming(body::empty())) {
+                Buffered::Streaming(b) if attempt == 0 => b,
+                _ => break,
+            },
+        };
+        // The last possible try takes the request head; earlier ones copy it.
+        let last = attempt + 1 >= max_tries || !buffered.is_replayable();
+        let req = match (last, parts.as_ref()) {
+            (false, Some(p)) => request_for_try(p, body),
+            _ => match parts.take() {
+                Some(p) => Request::from_parts(p, body),
+                None => break,
+            },
+        };
+        let call = match prepare_try(
+            shared,
+            table,
+            state,
+            plan,
+            annotate_inner,
+            backend,
+            attempt,
+            req,
+        ) {
+            Ok(call) => call,
+            Err(e) => return (error_response(e), None),
+        };
+        let slot = &state.backends[backend.index()];
+        let done = one_try(shared, state, slot, call, policy.timeouts.per_try).await;
+        attempt += 1;
+        let outcome = match &done.result {
+            TryResult::Response(r) => Outcome::Status(r.status()),
+            TryResult::Failed(f, _) => Outcome::Failure(*f),
+            TryResult::Refused(e) => return (error_response(e.clone()), None),
+        };
+        let retryable = retry.is_some_and(|r| retry::should_retry(r, outcome))
+            && attempt < max_tries
+            && parts.is_some()
+            && buffered.is_replayable();
+        if !retryable || !budget.is_some_and(|b| b.try_withdraw()) {
+            if retryable {
+                tracing::debug!(backend = &*slot.name, "retry budget exhausted");
+            }
+            return done.result.into_response(backend);
+        }
+        tried.push(backend);
+        let Some(head) = parts.as_ref() else { break };
+        let next = retry::retry_backend(table, plan.found, head, &tried, backend, &shared.rng);
+        tracing::debug!(from = &*slot.name, attempt, ?outcome, "retrying");
+        if let Some(s) = state.backends.get(next.index()) {
+            s.stats.record_retry();
+        }
+        if let Some(r) = retry {
+            let pause = retry::backoff(r.backoff, attempt, &mut shared.rng.draw());
+            Box::pin(tokio::time::sleep(pause)).await;
+        }
+        backend = next;
+    }
+    (no_healthy(table, Some(plan.found.rule), None), None)
+}
+
+/// What a try ended with.
+enum TryResult {
+    Response(Response<Body>),
+    /// The failure, and the answer if it is not retried.
+    Failed(Failure, RoutingError),
+    /// Refused before reaching the backend (its queue is full): never retried.
+    Refused(RoutingError),
+}
+
+impl TryResult {
+    /// The answer to the client, and the backend that produced it (none for an
+    /// answer of the layer's own).
+    fn into_response(self, backend: BackendId) -> (Response<Body>, Option<BackendId>) {
+        match self {
+            TryResult::Response(r) => (r, Some(backend)),
+            TryResult::Failed(_, e) | TryResult::Refused(e) => (error_response(e), None),
+        }
+    }
+}
+
+/// A finished try: how it ended and how long it took (on the layer's clock, from
+/// the moment the concurrency permit was held; until the refusal when it was not).
+struct Try {
+    result: TryResult,
+    latency: Duration,
+}
+
+/// One try, the only one: the backend's concurrency limit, the call under the
+/// per-try timeout, and its outcome classified ([`classify`]) and recorded once,
+/// in the backend's stats and the outlier detector ([`Shared::record`]).
+async fn one_try(
+    shared: &Shared,
+    state: &GenState,
+    slot: &Slot,
+    call: BackendFuture,
+    per_try: Option<Duration>,
+) -> Try {
+    let mut started = shared.now();
+    let _permit = match &slot.limit {
+        Some((_, limit)) => match Box::pin(limit.acquire()).await {
+            Ok(p) => {
+                // The backend's latency starts once the permit is held.
+                started = shared.now();
+                Some(p)
+            }
+            Err(e) => {
+                return Try {
+                    result: TryResult::Refused(RoutingError::Overloaded(e)),
+                    latency: shared.now() - started,
+                }
+            }
+        },
+        None => None,
+    };
+    let _in_flight = slot.stats.begin();
+    let (result, outcome) = match per_try.filter(|d| !d.is_zero()) {
+        Some(t) => match Box::pin(tokio::time::timeout(t, call)).await {
+            Ok(r) => settle(slot, r),
+            Err(_) => {
+                let e = RoutingError::Timeout(error::Timeout {
+                    per_try: true,
+                    after: t,
+                });
+                (
+                    TryResult::Failed(Failure::Timeout, e),
+                    Outcome::Failure(Failure::Timeout),
+                )
+            }
+        },
+        None => settle(slot, call.await),
+    };
+    let latency = shared.now() - started;
+    shared.record(state, slot, outcome, latency);
+    Try { result, latency }
+}
+
+/// How a backend call ended, classified.
+fn settle(slot: &Slot, result: Result<Response<Body>, BoxError>) -> (TryResult, Outcome) {
+    match result {
+        Ok(res) => {
+            let outcome = Outcome::Status(res.status());
+            (TryResult::Response(res), outcome)
+        }
+        Err(e) => {
+            let failure = classify(&*e);
+            let err = RoutingError::Upstream(error::Upstream {
+                backend: Arc::clone(&slot.name),
+                message: error::chain(&*e),
+            });
+            (TryResult::Failed(failure, err), Outcome::Failure(failure))
+        }
+    }
+}
+
+/// The layer's own answer for `err`, with `err` in its extensions.
+pub(crate) fn error_response(err: RoutingError) -> Response<Body> {
+    let mut res = Response::new(body::full(err.to_string()));
+    *res.status_mut() = err.status();
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res.extensions_mut().insert(err);
+    res
+}
+
+/// The 503 for rule `rule` (its route named in the error), optionally naming a
+/// backend the layer has no service for.
+pub(crate) fn no_healthy(
+    table: &RouteTable,
+    rule: Option<usize>,
+    backend: Option<Arc<str>>,
+) -> Response<Body> {
+    error_response(no_healthy_error(table, rule, backend))
+}
+
+/// The error of [`no_healthy`].
+fn no_healthy_error(
+    table: &RouteTable,
+    rule: Option<usize>,
+    backend: Option<Arc<str>>,
+) -> RoutingError {
+    let route: Arc<str> = rule.and_then(|r| table.rules().get(r)).map_or_else(
+        || Arc::from(""),
+        |r| table.routes()[r.route_index()].name().into(),
+    );
+    RoutingError::NoHealthyBackend(error::NoHealthyBackend { route, backend })
+}
+
+/// A fresh request for one try (or a mirror's copy).
+pub(crate) fn request_for_try(parts: &http::request::Parts, body: Body) -> Request<Body> {
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    *req.extensions_mut() = parts.extensions.clone();
+    req
+}
+
+/// The backend call as a boxed future. Boxing in this non-async function hides the
+/// `Oneshot` type, whose boxed-error trait objects otherwise trip rustc's
+/// higher-ranked `Send` check in the async functions that await it.
+pub(crate) fn call_backend(svc: &BackendService, req: Request<Body>) -> BackendFuture {
+    svc.call(req)
+}

@@ -1,0 +1,259 @@
+//! The routing service, its layer, builder and response future.
+//!
+//! [`RoutingLayer`] wraps a service into a [`Routing`], whose `call` decides
+//! (routing-core's match and selection, the stickiness cookie as a preference) and
+//! hands the rest to the response future: the per-concern steps live in their own
+//! modules ([`filters`](crate::filters), [`fault`](crate::fault),
+//! [`mirror`](crate::mirror), [`retry`](crate::retry), [`sticky`](crate::sticky)),
+//! and every try to a backend goes through one function, whose outcome is classified
+//! once ([`crate::outcome`]) and recorded once, into the stats and the outlier
+//! detector.
+
+mod builder;
+pub(crate) mod forward;
+mod future;
+mod layer;
+pub(crate) mod state;
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use routing_core::{
+    Action, BackendId, RouteError, Router, RuleMatch, Selection, SessionPersistence,
+};
+use tower::{Layer, Service, ServiceExt as _};
+
+use crate::backends::{self, BackendService, Backends};
+use crate::body::{self, Body, BoxError};
+use crate::error::{self, RoutingError};
+use crate::outcome::Outcome;
+
+pub use builder::RoutingLayerBuilder;
+pub use future::ResponseFuture;
+pub use layer::RoutingLayer;
+
+use forward::{error_response, forward, no_healthy};
+use future::Kind;
+use state::Shared;
+
+/// The routing service; see [`RoutingLayer`].
+///
+/// `poll_ready` is always ready: which backend a request needs is known only in
+/// `call`, so the chosen backend's readiness is awaited inside the response future,
+/// and a backend that is not ready delays only its own requests (no head-of-line
+/// blocking across backends, unlike `tower::steer`). Per-backend
+/// [`connection_pool`](routing_core::ConnectionPool) limits bound the wait.
+#[derive(Clone)]
+pub struct Routing<S> {
+    inner: S,
+    pub(crate) shared: Arc<Shared>,
+    /// Annotate mode: `inner` type-erased once, on the first call (each call of a
+    /// `BackendService` clones the service it holds, so one erased copy serves all).
+    erased_inner: std::sync::OnceLock<BackendService>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Routing<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Routing")
+            .field("inner", &self.inner)
+            .field("annotate", &self.shared.annotate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Routing<NotFound> {
+    /// A dispatching service without a wrapped service: requests no route matches
+    /// get 404.
+    ///
+    /// ```
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let svc = routing_tower::Routing::dispatch(router, routing_tower::Backends::new());
+    /// # let _ = svc;
+    /// ```
+    #[must_use]
+    pub fn dispatch(router: Router, backends: Backends) -> Self {
+        RoutingLayer::new(router, backends).layer(NotFound)
+    }
+}
+
+impl<S> Routing<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The layer this service came from (stats, router, outlier detector).
+    pub fn layer(&self) -> RoutingLayer {
+        RoutingLayer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// A service that answers 404 to everything: the wrapped service of
+/// [`Routing::dispatch`].
+///
+/// ```
+/// use tower::ServiceExt;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let res = routing_tower::NotFound.oneshot(http::Request::new(routing_tower::Body::default())).await.unwrap();
+/// assert_eq!(res.status(), 404);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotFound;
+
+impl<B> Service<Request<B>> for NotFound {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<B>) -> Self::Future {
+        std::future::ready(Ok(error_response(RoutingError::NoRoute(error::NoRoute))))
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for Routing<S>
+where
+    S: Service<Request<Body>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<tower::util::Oneshot<S, Request<Body>>, S::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let req = req.map(body::boxed);
+        let shared = Arc::clone(&self.shared);
+        let table = shared.router.snapshot();
+        let state = shared.state_for(&table);
+        let Some(found) = table.find(&req) else {
+            if shared.fall_through || shared.annotate {
+                // Clone-and-swap: the clone takes over the readiness of `inner`.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                return ResponseFuture {
+                    kind: Kind::Inner {
+                        future: inner.oneshot(req),
+                    },
+                };
+            }
+            return ready(error_response(RoutingError::NoRoute(error::NoRoute)));
+        };
+        let rule = &table.rules()[found.rule];
+        let answered = match rule.action() {
+            Action::Redirect(r) => Some(crate::filters::redirect(
+                &req,
+                r,
+                rule.matches()[found.r#match].path(),
+            )),
+            Action::FixedResponse(f) => {
+                let mut res = Response::new(body::full(f.body.clone()));
+                *res.status_mut() = f.status;
+                *res.headers_mut() = f.headers.clone();
+                rule.policy().response_headers.apply(res.headers_mut());
+                Some(res)
+            }
+            _ => None,
+        };
+        if let Some(res) = answered {
+            if let Some(route) = state.routes.get(rule.route_index()) {
+                drop(route.begin());
+                route.record(Outcome::Status(res.status()), Duration::ZERO);
+            }
+            return ready(res);
+        }
+        // Session persistence: the backend a valid cookie names is the selection's
+        // preference, taken without a draw when the rule can still use it.
+        let cookie = match &rule.policy().session_persistence {
+            Some(SessionPersistence::Cookie(policy)) => Some(policy),
+            _ => None,
+        };
+        let pinned = cookie.and_then(|c| crate::sticky::pinned(&shared, &state, rule, &req, c));
+        let selection = match pinned {
+            Some(id) => Selection::new().prefer(id),
+            None => Selection::new(),
+        };
+        let decision = match table.select(found, &req, &mut shared.rng.draw(), selection) {
+            Ok(d) => d,
+            Err(RouteError::NoBackend { rule }) => {
+                return ready(no_healthy(&table, Some(rule), None))
+            }
+            Err(_) => return ready(no_healthy(&table, None, None)),
+        };
+        let Some(first) = decision.backend_id() else {
+            return ready(no_healthy(&table, Some(found.rule), None));
+        };
+        // A new session, or a cookie the selection could not honour: a new cookie.
+        let issue_cookie = cookie.is_some() && !decision.preferred();
+        let plan = Plan {
+            found,
+            first,
+            sticky_key: decision.sticky_key(),
+            issue_cookie,
+        };
+        let annotate_inner = shared.annotate.then(|| {
+            self.erased_inner
+                .get_or_init(|| backends::boxed(self.inner.clone()))
+                .clone()
+        });
+        let span = tracing::debug_span!(
+            "routing",
+            route = table.routes()[rule.route_index()].name(),
+            rule = rule.name().unwrap_or(""),
+            backend = tracing::field::Empty,
+        );
+        ResponseFuture {
+            kind: Kind::Routed {
+                future: forward(shared, table, state, plan, annotate_inner, req, span),
+            },
+        }
+    }
+}
+
+fn ready<F, E>(res: Response<Body>) -> ResponseFuture<F, E> {
+    ResponseFuture::ready(res)
+}
+
+/// What `call` decided, carried into the response future.
+pub(crate) struct Plan {
+    /// The rule match: the rule, its winning match, and what a retry selects from.
+    pub(crate) found: RuleMatch,
+    /// The backend of the first try.
+    pub(crate) first: BackendId,
+    /// The rule's sticky hash key for this request, if it hashes.
+    pub(crate) sticky_key: Option<u64>,
+    /// Whether the response sets a new stickiness cookie.
+    pub(crate) issue_cookie: bool,
+}

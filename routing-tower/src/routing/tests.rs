@@ -1,0 +1,185 @@
+//! Unit tests of the routing service: seeded choices, one clock.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use routing_core::Router;
+use tower::{Layer as _, ServiceExt as _};
+
+use crate::body::{self, Body};
+use crate::clock::ManualClock;
+use crate::{Backends, NotFound, RoutingLayer};
+
+const SPLIT: &str = r#"
+backends: [{name: a}, {name: b}, {name: c}]
+routes: [{name: r, rules: [{backends: [{name: a}, {name: b}, {name: c}]}]}]
+"#;
+
+/// A backend that names itself in an `x-backend` header.
+macro_rules! named {
+    ($name:literal) => {
+        tower::service_fn(|_r: Request<Body>| async {
+            let mut res = Response::new(body::empty());
+            res.headers_mut()
+                .insert("x-backend", http::HeaderValue::from_static($name));
+            Ok::<_, std::convert::Infallible>(res)
+        })
+    };
+}
+
+fn backends() -> Backends {
+    Backends::new()
+        .with("a", named!("a"))
+        .with("b", named!("b"))
+        .with("c", named!("c"))
+}
+
+/// The backends `n` sequential requests reach through a layer seeded with `seed`.
+async fn picks(seed: u64, n: usize) -> Vec<String> {
+    let router = Router::from_yaml(SPLIT).unwrap();
+    let layer = RoutingLayer::builder(router)
+        .backends(backends())
+        .rng_seed(seed)
+        .build();
+    let svc = layer.layer(NotFound);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let req = Request::get("http://x/").body(Body::default()).unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        out.push(res.headers()["x-backend"].to_str().unwrap().to_owned());
+    }
+    out
+}
+
+#[tokio::test]
+async fn same_seed_same_picks() {
+    let first = picks(7, 64).await;
+    assert_eq!(
+        first,
+        picks(7, 64).await,
+        "two layers with the same seed must make the same sequence of picks"
+    );
+    assert_ne!(
+        first,
+        picks(8, 64).await,
+        "another seed must give another sequence"
+    );
+    for b in ["a", "b", "c"] {
+        assert!(
+            first.iter().any(|p| p == b),
+            "{b} must be picked at least once in 64 tries: {first:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn latency_is_read_from_the_layer_clock() {
+    let clock = Arc::new(ManualClock::new());
+    let slow_clock = Arc::clone(&clock);
+    // A backend that moves the layer's clock by 250 ms while it "works".
+    let slow = tower::service_fn(move |_r: Request<Body>| {
+        let c = Arc::clone(&slow_clock);
+        async move {
+            c.advance(Duration::from_millis(250));
+            Ok::<_, std::convert::Infallible>(Response::new(body::empty()))
+        }
+    });
+    let router = Router::from_yaml(
+        "backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]",
+    )
+    .unwrap();
+    let layer = RoutingLayer::builder(router)
+        .backends(Backends::new().with("a", slow))
+        .clock(clock)
+        .build();
+    let svc = layer.clone().layer(NotFound);
+    let res = svc
+        .oneshot(Request::get("http://x/").body(Body::default()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let stats = layer.stats();
+    let a = &stats[0].1;
+    assert_eq!(a.latency.count(), 1);
+    assert_eq!(
+        a.latency.sum_nanos, 250_000_000,
+        "the backend latency must be the layer clock's 250 ms, exactly"
+    );
+    let route = &layer.route_stats()[0].1;
+    assert_eq!(route.latency.sum_nanos, 250_000_000, "and the route's too");
+}
+
+const ROUND_ROBIN_STICKY: &str = r#"
+backends: [{name: a}, {name: b}, {name: c}]
+routes:
+  - name: r
+    rules:
+      - backends: [{name: a}, {name: b}, {name: c}]
+        load_balancer: {simple: round_robin}
+        session_persistence: {cookie: {name: s}}
+"#;
+
+/// Sends one request (with `cookie`, if any) and returns the backend that served it
+/// and the cookie the response sets, if any.
+async fn send(svc: &crate::Routing<NotFound>, cookie: Option<&str>) -> (String, Option<String>) {
+    let mut req = Request::get("http://x/");
+    if let Some(c) = cookie {
+        req = req.header(http::header::COOKIE, c);
+    }
+    let res = svc
+        .clone()
+        .oneshot(req.body(Body::default()).unwrap())
+        .await
+        .unwrap();
+    let backend = res.headers()["x-backend"].to_str().unwrap().to_owned();
+    let set = res
+        .headers()
+        .get(http::header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    (backend, set)
+}
+
+#[tokio::test]
+async fn requests_with_a_valid_cookie_do_not_advance_round_robin() {
+    let layer = |yaml: &str| {
+        RoutingLayer::builder(Router::from_yaml(yaml).unwrap())
+            .backends(backends())
+            .rng_seed(1)
+            .build()
+            .layer(NotFound)
+    };
+    // Without cookies: the rule's round-robin sequence.
+    let control = layer(ROUND_ROBIN_STICKY);
+    let mut expected = Vec::new();
+    for _ in 0..4 {
+        expected.push(send(&control, None).await.0);
+    }
+    assert_eq!(
+        expected
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        3,
+        "round robin visits every backend: {expected:?}"
+    );
+
+    // The same sequence, with ten cookie-carrying requests after the first.
+    let svc = layer(ROUND_ROBIN_STICKY);
+    let (first, cookie) = send(&svc, None).await;
+    let cookie = cookie.expect("a new session gets a cookie");
+    for i in 0..10 {
+        let (b, set) = send(&svc, Some(&cookie)).await;
+        assert_eq!(b, first, "request {i} with the cookie stays on {first}");
+        assert_eq!(set, None, "an honoured cookie is not issued again");
+    }
+    let mut seen = vec![first];
+    for _ in 0..3 {
+        seen.push(send(&svc, None).await.0);
+    }
+    assert_eq!(
+        seen, expected,
+        "requests that carry a valid cookie must not take round-robin turns"
+    );
+}
