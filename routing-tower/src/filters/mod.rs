@@ -124,3 +124,45 @@ fn rewrite_url(
         parts.uri = u;
     }
 }
+
+/// Replaces the request's path by its normalised form (the table's
+/// [`PathNormalization`](routing_core::PathNormalization)), so that the path rules match
+/// is the one rewritten and forwarded. `Err` is the 400 answer for a path the
+/// normalisation refuses (bad escapes, encoded slashes by default).
+pub(crate) fn normalize_path<B>(
+    req: &mut Request<B>,
+    norm: &routing_core::PathNormalization,
+) -> Result<(), Response<Body>> {
+    let normalized = match norm.normalize(req.uri().path()) {
+        Ok(std::borrow::Cow::Borrowed(_)) => return Ok(()),
+        Ok(std::borrow::Cow::Owned(p)) => p,
+        Err(e) => return Err(bad_request(&format!("invalid request path: {e}"))),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    let pq = match req.uri().query() {
+        Some(q) => format!("{normalized}?{q}"),
+        None => normalized,
+    };
+    parts.path_and_query = match pq.parse() {
+        Ok(pq) => Some(pq),
+        Err(_) => return Err(bad_request("invalid request path")),
+    };
+    match Uri::from_parts(parts) {
+        Ok(uri) => {
+            *req.uri_mut() = uri;
+            Ok(())
+        }
+        Err(_) => Err(bad_request("invalid request path")),
+    }
+}
+
+/// A `400 Bad Request` with a plain-text reason.
+pub(crate) fn bad_request(reason: &str) -> Response<Body> {
+    let mut res = Response::new(body::full(format!("{reason}\n")));
+    *res.status_mut() = StatusCode::BAD_REQUEST;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}

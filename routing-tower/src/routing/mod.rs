@@ -154,9 +154,14 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let req = req.map(body::boxed);
+        let mut req = req.map(body::boxed);
         let shared = Arc::clone(&self.shared);
         let table = shared.router.snapshot();
+        // Rules match the normalised path, which is also what is rewritten and
+        // forwarded (`/x/../admin` is `/admin` for the rules and the backend alike).
+        if let Err(res) = crate::filters::normalize_path(&mut req, table.path_normalization()) {
+            return ready(res);
+        }
         let state = shared.state_for(&table);
         let Some(found) = table.find(&req) else {
             if shared.fall_through || shared.annotate {
