@@ -52,7 +52,7 @@ async fn raw(addr: SocketAddr, head: &str) -> (u16, String) {
     (status, body)
 }
 
-/// 1. Deny rules cannot be walked around: the path is normalised before matching,
+/// Item 1 — deny rules cannot be walked around: the path is normalised before matching,
 /// and the normalised path is what the backend receives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_rules_cannot_be_walked_around() {
@@ -115,7 +115,7 @@ routes:
     assert_eq!(body, "app /api/../admin/users");
 }
 
-/// 10. Importers fail closed: conditions that gate access and cannot be applied are
+/// Item 10 — importers fail closed: conditions that gate access and cannot be applied are
 /// errors (unless `allow_lossy`), and an input with nothing routable is an error.
 #[test]
 fn imports_that_would_drop_access_conditions_fail() {

@@ -127,16 +127,16 @@ fn rewrite_url(
 
 /// Replaces the request's path by its normalised form (the table's
 /// [`PathNormalization`](routing_core::PathNormalization)), so that the path rules match
-/// is the one rewritten and forwarded. `Err` is the 400 answer for a path the
-/// normalisation refuses (bad escapes, encoded slashes by default).
+/// is the one rewritten and forwarded. `Err` is why a path is refused (bad escapes,
+/// encoded slashes by default): the caller answers [`bad_request`].
 pub(crate) fn normalize_path<B>(
     req: &mut Request<B>,
     norm: &routing_core::PathNormalization,
-) -> Result<(), Response<Body>> {
+) -> Result<(), String> {
     let normalized = match norm.normalize(req.uri().path()) {
         Ok(std::borrow::Cow::Borrowed(_)) => return Ok(()),
         Ok(std::borrow::Cow::Owned(p)) => p,
-        Err(e) => return Err(bad_request(&format!("invalid request path: {e}"))),
+        Err(e) => return Err(format!("invalid request path: {e}")),
     };
     let mut parts = req.uri().clone().into_parts();
     let pq = match req.uri().query() {
@@ -145,14 +145,14 @@ pub(crate) fn normalize_path<B>(
     };
     parts.path_and_query = match pq.parse() {
         Ok(pq) => Some(pq),
-        Err(_) => return Err(bad_request("invalid request path")),
+        Err(_) => return Err("invalid request path".to_owned()),
     };
     match Uri::from_parts(parts) {
         Ok(uri) => {
             *req.uri_mut() = uri;
             Ok(())
         }
-        Err(_) => Err(bad_request("invalid request path")),
+        Err(_) => Err("invalid request path".to_owned()),
     }
 }
 

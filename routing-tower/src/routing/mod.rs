@@ -159,8 +159,8 @@ where
         let table = shared.router.snapshot();
         // Rules match the normalised path, which is also what is rewritten and
         // forwarded (`/x/../admin` is `/admin` for the rules and the backend alike).
-        if let Err(res) = crate::filters::normalize_path(&mut req, table.path_normalization()) {
-            return ready(res);
+        if let Err(why) = crate::filters::normalize_path(&mut req, table.path_normalization()) {
+            return ready(crate::filters::bad_request(&why));
         }
         let state = shared.state_for(&table);
         let Some(found) = table.find(&req) else {
