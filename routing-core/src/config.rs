@@ -657,6 +657,12 @@ pub struct RetryConfig {
     /// Retries per second always allowed by the budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_min_per_second: Option<u32>,
+    /// Also retry requests whose method is not idempotent (`POST`, `PATCH`,
+    /// `CONNECT`, …) once they may have reached the backend. Default `false`: such a
+    /// request is retried only after a connect failure, when nothing was sent, so a
+    /// POST is never delivered twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub non_idempotent: Option<bool>,
 }
 
 /// A condition that triggers a retry (Envoy/Istio `retryOn` names).

@@ -179,6 +179,39 @@ pub struct RetryPolicy {
     pub budget_ratio: f64,
     /// …plus this many per second.
     pub budget_min_per_second: u32,
+    /// Whether requests with a method that is not idempotent are retried after they
+    /// may have reached the backend (else only after a connect failure).
+    pub non_idempotent: bool,
+}
+
+impl RetryPolicy {
+    /// Whether a request with `method` may be retried after `sent_nothing` tells if
+    /// the failed try reached the backend: idempotent methods (RFC 9110 §9.2.2: GET,
+    /// HEAD, OPTIONS, TRACE, PUT, DELETE) always, others only when nothing was sent
+    /// or the rule opts in with `non_idempotent`.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}], retry: {attempts: 2}}]}]").unwrap();
+    /// let r = t.rules()[0].policy().retry.as_ref().unwrap();
+    /// assert!(r.allows(&http::Method::GET, false));
+    /// assert!(!r.allows(&http::Method::POST, false));
+    /// assert!(r.allows(&http::Method::POST, true), "a connect failure sent nothing");
+    /// ```
+    #[must_use]
+    pub fn allows(&self, method: &http::Method, sent_nothing: bool) -> bool {
+        use http::Method;
+        sent_nothing
+            || self.non_idempotent
+            || [
+                Method::GET,
+                Method::HEAD,
+                Method::OPTIONS,
+                Method::TRACE,
+                Method::PUT,
+                Method::DELETE,
+            ]
+            .contains(method)
+    }
 }
 
 /// Fault injection.

@@ -447,6 +447,7 @@ fn everything() -> Config {
             max_body_bytes: Some(1 << 20),
             budget_percent: Some(12.5),
             budget_min_per_second: Some(3),
+            non_idempotent: Some(true),
         }),
         fault: Some(FaultConfig {
             delay: Some(FaultDelayConfig {
@@ -1255,6 +1256,7 @@ fn retry() -> impl Strategy<Value = RetryConfig> {
                     max_body_bytes,
                     budget_percent,
                     budget_min_per_second,
+                    non_idempotent: None,
                 }
             },
         )
@@ -1692,6 +1694,7 @@ fn valid_policy_rule() -> impl Strategy<Value = RuleConfig> {
                 max_body_bytes,
                 budget_percent,
                 budget_min_per_second,
+                non_idempotent: None,
             },
         );
     let fault = (

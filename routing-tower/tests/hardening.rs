@@ -154,3 +154,98 @@ fn imports_that_would_drop_access_conditions_fail() {
     .unwrap_err();
     assert_eq!(err.errors()[0].kind, ImportErrorKind::NothingRoutable);
 }
+
+/// A server that reads each request head and closes the connection without an
+/// answer (the backend died mid-request); counts the requests it saw.
+async fn dropper() -> (
+    SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tokio::task::JoinHandle<()>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&seen);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            let counter = std::sync::Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, Ordering::Relaxed);
+                drop(s);
+            });
+        }
+    });
+    (addr, seen, task)
+}
+
+/// Item 4 — a request that may have reached the backend is retried only when its
+/// method is idempotent, unless the rule opts in; a POST is never delivered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_are_not_retried_once_sent() {
+    use std::sync::atomic::Ordering;
+    let (addr, seen, task) = dropper().await;
+    let yaml = |opt_in: bool| {
+        format!(
+            r#"
+backends: [{{name: flaky, address: "{addr}"}}]
+routes:
+  - name: r
+    rules:
+      - backends: [{{name: flaky}}]
+        retry: {{attempts: 2, on: [reset, connect-failure, 5xx], backoff: 1ms, non_idempotent: {opt_in}}}
+"#
+        )
+    };
+    let router = Router::from_yaml(&yaml(false)).unwrap();
+    let backends = Backends::new().with("flaky", HttpBackend::new(addr));
+    let proxy = serve(Routing::dispatch(router.clone(), backends)).await;
+    let send = |method: &'static str| {
+        let a = proxy.addr;
+        async move {
+            raw(
+                a,
+                &format!("{method} /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 0"),
+            )
+            .await
+        }
+    };
+    let before = seen.load(Ordering::Relaxed);
+    let (status, _) = send("GET").await;
+    assert_eq!(status, 502);
+    assert_eq!(
+        seen.load(Ordering::Relaxed) - before,
+        3,
+        "GET: 1 try + 2 retries"
+    );
+
+    let before = seen.load(Ordering::Relaxed);
+    let (status, _) = send("POST").await;
+    assert_eq!(status, 502);
+    assert_eq!(
+        seen.load(Ordering::Relaxed) - before,
+        1,
+        "POST: delivered once"
+    );
+
+    // The rule opts in: the POST is retried like the GET.
+    router
+        .update(routing_core::Config::from_yaml(&yaml(true)).unwrap())
+        .unwrap();
+    let before = seen.load(Ordering::Relaxed);
+    let (status, _) = send("POST").await;
+    assert_eq!(status, 502);
+    assert_eq!(seen.load(Ordering::Relaxed) - before, 3, "opted in");
+    task.abort();
+}

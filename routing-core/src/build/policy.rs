@@ -289,6 +289,7 @@ impl Builder<'_> {
                 max_body_bytes: r.max_body_bytes.unwrap_or(64 * 1024),
                 budget_ratio,
                 budget_min_per_second: r.budget_min_per_second.unwrap_or(10),
+                non_idempotent: r.non_idempotent.unwrap_or(false),
             });
         }
         if let Some(f) = &rc.fault {

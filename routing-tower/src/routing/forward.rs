@@ -268,6 +268,7 @@ async fn tries(
     parts: http::request::Parts,
     buffered: &mut Buffered,
 ) -> (Response<Body>, Option<BackendId>) {
+    let method = parts.method.clone();
     let mut parts = Some(parts);
     let policy = table.rules()[plan.found.rule].policy();
     let retry = policy.retry.as_ref();
@@ -322,7 +323,11 @@ async fn tries(
             TryResult::Failed(f, _) => Outcome::Failure(*f),
             TryResult::Refused(e) => return (error_response(e.clone()), None),
         };
-        let retryable = retry.is_some_and(|r| retry::should_retry(r, outcome))
+        // A request that may have reached the backend is retried only if its method
+        // is idempotent (or the rule opts in): a POST is never delivered twice.
+        let sent_nothing = outcome == Outcome::Failure(Failure::Connect);
+        let retryable = retry
+            .is_some_and(|r| retry::should_retry(r, outcome) && r.allows(&method, sent_nothing))
             && attempt < max_tries
             && parts.is_some()
             && buffered.is_replayable();
