@@ -104,7 +104,7 @@ pub use policy::{
 };
 pub use precedence::{DeclarationOrder, HostSpecificity, MatchSummary, PathSpecificity};
 pub use request::{cookie, ClientAddr, RequestInfo, RouteRequest};
-pub use router::Router;
+pub use router::{ModifyError, Router};
 pub use select::{
     is_prime, AliasTable, Forward, MaglevError, MaglevTable, SmoothRoundRobin, Strategy,
     WeightedBackend, DEFAULT_MAGLEV_SIZE, MAX_MAGLEV_SIZE,
