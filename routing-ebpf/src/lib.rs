@@ -20,6 +20,7 @@
 //! "#)?;
 //! let mut lb = XdpBalancer::load(&Options::default())?; // root, or CAP_BPF + CAP_NET_ADMIN
 //! lb.apply(&table)?;                                    // again on every config change
+//!                                                       // (or follow a Router: `follow`)
 //! lb.attach("eth0", AttachMode::Driver)?;               // detached again on drop
 //! let stats = lb.stats()?;
 //! # Ok(()) }
@@ -131,11 +132,10 @@
 
 mod balancer;
 mod error;
+pub mod follow;
 pub mod metrics;
 pub mod netns;
 pub mod packet;
-#[cfg(feature = "rollout")]
-pub mod rollout;
 mod stats;
 
 pub use balancer::{
