@@ -1,6 +1,7 @@
 //! Prometheus / OpenMetrics text exposition of the layer's per-backend statistics
-//! ([`RoutingLayer::stats`]) and of a [`Rollout`]'s state, through the official Rust
-//! client, [`prometheus_client`].
+//! ([`RoutingLayer::stats`]) and of a rollout's state (through its
+//! [`rollout::Driver`](crate::rollout::Driver)), with the official Rust client,
+//! [`prometheus_client`].
 //!
 //! The quickest way is [`encode_layer`], which renders a whole scrape (ending in
 //! `# EOF`) to serve under `/metrics` with [`CONTENT_TYPE`]:
