@@ -160,40 +160,35 @@ impl RolloutTarget {
         }
     }
 
-    /// The weighted backends this target edits, in `config`.
-    fn backends_mut<'c>(
-        &self,
-        config: &'c mut Config,
-    ) -> Result<&'c mut Vec<WeightedBackendConfig>, TargetError> {
+    /// Where this target's weighted backends are in `config`.
+    fn locate(&self, config: &Config) -> Result<Place, TargetError> {
         match self {
             Self::HttpRule { route, rule, .. } => {
                 let r = config
                     .routes
-                    .iter_mut()
-                    .find(|r| &r.name == route)
+                    .iter()
+                    .position(|r| &r.name == route)
                     .ok_or_else(|| TargetError::RouteNotFound {
                         route: route.clone(),
                     })?;
-                let rl = r
+                let rl = config.routes[r]
                     .rules
-                    .iter_mut()
-                    .find(|r| r.name.as_deref() == Some(rule.as_str()))
+                    .iter()
+                    .position(|r| r.name.as_deref() == Some(rule.as_str()))
                     .ok_or_else(|| TargetError::RuleNotFound {
                         route: route.clone(),
                         rule: rule.clone(),
                     })?;
-                Ok(&mut rl.backends)
+                Ok(Place::Rule(r, rl))
             }
-            Self::TcpService { name, .. } => {
-                let s = config
-                    .tcp_services
-                    .iter_mut()
-                    .find(|s| &s.name == name)
-                    .ok_or_else(|| TargetError::ServiceNotFound {
-                        service: name.clone(),
-                    })?;
-                Ok(&mut s.backends)
-            }
+            Self::TcpService { name, .. } => config
+                .tcp_services
+                .iter()
+                .position(|s| &s.name == name)
+                .map(Place::Service)
+                .ok_or_else(|| TargetError::ServiceNotFound {
+                    service: name.clone(),
+                }),
         }
     }
 
@@ -213,7 +208,10 @@ impl RolloutTarget {
         candidate_percent: f64,
     ) -> Result<(), TargetError> {
         let (stable_w, candidate_w) = split_weights(candidate_percent)?;
-        let backends = self.backends_mut(config)?;
+        let backends = match self.locate(config)? {
+            Place::Rule(r, rl) => &mut config.routes[r].rules[rl].backends,
+            Place::Service(s) => &mut config.tcp_services[s].backends,
+        };
         for (name, weight) in [(self.stable(), stable_w), (self.candidate(), candidate_w)] {
             match backends.iter_mut().find(|b| b.name == name) {
                 Some(b) => b.weight = weight,
@@ -237,9 +235,10 @@ impl RolloutTarget {
     /// assert_eq!(t.weights(&cfg).unwrap(), (3, 0));
     /// ```
     pub fn weights(&self, config: &Config) -> Result<(u64, u64), TargetError> {
-        // `backends_mut` on a clone keeps one look-up path; configs are small.
-        let mut config = config.clone();
-        let backends = self.backends_mut(&mut config)?;
+        let backends = match self.locate(config)? {
+            Place::Rule(r, rl) => &config.routes[r].rules[rl].backends,
+            Place::Service(s) => &config.tcp_services[s].backends,
+        };
         let weight = |name: &str| {
             backends
                 .iter()
@@ -249,6 +248,15 @@ impl RolloutTarget {
         };
         Ok((weight(self.stable()), weight(self.candidate())))
     }
+}
+
+/// Indices of a target's weighted backends in a [`Config`].
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// `routes[.0].rules[.1]`.
+    Rule(usize, usize),
+    /// `tcp_services[.0]`.
+    Service(usize),
 }
 
 impl fmt::Display for RolloutTarget {
