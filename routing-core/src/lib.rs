@@ -109,7 +109,7 @@ pub use policy::{
 };
 pub use precedence::{DeclarationOrder, HostSpecificity, MatchSummary, PathSpecificity};
 pub use request::{cookie, ClientAddr, RequestInfo, RouteRequest};
-pub use router::Router;
+pub use router::{ModifyError, Router};
 pub use rule::{Action, HashOn, Route, Rule};
 pub use select::{
     is_prime, AliasTable, Forward, MaglevError, MaglevTable, SmoothRoundRobin, Strategy,

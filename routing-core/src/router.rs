@@ -1,5 +1,6 @@
 //! The hot-swappable handle: lock-free reads, validated updates.
 
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, Guard};
@@ -124,6 +125,60 @@ impl Router {
         Ok(generation)
     }
 
+    /// Edits the live configuration under the writer lock: clones it, runs `edit` on
+    /// the copy, validates the result and makes it live as the next generation. Returns
+    /// the new generation and what `edit` returned.
+    ///
+    /// [`update`](Router::update) and `modify` take the same lock, so two edits never
+    /// lose each other's changes (unlike a `snapshot` → edit → `update` by hand). On
+    /// any error the live table is untouched: [`ModifyError::Edit`] when `edit`
+    /// refused (its own error), [`ModifyError::Invalid`] when the edited
+    /// configuration does not validate.
+    ///
+    /// This is how anything that is not the user's file (a rollout, an admin call)
+    /// changes weights.
+    ///
+    /// ```
+    /// use routing_core::{ModifyError, Router};
+    /// let router = Router::from_yaml(r#"
+    /// backends: [{name: v1}, {name: v2}]
+    /// routes: [{name: r, rules: [{name: main, backends: [{name: v1}, {name: v2, weight: 0}]}]}]
+    /// "#).unwrap();
+    ///
+    /// // Set v2's weight to 3.
+    /// let (generation, old) = router.modify(|cfg| {
+    ///     let b = &mut cfg.routes[0].rules[0].backends[1];
+    ///     Ok::<_, String>(std::mem::replace(&mut b.weight, 3))
+    /// }).unwrap();
+    /// assert_eq!((generation, old), (2, 0));
+    /// assert_eq!(router.snapshot().config().routes[0].rules[0].backends[1].weight, 3);
+    ///
+    /// // The edit refuses: nothing changes.
+    /// let err = router.modify(|_| Err::<(), _>("no")).unwrap_err();
+    /// assert!(matches!(err, ModifyError::Edit("no")));
+    /// // The edit yields an invalid config: nothing changes either.
+    /// let err = router.modify(|cfg| {
+    ///     cfg.routes[0].rules[0].backends[1].name = "v3".into();
+    ///     Ok::<_, String>(())
+    /// }).unwrap_err();
+    /// assert!(matches!(err, ModifyError::Invalid(_)));
+    /// assert_eq!(router.generation(), 2);
+    /// ```
+    pub fn modify<T, E>(
+        &self,
+        edit: impl FnOnce(&mut Config) -> Result<T, E>,
+    ) -> Result<(u64, T), ModifyError<E>> {
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let live = self.inner.table.load_full();
+        let mut config = live.config().clone();
+        let out = edit(&mut config).map_err(ModifyError::Edit)?;
+        let generation = live.generation + 1;
+        let table = build(config, &self.inner.health, generation).map_err(ModifyError::Invalid)?;
+        self.inner.table.store(Arc::new(table));
+        self.inner.health.prune();
+        Ok((generation, out))
+    }
+
     /// Parses `text` as YAML and calls [`update`](Router::update).
     ///
     /// ```
@@ -155,5 +210,130 @@ impl Router {
     #[must_use]
     pub fn health(&self) -> &HealthRegistry {
         &self.inner.health
+    }
+}
+
+/// Why [`Router::modify`] changed nothing; the live table is untouched either way.
+///
+/// ```
+/// use routing_core::ModifyError;
+/// let e: ModifyError<&str> = ModifyError::Edit("rule `main` not found");
+/// assert_eq!(e.to_string(), "edit refused: rule `main` not found");
+/// ```
+#[derive(Debug)]
+pub enum ModifyError<E> {
+    /// The edit returned an error (the caller's own type).
+    Edit(E),
+    /// The edited configuration does not validate; the error lists every problem.
+    Invalid(ConfigError),
+}
+
+impl<E: fmt::Display> fmt::Display for ModifyError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Edit(e) => write!(f, "edit refused: {e}"),
+            Self::Invalid(e) => write!(f, "edited config rejected: {e}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for ModifyError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Edit(e) => Some(e),
+            Self::Invalid(e) => Some(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const TWO: &str = r#"
+backends: [{name: a}, {name: b}]
+routes: [{name: r, rules: [{name: main, backends: [{name: a, weight: 0}, {name: b, weight: 0}]}]}]
+"#;
+
+    fn weights(router: &Router) -> (u64, u64) {
+        let t = router.snapshot();
+        let b = &t.config().routes[0].rules[0].backends;
+        (b[0].weight, b[1].weight)
+    }
+
+    #[test]
+    fn modify_applies_and_bumps_the_generation() {
+        let router = Router::from_yaml(TWO).unwrap();
+        let (generation, ()) = router
+            .modify(|c| {
+                c.routes[0].rules[0].backends[0].weight = 7;
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert_eq!(generation, 2);
+        assert_eq!(router.generation(), 2);
+        assert_eq!(weights(&router), (7, 0));
+    }
+
+    #[test]
+    fn a_refused_or_invalid_edit_leaves_the_live_table() {
+        let router = Router::from_yaml(TWO).unwrap();
+        let before = router.snapshot();
+        let err = router
+            .modify(|c| {
+                c.routes[0].rules[0].backends[0].weight = 9;
+                Err::<(), _>("refused")
+            })
+            .unwrap_err();
+        assert!(matches!(err, ModifyError::Edit("refused")));
+        let err = router
+            .modify(|c| {
+                c.routes[0].rules[0].backends[0].name = "nobody".into();
+                Ok::<_, ()>(())
+            })
+            .unwrap_err();
+        let ModifyError::Invalid(e) = err else {
+            panic!("an undeclared backend must fail validation");
+        };
+        assert!(e.to_string().contains("backends[0].name"), "{e}");
+        assert_eq!(router.generation(), 1, "no generation was used");
+        assert!(Arc::ptr_eq(&before, &router.snapshot()), "same table live");
+    }
+
+    #[test]
+    fn update_and_modify_share_the_generation_sequence() {
+        let router = Router::from_yaml(TWO).unwrap();
+        assert_eq!(router.update_yaml(TWO).unwrap(), 2);
+        let (g, ()) = router.modify(|_| Ok::<_, ()>(())).unwrap();
+        assert_eq!(g, 3);
+        assert_eq!(router.update_yaml(TWO).unwrap(), 4);
+    }
+
+    #[test]
+    fn concurrent_modifies_lose_no_increment() {
+        const N: u64 = 300;
+        let router = Router::from_yaml(TWO).unwrap();
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let router = router.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..N {
+                        router
+                            .modify(|c| {
+                                c.routes[0].rules[0].backends[i].weight += 1;
+                                Ok::<_, ()>(())
+                            })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(weights(&router), (N, N), "every increment survived");
+        assert_eq!(router.generation(), 1 + 2 * N, "one generation per edit");
     }
 }

@@ -20,6 +20,7 @@
 //! "#)?;
 //! let mut lb = XdpBalancer::load(&Options::default())?; // root, or CAP_BPF + CAP_NET_ADMIN
 //! lb.apply(&table)?;                                    // again on every config change
+//!                                                       // (or follow a Router: `follow`)
 //! lb.attach("eth0", AttachMode::Driver)?;               // detached again on drop
 //! let stats = lb.stats()?;
 //! # Ok(()) }
@@ -112,6 +113,11 @@
 //! [`RETIRE_DELAY`] after the flip (a program run lasts microseconds). New flows
 //! hash with `hash_on` of the service: the 5-tuple, or the source address only.
 //!
+//! To keep one owner of the configuration, let a [`follow::RouterFollower`] apply
+//! a `routing_core::Router`'s table whenever its generation changes: file reloads
+//! (`Router::update`) and progressive rollouts on a `tcp_services` entry
+//! (`routing_rollout`, through `Router::modify`) then reach the tables the same way.
+//!
 //! Health is not part of the datapath: routing-core's `route_flow` redraws around
 //! unavailable backends, the XDP program uses the table as built. Set a failed
 //! target's weight to 0 (a new [`XdpBalancer::apply`]) to take it out.
@@ -131,11 +137,10 @@
 
 mod balancer;
 mod error;
+pub mod follow;
 pub mod metrics;
 pub mod netns;
 pub mod packet;
-#[cfg(feature = "rollout")]
-pub mod rollout;
 mod stats;
 
 pub use balancer::{

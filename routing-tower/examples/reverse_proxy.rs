@@ -59,8 +59,9 @@
 //!
 //! # An automatic rollout: `--rollout plan.yaml`
 //!
-//! Instead of walking the weights by hand, let routing-tower's rollout controller
-//! (`routing_tower::rollout`) do it: it sets each step's split, holds it, judges the
+//! Instead of walking the weights by hand, let the rollout controller
+//! (`routing_rollout`, driven by `routing_tower::rollout::Driver` on the proxy's
+//! stats) do it: it sets each step's split, holds it, judges the
 //! step on the proxy's own per-backend stats and promotes, or rolls back to 100 %
 //! stable on its own when a check fails.
 //!
@@ -85,15 +86,16 @@
 //! **The controller owns the rule's two weights** from start to exit, including
 //! after the rollout ended: a file reload still applies every other edit (routes,
 //! rules, matches, other backends' weights), but the stable and candidate weights of
-//! that rule keep their live values whatever the file says. The reload and the
-//! controller's steps are serialized, so neither overwrites the other. To change
+//! that rule keep their live values whatever the file says. Both the reload and the
+//! controller's steps are edits through `Router::modify` (one writer lock, one owner
+//! of the config), so neither overwrites the other. To change
 //! the split by hand, restart without `--rollout`.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
@@ -102,13 +104,15 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use routing_core::{ClientAddr, Config, ConfigError, Router, WeightedBackendConfig};
+use routing_core::{ClientAddr, Config, ConfigError, ModifyError, Router, WeightedBackendConfig};
+use routing_rollout::{
+    BackendFigures, Rollout, RolloutEventKind, RolloutPlan, RolloutPlanSpec, RolloutState,
+    RolloutTarget,
+};
 use routing_tower::client::HttpBackend;
 use routing_tower::clock::SystemClock;
-use routing_tower::rollout::{
-    BackendFigures, Rollout, RolloutEventKind, RolloutPlan, RolloutPlanSpec, RolloutState,
-    RouterRuleTarget, TargetError, WeightTarget,
-};
+use routing_tower::rollout::Driver;
+use routing_tower::RoutingLayer;
 use routing_tower::{Backends, Routing};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
@@ -322,57 +326,53 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The rule a rollout drives. Its splits and the file reloads take one lock, so a
-/// reload keeps the split the controller set and a step never lands between a
-/// reload's read and its swap.
+/// The rule a rollout drives. Its splits and the file reloads are both
+/// [`Router::modify`] edits, so a reload keeps the split the controller set and a
+/// step never lands between a reload's read and its swap.
 #[derive(Debug, Clone)]
 struct OwnedRule {
-    target: RouterRuleTarget,
+    target: RolloutTarget,
     route: String,
     rule: String,
     stable: String,
     candidate: String,
-    lock: Arc<Mutex<()>>,
-}
-
-impl WeightTarget for OwnedRule {
-    fn set_split(&self, candidate_percent: f64) -> Result<(), TargetError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.target.set_split(candidate_percent)
-    }
-
-    fn describe(&self) -> String {
-        self.target.describe()
-    }
 }
 
 impl OwnedRule {
     /// Swaps in a reloaded `config` with this rule's two weights as they are live.
-    fn reload(&self, router: &Router, mut config: Config) -> Result<u64, ConfigError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let live = self.target.weights().ok();
-        let rule = config
-            .routes
-            .iter_mut()
-            .find(|r| r.name == self.route)
-            .and_then(|r| {
-                r.rules
-                    .iter_mut()
-                    .find(|r| r.name.as_deref() == Some(self.rule.as_str()))
-            });
-        if let (Some((stable_w, candidate_w)), Some(rule)) = (live, rule) {
-            for (name, weight) in [(&self.stable, stable_w), (&self.candidate, candidate_w)] {
-                match rule.backends.iter_mut().find(|b| &b.name == name) {
-                    Some(b) => b.weight = weight,
-                    None if weight > 0 => rule.backends.push(WeightedBackendConfig {
-                        name: name.clone(),
-                        weight,
-                    }),
-                    None => {}
+    fn reload(&self, router: &Router, config: Config) -> Result<u64, ConfigError> {
+        let edit = |live: &mut Config| {
+            let kept = self.target.weights(live).ok();
+            let mut next = config;
+            let rule = next
+                .routes
+                .iter_mut()
+                .find(|r| r.name == self.route)
+                .and_then(|r| {
+                    r.rules
+                        .iter_mut()
+                        .find(|r| r.name.as_deref() == Some(self.rule.as_str()))
+                });
+            if let (Some((stable_w, candidate_w)), Some(rule)) = (kept, rule) {
+                for (name, weight) in [(&self.stable, stable_w), (&self.candidate, candidate_w)] {
+                    match rule.backends.iter_mut().find(|b| &b.name == name) {
+                        Some(b) => b.weight = weight,
+                        None if weight > 0 => rule.backends.push(WeightedBackendConfig {
+                            name: name.clone(),
+                            weight,
+                        }),
+                        None => {}
+                    }
                 }
             }
+            *live = next;
+            Ok::<_, Infallible>(())
+        };
+        match router.modify(edit) {
+            Ok((generation, ())) => Ok(generation),
+            Err(ModifyError::Invalid(e)) => Err(e),
+            Err(ModifyError::Edit(never)) => match never {},
         }
-        router.update(config)
     }
 }
 
@@ -383,8 +383,8 @@ fn start_rollout(
     plan_path: &PathBuf,
     router: &Router,
     known: &HashSet<String>,
-    layer: &routing_tower::RoutingLayer,
-) -> anyhow::Result<(Arc<Rollout>, OwnedRule)> {
+    layer: &RoutingLayer,
+) -> anyhow::Result<(Arc<Driver<RoutingLayer>>, OwnedRule)> {
     let text = std::fs::read_to_string(plan_path)
         .with_context(|| format!("reading {}", plan_path.display()))?;
     let spec: RolloutPlanSpec = serde_yaml_ng::from_str(&text)
@@ -395,37 +395,34 @@ fn start_rollout(
             bail!("--rollout: backend `{name}` has no upstream (`address`) in the config");
         }
     }
-    let target = RouterRuleTarget::new(
-        router.clone(),
+    let target = RolloutTarget::http_rule(
         args.rollout_route.as_str(),
         args.rollout_rule.as_str(),
         args.stable.as_str(),
         args.candidate.as_str(),
     );
-    target.weights().context("--rollout-rule")?;
+    target
+        .weights(router.snapshot().config())
+        .context("--rollout-rule")?;
     let rule = OwnedRule {
-        target,
+        target: target.clone(),
         route: args.rollout_route.clone(),
         rule: args.rollout_rule.clone(),
         stable: args.stable.clone(),
         candidate: args.candidate.clone(),
-        lock: Arc::new(Mutex::new(())),
     };
     let steps: Vec<String> = plan.steps().iter().map(ToString::to_string).collect();
     eprintln!(
         "rollout of {}: steps {} %, hold {:?} each, checks {:?}",
-        rule.describe(),
+        rule.target,
         steps.join(" -> "),
         plan.hold(),
         plan.checks()
     );
     // Ticks often enough to judge each step soon after its hold.
     let interval = (plan.hold() / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    let rollout = Arc::new(Rollout::with_target(
-        plan,
-        rule.clone(),
-        &args.stable,
-        &args.candidate,
+    let rollout = Arc::new(Driver::new(
+        Rollout::new(plan, target, router.clone()),
         layer.clone(),
         SystemClock::shared(),
     ));
@@ -441,7 +438,12 @@ fn start_rollout(
 }
 
 /// Prints the rollout's events as they happen, until it is over.
-async fn print_events(rollout: Arc<Rollout>, stable: String, candidate: String, poll: Duration) {
+async fn print_events(
+    rollout: Arc<Driver<RoutingLayer>>,
+    stable: String,
+    candidate: String,
+    poll: Duration,
+) {
     let start = std::time::Instant::now();
     let mut printed = 0;
     loop {

@@ -1,6 +1,7 @@
 //! Prometheus / OpenMetrics text exposition of the layer's per-backend statistics
-//! ([`RoutingLayer::stats`]) and of a [`Rollout`]'s state, through the official Rust
-//! client, [`prometheus_client`].
+//! ([`RoutingLayer::stats`]) and of a rollout's state (through its
+//! [`rollout::Driver`](crate::rollout::Driver)), with the official Rust client,
+//! [`prometheus_client`].
 //!
 //! The quickest way is [`encode_layer`], which renders a whole scrape (ending in
 //! `# EOF`) to serve under `/metrics` with [`CONTENT_TYPE`]:
@@ -80,7 +81,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::rollout::{Rollout, RolloutEventKind, RolloutState};
+use routing_rollout::{ApplySplit, MetricsSource, RolloutState};
+
+use crate::rollout::{Driver, Status};
 use crate::stats::{StatsSnapshot, BUCKETS};
 use crate::RoutingLayer;
 
@@ -345,14 +348,15 @@ fn bucket_edge_seconds(i: usize) -> f64 {
     2f64.powi(exp) / 1e9
 }
 
-/// A [`Collector`] of one [`Rollout`]'s state, labelled `rollout="<name>"`:
-/// `routing_rollout_candidate_percent` (the share the rollout last set; 0 before the
-/// first step and after a rollback or abort) and `routing_rollout_state` (1 for the
-/// current state among `pending`, `running`, `paused`, `promoted`, `rolled_back`,
-/// `aborted`, `failed`; 0 for the others).
+/// A [`Collector`] of one rollout's state (through its [`Driver`]), labelled
+/// `rollout="<name>"`: `routing_rollout_candidate_percent` (the share the rollout last
+/// set; 0 before the first step and after a rollback or abort) and
+/// `routing_rollout_state` (1 for the current state among `pending`, `running`,
+/// `paused`, `promoted`, `rolled_back`, `aborted`, `failed`; 0 for the others).
 ///
 /// ```
-/// use routing_tower::{clock::SystemClock, metrics, rollout::*, stats::StatsRegistry};
+/// use routing_rollout::{Checks, Rollout, RolloutPlan, RolloutPlanSpec, RolloutTarget};
+/// use routing_tower::{clock::SystemClock, metrics, rollout::Driver, stats::StatsRegistry};
 /// use std::sync::Arc;
 ///
 /// let router = routing_core::Router::from_yaml(r#"
@@ -362,8 +366,8 @@ fn bucket_edge_seconds(i: usize) -> f64 {
 /// let plan = RolloutPlan::try_from(RolloutPlanSpec {
 ///     steps: vec![10.0, 100.0], hold: "1m".parse().unwrap(), checks: Checks::default(),
 /// }).unwrap();
-/// let target = RouterRuleTarget::new(router, "shop", "main", "v1", "v2");
-/// let rollout = Arc::new(Rollout::new(plan, target, StatsRegistry::new(), SystemClock::shared()));
+/// let target = RolloutTarget::http_rule("shop", "main", "v1", "v2");
+/// let rollout = Arc::new(Driver::new(Rollout::new(plan, target, router), StatsRegistry::new(), SystemClock::shared()));
 /// rollout.tick(); // first step: 10 %
 ///
 /// let mut registry = prometheus_client::registry::Registry::default();
@@ -375,25 +379,30 @@ fn bucket_edge_seconds(i: usize) -> f64 {
 #[derive(Debug, Clone)]
 pub struct RolloutCollector {
     name: String,
-    rollout: Arc<Rollout>,
+    rollout: Arc<dyn Status>,
 }
 
 impl RolloutCollector {
     /// A collector of `rollout`, whose series carry the label `rollout="<name>"`.
     ///
     /// ```
-    /// # use routing_tower::{clock::SystemClock, rollout::*, stats::StatsRegistry};
+    /// # use routing_rollout::*;
+    /// # use routing_tower::{clock::SystemClock, rollout::Driver, stats::StatsRegistry};
     /// # let router = routing_core::Router::from_yaml("{}").unwrap();
     /// # let plan = RolloutPlan::try_from(RolloutPlanSpec {
     /// #     steps: vec![100.0], hold: "1s".parse().unwrap(), checks: Checks::default(),
     /// # }).unwrap();
-    /// # let rollout = Rollout::new(plan, RouterRuleTarget::new(router, "r", "main", "v1", "v2"),
+    /// # let rollout = Driver::new(Rollout::new(plan, RolloutTarget::http_rule("r", "main", "v1", "v2"), router),
     /// #     StatsRegistry::new(), SystemClock::shared());
     /// let c = routing_tower::metrics::RolloutCollector::new("checkout", std::sync::Arc::new(rollout));
     /// # let _ = c;
     /// ```
     #[must_use]
-    pub fn new(name: impl Into<String>, rollout: Arc<Rollout>) -> Self {
+    pub fn new<M, T>(name: impl Into<String>, rollout: Arc<Driver<M, T>>) -> Self
+    where
+        M: MetricsSource + Send + Sync + 'static,
+        T: ApplySplit + Send + 'static,
+    {
         Self {
             name: name.into(),
             rollout,
@@ -423,20 +432,6 @@ fn state_name(state: &RolloutState) -> &'static str {
     }
 }
 
-/// The candidate share the rollout set last (a refused split changes nothing).
-fn candidate_percent(rollout: &Rollout) -> f64 {
-    let mut percent = 0.0;
-    for event in rollout.events() {
-        match event.kind {
-            RolloutEventKind::StepStarted { percent: p, .. } => percent = p,
-            RolloutEventKind::Promoted { .. } => percent = 100.0,
-            RolloutEventKind::RolledBack { .. } | RolloutEventKind::Aborted => percent = 0.0,
-            _ => {}
-        }
-    }
-    percent
-}
-
 impl Collector for RolloutCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let state = state_name(&self.rollout.state());
@@ -447,7 +442,7 @@ impl Collector for RolloutCollector {
             MetricType::Gauge,
         )?;
         let labels = [("rollout", self.name.as_str())];
-        ConstGauge::new(candidate_percent(&self.rollout)).encode(family.encode_family(&labels)?)?;
+        ConstGauge::new(self.rollout.candidate_percent()).encode(family.encode_family(&labels)?)?;
 
         let mut family = encoder.encode_descriptor(
             "routing_rollout_state",
@@ -757,7 +752,7 @@ mod tests {
     #[test]
     fn rollout_state_and_percent() {
         use crate::clock::{ManualClock, SharedClock};
-        use crate::rollout::{Checks, RolloutPlan, RolloutPlanSpec, RouterRuleTarget};
+        use routing_rollout::{Checks, Rollout, RolloutPlan, RolloutPlanSpec, RolloutTarget};
 
         let router = routing_core::Router::from_yaml(
             "backends: [{name: v1}, {name: v2}]\nroutes: [{name: shop, rules: [{name: main, backends: [{name: v1}]}]}]",
@@ -769,11 +764,10 @@ mod tests {
             checks: Checks::default(),
         })
         .expect("plan");
-        let target = RouterRuleTarget::new(router, "shop", "main", "v1", "v2");
+        let target = RolloutTarget::http_rule("shop", "main", "v1", "v2");
         let clock = Arc::new(ManualClock::new());
-        let rollout = Arc::new(Rollout::new(
-            plan,
-            target,
+        let rollout = Arc::new(Driver::new(
+            Rollout::new(plan, target, router),
             crate::stats::StatsRegistry::new(),
             clock as SharedClock,
         ));

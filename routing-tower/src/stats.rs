@@ -85,7 +85,7 @@ fn bucket_bounds(i: usize) -> (u64, u64) {
 }
 
 /// The value reported for a quantile falling in bucket `i`.
-fn bucket_estimate(i: usize) -> Duration {
+pub(crate) fn bucket_estimate(i: usize) -> Duration {
     let (low, high) = bucket_bounds(i);
     if i >= BUCKETS - 1 {
         return Duration::from_nanos(low);

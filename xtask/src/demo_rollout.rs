@@ -6,7 +6,8 @@
 //! `HttpBackend` per upstream). Client tasks send requests through the proxy while a
 //! [`Rollout`] walks the rule `app/rollout` through [`STEPS`], each step holding
 //! [`HOLD`] and judged on the layer's own per-backend stats (the layer is the
-//! rollout's `MetricsSource`). Every event is printed as it happens.
+//! rollout's `MetricsSource`; routing-tower's `Driver` ticks it). Every event is
+//! printed as it happens.
 //!
 //! * **healthy**: the candidate answers 200 throughout and is promoted through every
 //!   step;
@@ -28,11 +29,12 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use routing_core::{ConfigDuration, Router};
-use routing_tower::clock::SystemClock;
-use routing_tower::rollout::{
-    BackendFigures, Checks, RollbackReason, Rollout, RolloutEventKind, RolloutPlan,
-    RolloutPlanSpec, RolloutState, RouterRuleTarget, TargetError, WeightTarget,
+use routing_rollout::{
+    ApplySplit, BackendFigures, Checks, RollbackReason, Rollout, RolloutEventKind, RolloutPlan,
+    RolloutPlanSpec, RolloutState, RolloutTarget, TargetError,
 };
+use routing_tower::clock::SystemClock;
+use routing_tower::rollout::Driver;
 use routing_tower::{Backends, HttpBackend, RoutingLayer};
 use tokio::task::JoinHandle;
 use tower::Layer as _;
@@ -118,24 +120,24 @@ pub(crate) fn run() -> Result<()> {
     Ok(())
 }
 
-/// A target that makes the candidate fail once the split reaches `fail_at` %.
+/// The router, plus: the candidate fails once the split reaches `fail_at` %.
 #[derive(Debug)]
 struct FailsAt {
-    inner: RouterRuleTarget,
+    router: Router,
     fail_at: Option<f64>,
     failing: Arc<AtomicBool>,
 }
 
-impl WeightTarget for FailsAt {
-    fn set_split(&self, candidate_percent: f64) -> Result<(), TargetError> {
+impl ApplySplit for FailsAt {
+    fn apply_split(
+        &self,
+        target: &RolloutTarget,
+        candidate_percent: f64,
+    ) -> Result<(), TargetError> {
         if self.fail_at.is_some_and(|at| candidate_percent >= at) {
             self.failing.store(true, Ordering::SeqCst);
         }
-        self.inner.set_split(candidate_percent)
-    }
-
-    fn describe(&self) -> String {
-        self.inner.describe()
+        self.router.apply_split(target, candidate_percent)
     }
 }
 
@@ -211,15 +213,19 @@ async fn scenario(fail_at: Option<f64>) -> Result<Check> {
             ..Checks::default()
         },
     })?;
-    let rule = RouterRuleTarget::new(router, "app", "rollout", "v1", "v2");
-    let target = FailsAt {
-        inner: rule.clone(),
+    let rule = RolloutTarget::http_rule("app", "rollout", "v1", "v2");
+    let applier = FailsAt {
+        router: router.clone(),
         fail_at,
         failing,
     };
     let clock = SystemClock::shared();
-    let t0 = clock.now();
-    let rollout = Arc::new(Rollout::with_target(plan, target, "v1", "v2", layer, clock));
+    let t0 = Duration::from_nanos(clock.now().as_nanos());
+    let rollout = Arc::new(Driver::new(
+        Rollout::new(plan, rule.clone(), applier),
+        layer,
+        clock,
+    ));
 
     let client = client();
     let uri: http::Uri = format!("http://{proxy}/").parse()?;
@@ -254,7 +260,7 @@ async fn scenario(fail_at: Option<f64>) -> Result<Check> {
         for e in events.iter().skip(printed) {
             println!(
                 "    {:>6} ms  {}",
-                e.at.saturating_duration_since(t0).as_millis(),
+                e.at.saturating_sub(t0).as_millis(),
                 describe(&e.kind)
             );
         }
@@ -287,7 +293,7 @@ async fn scenario(fail_at: Option<f64>) -> Result<Check> {
         .iter()
         .filter(|e| matches!(e.kind, RolloutEventKind::StepPassed { .. }))
         .count();
-    let weights = rule.weights()?;
+    let weights = rule.weights(router.snapshot().config())?;
     let mut details = vec![
         format!("final state: {}", state_line(&state)),
         format!(

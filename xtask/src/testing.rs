@@ -11,32 +11,14 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 /// The `cargo` argument lists run in order. `--all-targets` does not include
-/// doctests and cannot be combined with `--doc`, hence two runs; the next ones run
-/// the tests of code behind features no workspace-wide run enables: xtask's `ebpf`
-/// feature (the `run` task) and routing-ebpf's `rollout` feature.
+/// doctests and cannot be combined with `--doc`, hence two runs; the last one runs
+/// the tests of code behind a feature no workspace-wide run enables: xtask's `ebpf`
+/// feature (the `run` task). (routing-rollout is a workspace member: the first two
+/// runs cover it.)
 const RUNS: &[&[&str]] = &[
     &["test", "--workspace", "--all-targets"],
     &["test", "--workspace", "--doc"],
     &["test", "--package", "xtask", "--features", "ebpf"],
-    // routing-ebpf's `rollout` feature (routing-tower's controller on an XDP service).
-    &[
-        "test",
-        "--package",
-        "routing-ebpf",
-        "--features",
-        "rollout",
-        "--test",
-        "rollout",
-    ],
-    &[
-        "test",
-        "--package",
-        "routing-ebpf",
-        "--features",
-        "rollout",
-        "--doc",
-        "rollout",
-    ],
 ];
 
 /// Runs each of [`RUNS`] with `extra` appended, streaming its output, and stops at
