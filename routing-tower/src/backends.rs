@@ -208,3 +208,21 @@ where
 {
     BackendService(Arc::new(Erased(service)))
 }
+
+/// A fresh request for one try (or a mirror's copy).
+pub(crate) fn request_for_try(parts: &http::request::Parts, body: Body) -> Request<Body> {
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    *req.extensions_mut() = parts.extensions.clone();
+    req
+}
+
+/// The backend call as a boxed future. Boxing in this non-async function hides the
+/// `Oneshot` type, whose boxed-error trait objects otherwise trip rustc's
+/// higher-ranked `Send` check in the async functions that await it.
+pub(crate) fn call_backend(svc: &BackendService, req: Request<Body>) -> BackendFuture {
+    svc.call(req)
+}

@@ -66,7 +66,6 @@
 //! # }
 //! ```
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -83,7 +82,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::backends::Backends;
 use crate::body::Body;
-use crate::outcome::{classify, Failure};
+use crate::outcome::classify;
+pub use crate::outcome::UpstreamError;
 
 /// The client type every [`HttpBackend`] built by one builder shares.
 type SharedClient = Client<HttpConnector, Body>;
@@ -450,67 +450,6 @@ impl Future for ResponseFuture {
                     source: Box::new(err),
                 }))
             }
-        }
-    }
-}
-
-/// An [`HttpBackend`] failure, downcastable from a `BoxError`.
-///
-/// ```
-/// use routing_tower::client::UpstreamError;
-/// use routing_tower::outcome::Failure;
-///
-/// fn is_retriable_connect(err: &routing_tower::BoxError) -> bool {
-///     err.downcast_ref::<UpstreamError>()
-///         .is_some_and(|e| e.kind() == Failure::Connect)
-/// }
-/// # let _ = is_retriable_connect;
-/// ```
-#[derive(Debug)]
-pub struct UpstreamError {
-    kind: Failure,
-    addr: Option<SocketAddr>,
-    source: Box<dyn StdError + Send + Sync>,
-}
-
-impl UpstreamError {
-    /// What went wrong, in the crate's one [`Failure`] classification (never
-    /// [`Failure::Timeout`]: the client sets no timeout of its own but the connect's,
-    /// which is a [`Failure::Connect`]).
-    pub fn kind(&self) -> Failure {
-        self.kind
-    }
-
-    /// The upstream's address, when known (errors converted from a body error
-    /// do not know it).
-    pub fn addr(&self) -> Option<SocketAddr> {
-        self.addr
-    }
-}
-
-impl fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The cause is `source()`, not repeated here (error reporters walk the chain).
-        match self.addr {
-            Some(addr) => write!(f, "upstream `{addr}`: {}", self.kind),
-            None => write!(f, "upstream: {}", self.kind),
-        }
-    }
-}
-
-impl StdError for UpstreamError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.source)
-    }
-}
-
-/// Classifies an error of an [`Incoming`] response body (or any hyper error).
-impl From<hyper::Error> for UpstreamError {
-    fn from(err: hyper::Error) -> Self {
-        UpstreamError {
-            kind: classify(&err),
-            addr: None,
-            source: Box::new(err),
         }
     }
 }

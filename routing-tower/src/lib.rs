@@ -58,7 +58,7 @@
 //!
 //! One module per concern, tower-style: `routing` (the [`Routing`] service,
 //! [`RoutingLayer`], [`RoutingLayerBuilder`], [`ResponseFuture`], and the one
-//! function every try to a backend goes through), `sticky` ([`cookie`]), `retry`
+//! function every try to a backend goes through), `sticky` (over [`cookie`]), `retry`
 //! ([`budget`]), `mirror`, `fault` and `filters` (header filters, URL rewrites,
 //! redirects). At the bottom, [`outcome`] classifies how a try ended, once; the
 //! layer records that outcome once, into [`stats`] and into the [`outlier`]
@@ -85,6 +85,7 @@ pub mod backends;
 pub mod body;
 pub mod client;
 pub mod clock;
+pub mod cookie;
 mod decision;
 pub mod error;
 mod fault;
@@ -99,16 +100,16 @@ mod retry;
 mod rng;
 pub mod rollout;
 mod routing;
+mod state;
 pub mod stats;
 mod sticky;
 
 pub use backends::{BackendService, Backends};
 pub use body::{Body, BoxError};
 pub use client::HttpBackend;
+pub use cookie::CookieKey;
 pub use decision::RouteDecision;
 pub use error::RoutingError;
 pub use retry::budget;
 pub use routing::{NotFound, ResponseFuture, Routing, RoutingLayer, RoutingLayerBuilder};
 pub use routing_core;
-pub use sticky::cookie;
-pub use sticky::cookie::CookieKey;

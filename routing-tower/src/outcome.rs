@@ -200,7 +200,7 @@ pub fn classify(err: &(dyn StdError + 'static)) -> Failure {
     let mut cur = Some(err);
     let mut depth = 0;
     while let Some(e) = cur {
-        if let Some(u) = e.downcast_ref::<crate::client::UpstreamError>() {
+        if let Some(u) = e.downcast_ref::<UpstreamError>() {
             return u.kind();
         }
         if e.downcast_ref::<hyper_util::client::legacy::Error>()
@@ -230,6 +230,68 @@ pub fn classify(err: &(dyn StdError + 'static)) -> Failure {
         depth += 1;
     }
     Failure::Other
+}
+
+/// An [`HttpBackend`](crate::HttpBackend) failure, downcastable from a `BoxError`.
+///
+/// ```
+/// use routing_tower::client::UpstreamError;
+/// use routing_tower::outcome::Failure;
+///
+/// fn is_retriable_connect(err: &routing_tower::BoxError) -> bool {
+///     err.downcast_ref::<UpstreamError>()
+///         .is_some_and(|e| e.kind() == Failure::Connect)
+/// }
+/// # let _ = is_retriable_connect;
+/// ```
+#[derive(Debug)]
+pub struct UpstreamError {
+    pub(crate) kind: Failure,
+    pub(crate) addr: Option<std::net::SocketAddr>,
+    pub(crate) source: Box<dyn StdError + Send + Sync>,
+}
+
+impl UpstreamError {
+    /// What went wrong, in the crate's one [`Failure`] classification (never
+    /// [`Failure::Timeout`]: the client sets no timeout of its own but the connect's,
+    /// which is a [`Failure::Connect`]).
+    pub fn kind(&self) -> Failure {
+        self.kind
+    }
+
+    /// The upstream's address, when known (errors converted from a body error
+    /// do not know it).
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        self.addr
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The cause is `source()`, not repeated here (error reporters walk the chain).
+        match self.addr {
+            Some(addr) => write!(f, "upstream `{addr}`: {}", self.kind),
+            None => write!(f, "upstream: {}", self.kind),
+        }
+    }
+}
+
+impl StdError for UpstreamError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Classifies an error of an [`Incoming`](hyper::body::Incoming) response body (or any
+/// hyper error).
+impl From<hyper::Error> for UpstreamError {
+    fn from(err: hyper::Error) -> Self {
+        UpstreamError {
+            kind: classify(&err),
+            addr: None,
+            source: Box::new(err),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use routing_core::{BackendId, RouteTable};
 
 use crate::backends::BackendService;
+use crate::backends::{call_backend, request_for_try};
 use crate::replay::Buffered;
-use crate::routing::forward::{call_backend, request_for_try};
-use crate::routing::state::{GenState, Shared};
+use crate::state::{GenState, Shared};
 
 /// Whether this request is mirrored: a draw against the policy's fraction.
 pub(crate) fn sampled(policy: &routing_core::Mirror, rng: &mut impl rand::Rng) -> bool {

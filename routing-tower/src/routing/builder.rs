@@ -6,11 +6,11 @@ use std::sync::Arc;
 use routing_core::Router;
 
 use super::layer::RoutingLayer;
-use super::state::Shared;
 use crate::backends::Backends;
 use crate::clock::{SharedClock, SystemClock};
+use crate::cookie::CookieKey;
 use crate::rng::LayerRng;
-use crate::sticky::cookie::CookieKey;
+use crate::state::Shared;
 #[allow(unused_imports)] // doc links
 use crate::RouteDecision;
 

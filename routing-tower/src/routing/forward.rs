@@ -12,18 +12,16 @@ use routing_core::{BackendId, RouteTable};
 use tracing::Instrument as _;
 
 use super::future::Routed;
-use super::state::{GenState, Shared, Slot};
 use super::Plan;
 use crate::backends::BackendService;
+use crate::backends::{call_backend, request_for_try, BackendFuture};
 use crate::body::{self, Body, BoxError};
 use crate::error::{self, RoutingError};
 use crate::outcome::{classify, Failure, Outcome};
 use crate::replay::{self, Buffered};
+use crate::state::{GenState, Shared, Slot};
 use crate::stats::BackendStats;
 use crate::{fault, filters, mirror, retry, sticky};
-
-/// A backend call, not yet polled.
-type BackendFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
 /// Everything after the decision: fault, filters, mirror, tries, response filters.
 ///
@@ -480,22 +478,4 @@ fn no_healthy_error(
         |r| table.routes()[r.route_index()].name().into(),
     );
     RoutingError::NoHealthyBackend(error::NoHealthyBackend { route, backend })
-}
-
-/// A fresh request for one try (or a mirror's copy).
-pub(crate) fn request_for_try(parts: &http::request::Parts, body: Body) -> Request<Body> {
-    let mut req = Request::new(body);
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = parts.uri.clone();
-    *req.version_mut() = parts.version;
-    *req.headers_mut() = parts.headers.clone();
-    *req.extensions_mut() = parts.extensions.clone();
-    req
-}
-
-/// The backend call as a boxed future. Boxing in this non-async function hides the
-/// `Oneshot` type, whose boxed-error trait objects otherwise trip rustc's
-/// higher-ranked `Send` check in the async functions that await it.
-pub(crate) fn call_backend(svc: &BackendService, req: Request<Body>) -> BackendFuture {
-    svc.call(req)
 }

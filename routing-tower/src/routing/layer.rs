@@ -7,10 +7,10 @@ use routing_core::Router;
 use tower::Layer;
 
 use super::builder::RoutingLayerBuilder;
-use super::state::Shared;
 use super::Routing;
 use crate::backends::Backends;
 use crate::outlier::OutlierDetector;
+use crate::state::Shared;
 use crate::stats::{StatsRegistry, StatsSnapshot};
 #[allow(unused_imports)] // doc links
 use crate::RouteDecision;

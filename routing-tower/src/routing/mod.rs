@@ -13,7 +13,6 @@ mod builder;
 pub(crate) mod forward;
 mod future;
 mod layer;
-pub(crate) mod state;
 #[cfg(test)]
 mod tests;
 
@@ -39,9 +38,9 @@ pub use builder::RoutingLayerBuilder;
 pub use future::ResponseFuture;
 pub use layer::RoutingLayer;
 
+use crate::state::Shared;
 use forward::{error_response, forward, no_healthy};
 use future::Kind;
-use state::Shared;
 
 /// The routing service; see [`RoutingLayer`].
 ///

@@ -5,14 +5,13 @@
 //! fresh choice; a forged, expired or stale cookie gets a fresh choice and a new
 //! cookie, never an error.
 
-pub mod cookie;
-
 use http::header::SET_COOKIE;
 use http::{Request, Response};
 use routing_core::{BackendId, CookiePolicy, Rule};
 
 use crate::body::Body;
-use crate::routing::state::{GenState, Shared};
+use crate::cookie;
+use crate::state::{GenState, Shared};
 
 /// The backend a valid, unexpired stickiness cookie of `policy` pins the request
 /// to: one of `rule`'s backends that this layer serves. Whether it is taken (weight

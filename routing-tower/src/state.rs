@@ -10,13 +10,13 @@ use routing_core::{RouteTable, Router};
 
 use crate::backends::{BackendService, Backends};
 use crate::clock::{SharedClock, Timestamp};
+use crate::cookie::{backend_tag, CookieKey};
 use crate::limit::ConcurrencyLimit;
 use crate::outcome::Outcome;
 use crate::outlier::OutlierDetector;
 use crate::retry::budget::RetryBudget;
 use crate::rng::LayerRng;
 use crate::stats::{BackendStats, StatsRegistry};
-use crate::sticky::cookie::{backend_tag, CookieKey};
 
 /// Window of the retry budget.
 const BUDGET_TTL: Duration = Duration::from_secs(10);
