@@ -35,14 +35,14 @@
 //! # Errors
 //!
 //! Failures are [`UpstreamError`]s whose [`kind`](UpstreamError::kind) is the
-//! crate's one [`Failure`] classification ([`outcome::classify`](crate::outcome::classify)),
+//! crate's one [`Failure`](crate::outcome::Failure) classification ([`outcome::classify`](crate::outcome::classify)),
 //! which the retry and outlier logic read:
 //!
-//! | [`Failure`] | when | safe to retry? |
+//! | [`Failure`](crate::outcome::Failure) | when | safe to retry? |
 //! |---|---|---|
-//! | [`Connect`](Failure::Connect) | no connection could be made (refused, unreachable, connect timeout) | yes: the upstream saw nothing |
-//! | [`Reset`](Failure::Reset) | the connection closed or was reset before a complete response head arrived | only for replayable requests: the upstream may have acted on it |
-//! | [`Other`](Failure::Other) | anything else: a malformed response, a request the client refuses to send, a failing request body | no |
+//! | [`Connect`](crate::outcome::Failure::Connect) | no connection could be made (refused, unreachable, connect timeout) | yes: the upstream saw nothing |
+//! | [`Reset`](crate::outcome::Failure::Reset) | the connection closed or was reset before a complete response head arrived | only for replayable requests: the upstream may have acted on it |
+//! | [`Other`](crate::outcome::Failure::Other) | anything else: a malformed response, a request the client refuses to send, a failing request body | no |
 //!
 //! The response body is hyper's [`Incoming`]: an upstream that closes in the middle
 //! of a body fails the *body*, after the response future has resolved. Such a
