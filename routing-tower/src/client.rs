@@ -140,7 +140,7 @@ impl HttpBackendBuilder {
     /// Idle connections kept per upstream: 256.
     pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 256;
     /// How long a TCP connect may take before it fails as
-    /// [`Failure::Connect`]: 5 s (Envoy's default).
+    /// [`Failure::Connect`](crate::outcome::Failure::Connect): 5 s (Envoy's default).
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// A builder with the defaults above.

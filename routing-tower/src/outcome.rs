@@ -5,7 +5,7 @@
 //! ([`Outcome::Failure`]). A backend error becomes a [`Failure`] through
 //! [`classify`], the only place that looks inside errors: the
 //! [`HttpBackend`](crate::HttpBackend) client calls it to build its
-//! [`UpstreamError`](crate::client::UpstreamError), and the routing layer calls it
+//! [`UpstreamError`], and the routing layer calls it
 //! for the errors of any backend service.
 //!
 //! ```
@@ -179,8 +179,8 @@ impl From<Failure> for Outcome {
 
 /// Classifies a backend error by walking its source chain (at most 16 links):
 ///
-/// * an [`UpstreamError`](crate::client::UpstreamError) gives its own
-///   [`kind`](crate::client::UpstreamError::kind) (classified when it was made);
+/// * an [`UpstreamError`] gives its own
+///   [`kind`](UpstreamError::kind) (classified when it was made);
 /// * a hyper-util client error that is a connect error is [`Failure::Connect`]; a
 ///   [`hyper::Error`] for a message that ended early (incomplete, cancelled, closed)
 ///   is [`Failure::Reset`];
