@@ -24,7 +24,7 @@
 //! Fail closed: `authenticate-oidc`, `authenticate-cognito` and `jwt-validation`
 //! actions cannot be applied in-process (requests would reach the backend
 //! unauthenticated), so they are errors
-//! ([`ImportErrorKind::Lossy`](super::ImportErrorKind::Lossy)) unless
+//! ([`ImportErrorKind::Lossy`]) unless
 //! [`ImportOptions::allow_lossy`](super::ImportOptions::allow_lossy) is set, which
 //! imports them with a warning.
 //!

@@ -52,7 +52,7 @@
 //! **Fail closed**: match conditions on the caller or the listener that the route
 //! table cannot see — `sourceLabels`, `sourceNamespace`, `port` — would make the
 //! match hold for every caller or port, so they are errors
-//! ([`ImportErrorKind::Lossy`](super::ImportErrorKind::Lossy)) unless
+//! ([`ImportErrorKind::Lossy`]) unless
 //! [`ImportOptions::allow_lossy`](super::ImportOptions::allow_lossy) is set.
 //!
 //! **Warnings** (understood, not applied in-process): `exportTo`, `tcp`/`tls` routes,
