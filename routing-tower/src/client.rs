@@ -376,8 +376,26 @@ const HOP_BY_HOP: [&str; 7] = [
     "trailer",
 ];
 
-/// Removes `Connection`, every header it names, and the fixed hop-by-hop headers.
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
+/// Headers a `Connection` list can never remove: the ones that say where the request
+/// goes, how long its body is, and who sent it (class of CVE-2022-31813, where a client
+/// deleted the proxy's `X-Forwarded-For` this way).
+const PROTECTED: [&str; 9] = [
+    "host",
+    "content-length",
+    "content-type",
+    "cookie",
+    "authorization",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// Removes `Connection`, every header it names (but the [`PROTECTED`] ones), and the
+/// fixed hop-by-hop headers. The routing layer calls it on the way in, before routing
+/// and filters, so a client's `Connection` list cannot delete a header a rule sets;
+/// the client calls it again on the way out and on responses.
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if headers.is_empty() {
         return;
     }
@@ -387,6 +405,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .filter(|name| !PROTECTED.contains(&name.as_str()))
         .collect();
     for name in listed {
         headers.remove(name);

@@ -249,3 +249,50 @@ routes:
     assert_eq!(seen.load(Ordering::Relaxed) - before, 3, "opted in");
     task.abort();
 }
+
+/// Item 3 — a client's `Connection` list cannot delete headers: hop-by-hop headers go
+/// before routing and filters, so a header a rule sets always arrives, and `Host`
+/// (like the other protected headers) cannot be named away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cannot_delete_headers_the_proxy_sets() {
+    let app = serve(tower::service_fn(|req: Request<Incoming>| async move {
+        let h = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned()
+        };
+        let text = format!(
+            "auth={} host={} secret={}",
+            h("x-internal-auth"),
+            h("host"),
+            h("x-client-secret")
+        );
+        Ok::<_, Infallible>(Response::new(body::full(text)))
+    }))
+    .await;
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: app, address: "{}"}}]
+routes:
+  - name: r
+    rules:
+      - backends: [{{name: app}}]
+        filters: {{request_headers: {{set: [{{name: x-internal-auth, value: proxy-secret}}]}}}}
+"#,
+        app.addr
+    ))
+    .unwrap();
+    let backends = Backends::new().with("app", HttpBackend::new(app.addr));
+    let proxy = serve(Routing::dispatch(router, backends)).await;
+    let (status, body) = raw(
+        proxy.addr,
+        "GET / HTTP/1.1\r\nHost: shop\r\nX-Client-Secret: 1\r\nConnection: x-internal-auth, host, x-client-secret",
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The rule's header arrives, Host is kept, and a header the client itself marked
+    // hop-by-hop is removed.
+    assert_eq!(body, "auth=proxy-secret host=shop secret=-");
+}

@@ -161,6 +161,9 @@ where
         if let Err(why) = crate::filters::normalize_path(&mut req, table.path_normalization()) {
             return ready(crate::filters::bad_request(&why));
         }
+        // Hop-by-hop headers and those the client's `Connection` names go before
+        // routing and filters, so a client cannot delete a header a rule sets.
+        crate::client::remove_hop_by_hop(req.headers_mut());
         let state = shared.state_for(&table);
         let Some(found) = table.find(&req) else {
             if shared.fall_through || shared.annotate {
