@@ -17,9 +17,13 @@
 //!   header it lists, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`,
 //!   `Upgrade` and `Trailer`. The same is done to the response. (So protocol
 //!   upgrades such as WebSocket are not proxied.)
-//! * When the request carries a [`routing_core::ClientAddr`] extension, the client's
-//!   IP is appended to `x-forwarded-for` and `x-forwarded-proto` is set to the
-//!   request's scheme (`http` when the URI has none).
+//! * Forwarding headers are the proxy's: `x-forwarded-for` keeps the last
+//!   [`trusted_hops`](HttpBackendBuilder::trusted_hops) entries the request came with
+//!   (none by default: a client cannot claim another source) and appends the peer's
+//!   IP from the [`routing_core::ClientAddr`] extension; `x-forwarded-proto` is the
+//!   listener's [`Transport`] (`http` unless the server marks the request TLS), never
+//!   the request's own claim; a client's `Forwarded` is dropped unless a hop is
+//!   trusted. Without a `ClientAddr`, both `x-forwarded-*` headers are removed.
 //!
 //! # Connections
 //!
@@ -109,6 +113,7 @@ pub struct HttpBackendBuilder {
     pool_idle_timeout: Duration,
     pool_max_idle_per_host: usize,
     connect_timeout: Duration,
+    trusted_hops: usize,
     client: std::sync::Arc<std::sync::OnceLock<SharedClient>>,
 }
 
@@ -118,6 +123,7 @@ impl fmt::Debug for HttpBackendBuilder {
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
             .field("connect_timeout", &self.connect_timeout)
+            .field("trusted_hops", &self.trusted_hops)
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +134,7 @@ impl Default for HttpBackendBuilder {
             pool_idle_timeout: HttpBackendBuilder::DEFAULT_POOL_IDLE_TIMEOUT,
             pool_max_idle_per_host: HttpBackendBuilder::DEFAULT_POOL_MAX_IDLE_PER_HOST,
             connect_timeout: HttpBackendBuilder::DEFAULT_CONNECT_TIMEOUT,
+            trusted_hops: 0,
             client: Default::default(),
         }
     }
@@ -170,6 +177,21 @@ impl HttpBackendBuilder {
         self
     }
 
+    /// How many proxies in front of this one are trusted to have appended to
+    /// `X-Forwarded-For` (default 0). With 0 the client's value is replaced by the
+    /// peer's address, and a client's `Forwarded` header is dropped: a client cannot
+    /// claim another source. With `n`, the last `n` entries the request arrived with
+    /// are kept and the peer's address is appended.
+    ///
+    /// ```
+    /// let b = routing_tower::client::HttpBackend::builder().trusted_hops(1);
+    /// assert!(format!("{b:?}").contains("trusted_hops: 1"));
+    /// ```
+    pub fn trusted_hops(mut self, hops: usize) -> Self {
+        self.trusted_hops = hops;
+        self
+    }
+
     fn client(&self) -> SharedClient {
         self.client
             .get_or_init(|| {
@@ -193,6 +215,7 @@ impl HttpBackendBuilder {
             client: self.client(),
             addr,
             authority: authority_of(addr),
+            trusted_hops: self.trusted_hops,
         }
     }
 
@@ -261,6 +284,7 @@ pub struct HttpBackend {
     client: SharedClient,
     addr: SocketAddr,
     authority: Authority,
+    trusted_hops: usize,
 }
 
 impl fmt::Debug for HttpBackend {
@@ -331,27 +355,63 @@ impl HttpBackend {
 
         remove_hop_by_hop(req.headers_mut());
 
-        if let Some(client) = req.extensions().get::<routing_core::ClientAddr>() {
-            let ip = client.0.ip().to_string();
-            let headers = req.headers_mut();
-            let xff = match headers
-                .get(X_FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.trim().is_empty())
-            {
-                Some(prior) => format!("{prior}, {ip}"),
-                None => ip,
-            };
+        // Forwarding headers: what the peer sent is trusted only for the configured
+        // number of hops; the protocol is the listener's, never the request's claim.
+        let peer = req
+            .extensions()
+            .get::<routing_core::ClientAddr>()
+            .map(|c| c.0.ip());
+        let proto = match req.extensions().get::<Transport>() {
+            Some(Transport::Tls) => "https",
+            _ => "http",
+        };
+        let headers = req.headers_mut();
+        let prior: Vec<String> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect();
+        headers.remove(X_FORWARDED_FOR);
+        headers.remove(X_FORWARDED_PROTO);
+        if self.trusted_hops == 0 {
+            headers.remove(header::FORWARDED);
+        }
+        if let Some(ip) = peer {
+            let keep = &prior[prior.len().saturating_sub(self.trusted_hops)..];
+            let mut xff = keep.join(", ");
+            if !xff.is_empty() {
+                xff.push_str(", ");
+            }
+            xff.push_str(&ip.to_string());
             if let Ok(value) = HeaderValue::from_str(&xff) {
                 headers.insert(X_FORWARDED_FOR, value);
             }
-            let proto = match uri.scheme_str() {
-                Some("https") => HeaderValue::from_static("https"),
-                _ => HeaderValue::from_static("http"),
-            };
-            headers.insert(X_FORWARDED_PROTO, proto);
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         }
     }
+}
+
+/// The transport a request arrived on, as a request extension set by the server
+/// that accepted it (absent means plain TCP). [`HttpBackend`] derives
+/// `X-Forwarded-Proto` from it, never from the request's own URI or headers.
+///
+/// ```
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(routing_tower::client::Transport::Tls);
+/// assert_eq!(req.extensions().get(), Some(&routing_tower::client::Transport::Tls));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// Plain TCP: `X-Forwarded-Proto: http`.
+    #[default]
+    Plain,
+    /// TLS: `X-Forwarded-Proto: https`.
+    Tls,
 }
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -508,17 +568,36 @@ mod tests {
 
     #[test]
     fn forwarded_headers_appear_with_a_client_addr() {
-        let backend = HttpBackend::new("[::1]:9001".parse().expect("addr"));
-        let mut req = Request::get("/")
-            .header(X_FORWARDED_FOR, "192.0.2.1")
-            .body(crate::body::empty())
-            .expect("request");
-        req.extensions_mut().insert(routing_core::ClientAddr(
-            "198.51.100.7:5000".parse().expect("addr"),
-        ));
-        backend.prepare(&mut req);
-        assert_eq!(req.uri(), "http://[::1]:9001/");
-        assert_eq!(req.headers()[X_FORWARDED_FOR], "192.0.2.1, 198.51.100.7");
-        assert_eq!(req.headers()[X_FORWARDED_PROTO], "http");
+        let req = || {
+            let mut req = Request::get("https://claimed.example/")
+                .header(X_FORWARDED_FOR, "192.0.2.66, 192.0.2.1")
+                .header(X_FORWARDED_PROTO, "https")
+                .header(header::FORWARDED, "for=192.0.2.99")
+                .body(crate::body::empty())
+                .expect("request");
+            req.extensions_mut().insert(routing_core::ClientAddr(
+                "198.51.100.7:5000".parse().expect("addr"),
+            ));
+            req
+        };
+        let addr = "[::1]:9001".parse().expect("addr");
+        // Default: no hop trusted. The client's claims are replaced, the protocol is
+        // the listener's (plain), not the absolute URI's.
+        let mut r = req();
+        HttpBackend::new(addr).prepare(&mut r);
+        assert_eq!(r.uri(), "http://[::1]:9001/");
+        assert_eq!(r.headers()[X_FORWARDED_FOR], "198.51.100.7");
+        assert_eq!(r.headers()[X_FORWARDED_PROTO], "http");
+        assert!(r.headers().get(header::FORWARDED).is_none());
+        // One trusted hop: its entry is kept, the peer appended.
+        let mut r = req();
+        r.extensions_mut().insert(Transport::Tls);
+        HttpBackend::builder()
+            .trusted_hops(1)
+            .build(addr)
+            .prepare(&mut r);
+        assert_eq!(r.headers()[X_FORWARDED_FOR], "192.0.2.1, 198.51.100.7");
+        assert_eq!(r.headers()[X_FORWARDED_PROTO], "https");
+        assert_eq!(r.headers()[header::FORWARDED], "for=192.0.2.99");
     }
 }

@@ -252,8 +252,24 @@ async fn forwarded_for_and_proto_with_a_client_addr() {
     let resp = send(&mut backend, req).await.expect("response");
     let _ = resp.into_body().collect().await;
     let seen = up.seen.recv().await.expect("seen");
-    assert_eq!(seen.headers["x-forwarded-for"], "192.0.2.1, 198.51.100.7");
+    // No hop trusted by default: the client's claim is replaced by its address.
+    assert_eq!(seen.headers["x-forwarded-for"], "198.51.100.7");
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
+
+    // One trusted hop (a load balancer in front): its entry is kept.
+    let mut backend = HttpBackend::builder().trusted_hops(1).build(up.addr);
+    let mut req = Request::get("/")
+        .header(header::HOST, "h")
+        .header("x-forwarded-for", "192.0.2.1")
+        .body(body::empty())
+        .expect("request");
+    req.extensions_mut().insert(routing_core::ClientAddr(
+        "198.51.100.7:50000".parse().expect("addr"),
+    ));
+    let resp = send(&mut backend, req).await.expect("response");
+    let _ = resp.into_body().collect().await;
+    let seen = up.seen.recv().await.expect("seen");
+    assert_eq!(seen.headers["x-forwarded-for"], "192.0.2.1, 198.51.100.7");
 }
 
 #[tokio::test]

@@ -296,3 +296,108 @@ routes:
     // hop-by-hop is removed.
     assert_eq!(body, "auth=proxy-secret host=shop secret=-");
 }
+
+/// Serves `svc` on 127.0.0.1 the way a real server must: each request carries its
+/// peer's address (`ClientAddr`), for `X-Forwarded-For`.
+async fn serve_with_peer(
+    svc: Routing<routing_tower::NotFound>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let svc = svc.clone();
+            let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let mut req = req.map(body::boxed);
+                req.extensions_mut().insert(routing_core::ClientAddr(peer));
+                let fut: std::pin::Pin<
+                    Box<
+                        dyn std::future::Future<
+                                Output = Result<Response<routing_tower::Body>, Infallible>,
+                            > + Send,
+                    >,
+                > = Box::pin(svc.clone().oneshot(req));
+                fut
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), hyper_svc)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Item 2 — routing and forwarding agree on the host; a request with several or an
+/// invalid Host is refused; forwarding headers are the proxy's, not the client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routed_host_is_the_forwarded_host() {
+    let echo_host = |name: &'static str| {
+        serve(tower::service_fn(
+            move |req: Request<Incoming>| async move {
+                let h = |n: &str| {
+                    req.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_owned()
+                };
+                let text = format!(
+                    "{name} host={} xff={} xfp={}",
+                    h("host"),
+                    h("x-forwarded-for"),
+                    h("x-forwarded-proto")
+                );
+                Ok::<_, Infallible>(Response::new(body::full(text)))
+            },
+        ))
+    };
+    let (shop, admin) = (echo_host("shop").await, echo_host("admin").await);
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: shop, address: "{}"}}, {{name: admin, address: "{}"}}]
+routes:
+  - {{name: shop, hostnames: [shop.example.com], rules: [{{backends: [{{name: shop}}]}}]}}
+  - {{name: admin, hostnames: [admin.internal], rules: [{{backends: [{{name: admin}}]}}]}}
+"#,
+        shop.addr, admin.addr
+    ))
+    .unwrap();
+    let backends = Backends::new()
+        .with("shop", HttpBackend::new(shop.addr))
+        .with("admin", HttpBackend::new(admin.addr));
+    let (proxy, task) = serve_with_peer(Routing::dispatch(router, backends)).await;
+
+    // Absolute form with another Host: routed and forwarded by the URI's authority.
+    let (status, body) = raw(
+        proxy,
+        "GET http://shop.example.com/x HTTP/1.1\r\nHost: admin.internal",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("shop host=shop.example.com "), "{body}");
+    // Two Host lines, or a Host that is not an authority: refused.
+    for head in [
+        "GET /x HTTP/1.1\r\nHost: shop.example.com\r\nHost: admin.internal",
+        "GET /x HTTP/1.1\r\nHost: user@admin.internal",
+    ] {
+        let (status, _) = raw(proxy, head).await;
+        assert_eq!(status, 400, "{head}");
+    }
+    // Forwarding headers: the client's claims are replaced (no trusted hop by
+    // default), and the protocol is the listener's (plain TCP here).
+    let (status, body) = raw(
+        proxy,
+        "GET https://shop.example.com/x HTTP/1.1\r\nHost: shop.example.com\r\nX-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Proto: https",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "shop host=shop.example.com xff=127.0.0.1 xfp=http");
+    task.abort();
+}

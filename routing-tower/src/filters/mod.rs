@@ -166,3 +166,33 @@ pub(crate) fn bad_request(reason: &str) -> Response<Body> {
     );
     res
 }
+
+/// One authority per request: several `Host` headers, or one that is not a valid
+/// authority, are refused (`Err` is the reason, answered 400); an absolute-form
+/// request (`GET http://a/x`) has its `Host` set to the URI's authority, so the host
+/// the rules route on is the host forwarded.
+pub(crate) fn one_authority<B>(req: &mut Request<B>) -> Result<(), &'static str> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err("several Host headers");
+    }
+    if let Some(h) = first {
+        let valid = h
+            .to_str()
+            .ok()
+            .filter(|h| !h.contains('@'))
+            .is_some_and(|h| h.parse::<http::uri::Authority>().is_ok());
+        if !valid {
+            return Err("invalid Host header");
+        }
+    }
+    if let Some(a) = req.uri().authority() {
+        if a.as_str().contains('@') {
+            return Err("user information in the request target");
+        }
+        let value = HeaderValue::from_str(a.as_str()).map_err(|_| "invalid request target")?;
+        req.headers_mut().insert(HOST, value);
+    }
+    Ok(())
+}

@@ -164,6 +164,10 @@ where
         // Hop-by-hop headers and those the client's `Connection` names go before
         // routing and filters, so a client cannot delete a header a rule sets.
         crate::client::remove_hop_by_hop(req.headers_mut());
+        // One authority: the host routed on is the host forwarded.
+        if let Err(why) = crate::filters::one_authority(&mut req) {
+            return ready(crate::filters::bad_request(why));
+        }
         let state = shared.state_for(&table);
         let Some(found) = table.find(&req) else {
             if shared.fall_through || shared.annotate {
