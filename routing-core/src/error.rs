@@ -55,6 +55,16 @@ pub enum ConfigError {
     /// found is listed, each with its field path.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
+    /// [`Router::reload`](crate::Router::reload) refused a configuration with no route
+    /// and no TCP service while the live one has some: an empty or half-written file
+    /// would otherwise answer every request 404.
+    #[error("the new configuration has no route and no tcp service (the live one has {routes} routes and {tcp_services} tcp services): refused; use `update` to empty a router on purpose")]
+    DropsEverything {
+        /// Routes of the live configuration.
+        routes: usize,
+        /// TCP services of the live configuration.
+        tcp_services: usize,
+    },
 }
 
 fn location(line: Option<usize>, column: Option<usize>) -> String {
@@ -78,7 +88,7 @@ impl ConfigError {
     pub fn validation(&self) -> Option<&ValidationErrors> {
         match self {
             ConfigError::Invalid(v) => Some(v),
-            ConfigError::Parse { .. } => None,
+            ConfigError::Parse { .. } | ConfigError::DropsEverything { .. } => None,
         }
     }
 

@@ -179,6 +179,37 @@ impl Router {
         Ok((generation, out))
     }
 
+    /// What a file reloader should call: [`update`](Router::update), except that a
+    /// configuration with no route and no TCP service is refused while the live one
+    /// has some ([`ConfigError::DropsEverything`]) — an empty or half-written file is
+    /// a mistake, not an intent. Emptying a router on purpose is an `update`.
+    ///
+    /// ```
+    /// use routing_core::{Config, ConfigError, Router};
+    /// let r = Router::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]").unwrap();
+    /// let err = r.reload(Config::from_yaml("").unwrap()).unwrap_err();
+    /// assert!(matches!(err, ConfigError::DropsEverything { routes: 1, .. }));
+    /// assert_eq!(r.generation(), 1, "the live table stays");
+    /// assert_eq!(r.update(Config::default()).unwrap(), 2, "on purpose");
+    /// ```
+    pub fn reload(&self, config: Config) -> Result<u64, ConfigError> {
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let live = self.inner.table.load();
+        let (routes, tcp_services) = (live.routes().len(), live.tcp_services().len());
+        if config.routes.is_empty() && config.tcp_services.is_empty() && routes + tcp_services > 0 {
+            return Err(ConfigError::DropsEverything {
+                routes,
+                tcp_services,
+            });
+        }
+        let generation = live.generation + 1;
+        drop(live);
+        let table = build(config, &self.inner.health, generation)?;
+        self.inner.table.store(Arc::new(table));
+        self.inner.health.prune();
+        Ok(generation)
+    }
+
     /// Parses `text` as YAML and calls [`update`](Router::update).
     ///
     /// ```

@@ -342,6 +342,16 @@ impl OwnedRule {
     /// Swaps in a reloaded `config` with this rule's two weights as they are live.
     fn reload(&self, router: &Router, config: Config) -> Result<u64, ConfigError> {
         let edit = |live: &mut Config| {
+            // Like `Router::reload`: an empty or half-written file is a mistake.
+            if config.routes.is_empty()
+                && config.tcp_services.is_empty()
+                && !(live.routes.is_empty() && live.tcp_services.is_empty())
+            {
+                return Err(ConfigError::DropsEverything {
+                    routes: live.routes.len(),
+                    tcp_services: live.tcp_services.len(),
+                });
+            }
             let kept = self.target.weights(live).ok();
             let mut next = config;
             let rule = next
@@ -366,12 +376,11 @@ impl OwnedRule {
                 }
             }
             *live = next;
-            Ok::<_, Infallible>(())
+            Ok(())
         };
         match router.modify(edit) {
             Ok((generation, ())) => Ok(generation),
-            Err(ModifyError::Invalid(e)) => Err(e),
-            Err(ModifyError::Edit(never)) => match never {},
+            Err(ModifyError::Invalid(e) | ModifyError::Edit(e)) => Err(e),
         }
     }
 }
@@ -565,7 +574,7 @@ async fn watch_config(
         last_text = text;
         let applied = match &owned {
             Some(rule) => Config::from_yaml(&last_text).and_then(|c| rule.reload(&router, c)),
-            None => router.update_yaml(&last_text),
+            None => Config::from_yaml(&last_text).and_then(|c| router.reload(c)),
         };
         match applied {
             Ok(generation) => {

@@ -401,3 +401,36 @@ routes:
     assert_eq!(body, "shop host=shop.example.com xff=127.0.0.1 xfp=http");
     task.abort();
 }
+
+/// Item 8 — an empty or half-written config file is not applied by a reload: the live
+/// table keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_or_truncated_reload_keeps_the_live_table() {
+    let app = echo("app").await;
+    let full = format!(
+        "backends: [{{name: app, address: \"{}\"}}]\nroutes:\n  - name: r\n    rules:\n      - backends: [{{name: app}}]\n",
+        app.addr
+    );
+    let router = Router::from_yaml(&full).unwrap();
+    let backends = Backends::new().with("app", HttpBackend::new(app.addr));
+    let proxy = serve(Routing::dispatch(router.clone(), backends)).await;
+    for text in [
+        "",
+        "# being written\n",
+        &full[..full.find("routes").unwrap()],
+    ] {
+        let err = routing_core::Config::from_yaml(text)
+            .and_then(|c| router.reload(c))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                routing_core::ConfigError::DropsEverything { routes: 1, .. }
+            ),
+            "{text:?}: {err}"
+        );
+        let (status, body) = raw(proxy.addr, "GET /x HTTP/1.1\r\nHost: shop").await;
+        assert_eq!((status, body.as_str()), (200, "app /x"));
+    }
+    assert_eq!(router.generation(), 1);
+}
