@@ -13,11 +13,13 @@ use anyhow::{bail, Context, Result};
 /// The `cargo` argument lists run in order. `--all-targets` does not include
 /// doctests and cannot be combined with `--doc`, hence two runs; the next ones run
 /// the tests of code behind features no workspace-wide run enables: xtask's `ebpf`
-/// feature (the `run` task) and routing-ebpf's `rollout` feature.
+/// feature (the L4 demo and bench helpers), routing-cli's `xdp` feature (`routing
+/// run`) and routing-ebpf's `rollout` feature.
 const RUNS: &[&[&str]] = &[
     &["test", "--workspace", "--all-targets"],
     &["test", "--workspace", "--doc"],
     &["test", "--package", "xtask", "--features", "ebpf"],
+    &["test", "--package", "routing-cli", "--features", "xdp"],
     // routing-ebpf's `rollout` feature (routing-tower's controller on an XDP service).
     &[
         "test",
