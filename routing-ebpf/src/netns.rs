@@ -15,7 +15,6 @@
 //!   this happens on panic too (drop runs during unwinding).
 //! * [`NameServer`]: a TCP server in a target namespace that answers every
 //!   connection with its name and a newline, then echoes what it receives.
-//! * [`skip_unless_root`]: the loud skip for tests that need root.
 //!
 //! Names are unique per process (`rt<pid>x<seq><role>`), so parallel tests and
 //! parallel processes do not collide.
@@ -66,28 +65,6 @@ pub const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, 1);
 pub const IFACE: &str = "eth0";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// Returns `true` — after printing a loud `SKIPPED (needs root): <test>` line to
-/// stderr (not through `eprintln!`, so libtest's capture does not hide it) — when
-/// the process is not root; tests call it first and return early.
-///
-/// ```
-/// if routing_ebpf::netns::skip_unless_root("doc example") { return; }
-/// ```
-#[must_use]
-pub fn skip_unless_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return false;
-    }
-    // Straight to the stderr handle: libtest captures `eprintln!` of passing
-    // tests, and a skip must never be silent.
-    let _ = writeln!(
-        io::stderr(),
-        "\n***** SKIPPED (needs root): {test} — run as root (CI does) to load XDP programs \
-         and create network namespaces *****\n"
-    );
-    true
-}
 
 fn run(cmd: &mut Command) -> io::Result<String> {
     let out = cmd.output()?;
