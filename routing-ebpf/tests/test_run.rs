@@ -160,55 +160,6 @@ fn check_syn(lb: &mut XdpBalancer, ifindex: u32, mac: [u8; 6], pkt: &TcpPacket) 
 }
 
 #[test]
-fn datapath_hash_equals_routing_core() {
-    // Pure userspace: the common crate's hash is what the program runs.
-    for i in 0..2_000u32 {
-        let src4 = SocketAddr::new(
-            IpAddr::from((0xc633_6400u32 + i).to_be_bytes()),
-            (i * 7) as u16,
-        );
-        let dst4: SocketAddr = "192.0.2.1:80".parse().expect("addr");
-        let t = FiveTuple::tcp(src4, dst4);
-        let (IpAddr::V4(s), IpAddr::V4(d)) = (src4.ip(), dst4.ip()) else {
-            unreachable!()
-        };
-        let h = routing_ebpf_common::flow_hash(
-            &s.octets(),
-            &d.octets(),
-            src4.port().to_be_bytes(),
-            80u16.to_be_bytes(),
-            6,
-        );
-        assert_eq!(h, t.hash(), "v4 flow hash must be bit-identical");
-        assert_eq!(
-            routing_ebpf_common::source_hash(&s.octets()),
-            t.source_hash()
-        );
-        let mut s6 = [0u8; 16];
-        s6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-        s6[12..].copy_from_slice(&i.to_be_bytes());
-        let src6 = SocketAddr::new(IpAddr::from(s6), (i * 13) as u16);
-        let dst6: SocketAddr = VIP6.parse().expect("addr");
-        let t6 = FiveTuple::tcp(src6, dst6);
-        let IpAddr::V6(d6) = dst6.ip() else {
-            unreachable!()
-        };
-        let h6 = routing_ebpf_common::flow_hash(
-            &s6,
-            &d6.octets(),
-            src6.port().to_be_bytes(),
-            443u16.to_be_bytes(),
-            6,
-        );
-        assert_eq!(h6, t6.hash(), "v6 flow hash must be bit-identical");
-        assert_eq!(
-            routing_ebpf_common::reduce(h6, 65_537),
-            routing_core::reduce(h6, 65_537)
-        );
-    }
-}
-
-#[test]
 #[ignore = "needs root"]
 fn vip_syn_v4_is_rewritten_to_the_table_target() {
     with_lb(
