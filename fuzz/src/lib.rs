@@ -254,7 +254,7 @@ fn path_specificity(p: &PathMatch) -> Option<PathSpecificity> {
 /// `panic_threshold` is the table's threshold as a fraction, when the caller knows it
 /// (only needed when some backends are unavailable).
 pub fn check_request(table: &RouteTable, req: &RequestInfo, panic_threshold: Option<f64>) {
-    let found = table.find(req);
+    let found = table.find(req).map(|c| (c.rule, c.r#match, c.summary));
 
     // Brute force: the best (host, path) precedence among all matching candidates.
     let host = req.host();
@@ -330,10 +330,13 @@ pub fn check_request(table: &RouteTable, req: &RequestInfo, panic_threshold: Opt
         (Err(RouteError::NoRoute), Some(f)) => {
             panic!("decide() says NoRoute, find() says {f:?}; request {req:?}")
         }
-        (Err(RouteError::NoBackend), Some((ri, _, _))) => assert!(
-            table.rules()[ri].forward().is_some(),
-            "decide() says NoBackend for a rule that does not forward"
-        ),
+        (Err(RouteError::NoBackend { rule }), Some((ri, _, _))) => {
+            assert_eq!(*rule, ri, "NoBackend names another rule than find()");
+            assert!(
+                table.rules()[ri].forward().is_some(),
+                "decide() says NoBackend for a rule that does not forward"
+            );
+        }
         (Err(e), f) => panic!("decide() error {e:?} with find() {f:?}; request {req:?}"),
         (Ok(d), f) => {
             assert_eq!(
@@ -434,7 +437,7 @@ pub fn check_flows(table: &RouteTable) {
                         "route_flow is not deterministic"
                     );
                 }
-                Err(RouteError::NoBackend) => assert!(
+                Err(RouteError::NoTarget { .. }) => assert!(
                     !any_weight,
                     "route_flow: NoBackend although service {:?} has weighted targets",
                     svc.name()

@@ -25,8 +25,8 @@ use anyhow::{bail, Context, Result};
 use rand::{rngs::StdRng, SeedableRng};
 use routing_core::import::{self, BackendMap, ImportErrors, ImportOptions, Imported, Source};
 use routing_core::{
-    Action, Candidate, HostSpecificity, MaglevTable, MatchSummary, PathMatch, PathSpecificity,
-    RequestInfo, RouteTable, Rule, SessionPersistence, Strategy,
+    Action, HostSpecificity, MaglevTable, MatchSummary, PathMatch, PathSpecificity, RequestInfo,
+    RouteTable, Rule, RuleMatch, RulePrecedence, SessionPersistence, Strategy,
 };
 use serde_json::{json, Value};
 
@@ -376,14 +376,20 @@ fn describe_summary(s: &MatchSummary, first_match: bool) -> String {
     parts.join(", ")
 }
 
+/// Whether the match's rule is in a `first_match` route.
+fn first_match(table: &RouteTable, m: &RuleMatch) -> bool {
+    table.routes()[table.rules()[m.rule].route_index()].precedence() == RulePrecedence::FirstMatch
+}
+
 /// Why `loser` ranks below `winner`.
-fn lost_on(winner: &Candidate, loser: &Candidate) -> &'static str {
+fn lost_on(table: &RouteTable, winner: &RuleMatch, loser: &RuleMatch) -> &'static str {
     let (w, l) = (&winner.summary, &loser.summary);
+    let (wf, lf) = (first_match(table, winner), first_match(table, loser));
     if w.host != l.host {
         "a more specific hostname won"
-    } else if winner.first_match && loser.first_match {
+    } else if wf && lf {
         "declared later in a first_match route"
-    } else if winner.first_match {
+    } else if wf {
         "first_match routes of the host go first"
     } else if w.path != l.path {
         "a more specific path won"
@@ -460,7 +466,7 @@ fn explain(l: &Loaded, table: &RouteTable, req: &RequestInfo, as_json: bool) -> 
             rule.index_in_route()
         ))
         .map(ToString::to_string);
-    let why = describe_summary(&win.summary, win.first_match);
+    let why = describe_summary(&win.summary, first_match(table, win));
     let m = &rule.matches()[win.r#match];
     let action = match rule.action() {
         Action::Forward(_) => "forward".to_owned(),
@@ -483,8 +489,8 @@ fn explain(l: &Loaded, table: &RouteTable, req: &RequestInfo, as_json: bool) -> 
         .map(|c| {
             (
                 rule_label(table, c.rule),
-                describe_summary(&c.summary, c.first_match),
-                lost_on(win, c),
+                describe_summary(&c.summary, first_match(table, c)),
+                lost_on(table, win, c),
             )
         })
         .collect();
@@ -600,13 +606,13 @@ fn simulate(table: &RouteTable, o: &Options) -> Result<String> {
             let mut failed = 0;
             for _ in 0..o.count {
                 match f.pick(&mut rng, None) {
-                    Ok(pos) => {
+                    Some(pos) => {
                         let id = f.backends()[pos].id();
                         *counts
                             .entry(table.backend(id).name().to_owned())
                             .or_insert(0) += 1;
                     }
-                    Err(_) => failed += 1,
+                    None => failed += 1,
                 }
             }
             runs.push((rule_label(table, ri), ri, counts, failed));

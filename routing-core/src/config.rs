@@ -300,7 +300,7 @@ pub struct RouteConfig {
 ///       - {matches: [{path: {exact: /x}}], backends: [{name: b}]}
 /// "#).unwrap();
 /// // With `specificity` the exact path would win; here the first rule does.
-/// assert_eq!(t.find(&RequestInfo::get("/x")).unwrap().0, 0);
+/// assert_eq!(t.find(&RequestInfo::get("/x")).unwrap().rule, 0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

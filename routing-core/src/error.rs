@@ -289,7 +289,20 @@ pub enum RouteError {
     #[error("no route matches the request")]
     NoRoute,
     /// A rule matched but none of its backends can take new traffic (all weights are
-    /// zero, or every backend is ejected and the panic threshold is disabled).
-    #[error("no backend available for the matched rule")]
-    NoBackend,
+    /// zero, every backend is ejected and the panic threshold is not reached, or a
+    /// retry excluded all the others). `rule` is its index in
+    /// [`RouteTable::rules`](crate::RouteTable::rules), so the caller can name it
+    /// without matching again.
+    #[error("no backend available for rule {rule}")]
+    NoBackend {
+        /// Index of the rule that matched.
+        rule: usize,
+    },
+    /// A TCP connection's service has no target that can take it.
+    #[error("no target available for tcp service {service}")]
+    NoTarget {
+        /// Index of the service in
+        /// [`RouteTable::tcp_services`](crate::RouteTable::tcp_services).
+        service: usize,
+    },
 }

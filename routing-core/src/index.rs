@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap as HashMap;
 use crate::matching::{HeaderMemo, PathMatch};
 use crate::precedence::{HostSpecificity, MatchSummary};
 use crate::request::{normalize_host, RouteRequest};
-use crate::table::Rule;
+use crate::rule::Rule;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Candidate {

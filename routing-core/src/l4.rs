@@ -3,12 +3,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use rand::SeedableRng;
-
-use crate::error::RouteError;
+use crate::backend::{Backend, BackendId};
 use crate::hash::stable_hash;
 use crate::select::{Forward, MaglevTable};
-use crate::table::{Backend, BackendId, RouteTable};
 
 /// IANA protocol number of TCP.
 pub const IPPROTO_TCP: u8 = 6;
@@ -203,57 +200,4 @@ pub struct FlowDecision<'t> {
     pub backend: &'t Backend,
     /// Its id.
     pub backend_id: BackendId,
-}
-
-impl RouteTable {
-    /// The L4 services.
-    ///
-    /// ```
-    /// assert!(routing_core::RouteTable::from_yaml("{}").unwrap().tcp_services().is_empty());
-    /// ```
-    #[must_use]
-    pub fn tcp_services(&self) -> &[TcpService] {
-        &self.tcp.services
-    }
-
-    /// Routes a new connection: the service for its destination, then the target the
-    /// service's Maglev table gives for the flow hash (health-aware).
-    ///
-    /// ```
-    /// use routing_core::{RouteTable, FiveTuple, RouteError};
-    /// let t = RouteTable::from_yaml(r#"
-    /// backends: [{name: a, address: '10.0.0.1:8080'}, {name: b, address: '10.0.0.2:8080'}]
-    /// tcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a, weight: 3}, {name: b}]}]
-    /// "#).unwrap();
-    /// let flow = FiveTuple::tcp("203.0.113.9:40000".parse().unwrap(), "192.0.2.1:80".parse().unwrap());
-    /// let d = t.route_flow(&flow).unwrap();
-    /// assert_eq!(d.service.name(), "web");
-    /// let other = FiveTuple { dst_port: 81, ..flow };
-    /// assert_eq!(t.route_flow(&other).unwrap_err(), RouteError::NoRoute);
-    /// ```
-    pub fn route_flow(&self, flow: &FiveTuple) -> Result<FlowDecision<'_>, RouteError> {
-        let i = *self
-            .tcp
-            .by_vip
-            .get(&SocketAddr::new(flow.dst_ip, flow.dst_port))
-            .ok_or(RouteError::NoRoute)?;
-        let service = &self.tcp.services[i];
-        if flow.protocol != IPPROTO_TCP {
-            return Err(RouteError::NoRoute);
-        }
-        let key = match service.hash_on {
-            TcpHashOn::FiveTuple => flow.hash(),
-            TcpHashOn::SourceIp => flow.source_hash(),
-        };
-        // Only the exact fallback after many redraws draws randomness: seed it from the
-        // key so the answer stays a pure function of the flow.
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(key);
-        let pos = service.forward.pick(&mut rng, Some(key))?;
-        let backend_id = service.forward.backends()[pos].id();
-        Ok(FlowDecision {
-            service,
-            backend: self.backend(backend_id),
-            backend_id,
-        })
-    }
 }

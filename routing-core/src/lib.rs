@@ -62,6 +62,7 @@ pub mod config_reference {}
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+mod backend;
 mod build;
 mod config;
 mod duration;
@@ -77,9 +78,11 @@ mod policy;
 mod precedence;
 mod request;
 mod router;
+mod rule;
 mod select;
 mod table;
 
+pub use backend::{Backend, BackendId, ConnectionPool, MAX_WEIGHT};
 pub use config::{
     BackendConfig, Config, ConnectionPoolConfig, CookieConfig, FaultAbortConfig, FaultConfig,
     FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig, HeaderMatchConfig,
@@ -98,20 +101,19 @@ pub use health::{BackendHealth, HealthRegistry};
 pub use l4::{FiveTuple, FlowDecision, TcpHashOn, TcpService, IPPROTO_TCP};
 pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, ValueMatch};
 pub use policy::{
-    ConnectionPool, CookiePolicy, FaultPolicy, FixedResponse, HeaderModifier, Mirror,
-    OutlierDetection, PathModifier, Policy, Redirect, RetryOn, RetryPolicy, SameSite,
-    SessionPersistence, Timeouts, UrlRewrite,
+    CookiePolicy, FaultPolicy, FixedResponse, HeaderModifier, Mirror, OutlierDetection,
+    PathModifier, Policy, Redirect, RetryOn, RetryPolicy, SameSite, SessionPersistence, Timeouts,
+    UrlRewrite,
 };
 pub use precedence::{DeclarationOrder, HostSpecificity, MatchSummary, PathSpecificity};
 pub use request::{cookie, ClientAddr, RequestInfo, RouteRequest};
 pub use router::Router;
+pub use rule::{Action, HashOn, Route, Rule};
 pub use select::{
     is_prime, AliasTable, Forward, MaglevError, MaglevTable, SmoothRoundRobin, Strategy,
     WeightedBackend, DEFAULT_MAGLEV_SIZE, MAX_MAGLEV_SIZE,
 };
-pub use table::{
-    Action, Backend, BackendId, Candidate, Decision, HashOn, Route, RouteTable, Rule, MAX_WEIGHT,
-};
+pub use table::{Decision, RouteTable, RuleMatch, Selection};
 
 impl Config {
     /// Validates and builds the [`RouteTable`] (shorthand for [`RouteTable::new`]).

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::backend::BackendId;
 pub use crate::config::RetryOn;
 use crate::matching::HeaderMatch;
-use crate::table::BackendId;
 
 /// Everything a rule asks of the HTTP layer besides choosing a backend.
 #[derive(Debug, Clone, Default)]
@@ -323,13 +323,4 @@ impl Default for OutlierDetection {
             max_ejection_percent: 10,
         }
     }
-}
-
-/// A backend's concurrency limit in the HTTP layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionPool {
-    /// Requests in flight at once (≥ 1).
-    pub max_concurrent_requests: u32,
-    /// Requests allowed to wait for a slot; more get 503.
-    pub max_pending_requests: u32,
 }

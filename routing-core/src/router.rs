@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, Guard};
 
+use crate::build::build;
 use crate::config::Config;
 use crate::error::ConfigError;
 use crate::health::HealthRegistry;
@@ -64,7 +65,7 @@ impl Router {
     /// ```
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         let health = Arc::new(HealthRegistry::default());
-        let table = RouteTable::build(config, &health, 1)?;
+        let table = build(config, &health, 1)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 table: ArcSwap::from_pointee(table),
@@ -117,7 +118,7 @@ impl Router {
     pub fn update(&self, config: Config) -> Result<u64, ConfigError> {
         let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.inner.table.load().generation + 1;
-        let table = RouteTable::build(config, &self.inner.health, generation)?;
+        let table = build(config, &self.inner.health, generation)?;
         self.inner.table.store(Arc::new(table));
         self.inner.health.prune();
         Ok(generation)

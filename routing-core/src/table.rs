@@ -4,380 +4,135 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::HeaderName;
-use rand::RngCore;
+use rand::{RngCore, SeedableRng};
 
+use crate::backend::{Backend, BackendId};
 use crate::config::{Config, RulePrecedence};
 use crate::error::{ConfigError, RouteError};
-use crate::hash::stable_hash;
-use crate::health::{BackendHealth, HealthRegistry};
 use crate::index::Index;
-use crate::l4::TcpTable;
+use crate::l4::{FiveTuple, FlowDecision, TcpHashOn, TcpService, TcpTable, IPPROTO_TCP};
 use crate::matching::RequestMatch;
-use crate::policy::{ConnectionPool, FixedResponse, OutlierDetection, Policy, Redirect};
-use crate::precedence::{HostSpecificity, MatchSummary};
-use crate::request::{cookie, RouteRequest};
-use crate::select::Forward;
+use crate::policy::OutlierDetection;
+use crate::precedence::MatchSummary;
+use crate::request::RouteRequest;
+use crate::rule::{Action, Route, Rule};
 
-/// Largest relative weight (Gateway API).
-pub const MAX_WEIGHT: u32 = 1_000_000;
-
-/// A backend's index in [`RouteTable::backends`] (valid for that table only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct BackendId(pub(crate) u32);
-
-impl BackendId {
-    /// The index.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}, {name: b}]").unwrap();
-    /// assert_eq!(t.backend_id("b").unwrap().index(), 1);
-    /// ```
-    #[must_use]
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// A declared backend.
-#[derive(Debug)]
-pub struct Backend {
-    pub(crate) name: Arc<str>,
-    pub(crate) address: Option<SocketAddr>,
-    pub(crate) health: Arc<BackendHealth>,
-    pub(crate) connection_pool: Option<ConnectionPool>,
-}
-
-impl Backend {
-    /// Its unique name.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]").unwrap();
-    /// assert_eq!(t.backends()[0].name(), "a");
-    /// ```
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The name as a shared string (cheap to clone into stats or spans).
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]").unwrap();
-    /// let n: std::sync::Arc<str> = t.backends()[0].name_arc();
-    /// assert_eq!(&*n, "a");
-    /// ```
-    #[must_use]
-    pub fn name_arc(&self) -> Arc<str> {
-        Arc::clone(&self.name)
-    }
-
-    /// Its address, if configured.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '127.0.0.1:8080'}]").unwrap();
-    /// assert_eq!(t.backends()[0].address().unwrap().port(), 8080);
-    /// ```
-    #[must_use]
-    pub fn address(&self) -> Option<SocketAddr> {
-        self.address
-    }
-
-    /// Its concurrency limit in the HTTP layer, if configured.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml(
-    /// #     "backends: [{name: a, connection_pool: {max_concurrent_requests: 8}}]").unwrap();
-    /// let cp = t.backends()[0].connection_pool().unwrap();
-    /// assert_eq!((cp.max_concurrent_requests, cp.max_pending_requests), (8, 0));
-    /// ```
-    #[must_use]
-    pub fn connection_pool(&self) -> Option<ConnectionPool> {
-        self.connection_pool
-    }
-
-    /// Whether it takes new traffic (see [`HealthRegistry`]).
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]").unwrap();
-    /// assert!(t.backends()[0].is_available());
-    /// ```
-    #[must_use]
-    pub fn is_available(&self) -> bool {
-        self.health.is_available()
-    }
-}
-
-/// An HTTP route: name, hostnames and the range of its rules.
-#[derive(Debug)]
-pub struct Route {
-    pub(crate) name: Box<str>,
-    pub(crate) hostnames: Box<[Box<str>]>,
-    pub(crate) rules: std::ops::Range<usize>,
-    pub(crate) precedence: RulePrecedence,
-}
-
-impl Route {
-    /// How the route's rules compete ([`RulePrecedence`]).
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, precedence: first_match, rules: [{backends: [{name: a}]}]}]").unwrap();
-    /// assert_eq!(t.routes()[0].precedence(), routing_core::RulePrecedence::FirstMatch);
-    /// ```
-    #[must_use]
-    pub fn precedence(&self) -> RulePrecedence {
-        self.precedence
-    }
-
-    /// Its name.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: shop, rules: [{backends: [{name: a}]}]}]").unwrap();
-    /// assert_eq!(t.routes()[0].name(), "shop");
-    /// ```
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Its hostnames, lowercased (empty: every host).
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: shop, hostnames: [Shop.Test], rules: [{backends: [{name: a}]}]}]").unwrap();
-    /// assert_eq!(&*t.routes()[0].hostnames()[0], "shop.test");
-    /// ```
-    #[must_use]
-    pub fn hostnames(&self) -> &[Box<str>] {
-        &self.hostnames
-    }
-
-    /// Indices of its rules in [`RouteTable::rules`].
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: shop, rules: [{backends: [{name: a}]}]}]").unwrap();
-    /// assert_eq!(t.routes()[0].rule_indices(), 0..1);
-    /// ```
-    #[must_use]
-    pub fn rule_indices(&self) -> std::ops::Range<usize> {
-        self.rules.clone()
-    }
-
-    /// How specifically this route's hostnames match `authority` (`None`: not at all).
-    ///
-    /// ```
-    /// use routing_core::HostSpecificity;
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: shop, hostnames: ['*.test', a.test], rules: [{backends: [{name: a}]}]}]").unwrap();
-    /// let r = &t.routes()[0];
-    /// assert_eq!(r.host_specificity(Some("a.test:80")), Some(HostSpecificity::Exact));
-    /// assert_eq!(r.host_specificity(Some("b.test")), Some(HostSpecificity::Wildcard { suffix_len: 5 }));
-    /// assert_eq!(r.host_specificity(Some("test")), None);
-    /// ```
-    #[must_use]
-    pub fn host_specificity(&self, authority: Option<&str>) -> Option<HostSpecificity> {
-        if self.hostnames.is_empty() {
-            return Some(HostSpecificity::Any);
-        }
-        let host = crate::request::normalize_host(authority?);
-        self.hostnames
-            .iter()
-            .filter_map(|h| match h.strip_prefix('*') {
-                None => (**h == *host).then_some(HostSpecificity::Exact),
-                Some(suffix) => (host.len() > suffix.len() && host.ends_with(suffix)).then_some(
-                    HostSpecificity::Wildcard {
-                        suffix_len: suffix.len().min(u16::MAX as usize) as u16,
-                    },
-                ),
-            })
-            .max()
-    }
-}
-
-/// What a rule does with a matching request.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Action {
-    /// Forward to weighted backends.
-    Forward(Forward),
-    /// Answer with a redirect.
-    Redirect(Redirect),
-    /// Answer with a fixed response.
-    FixedResponse(FixedResponse),
-}
-
-/// The key consistent hashing reads from a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HashOn {
-    /// A header's value.
-    Header(HeaderName),
-    /// A cookie's value.
-    Cookie(Box<str>),
-    /// A query parameter's value.
-    Query(Box<str>),
-    /// The client IP.
-    SourceIp,
-}
-
-impl HashOn {
-    /// The key's hash for `req`, or `None` when the request lacks it.
-    ///
-    /// ```
-    /// use routing_core::{HashOn, RequestInfo};
-    /// let on = HashOn::Cookie("session".into());
-    /// let req = RequestInfo::get("/").header("cookie", "a=1; session=abc");
-    /// assert_eq!(on.key(&req), Some(routing_core::stable_hash(b"abc", 0)));
-    /// assert_eq!(on.key(&RequestInfo::get("/")), None);
-    /// ```
-    pub fn key<R: RouteRequest + ?Sized>(&self, req: &R) -> Option<u64> {
-        match self {
-            HashOn::Header(name) => req
-                .headers()
-                .get(name)
-                .map(|v| stable_hash(v.as_bytes(), 0)),
-            HashOn::Cookie(name) => {
-                cookie(req.headers(), name).map(|v| stable_hash(v.as_bytes(), 0))
-            }
-            HashOn::Query(name) => req.query().and_then(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| k == &**name)
-                    .map(|(_, v)| stable_hash(v.as_bytes(), 0))
-            }),
-            HashOn::SourceIp => req.source_ip().map(|ip| match ip {
-                std::net::IpAddr::V4(a) => stable_hash(&a.octets(), 0),
-                std::net::IpAddr::V6(a) => stable_hash(&a.octets(), 0),
-            }),
-        }
-    }
-}
-
-/// A rule: its matches, its action and its policy.
-#[derive(Debug)]
-pub struct Rule {
-    pub(crate) route: usize,
-    pub(crate) index_in_route: usize,
-    pub(crate) name: Option<Box<str>>,
-    pub(crate) matches: Box<[RequestMatch]>,
-    pub(crate) action: Action,
-    pub(crate) policy: Policy,
-    pub(crate) hash_on: Option<HashOn>,
-}
-
-impl Rule {
-    /// Index of its route in [`RouteTable::routes`].
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]").unwrap();
-    /// assert_eq!(t.rules()[0].route_index(), 0);
-    /// ```
-    #[must_use]
-    pub fn route_index(&self) -> usize {
-        self.route
-    }
-
-    /// Its position within its route.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]").unwrap();
-    /// assert_eq!(t.rules()[0].index_in_route(), 0);
-    /// ```
-    #[must_use]
-    pub fn index_in_route(&self) -> usize {
-        self.index_in_route
-    }
-
-    /// Its name, if given.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{name: canary, backends: [{name: a}]}]}]").unwrap();
-    /// assert_eq!(t.rules()[0].name(), Some("canary"));
-    /// ```
-    #[must_use]
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    /// Its matches (ORed). A rule written without matches has one match-everything entry.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]").unwrap();
-    /// assert_eq!(t.rules()[0].matches().len(), 1);
-    /// ```
-    #[must_use]
-    pub fn matches(&self) -> &[RequestMatch] {
-        &self.matches
-    }
-
-    /// Its action.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("routes: [{name: r, rules: [{fixed_response: {status: 418}}]}]").unwrap();
-    /// assert!(matches!(t.rules()[0].action(), routing_core::Action::FixedResponse(f) if f.status == 418));
-    /// ```
-    #[must_use]
-    pub fn action(&self) -> &Action {
-        &self.action
-    }
-
-    /// The forwarding state, when the action is [`Action::Forward`].
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]").unwrap();
-    /// assert!(t.rules()[0].forward().is_some());
-    /// ```
-    #[must_use]
-    pub fn forward(&self) -> Option<&Forward> {
-        match &self.action {
-            Action::Forward(f) => Some(f),
-            _ => None,
-        }
-    }
-
-    /// The policy for the HTTP layer.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}], timeouts: {request: 3s}}]}]").unwrap();
-    /// assert_eq!(t.rules()[0].policy().timeouts.request, Some(std::time::Duration::from_secs(3)));
-    /// ```
-    #[must_use]
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    /// The key consistent hashing uses, if the rule is sticky by key.
-    ///
-    /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}], load_balancer: {consistent_hash: {header: x-user}}}]}]").unwrap();
-    /// assert!(matches!(t.rules()[0].hash_on(), Some(routing_core::HashOn::Header(_))));
-    /// ```
-    #[must_use]
-    pub fn hash_on(&self) -> Option<&HashOn> {
-        self.hash_on.as_ref()
-    }
-}
-
-/// One rule match that holds for a request ([`RouteTable::candidates`]).
+/// A rule match that holds for a request: which rule, which of its matches, and
+/// its precedence. What matching returns ([`RouteTable::find`],
+/// [`RouteTable::candidates`]); [`RouteTable::select`] turns it into a [`Decision`].
+///
+/// ```
+/// use routing_core::{RouteTable, RequestInfo};
+/// let t = RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{matches: [{path: {exact: /a}}, {path: {exact: /b}}], backends: [{name: a}]}]}]").unwrap();
+/// let m = t.find(&RequestInfo::get("/b")).unwrap();
+/// assert_eq!((m.rule, m.r#match), (0, 1));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Candidate {
+pub struct RuleMatch {
     /// Index of the rule in [`RouteTable::rules`].
     pub rule: usize,
     /// Index of the match in the rule.
     pub r#match: usize,
-    /// Whether the rule's route uses [`RulePrecedence::FirstMatch`].
-    pub first_match: bool,
     /// Its precedence.
     pub summary: MatchSummary,
+}
+
+/// What the caller knows when a backend is selected ([`RouteTable::select`]).
+///
+/// * `prefer`: the backend the request is pinned to (a sticky cookie). It is taken
+///   without drawing — the strategy's random draw or round-robin turn is not spent —
+///   when the rule has it with a weight above zero, it is available and not excluded.
+/// * `exclude`: backends already tried (retries); they are never chosen, and the
+///   choice among the others is weighted, ignoring the sticky key.
+///
+/// ```
+/// use routing_core::{RouteTable, RequestInfo, Selection};
+/// let t = RouteTable::from_yaml("backends: [{name: a}, {name: b}]\nroutes: [{name: r, rules: [{backends: [{name: a}, {name: b}]}]}]").unwrap();
+/// let (a, b) = (t.backend_id("a").unwrap(), t.backend_id("b").unwrap());
+/// let req = RequestInfo::get("/");
+/// let m = t.find(&req).unwrap();
+/// let d = t.select(m, &req, &mut rand::rng(), Selection::new().prefer(b)).unwrap();
+/// assert!(d.preferred());
+/// assert_eq!(d.backend_id(), Some(b));
+/// let retry = t.select(m, &req, &mut rand::rng(), Selection::new().exclude(&[b])).unwrap();
+/// assert_eq!(retry.backend_id(), Some(a));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Selection<'a> {
+    prefer: Option<BackendId>,
+    exclude: &'a [BackendId],
+}
+
+impl<'a> Selection<'a> {
+    /// No preference, nothing excluded: the rule's strategy chooses.
+    ///
+    /// ```
+    /// assert_eq!(routing_core::Selection::new(), routing_core::Selection::default());
+    /// ```
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            prefer: None,
+            exclude: &[],
+        }
+    }
+
+    /// Prefers `id` (see the type's docs for when it is taken).
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]").unwrap();
+    /// let s = routing_core::Selection::new().prefer(t.backend_id("a").unwrap());
+    /// assert_eq!(s.preferred(), t.backend_id("a"));
+    /// ```
+    #[must_use]
+    pub const fn prefer(mut self, id: BackendId) -> Self {
+        self.prefer = Some(id);
+        self
+    }
+
+    /// Never chooses any of `tried`.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]").unwrap();
+    /// let tried = [t.backend_id("a").unwrap()];
+    /// assert_eq!(routing_core::Selection::new().exclude(&tried).excluded(), &tried);
+    /// ```
+    #[must_use]
+    pub const fn exclude(mut self, tried: &'a [BackendId]) -> Self {
+        self.exclude = tried;
+        self
+    }
+
+    /// The preferred backend, if any.
+    ///
+    /// ```
+    /// assert_eq!(routing_core::Selection::new().preferred(), None);
+    /// ```
+    #[must_use]
+    pub const fn preferred(&self) -> Option<BackendId> {
+        self.prefer
+    }
+
+    /// The excluded backends.
+    ///
+    /// ```
+    /// assert!(routing_core::Selection::new().excluded().is_empty());
+    /// ```
+    #[must_use]
+    pub const fn excluded(&self) -> &'a [BackendId] {
+        self.exclude
+    }
 }
 
 /// The rule that matched a request and, for forwarding rules, the backend chosen.
 #[derive(Debug, Clone, Copy)]
 pub struct Decision<'t> {
     table: &'t RouteTable,
-    rule_index: usize,
-    match_index: usize,
-    summary: MatchSummary,
+    matched: RuleMatch,
     backend: Option<usize>,
     key: Option<u64>,
+    preferred: bool,
 }
 
 impl<'t> Decision<'t> {
@@ -391,7 +146,7 @@ impl<'t> Decision<'t> {
     /// ```
     #[must_use]
     pub fn rule(&self) -> &'t Rule {
-        &self.table.rules[self.rule_index]
+        &self.table.rules[self.matched.rule]
     }
 
     /// Index of the rule in [`RouteTable::rules`].
@@ -403,7 +158,7 @@ impl<'t> Decision<'t> {
     /// ```
     #[must_use]
     pub fn rule_index(&self) -> usize {
-        self.rule_index
+        self.matched.rule
     }
 
     /// Index, within the rule, of the match that won.
@@ -415,7 +170,35 @@ impl<'t> Decision<'t> {
     /// ```
     #[must_use]
     pub fn match_index(&self) -> usize {
-        self.match_index
+        self.matched.r#match
+    }
+
+    /// The rule match this decision was selected from (to select again, e.g. for a
+    /// retry that excludes the backends already tried).
+    ///
+    /// ```
+    /// # use routing_core::*;
+    /// # let t = RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]").unwrap();
+    /// let req = RequestInfo::get("/");
+    /// let d = t.decide(&req, &mut rand::rng()).unwrap();
+    /// assert_eq!(Some(d.rule_match()), t.find(&req));
+    /// ```
+    #[must_use]
+    pub fn rule_match(&self) -> RuleMatch {
+        self.matched
+    }
+
+    /// Whether the backend is the [`Selection::prefer`]red one, taken without a draw
+    /// (`false` when there was no preference or it could not be honoured).
+    ///
+    /// ```
+    /// # use routing_core::*;
+    /// # let t = RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}]}]}]").unwrap();
+    /// assert!(!t.decide(&RequestInfo::get("/"), &mut rand::rng()).unwrap().preferred());
+    /// ```
+    #[must_use]
+    pub fn preferred(&self) -> bool {
+        self.preferred
     }
 
     /// The match that won (its path condition decides how a `prefix` rewrite or
@@ -430,7 +213,7 @@ impl<'t> Decision<'t> {
     #[must_use]
     pub fn request_match(&self) -> &'t RequestMatch {
         // A decision's rule and match indices come from the table's own index.
-        &self.table.rules[self.rule_index].matches[self.match_index]
+        &self.table.rules[self.matched.rule].matches[self.matched.r#match]
     }
 
     /// The route.
@@ -455,7 +238,7 @@ impl<'t> Decision<'t> {
     /// ```
     #[must_use]
     pub fn summary(&self) -> MatchSummary {
-        self.summary
+        self.matched.summary
     }
 
     /// The backend chosen (forwarding rules only).
@@ -513,14 +296,15 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Validates `config` and builds the table (with its own health registry).
+    /// Validates `config` and builds the table (with its own health registry);
+    /// the same as `RouteTable::try_from(config)`.
     ///
     /// ```
     /// let cfg = routing_core::Config::from_yaml("backends: [{name: a}]").unwrap();
     /// assert!(routing_core::RouteTable::new(cfg).is_ok());
     /// ```
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        Self::build(config, &HealthRegistry::default(), 0)
+        Self::try_from(config)
     }
 
     /// Parses YAML, validates and builds.
@@ -530,14 +314,6 @@ impl RouteTable {
     /// ```
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
         Self::new(Config::from_yaml(text)?)
-    }
-
-    pub(crate) fn build(
-        config: Config,
-        health: &HealthRegistry,
-        generation: u64,
-    ) -> Result<Self, ConfigError> {
-        crate::build::build(config, health, generation)
     }
 
     /// The generation number ([`Router::update`](crate::Router::update) bumps it; 0 for
@@ -627,8 +403,8 @@ impl RouteTable {
         &self.rules
     }
 
-    /// The winning rule for `req` — `(rule index, match index, summary)` — without
-    /// choosing a backend.
+    /// The winning rule match for `req`, without choosing a backend
+    /// ([`select`](Self::select) does that).
     ///
     /// ```
     /// use routing_core::{RouteTable, RequestInfo};
@@ -640,14 +416,16 @@ impl RouteTable {
     ///       - {matches: [{path: {prefix: /api}}], backends: [{name: a}]}
     ///       - {matches: [{path: {exact: /api}}], backends: [{name: b}]}
     /// "#).unwrap();
-    /// assert_eq!(t.find(&RequestInfo::get("/api")).unwrap().0, 1, "exact beats prefix");
-    /// assert_eq!(t.find(&RequestInfo::get("/api/x")).unwrap().0, 0);
+    /// assert_eq!(t.find(&RequestInfo::get("/api")).unwrap().rule, 1, "exact beats prefix");
+    /// assert_eq!(t.find(&RequestInfo::get("/api/x")).unwrap().rule, 0);
     /// assert!(t.find(&RequestInfo::get("/apix")).is_none());
     /// ```
-    pub fn find<R: RouteRequest + ?Sized>(&self, req: &R) -> Option<(usize, usize, MatchSummary)> {
-        self.index
-            .find(&self.rules, req)
-            .map(|c| (c.rule as usize, c.r#match as usize, c.summary))
+    pub fn find<R: RouteRequest + ?Sized>(&self, req: &R) -> Option<RuleMatch> {
+        self.index.find(&self.rules, req).map(|c| RuleMatch {
+            rule: c.rule as usize,
+            r#match: c.r#match as usize,
+            summary: c.summary,
+        })
     }
 
     /// Every rule match that holds for `req`, best first: the order the lookup
@@ -666,10 +444,10 @@ impl RouteTable {
     /// "#).unwrap();
     /// let all = t.candidates(&RequestInfo::get("/api/cart"));
     /// assert_eq!(all.iter().map(|c| c.rule).collect::<Vec<_>>(), [1, 0]);
-    /// assert_eq!(t.find(&RequestInfo::get("/api/cart")).unwrap().0, all[0].rule);
+    /// assert_eq!(t.find(&RequestInfo::get("/api/cart")), Some(all[0]));
     /// ```
     #[must_use]
-    pub fn candidates<R: RouteRequest + ?Sized>(&self, req: &R) -> Vec<Candidate> {
+    pub fn candidates<R: RouteRequest + ?Sized>(&self, req: &R) -> Vec<RuleMatch> {
         let mut out = Vec::new();
         for route in self.routes.iter() {
             let Some(host) = route.host_specificity(req.host()) else {
@@ -683,42 +461,44 @@ impl RouteTable {
                         continue;
                     }
                     let (method, headers, query) = m.counts();
-                    out.push(Candidate {
-                        rule: ri,
-                        r#match: mi,
+                    out.push((
                         first_match,
-                        summary: MatchSummary {
-                            host,
-                            path: m.path.specificity(),
-                            method,
-                            headers,
-                            query,
-                            order: crate::precedence::DeclarationOrder {
-                                route: rule.route as u32,
-                                rule: rule.index_in_route as u32,
-                                r#match: mi as u32,
+                        RuleMatch {
+                            rule: ri,
+                            r#match: mi,
+                            summary: MatchSummary {
+                                host,
+                                path: m.path.specificity(),
+                                method,
+                                headers,
+                                query,
+                                order: crate::precedence::DeclarationOrder {
+                                    route: rule.route as u32,
+                                    rule: rule.index_in_route as u32,
+                                    r#match: mi as u32,
+                                },
                             },
                         },
-                    });
+                    ));
                 }
             }
         }
         // Host tier first; inside it `first_match` routes in declaration order, then
         // the rest by precedence.
-        out.sort_by(|a, b| {
+        out.sort_by(|(a_first, a), (b_first, b)| {
             b.summary
                 .host
                 .cmp(&a.summary.host)
-                .then(b.first_match.cmp(&a.first_match))
+                .then(b_first.cmp(a_first))
                 .then_with(|| {
-                    if a.first_match {
+                    if *a_first {
                         a.summary.order.cmp(&b.summary.order)
                     } else {
                         b.summary.cmp(&a.summary)
                     }
                 })
         });
-        out
+        out.into_iter().map(|(_, m)| m).collect()
     }
 
     /// Routes `req`: finds the winning rule and, if it forwards, picks a backend
@@ -744,23 +524,111 @@ impl RouteTable {
         req: &R,
         rng: &mut G,
     ) -> Result<Decision<'_>, RouteError> {
-        let c = self
-            .index
-            .find(&self.rules, req)
-            .ok_or(RouteError::NoRoute)?;
-        let rule = &self.rules[c.rule as usize];
+        let m = self.find(req).ok_or(RouteError::NoRoute)?;
+        self.select(m, req, rng, Selection::new())
+    }
+
+    /// Selects the backend for a rule match (forwarding rules; other actions need
+    /// none), knowing what the caller knows: the backend a sticky cookie pins the
+    /// request to and the backends a retry already tried ([`Selection`]). A sticky key
+    /// is read from `req` when the rule hashes. `m` must come from this table.
+    ///
+    /// ```
+    /// use routing_core::{RouteError, RouteTable, RequestInfo, Selection};
+    /// let t = RouteTable::from_yaml(r#"
+    /// backends: [{name: a}, {name: b}]
+    /// routes:
+    ///   - name: r
+    ///     rules:
+    ///       - {name: split, backends: [{name: a}, {name: b}]}
+    /// "#).unwrap();
+    /// let req = RequestInfo::get("/");
+    /// let m = t.find(&req).unwrap();
+    /// let tried = [t.backend_id("a").unwrap(), t.backend_id("b").unwrap()];
+    /// let err = t.select(m, &req, &mut rand::rng(), Selection::new().exclude(&tried)).unwrap_err();
+    /// assert_eq!(err, RouteError::NoBackend { rule: 0 });
+    /// ```
+    pub fn select<R: RouteRequest + ?Sized, G: RngCore + ?Sized>(
+        &self,
+        m: RuleMatch,
+        req: &R,
+        rng: &mut G,
+        with: Selection<'_>,
+    ) -> Result<Decision<'_>, RouteError> {
+        let rule = &self.rules[m.rule];
         let key = rule.hash_on.as_ref().and_then(|h| h.key(req));
-        let backend = match &rule.action {
-            Action::Forward(f) => Some(f.pick(rng, key)?),
-            _ => None,
+        let (backend, preferred) = match &rule.action {
+            Action::Forward(f) => {
+                let (pos, preferred) = f
+                    .pick_with(rng, key, with.prefer, with.exclude)
+                    .ok_or(RouteError::NoBackend { rule: m.rule })?;
+                (Some(pos), preferred)
+            }
+            _ => (None, false),
         };
         Ok(Decision {
             table: self,
-            rule_index: c.rule as usize,
-            match_index: c.r#match as usize,
-            summary: c.summary,
+            matched: m,
             backend,
             key,
+            preferred,
+        })
+    }
+}
+
+/// L4: the TCP services and connection routing.
+impl RouteTable {
+    /// The L4 services.
+    ///
+    /// ```
+    /// assert!(routing_core::RouteTable::from_yaml("{}").unwrap().tcp_services().is_empty());
+    /// ```
+    #[must_use]
+    pub fn tcp_services(&self) -> &[TcpService] {
+        &self.tcp.services
+    }
+
+    /// Routes a new connection: the service for its destination, then the target the
+    /// service's Maglev table gives for the flow hash (health-aware).
+    ///
+    /// ```
+    /// use routing_core::{RouteTable, FiveTuple, RouteError};
+    /// let t = RouteTable::from_yaml(r#"
+    /// backends: [{name: a, address: '10.0.0.1:8080'}, {name: b, address: '10.0.0.2:8080'}]
+    /// tcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a, weight: 3}, {name: b}]}]
+    /// "#).unwrap();
+    /// let flow = FiveTuple::tcp("203.0.113.9:40000".parse().unwrap(), "192.0.2.1:80".parse().unwrap());
+    /// let d = t.route_flow(&flow).unwrap();
+    /// assert_eq!(d.service.name(), "web");
+    /// let other = FiveTuple { dst_port: 81, ..flow };
+    /// assert_eq!(t.route_flow(&other).unwrap_err(), RouteError::NoRoute);
+    /// ```
+    pub fn route_flow(&self, flow: &FiveTuple) -> Result<FlowDecision<'_>, RouteError> {
+        let i = *self
+            .tcp
+            .by_vip
+            .get(&SocketAddr::new(flow.dst_ip, flow.dst_port))
+            .ok_or(RouteError::NoRoute)?;
+        let service = &self.tcp.services[i];
+        if flow.protocol != IPPROTO_TCP {
+            return Err(RouteError::NoRoute);
+        }
+        let key = match service.hash_on {
+            TcpHashOn::FiveTuple => flow.hash(),
+            TcpHashOn::SourceIp => flow.source_hash(),
+        };
+        // Only the exact fallback after many redraws draws randomness: seed it from the
+        // key so the answer stays a pure function of the flow.
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(key);
+        let pos = service
+            .forward
+            .pick(&mut rng, Some(key))
+            .ok_or(RouteError::NoTarget { service: i })?;
+        let backend_id = service.forward.backends()[pos].id();
+        Ok(FlowDecision {
+            service,
+            backend: self.backend(backend_id),
+            backend_id,
         })
     }
 }

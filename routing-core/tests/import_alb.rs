@@ -367,9 +367,28 @@ fn fixed_responses_and_redirects() {
 }
 
 #[test]
-fn authentication_and_pagination_are_warned() {
+fn authentication_fails_closed_unless_lossy_and_pagination_is_warned() {
     let text = fixture("authenticated.json");
-    let imported = load("authenticated.json");
+    let auth_line = Some(line_of(&text, "\"Type\": \"authenticate-oidc\"", 0) - 1);
+    // By default an authentication action the router cannot apply is refused: the
+    // rule would forward unauthenticated requests.
+    let err = fail("authenticated.json", &text);
+    let got: Vec<_> = err
+        .errors()
+        .iter()
+        .map(|e| (e.at.path.as_str(), e.at.line))
+        .collect();
+    assert_eq!(got, [("Rules[0].Actions[0]", auth_line)]);
+    assert!(
+        matches!(&err.errors()[0].kind, ImportErrorKind::Lossy(m) if m.contains("WITHOUT being authenticated")),
+        "{:?}",
+        err.errors()[0].kind
+    );
+    // With allow_lossy it is imported, and said so.
+    let imported = load_with(
+        "authenticated.json",
+        &ImportOptions::default().with_allow_lossy(true),
+    );
     let got: Vec<_> = imported
         .warnings
         .iter()
@@ -379,10 +398,7 @@ fn authentication_and_pagination_are_warned() {
         got,
         [
             ("NextMarker", Some(line_of(&text, "NextMarker", 0))),
-            (
-                "Rules[0].Actions[0]",
-                Some(line_of(&text, "\"Type\": \"authenticate-oidc\"", 0) - 1)
-            ),
+            ("Rules[0].Actions[0]", auth_line),
         ]
     );
     assert!(imported.warnings[0]
@@ -390,11 +406,12 @@ fn authentication_and_pagination_are_warned() {
         .contains("rules on other pages are missing"));
     assert!(imported.warnings[1]
         .message
-        .contains("`authenticate-oidc` is NOT applied in-process"));
+        .contains("`authenticate-oidc` cannot be applied in-process"));
     assert!(imported.warnings[1]
         .message
         .contains("WITHOUT being authenticated"));
-    // The rule still forwards (to the backend the ALB would have sent the user to).
+    assert!(imported.warnings[1].message.contains("allow_lossy"));
+    // The rule forwards (to the backend the ALB would have sent the user to).
     let table = imported.validate().unwrap();
     assert_eq!(
         outcome(&table, &RequestInfo::get("https://www.test/account/orders")),
@@ -404,6 +421,16 @@ fn authentication_and_pagination_are_warned() {
         outcome(&table, &RequestInfo::get("https://www.test/")),
         "default -> www"
     );
+    // deny_warnings turns the pagination warning into an error as well.
+    let strict = ImportOptions::default()
+        .with_allow_lossy(true)
+        .with_deny_warnings(true);
+    let err = import(&[Source::new("authenticated.json", &text)], &strict).unwrap_err();
+    assert!(err
+        .errors()
+        .iter()
+        .all(|e| matches!(e.kind, ImportErrorKind::Warning(_))));
+    assert_eq!(err.errors().len(), 2);
 }
 
 #[test]
@@ -681,7 +708,7 @@ fn imports_round_trip_through_native_yaml() {
         "maintenance.json",
         "authenticated.json",
     ] {
-        let imported = load(name);
+        let imported = load_with(name, &ImportOptions::default().with_allow_lossy(true));
         let yaml = imported.config.to_yaml();
         let back = Config::from_yaml(&yaml).unwrap_or_else(|e| panic!("{name}: {e}\n{yaml}"));
         assert_eq!(back, imported.config, "{name}");

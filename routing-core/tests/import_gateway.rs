@@ -739,7 +739,7 @@ spec:
     let req = RequestInfo::get("/?v=1").header("x-team", "a");
     assert_eq!(
         table.decide(&req, &mut rand::rng()).err(),
-        Some(RouteError::NoBackend),
+        Some(RouteError::NoBackend { rule: 0 }),
         "weight 0 everywhere: no backend"
     );
     let cfg = &imported.config.routes[0];

@@ -24,6 +24,16 @@ fn ok(name: &str, text: &str) -> Imported {
     }
 }
 
+/// Imports standing for the in-process mesh and the bookinfo ingress gateway (the
+/// `ratings` VirtualService is bound to that gateway only).
+fn ok_at_gateway(name: &str, text: &str) -> Imported {
+    let opts = ImportOptions::default().with_gateways(["mesh", "bookinfo/bookinfo-gateway"]);
+    match import(&[Source::new(name, text)], &opts) {
+        Ok(i) => i,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 fn err(name: &str, text: &str) -> ImportErrors {
     import(&[Source::new(name, text)], &ImportOptions::default()).expect_err("should fail")
 }
@@ -84,7 +94,7 @@ fn bookinfo_reviews_by_end_user() {
 
 #[test]
 fn ratings_rewrite_fault_retries_and_pools() {
-    let i = ok("bookinfo.yaml", BOOKINFO);
+    let i = ok_at_gateway("bookinfo.yaml", BOOKINFO);
     let t = table(&i);
     let r = &i.config.routes[1];
     assert_eq!(r.hostnames, ["ratings.bookinfo.svc.cluster.local"]);
@@ -155,10 +165,10 @@ fn ratings_rewrite_fault_retries_and_pools() {
             .find(|w| w.at.path == path)
             .unwrap_or_else(|| panic!("no warning at {path}: {:#?}", i.warnings))
     };
-    let g = w("spec.gateways");
-    assert_eq!(g.at.document, 1);
-    assert_eq!(g.at.line, Some(34), "lines count from the top of the file");
-    assert!(g.message.contains("not applied in-process"));
+    assert!(
+        i.warnings.iter().all(|w| w.at.path != "spec.gateways"),
+        "bound to a gateway the import stands for: no warning"
+    );
     assert!(w("spec.http[0].retries.retryOn")
         .message
         .contains("refused-stream"));
@@ -169,6 +179,95 @@ fn ratings_rewrite_fault_retries_and_pools() {
         Some(98)
     );
     round_trip(&i);
+}
+
+#[test]
+fn gateway_binding_is_a_selection() {
+    // By default an import stands for `mesh` (in-process traffic): `ratings`, bound
+    // to `bookinfo-gateway` only, is left out with a warning, `reviews` stays.
+    let i = ok("bookinfo.yaml", BOOKINFO);
+    let names: Vec<_> = i.config.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["bookinfo/reviews"]);
+    let g = i
+        .warnings
+        .iter()
+        .find(|w| w.at.path == "spec.gateways")
+        .expect("a warning for the left-out VirtualService");
+    assert_eq!(g.at.document, 1);
+    assert_eq!(g.at.line, Some(34), "lines count from the top of the file");
+    assert!(g.message.contains("left out"), "{}", g.message);
+    // Standing for that gateway only: `ratings` is in, `reviews` (mesh) is out.
+    let opts = ImportOptions::default().with_gateways(["bookinfo/bookinfo-gateway"]);
+    let i = import(&[Source::new("bookinfo.yaml", BOOKINFO)], &opts).unwrap();
+    let names: Vec<_> = i.config.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["bookinfo/ratings"]);
+    // A match bound to another gateway is left out; a rule whose every match is
+    // left out is dropped, never turned into a catch-all.
+    let text = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: split, namespace: web}
+spec:
+  hosts: [web]
+  http:
+    - name: ingress-only
+      match: [{gateways: [public], uri: {prefix: /admin}}]
+      route: [{destination: {host: admin}}]
+    - name: mixed
+      match:
+        - {gateways: [public], uri: {prefix: /a}}
+        - {uri: {prefix: /b}}
+      route: [{destination: {host: ab}}]
+    - name: rest
+      route: [{destination: {host: web}}]
+"#;
+    let i = ok("split.yaml", text);
+    let r = &i.config.routes[0];
+    let rules: Vec<_> = r.rules.iter().map(|r| r.name.as_deref().unwrap()).collect();
+    assert_eq!(rules, ["mixed", "rest"]);
+    assert_eq!(r.rules[0].matches.len(), 1);
+    let t = table(&i);
+    assert_eq!(backend(&t, &RequestInfo::get("http://web/admin")), "web");
+    assert_eq!(backend(&t, &RequestInfo::get("http://web/a")), "web");
+    assert_eq!(backend(&t, &RequestInfo::get("http://web/b")), "ab");
+    let at_public = ImportOptions::default().with_gateways(["web/public"]);
+    let i = import(&[Source::new("split.yaml", text)], &at_public).unwrap();
+    let t = table(&i);
+    assert_eq!(backend(&t, &RequestInfo::get("http://web/admin")), "admin");
+    assert_eq!(backend(&t, &RequestInfo::get("http://web/a")), "ab");
+    assert_eq!(backend(&t, &RequestInfo::get("http://web/b")), "web");
+}
+
+#[test]
+fn caller_and_port_conditions_fail_closed_unless_lossy() {
+    let e = err("warnings.yaml", WARNINGS);
+    let got: Vec<_> = e
+        .errors()
+        .iter()
+        .map(|x| {
+            (
+                x.at.path.as_str(),
+                x.at.line,
+                matches!(x.kind, ImportErrorKind::Lossy(_)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("spec.http[0].match[0].sourceLabels", Some(12), true),
+            ("spec.http[0].match[0].port", Some(14), true),
+        ]
+    );
+    let text = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ns, namespace: a}\nspec:\n  hosts: [r]\n  http:\n  - match: [{sourceNamespace: b}]\n    route: [{destination: {host: r}}]\n";
+    let e = err("ns.yaml", text);
+    assert!(
+        matches!(&e.errors()[0].kind, ImportErrorKind::Lossy(m) if m.contains("sourceNamespace"))
+    );
+    assert_eq!(
+        e.errors()[0].at.path,
+        "spec.http[0].match[0].sourceNamespace"
+    );
 }
 
 #[test]
@@ -425,7 +524,8 @@ spec:
 
 #[test]
 fn warnings_name_paths_and_lines() {
-    let i = ok("warnings.yaml", WARNINGS);
+    let lossy = ImportOptions::default().with_allow_lossy(true);
+    let i = import(&[Source::new("warnings.yaml", WARNINGS)], &lossy).unwrap();
     let r = &i.config.routes[0];
     assert!(r.hostnames.is_empty(), "`*` serves every host");
     let find = |path: &str| {
@@ -435,7 +535,6 @@ fn warnings_name_paths_and_lines() {
             .unwrap_or_else(|| panic!("no warning at {path}: {:#?}", i.warnings))
     };
     for (path, line, word) in [
-        ("spec.gateways", 8, "gateways"),
         ("spec.exportTo", 9, "exportTo"),
         ("spec.http[0].match[0].sourceLabels", 12, "sourceLabels"),
         ("spec.http[0].match[0].port", 14, "port"),
@@ -452,7 +551,9 @@ fn warnings_name_paths_and_lines() {
         assert_eq!(w.at.resource.as_deref(), Some("VirtualService prod/edge"));
         assert!(w.message.contains(word), "{path}: {}", w.message);
     }
-    assert_eq!(i.warnings.len(), 7, "{:#?}", i.warnings);
+    // `gateways: [mesh, …]` includes the mesh this import stands for: no warning.
+    assert!(i.warnings.iter().all(|w| w.at.path != "spec.gateways"));
+    assert_eq!(i.warnings.len(), 6, "{:#?}", i.warnings);
     let t = table(&i);
     assert_eq!(
         backend(&t, &RequestInfo::get("http://anything/x")),

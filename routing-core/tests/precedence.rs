@@ -331,15 +331,15 @@ proptest! {
     fn index_agrees_with_linear_reference(cfg in config_strategy(), reqs in prop::collection::vec(request_strategy(), 1..20)) {
         let table = cfg.clone().validate().unwrap();
         for req in &reqs {
-            let got = table.find(req).map(|(r, m, _)| (r, m));
+            let got = table.find(req).map(|c| (c.rule, c.r#match));
             let want = reference(&cfg, req);
             prop_assert_eq!(got, want, "request {:?}", req);
             let first = table.candidates(req).first().map(|c| (c.rule, c.r#match));
             prop_assert_eq!(first, want, "candidates() must list the winner first");
-            if let Some((r, m, summary)) = table.find(req) {
-                prop_assert!(table.rules()[r].matches()[m].matches(req), "the winner must match");
-                let route = &table.routes()[table.rules()[r].route_index()];
-                prop_assert_eq!(Some(summary.host), route.host_specificity(req.host()));
+            if let Some(c) = table.find(req) {
+                prop_assert!(table.rules()[c.rule].matches()[c.r#match].matches(req), "the winner must match");
+                let route = &table.routes()[table.rules()[c.rule].route_index()];
+                prop_assert_eq!(Some(c.summary.host), route.host_specificity(req.host()));
             }
         }
     }
@@ -351,7 +351,7 @@ fn table(yaml: &str) -> RouteTable {
 
 fn winner(t: &RouteTable, req: &RequestInfo) -> Option<String> {
     t.find(req)
-        .map(|(r, _, _)| t.rules()[r].name().unwrap_or("?").to_owned())
+        .map(|c| t.rules()[c.rule].name().unwrap_or("?").to_owned())
 }
 
 #[test]

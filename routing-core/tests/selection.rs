@@ -105,7 +105,7 @@ fn all_zero_weights_is_no_backend_for_every_strategy() {
         let err = t
             .decide(&RequestInfo::get("/").header("x-user", "u"), &mut rng)
             .unwrap_err();
-        assert_eq!(err, RouteError::NoBackend, "{lb}");
+        assert_eq!(err, RouteError::NoBackend { rule: 0 }, "{lb}");
     }
 }
 
@@ -152,7 +152,7 @@ fn panic_threshold_routes_to_all_when_too_few_are_left() {
         .load()
         .decide(&RequestInfo::get("/"), &mut SmallRng::seed_from_u64(0))
         .unwrap_err();
-    assert_eq!(err, RouteError::NoBackend);
+    assert_eq!(err, RouteError::NoBackend { rule: 0 });
 }
 
 fn sticky_router() -> Router {
@@ -294,4 +294,118 @@ tcp_services: [{name: web, vip: "192.0.2.10:80", backends: [{name: t1, weight: 3
         )
     };
     assert_eq!(t.route_flow(&udp).unwrap_err(), RouteError::NoRoute);
+}
+
+/// A table with a header rule (rule 0) and a three-backend rule (rule 1) of
+/// strategy `lb`.
+fn hinted(lb: &str) -> RouteTable {
+    RouteTable::from_yaml(&format!(
+        r#"
+backends: [{{name: a}}, {{name: b}}, {{name: c}}, {{name: z}}]
+routes:
+  - name: r
+    rules:
+      - matches: [{{headers: [{{name: x-z, exact: "1"}}]}}]
+        backends: [{{name: z, weight: 0}}]
+      - backends: [{{name: a}}, {{name: b}}, {{name: c, weight: 0}}]
+        {lb}
+"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_preferred_backend_does_not_advance_round_robin() {
+    let t = hinted("load_balancer: {simple: round_robin}");
+    let b = t.backend_id("b").unwrap();
+    let req = RequestInfo::get("/");
+    let m = t.find(&req).unwrap();
+    let mut rng = SmallRng::seed_from_u64(1);
+    let mut fresh = Vec::new();
+    for i in 0..12 {
+        // Every other request carries a pin to `b` (a sticky cookie): it is taken
+        // without a draw, so the round robin of the others is not disturbed.
+        if i % 2 == 0 {
+            let d = t
+                .select(m, &req, &mut rng, Selection::new().prefer(b))
+                .unwrap();
+            assert!(d.preferred());
+            assert_eq!(d.backend_id(), Some(b));
+        } else {
+            let d = t.select(m, &req, &mut rng, Selection::new()).unwrap();
+            assert!(!d.preferred());
+            fresh.push(d.backend().unwrap().name().to_owned());
+        }
+    }
+    assert_eq!(fresh, ["a", "b", "a", "b", "a", "b"]);
+}
+
+#[test]
+fn a_preference_is_honoured_only_for_a_live_positive_weight_backend_of_the_rule() {
+    for lb in ["", "load_balancer: {consistent_hash: {header: x-user}}"] {
+        let router = Router::new(hinted(lb).config().clone()).unwrap();
+        let t = router.load();
+        let id = |n| t.backend_id(n).unwrap();
+        let req = RequestInfo::get("/").header("x-user", "u1");
+        let m = t.find(&req).unwrap();
+        let mut rng = SmallRng::seed_from_u64(2);
+        // Weight 0 (drained) and a backend of another rule: a fresh choice.
+        for pin in ["c", "z"] {
+            let d = t
+                .select(m, &req, &mut rng, Selection::new().prefer(id(pin)))
+                .unwrap();
+            assert!(!d.preferred(), "{lb}: {pin}");
+            assert_ne!(d.backend().unwrap().name(), pin, "{lb}");
+        }
+        // Excluded (already tried): not taken either.
+        let tried = [id("a")];
+        let d = t
+            .select(
+                m,
+                &req,
+                &mut rng,
+                Selection::new().prefer(id("a")).exclude(&tried),
+            )
+            .unwrap();
+        assert_eq!(d.backend().unwrap().name(), "b", "{lb}");
+        // Unavailable: not taken.
+        router.health().set_available("b", false);
+        let t = router.load();
+        let d = t
+            .select(m, &req, &mut rng, Selection::new().prefer(id("b")))
+            .unwrap();
+        assert!(!d.preferred());
+        assert_eq!(d.backend().unwrap().name(), "a", "{lb}");
+    }
+}
+
+#[test]
+fn retries_exclude_what_was_tried_and_run_out_naming_the_rule() {
+    for lb in [
+        "",
+        "load_balancer: {simple: round_robin}",
+        "load_balancer: {consistent_hash: {header: x-user}}",
+    ] {
+        let t = hinted(lb);
+        let (a, b) = (t.backend_id("a").unwrap(), t.backend_id("b").unwrap());
+        let req = RequestInfo::get("/").header("x-user", "u1");
+        let m = t.find(&req).unwrap();
+        let mut rng = SmallRng::seed_from_u64(3);
+        for _ in 0..200 {
+            let d = t
+                .select(m, &req, &mut rng, Selection::new().exclude(&[a]))
+                .unwrap();
+            assert_eq!(d.backend_id(), Some(b), "{lb}");
+        }
+        let err = t
+            .select(m, &req, &mut rng, Selection::new().exclude(&[a, b]))
+            .unwrap_err();
+        assert_eq!(err, RouteError::NoBackend { rule: 1 }, "{lb}");
+    }
+    // The header rule's only backend has weight 0: the error names rule 0.
+    let t = hinted("");
+    let err = t
+        .decide(&RequestInfo::get("/").header("x-z", "1"), &mut rand::rng())
+        .unwrap_err();
+    assert_eq!(err, RouteError::NoBackend { rule: 0 });
 }

@@ -504,9 +504,12 @@ where
                 }
                 return ready(error_response(RoutingError::NoRoute(error::NoRoute)));
             }
-            Err(_) => {
-                // Every backend of the matched rule is out: name its route.
-                let rule = table.find(&req).map(|(rule, _, _)| rule);
+            Err(err) => {
+                // Every backend of the matched rule is out: the error names the rule.
+                let rule = match err {
+                    RouteError::NoBackend { rule } => Some(rule),
+                    _ => None,
+                };
                 return ready(no_healthy(&table, rule, None));
             }
         };
@@ -1031,7 +1034,7 @@ fn retry_backend(
     // A few weighted draws that avoid tried backends; no sticky key, so that
     // consistent hashing does not return the same backend every time.
     for _ in 0..4 {
-        if let Ok(pos) = fwd.pick(&mut rng, None) {
+        if let Some(pos) = fwd.pick(&mut rng, None) {
             let id = fwd.backends()[pos].id();
             if !tried.contains(&id) {
                 return id;

@@ -290,9 +290,10 @@ fn simulate(rng: &mut StdRng, sessions: &[String]) -> Simulated {
 /// Where one request went: the rule is the one `table` matches (matching is
 /// deterministic); the backend is the upstream that answered over HTTP.
 fn outcome(table: &RouteTable, request: &RequestInfo, answer: &Answer) -> Result<Outcome> {
-    let (rule, _, _) = table
+    let rule = table
         .find(request)
-        .with_context(|| format!("no rule matches {request:?}"))?;
+        .with_context(|| format!("no rule matches {request:?}"))?
+        .rule;
     let name = answer
         .backend
         .as_deref()

@@ -195,6 +195,16 @@ pub enum ImportErrorKind {
     /// The native configuration built from the input is invalid; the message is the
     /// native validation error (its native field path included).
     Native(String),
+    /// A condition that narrows a match or gates access (authentication, caller
+    /// identity, listener port) cannot be applied in-process: importing it anyway
+    /// would serve requests the source system refuses. Refused unless
+    /// [`ImportOptions::allow_lossy`] is set (then it is a warning).
+    Lossy(String),
+    /// A warning, refused because [`ImportOptions::deny_warnings`] is set.
+    Warning(String),
+    /// The input yields no route and no TCP service (e.g. only unknown kinds, or
+    /// only DestinationRules): nothing would be routed.
+    NothingRoutable,
 }
 
 impl fmt::Display for ImportErrorKind {
@@ -207,6 +217,19 @@ impl fmt::Display for ImportErrorKind {
                 write!(f, "no entry in the backend map for {m}")
             }
             ImportErrorKind::Native(m) => write!(f, "{m}"),
+            ImportErrorKind::Lossy(m) => {
+                write!(
+                    f,
+                    "not applied in-process, refused (allow_lossy imports it): {m}"
+                )
+            }
+            ImportErrorKind::Warning(m) => write!(f, "warning refused (deny_warnings): {m}"),
+            ImportErrorKind::NothingRoutable => {
+                write!(
+                    f,
+                    "nothing routable: the input yields no route and no tcp service"
+                )
+            }
         }
     }
 }
@@ -390,6 +413,17 @@ pub struct ImportOptions {
     pub backends: Option<BackendMap>,
     /// Namespace of Kubernetes resources that do not name one (default `default`).
     pub default_namespace: String,
+    /// Import conditions that narrow access but cannot be applied in-process (ALB
+    /// authentication actions; Istio `sourceLabels`, `sourceNamespace`, match `port`)
+    /// as warnings instead of refusing them. Off by default: an import fails closed.
+    pub allow_lossy: bool,
+    /// Turn every warning into an error (for CI). Off by default.
+    pub deny_warnings: bool,
+    /// The gateways this router stands for, when the source binds routes to gateways
+    /// (Istio `gateways`: `mesh`, `name` or `namespace/name`). Empty means `mesh`:
+    /// in-process (sidecar) traffic. A VirtualService or match bound only to other
+    /// gateways is left out, with a warning.
+    pub gateways: Vec<String>,
 }
 
 impl Default for ImportOptions {
@@ -397,6 +431,9 @@ impl Default for ImportOptions {
         Self {
             backends: None,
             default_namespace: "default".to_owned(),
+            allow_lossy: false,
+            deny_warnings: false,
+            gateways: Vec::new(),
         }
     }
 }
@@ -425,6 +462,76 @@ impl ImportOptions {
     pub fn with_default_namespace(mut self, ns: impl Into<String>) -> Self {
         self.default_namespace = ns.into();
         self
+    }
+
+    /// Import access-narrowing conditions that cannot be applied as warnings
+    /// ([`ImportErrorKind::Lossy`]).
+    ///
+    /// ```
+    /// assert!(routing_core::import::ImportOptions::default().with_allow_lossy(true).allow_lossy);
+    /// ```
+    #[must_use]
+    pub fn with_allow_lossy(mut self, yes: bool) -> Self {
+        self.allow_lossy = yes;
+        self
+    }
+
+    /// Refuse any warning ([`ImportErrorKind::Warning`]).
+    ///
+    /// ```
+    /// assert!(routing_core::import::ImportOptions::default().with_deny_warnings(true).deny_warnings);
+    /// ```
+    #[must_use]
+    pub fn with_deny_warnings(mut self, yes: bool) -> Self {
+        self.deny_warnings = yes;
+        self
+    }
+
+    /// Stand for `gateways` (see [`ImportOptions::gateways`]).
+    ///
+    /// ```
+    /// let o = routing_core::import::ImportOptions::default().with_gateways(["istio-system/public"]);
+    /// assert_eq!(o.gateways, ["istio-system/public"]);
+    /// ```
+    #[must_use]
+    pub fn with_gateways<I, S>(mut self, gateways: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.gateways = gateways.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether a binding to `gateways` (names as the source wrote them, `name` meaning
+    /// `namespace/name` in `ns`; empty meaning `mesh`) includes a gateway this router
+    /// stands for.
+    pub(crate) fn selects_gateway(&self, gateways: &[String], ns: &str) -> bool {
+        let qualify = |g: &str| {
+            if g == "mesh" || g.contains('/') {
+                g.to_owned()
+            } else {
+                format!("{ns}/{g}")
+            }
+        };
+        let mine: Vec<String> = if self.gateways.is_empty() {
+            vec!["mesh".to_owned()]
+        } else {
+            self.gateways
+                .iter()
+                .map(|g| {
+                    if g == "mesh" || g.contains('/') {
+                        g.clone()
+                    } else {
+                        format!("{}/{g}", self.default_namespace)
+                    }
+                })
+                .collect()
+        };
+        if gateways.is_empty() {
+            return mine.iter().any(|g| g == "mesh");
+        }
+        gateways.iter().any(|g| mine.contains(&qualify(g)))
     }
 }
 
@@ -550,7 +657,16 @@ pub fn import(sources: &[Source<'_>], options: &ImportOptions) -> Result<Importe
     if !alb_docs.is_empty() {
         alb::import(&alb_docs, &mut out);
     }
-    out.finish(kinds)
+    let first = Location {
+        source: sources
+            .first()
+            .map_or_else(String::new, |s| s.name.to_owned()),
+        document: 0,
+        resource: None,
+        path: String::new(),
+        line: None,
+    };
+    out.finish(kinds, first)
 }
 
 /// One document of a source, with its detected kind.
@@ -675,6 +791,17 @@ impl<'o> Out<'o> {
         self.errors.push(ImportError { at, kind });
     }
 
+    /// Records a condition that narrows access and cannot be applied: an error, or a
+    /// warning when [`ImportOptions::allow_lossy`] is set.
+    pub(crate) fn lossy(&mut self, at: Location, message: impl Into<String>) {
+        let message = message.into();
+        if self.options.allow_lossy {
+            self.warn(at, format!("{message} (imported anyway: allow_lossy)"));
+        } else {
+            self.error(at, ImportErrorKind::Lossy(message));
+        }
+    }
+
     /// Records an error already built.
     pub(crate) fn push_error(&mut self, e: ImportError) {
         self.errors.push(e);
@@ -784,7 +911,28 @@ impl<'o> Out<'o> {
         }
     }
 
-    fn finish(self, kinds: BTreeSet<SourceKind>) -> Result<Imported, ImportErrors> {
+    fn finish(
+        mut self,
+        kinds: BTreeSet<SourceKind>,
+        first: Location,
+    ) -> Result<Imported, ImportErrors> {
+        if self.errors.is_empty()
+            && self.config.routes.is_empty()
+            && self.config.tcp_services.is_empty()
+        {
+            self.error(first, ImportErrorKind::NothingRoutable);
+        }
+        if self.options.deny_warnings {
+            let denied: Vec<ImportError> = self
+                .warnings
+                .iter()
+                .map(|w| ImportError {
+                    at: w.at.clone(),
+                    kind: ImportErrorKind::Warning(w.message.clone()),
+                })
+                .collect();
+            self.errors.extend(denied);
+        }
         if !self.errors.is_empty() {
             return Err(ImportErrors {
                 errors: self.errors,
@@ -1023,68 +1171,4 @@ pub(crate) fn to_config_duration(d: Duration) -> crate::ConfigDuration {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(go_duration("1h2m").unwrap(), Duration::from_secs(3720));
-        assert_eq!(go_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(go_duration("0s").unwrap(), Duration::ZERO);
-        for bad in ["", "s", "1", "1x", "1.2.3s", "-1s", "9999999999h"] {
-            assert!(go_duration(bad).is_err(), "{bad}");
-        }
-        assert_eq!(
-            to_config_duration(Duration::from_micros(1500)).to_string(),
-            "2ms"
-        );
-    }
-
-    #[test]
-    fn kinds_and_lines() {
-        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\nbackends: [{name: a}]\nroutes:\n  - name: r\n    rules: [{backends: [{name: a}]}]\n";
-        let imported = import(&[Source::new("m.yaml", text)], &ImportOptions::default()).unwrap();
-        assert_eq!(imported.kinds, BTreeSet::from([SourceKind::Native]));
-        assert_eq!(imported.warnings.len(), 1, "{:?}", imported.warnings);
-        assert!(imported.warnings[0].message.contains("Service"));
-        assert_eq!(imported.origins[0].at.line, Some(7));
-        assert_eq!(imported.origins[0].at.document, 1);
-        let err = import(
-            &[Source::new("m.yaml", "backends: [{name: a, colour: red}]")],
-            &ImportOptions::default(),
-        )
-        .unwrap_err();
-        assert_eq!(err.errors()[0].at.path, "backends[0].colour");
-        assert_eq!(err.errors()[0].at.line, Some(1));
-    }
-
-    #[test]
-    fn lists_are_expanded() {
-        let text = "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: c}\n";
-        let imported = import(&[Source::new("l.yaml", text)], &ImportOptions::default()).unwrap();
-        assert_eq!(imported.warnings[0].at.path, "items[0]");
-        assert_eq!(imported.warnings[0].at.line, Some(4));
-    }
-
-    #[test]
-    fn backend_map_is_strict_when_given() {
-        let opts = ImportOptions::default().with_backend_map(BackendMap::default());
-        let mut out = Out::new(&opts);
-        let at = Location {
-            source: "x".into(),
-            document: 0,
-            resource: None,
-            path: "p".into(),
-            line: None,
-        };
-        assert!(out
-            .backend(&["h/v1".into(), "h".into()], "h-v1", &at)
-            .is_none());
-        assert!(matches!(
-            &out.errors[0].kind,
-            ImportErrorKind::UnknownBackend(m) if m.contains("`h/v1` or `h`")
-        ));
-    }
-}
+mod tests;

@@ -13,10 +13,9 @@ pub use alias::AliasTable;
 pub use maglev::{is_prime, MaglevError, MaglevTable, DEFAULT_MAGLEV_SIZE, MAX_MAGLEV_SIZE};
 pub use swrr::SmoothRoundRobin;
 
-use crate::error::RouteError;
+use crate::backend::BackendId;
 use crate::hash::mix64;
 use crate::health::BackendHealth;
-use crate::table::BackendId;
 
 /// How many times a pick that landed on an unavailable backend is redrawn before the
 /// exact (linear) fallback. Redrawing keeps the shares of the available backends in
@@ -142,7 +141,9 @@ impl Forward {
         self.backends.iter().position(|b| b.id == id)
     }
 
-    /// Picks a backend position for a new request or connection.
+    /// Picks a backend position for a new request or connection, or `None` when no
+    /// backend can take it (all weights zero, or every backend unavailable with the
+    /// panic threshold not reached).
     ///
     /// `key` is the sticky key's hash for consistent hashing (ignored by the other
     /// strategies; without one, consistent hashing falls back to weighted random).
@@ -152,19 +153,89 @@ impl Forward {
     /// ```
     /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a, weight: 0}]}]}]").unwrap();
     /// let fwd = t.rules()[0].forward().unwrap();
-    /// assert_eq!(fwd.pick(&mut rand::rng(), None), Err(routing_core::RouteError::NoBackend));
+    /// assert_eq!(fwd.pick(&mut rand::rng(), None), None);
     /// ```
     #[inline]
-    pub fn pick<R: RngCore + ?Sized>(
+    pub fn pick<R: RngCore + ?Sized>(&self, rng: &mut R, key: Option<u64>) -> Option<usize> {
+        let first = self.draw(rng, key, 0)?;
+        if self.backends[first].is_available() {
+            return Some(first);
+        }
+        self.pick_around_unavailable(first, rng, key)
+    }
+
+    /// Picks a backend position knowing what the caller knows: `prefer` (a backend the
+    /// request is pinned to, e.g. by a sticky cookie) is taken without drawing when it
+    /// is in this rule with a weight above zero, available and not excluded; `exclude`
+    /// (backends already tried by a retry) are never returned. Returns the position
+    /// and whether it is the preferred backend.
+    ///
+    /// Without `exclude` and without a usable preference this is [`pick`](Self::pick):
+    /// the strategy draws (and a round robin advances) only when it actually chooses.
+    /// With `exclude`, the choice is weighted among the backends left (available,
+    /// weight above zero), ignoring the sticky key: a retry goes elsewhere.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}, {name: b}]\nroutes: [{name: r, rules: [{backends: [{name: a}, {name: b}]}]}]").unwrap();
+    /// let fwd = t.rules()[0].forward().unwrap();
+    /// let (a, b) = (t.backend_id("a").unwrap(), t.backend_id("b").unwrap());
+    /// let mut rng = rand::rng();
+    /// assert_eq!(fwd.pick_with(&mut rng, None, Some(b), &[]), Some((1, true)));
+    /// assert_eq!(fwd.pick_with(&mut rng, None, None, &[a]), Some((1, false)));
+    /// assert_eq!(fwd.pick_with(&mut rng, None, Some(b), &[b]), Some((0, false)));
+    /// assert_eq!(fwd.pick_with(&mut rng, None, None, &[a, b]), None);
+    /// ```
+    #[inline]
+    pub fn pick_with<R: RngCore + ?Sized>(
         &self,
         rng: &mut R,
         key: Option<u64>,
-    ) -> Result<usize, RouteError> {
-        let first = self.draw(rng, key, 0).ok_or(RouteError::NoBackend)?;
-        if self.backends[first].is_available() {
-            return Ok(first);
+        prefer: Option<BackendId>,
+        exclude: &[BackendId],
+    ) -> Option<(usize, bool)> {
+        if let Some(id) = prefer {
+            if let Some(i) = self.position(id) {
+                let b = &self.backends[i];
+                if b.weight > 0 && b.is_available() && !exclude.contains(&id) {
+                    return Some((i, true));
+                }
+            }
         }
-        self.pick_around_unavailable(first, rng, key)
+        if exclude.is_empty() {
+            return self.pick(rng, key).map(|i| (i, false));
+        }
+        self.pick_excluding(rng, exclude).map(|i| (i, false))
+    }
+
+    /// Weighted choice among the available backends with a weight above zero that
+    /// are not in `exclude` (one random draw).
+    #[cold]
+    fn pick_excluding<R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        exclude: &[BackendId],
+    ) -> Option<usize> {
+        let left = |b: &&WeightedBackend| b.weight > 0 && !exclude.contains(&b.id);
+        let total: u64 = self
+            .backends
+            .iter()
+            .filter(left)
+            .filter(|b| b.is_available())
+            .map(|b| u64::from(b.weight))
+            .sum();
+        if total == 0 {
+            return None;
+        }
+        let mut target = ((u128::from(rng.next_u64()) * u128::from(total)) >> 64) as u64;
+        for (i, b) in self.backends.iter().enumerate() {
+            if b.weight > 0 && !exclude.contains(&b.id) && b.is_available() {
+                if target < u64::from(b.weight) {
+                    return Some(i);
+                }
+                target -= u64::from(b.weight);
+            }
+        }
+        None
     }
 
     #[inline]
@@ -195,7 +266,7 @@ impl Forward {
         first: usize,
         rng: &mut R,
         key: Option<u64>,
-    ) -> Result<usize, RouteError> {
+    ) -> Option<usize> {
         let mut eligible = 0usize;
         let mut available = 0usize;
         let mut available_weight = 0u64;
@@ -208,15 +279,15 @@ impl Forward {
         }
         if (available as f64) < self.panic_threshold * eligible as f64 {
             // Panic mode: too few left to carry the load; route to all by weight.
-            return Ok(first);
+            return Some(first);
         }
         if available == 0 {
-            return Err(RouteError::NoBackend);
+            return None;
         }
         for attempt in 1..=REDRAWS {
             if let Some(i) = self.draw(rng, key, attempt) {
                 if self.backends[i].is_available() {
-                    return Ok(i);
+                    return Some(i);
                 }
             }
         }
@@ -226,11 +297,11 @@ impl Forward {
         for (i, b) in self.backends.iter().enumerate() {
             if b.weight > 0 && b.is_available() {
                 if target < u64::from(b.weight) {
-                    return Ok(i);
+                    return Some(i);
                 }
                 target -= u64::from(b.weight);
             }
         }
-        Err(RouteError::NoBackend)
+        None
     }
 }
