@@ -26,7 +26,7 @@
 //!
 //! On a veth, native mode (`drv`) only works when the veth's peer has an XDP
 //! program too (the program sends packets back out with XDP_TX, which a veth peer
-//! without one drops; `routing_ebpf::netns::Topology::prepare_native` does that for
+//! without one drops; `routing_testkit::netns::Topology::prepare_native` does that for
 //! its topology); use `--mode skb` there. Physical NICs with XDP drivers need nothing.
 
 use std::path::PathBuf;
@@ -439,7 +439,7 @@ mod imp {
             use std::sync::atomic::{AtomicBool, Ordering};
             use std::time::Duration;
 
-            use routing_ebpf::netns::{read_name, Topology, IFACE, VIP_V4};
+            use routing_testkit::netns::{read_name, Topology, IFACE, VIP_V4};
 
             let topo = Topology::new(2).expect("topology");
             let _servers = topo.start_servers(8080).expect("servers");

@@ -32,9 +32,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use routing_core::RouteTable;
-use routing_ebpf::netns::Netns;
-use routing_ebpf::packet::TcpPacket;
 use routing_ebpf::{BenchMode, Options, Program, Verdict, XdpBalancer};
+use routing_testkit::netns::Netns;
+use routing_testkit::packet::TcpPacket;
 
 const CONFIG: &str = r#"
 backends:
@@ -75,7 +75,7 @@ fn main() {
     // `#[ignore = "needs root"]` test: skipped, and said so, unless
     // `--include-ignored` is given (`cargo xtask test` as root passes it), in which
     // case a non-root run fails instead of passing silently.
-    if !nix::unistd::geteuid().is_root() {
+    if !routing_testkit::netns::is_root() {
         assert!(
             !std::env::args().any(|a| a == "--include-ignored"),
             "bench xdp needs root (BPF_PROG_TEST_RUN), and --include-ignored asked for it"

@@ -1,7 +1,7 @@
 //! End to end with real TCP through the XDP program (root only; skips loudly
 //! otherwise): a client namespace, a load-balancer namespace with the program
 //! attached to its `eth0`, and two target namespaces running servers that answer
-//! with their name — all on one bridge (see `routing_ebpf::netns::Topology`).
+//! with their name — all on one bridge (see `routing_testkit::netns::Topology`).
 //!
 //! Bounded: 2 × 1 000 + 200 + 400 connections per traffic test, 2 s timeouts on
 //! every socket. Everything is torn down by `Drop` (also when an assertion fails):
@@ -13,8 +13,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 
 use routing_core::RouteTable;
-use routing_ebpf::netns::{read_name, Topology, IFACE, VIP_V4, VIP_V6};
 use routing_ebpf::{AttachMode, Options, XdpBalancer};
+use routing_testkit::netns::{read_name, Topology, IFACE, VIP_V4, VIP_V6};
 
 const PORT: u16 = 8080;
 

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use routing_core::{FiveTuple, RouteTable};
-use routing_ebpf::netns::Netns;
-use routing_ebpf::packet::{flags, parse, TcpPacket};
 use routing_ebpf::{Options, Verdict, XdpBalancer};
+use routing_testkit::netns::Netns;
+use routing_testkit::packet::{flags, parse, TcpPacket};
 
 const CONFIG: &str = r#"
 backends:
