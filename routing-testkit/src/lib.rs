@@ -8,6 +8,9 @@
 //! * [`packet`]: Ethernet/IPv4/IPv6/TCP frames to build and check, for
 //!   `BPF_PROG_TEST_RUN` tests and benchmarks.
 //! * [`openmetrics`]: a strict OpenMetrics text parser, for the exporters' tests.
+//! * `http` (feature `http`): serve a tower service on 127.0.0.1, upstreams that
+//!   answer with their name and count requests, a client that reads answers whole —
+//!   for routing-tower's tests and the `cargo xtask demo` harness.
 //!
 //! ```
 //! let frame = routing_testkit::packet::TcpPacket::syn(
@@ -18,6 +21,8 @@
 //! assert!(routing_testkit::packet::parse(&frame).unwrap().checksums_ok);
 //! ```
 
+#[cfg(feature = "http")]
+pub mod http;
 pub mod netns;
 pub mod openmetrics;
 pub mod packet;
