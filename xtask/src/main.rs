@@ -18,7 +18,8 @@
 //!   root, the L4 part: real TCP connections through the XDP program in network
 //!   namespaces (see [`demo_l4`]).
 //! * `cargo xtask test [ARGS…]` — runs every test of the workspace (unit,
-//!   integration, bench smoke tests and doctests).
+//!   integration, bench smoke tests and doctests); as root, the root-only ones
+//!   (`#[ignore = "needs root"]`) too. See [`testing`].
 //! * `cargo xtask bench-l4` — the kernel baseline: connections/s, throughput and
 //!   split accuracy through the XDP program against nftables DNAT (see [`bench_l4`]).
 //! * `cargo xtask fuzz [--secs S] [TARGET…]` — every cargo-fuzz target for a bounded
@@ -69,9 +70,12 @@ Tasks:
                     XDP program in network namespaces, split per weights, and a live
                     weight change that keeps open connections. Runs setup first.
   test [ARGS...]    Run setup, then every test: `cargo test --workspace
-                    --all-targets`, `cargo test --workspace --doc`, and `cargo test
-                    -p xtask --features ebpf`. ARGS are passed to each, e.g.
-                    `cargo xtask test -- --nocapture`.
+                    --all-targets`, `cargo test --workspace --doc`, and the tests
+                    behind features (xtask `ebpf`, routing-cli `xdp`, routing-ebpf
+                    `rollout`). ARGS are passed to each, e.g. `cargo xtask test --
+                    --nocapture`. As root, `--include-ignored` is added (except to
+                    doctests) so the root-only tests (`#[ignore = \"needs root\"]`)
+                    run; otherwise they are reported as ignored.
   bench-l4 [--secs S] [--repeats N]
                     As root: connections/s, throughput and split accuracy through
                     the XDP program (native and generic) vs nftables DNAT (numgen
