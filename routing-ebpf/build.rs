@@ -49,6 +49,8 @@ fn main() -> ExitCode {
         "Cargo.lock",
         "../common/src",
         "../common/Cargo.toml",
+        "../../routing-hash/src",
+        "../../routing-hash/Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={}", ebpf_dir.join(sub).display());
     }

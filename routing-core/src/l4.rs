@@ -65,7 +65,9 @@ impl FiveTuple {
 
     /// The flow hash: [`stable_hash`] over source address, destination address (4 or
     /// 16 bytes each, network order), source port, destination port (big-endian) and
-    /// protocol, with seed 0. The XDP program computes the same bytes the same way.
+    /// protocol, with seed 0 — `routing_hash::flow_hash`, the function the XDP program
+    /// runs (a tuple mixing IPv4 and IPv6, which no packet carries, hashes the same
+    /// bytes through [`stable_hash`]).
     ///
     /// ```
     /// use routing_core::{FiveTuple, stable_hash};
@@ -75,13 +77,24 @@ impl FiveTuple {
     /// ```
     #[must_use]
     pub fn hash(&self) -> u64 {
-        let mut buf = [0u8; 37];
-        let mut n = ip_bytes(&self.src_ip, &mut buf, 0);
-        n = ip_bytes(&self.dst_ip, &mut buf, n);
-        buf[n..n + 2].copy_from_slice(&self.src_port.to_be_bytes());
-        buf[n + 2..n + 4].copy_from_slice(&self.dst_port.to_be_bytes());
-        buf[n + 4] = self.protocol;
-        stable_hash(&buf[..n + 5], 0)
+        let (sport, dport) = (self.src_port.to_be_bytes(), self.dst_port.to_be_bytes());
+        match (self.src_ip, self.dst_ip) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                routing_hash::flow_hash(&s.octets(), &d.octets(), sport, dport, self.protocol)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                routing_hash::flow_hash(&s.octets(), &d.octets(), sport, dport, self.protocol)
+            }
+            _ => {
+                let mut buf = [0u8; 37];
+                let mut n = ip_bytes(&self.src_ip, &mut buf, 0);
+                n = ip_bytes(&self.dst_ip, &mut buf, n);
+                buf[n..n + 2].copy_from_slice(&sport);
+                buf[n + 2..n + 4].copy_from_slice(&dport);
+                buf[n + 4] = self.protocol;
+                stable_hash(&buf[..n + 5], 0)
+            }
+        }
     }
 
     /// The hash of the source address alone (client affinity).
@@ -94,9 +107,10 @@ impl FiveTuple {
     /// ```
     #[must_use]
     pub fn source_hash(&self) -> u64 {
-        let mut buf = [0u8; 37];
-        let n = ip_bytes(&self.src_ip, &mut buf, 0);
-        stable_hash(&buf[..n], 0)
+        match self.src_ip {
+            IpAddr::V4(a) => routing_hash::source_hash(&a.octets()),
+            IpAddr::V6(a) => routing_hash::source_hash(&a.octets()),
+        }
     }
 }
 

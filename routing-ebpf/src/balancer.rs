@@ -879,7 +879,7 @@ impl XdpBalancer {
     ///
     /// ```no_run
     /// # let mut lb = routing_ebpf::XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
-    /// let frame = routing_ebpf::packet::TcpPacket::syn(
+    /// let frame = routing_testkit::packet::TcpPacket::syn(
     ///     "198.51.100.2:40000".parse().unwrap(), "192.0.2.1:80".parse().unwrap()).build();
     /// let out = lb.test_run(&frame, None).unwrap();
     /// println!("{:?}", out.verdict);
@@ -920,7 +920,7 @@ impl XdpBalancer {
     ///
     /// ```no_run
     /// # let mut lb = routing_ebpf::XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
-    /// let frame = routing_ebpf::packet::TcpPacket::syn(
+    /// let frame = routing_testkit::packet::TcpPacket::syn(
     ///     "198.51.100.2:40000".parse().unwrap(), "203.0.113.1:22".parse().unwrap()).build();
     /// let (_verdict, per_run) = lb.bench_run(routing_ebpf::Program::Pass, &frame, 1_000_000, None).unwrap();
     /// println!("{per_run:?}");

@@ -49,9 +49,9 @@
 //!   take the XDP path. Turn ICMP redirects off on that interface.
 //! * **veth test setups**: senders whose packets are rewritten must have transmit
 //!   checksum offload off (a partial checksum cannot be updated incrementally, and
-//!   XDP_TX loses the offload state) — [`netns::Offload::TxChecksum`]; with native
+//!   XDP_TX loses the offload state) — `routing_testkit::netns::Offload::TxChecksum`; with native
 //!   (driver) mode on a veth, the peer must run an XDP program for XDP_TX frames to
-//!   arrive ([`netns::Topology::prepare_native`]).
+//!   arrive (`routing_testkit::netns::Topology::prepare_native`).
 //!
 //! L2 direct server return and IP-in-IP encapsulation are not implemented.
 //!
@@ -139,8 +139,6 @@ mod balancer;
 mod error;
 pub mod follow;
 pub mod metrics;
-pub mod netns;
-pub mod packet;
 mod stats;
 
 pub use balancer::{

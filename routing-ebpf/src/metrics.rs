@@ -219,112 +219,16 @@ mod tests {
     use crate::GlobalStats;
     use std::collections::HashMap;
 
-    /// One parsed sample line.
-    #[derive(Debug)]
-    struct Sample {
-        name: String,
-        labels: Vec<(String, String)>,
-        value: f64,
-    }
+    use routing_testkit::openmetrics::{value, Sample};
 
-    /// Parses OpenMetrics text, checking its structure: `# HELP` then `# TYPE` open
-    /// each family, every sample belongs to the family opened last (counters end in
-    /// `_total`), families are not repeated, and the text ends with one `# EOF`.
+    /// The test kit's OpenMetrics parser, plus what this exporter promises beyond
+    /// the format: every sample carries labels.
     fn parse(text: &str) -> Result<(HashMap<String, String>, Vec<Sample>), String> {
-        let mut types = HashMap::new();
-        let mut samples = Vec::new();
-        let mut current: Option<(String, String)> = None;
-        let mut help: Option<String> = None;
-        let lines: Vec<&str> = text.split_terminator('\n').collect();
-        if !text.ends_with('\n') || lines.last() != Some(&"# EOF") {
-            return Err("must end with `# EOF\\n`".into());
-        }
-        for line in &lines[..lines.len() - 1] {
-            if let Some(rest) = line.strip_prefix("# HELP ") {
-                help = Some(rest.split(' ').next().unwrap_or_default().to_owned());
-            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let (name, ty) = rest.split_once(' ').ok_or("TYPE without type")?;
-                if help.as_deref() != Some(name) {
-                    return Err(format!("TYPE {name} not after its HELP"));
-                }
-                if !["counter", "gauge"].contains(&ty) {
-                    return Err(format!("unexpected type {ty}"));
-                }
-                if types.insert(name.to_owned(), ty.to_owned()).is_some() {
-                    return Err(format!("family {name} repeated"));
-                }
-                current = Some((name.to_owned(), ty.to_owned()));
-            } else if line.starts_with('#') {
-                return Err(format!("unexpected comment {line}"));
-            } else {
-                let sample = parse_sample(line)?;
-                let (family, ty) = current.as_ref().ok_or("sample before any TYPE")?;
-                let expected = if ty == "counter" {
-                    format!("{family}_total")
-                } else {
-                    family.clone()
-                };
-                if sample.name != expected {
-                    return Err(format!("{} outside family {family}", sample.name));
-                }
-                samples.push(sample);
-            }
+        let (types, samples) = routing_testkit::openmetrics::parse(text)?;
+        if let Some(s) = samples.iter().find(|s| s.labels.is_empty()) {
+            return Err(format!("{} has no labels", s.name));
         }
         Ok((types, samples))
-    }
-
-    fn parse_sample(line: &str) -> Result<Sample, String> {
-        let (series, value) = line.rsplit_once(' ').ok_or("no value")?;
-        let value: f64 = value.parse().map_err(|_| format!("bad value in {line}"))?;
-        let (name, rest) = series.split_once('{').ok_or("no labels")?;
-        let mut body = rest.strip_suffix('}').ok_or("unclosed labels")?;
-        let mut labels = Vec::new();
-        while !body.is_empty() {
-            let (key, rest) = body.split_once("=\"").ok_or("bad label")?;
-            // The value ends at the first unescaped quote.
-            let mut val = String::new();
-            let mut chars = rest.char_indices();
-            let end = loop {
-                match chars.next() {
-                    Some((_, '\\')) => match chars.next() {
-                        Some((_, 'n')) => val.push('\n'),
-                        Some((_, c)) => val.push(c),
-                        None => return Err("dangling escape".into()),
-                    },
-                    Some((i, '"')) => break i,
-                    Some((_, c)) => val.push(c),
-                    None => return Err("unterminated label value".into()),
-                }
-            };
-            labels.push((key.to_owned(), val));
-            body = &rest[end + 1..];
-            body = body.strip_prefix(',').unwrap_or(body);
-        }
-        let valid_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-        if !valid_name {
-            return Err(format!("bad metric name in {line}"));
-        }
-        Ok(Sample {
-            name: name.to_owned(),
-            labels,
-            value,
-        })
-    }
-
-    fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        samples
-            .iter()
-            .find(|s| {
-                s.name == name
-                    && s.labels.len() == labels.len()
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
-            })
-            .map(|s| s.value)
     }
 
     fn target(name: &str, address: &str, weight: u32, packets: u64) -> TargetStats {

@@ -1,7 +1,7 @@
 //! End to end with real TCP through the XDP program (root only; skips loudly
 //! otherwise): a client namespace, a load-balancer namespace with the program
 //! attached to its `eth0`, and two target namespaces running servers that answer
-//! with their name — all on one bridge (see `routing_ebpf::netns::Topology`).
+//! with their name — all on one bridge (see `routing_testkit::netns::Topology`).
 //!
 //! Bounded: 2 × 1 000 + 200 + 400 connections per traffic test, 2 s timeouts on
 //! every socket. Everything is torn down by `Drop` (also when an assertion fails):
@@ -13,8 +13,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 
 use routing_core::RouteTable;
-use routing_ebpf::netns::{read_name, skip_unless_root, Topology, IFACE, VIP_V4, VIP_V6};
 use routing_ebpf::{AttachMode, Options, XdpBalancer};
+use routing_testkit::netns::{read_name, Topology, IFACE, VIP_V4, VIP_V6};
 
 const PORT: u16 = 8080;
 
@@ -65,11 +65,9 @@ fn share(counts: &HashMap<String, usize>, name: &str) -> f64 {
     counts.get(name).copied().unwrap_or(0) as f64 / total as f64
 }
 
+/// Needs root: the tests that call it are `#[ignore = "needs root"]`.
 fn run_e2e(test: &str, mode: AttachMode) {
-    if skip_unless_root(test) {
-        return;
-    }
-    let topo = Topology::new(2).expect("topology");
+    let topo = Topology::new(2).unwrap_or_else(|e| panic!("{test}: topology (needs root): {e}"));
     let _servers = topo.start_servers(PORT).expect("servers");
     let table = RouteTable::from_yaml(&config(3, 1)).expect("config");
     let mut lb = topo
@@ -163,20 +161,20 @@ fn run_e2e(test: &str, mode: AttachMode) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_real_tcp_generic_mode() {
     run_e2e("e2e_real_tcp_generic_mode", AttachMode::Skb);
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_real_tcp_native_mode() {
     run_e2e("e2e_real_tcp_native_mode", AttachMode::Driver);
 }
 
 #[test]
+#[ignore = "needs root"]
 fn teardown_happens_when_a_test_panics() {
-    if skip_unless_root("teardown_happens_when_a_test_panics") {
-        return;
-    }
     let names = std::sync::Mutex::new(Vec::new());
     let result = std::panic::catch_unwind(|| {
         let topo = Topology::new(1).expect("topology");

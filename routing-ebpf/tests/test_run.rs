@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use routing_core::{FiveTuple, RouteTable};
-use routing_ebpf::netns::{skip_unless_root, Netns};
-use routing_ebpf::packet::{flags, parse, TcpPacket};
 use routing_ebpf::{Options, Verdict, XdpBalancer};
+use routing_testkit::netns::Netns;
+use routing_testkit::packet::{flags, parse, TcpPacket};
 
 const CONFIG: &str = r#"
 backends:
@@ -41,15 +41,10 @@ struct Env {
 }
 
 /// Runs `f` inside a fresh namespace with `d0` set up; `f` gets a loaded balancer
-/// programmed with `CONFIG`, the ifindex of `d0` and its MAC.
-fn with_lb<T: Send>(
-    test: &str,
-    f: impl FnOnce(&mut XdpBalancer, u32, [u8; 6]) -> T + Send,
-) -> Option<T> {
-    if skip_unless_root(test) {
-        return None;
-    }
-    let ns = Netns::new("tr").expect("netns");
+/// programmed with `CONFIG`, the ifindex of `d0` and its MAC. Needs root: the tests
+/// that call it are `#[ignore = "needs root"]`.
+fn with_lb<T: Send>(test: &str, f: impl FnOnce(&mut XdpBalancer, u32, [u8; 6]) -> T + Send) -> T {
+    let ns = Netns::new("tr").unwrap_or_else(|e| panic!("{test}: netns (needs root): {e}"));
     ns.sysctl("net/ipv4/ip_forward", "1").expect("sysctl");
     ns.sysctl("net/ipv6/conf/all/forwarding", "1")
         .expect("sysctl");
@@ -111,7 +106,7 @@ fn with_lb<T: Send>(
             .expect("apply");
         f(&mut lb, ifindex, mac)
     });
-    Some(r.expect("enter netns"))
+    r.expect("enter netns")
 }
 
 fn expected_target(table: &RouteTable, src: SocketAddr, dst: SocketAddr) -> SocketAddr {
@@ -165,55 +160,7 @@ fn check_syn(lb: &mut XdpBalancer, ifindex: u32, mac: [u8; 6], pkt: &TcpPacket) 
 }
 
 #[test]
-fn datapath_hash_equals_routing_core() {
-    // Pure userspace: the common crate's hash is what the program runs.
-    for i in 0..2_000u32 {
-        let src4 = SocketAddr::new(
-            IpAddr::from((0xc633_6400u32 + i).to_be_bytes()),
-            (i * 7) as u16,
-        );
-        let dst4: SocketAddr = "192.0.2.1:80".parse().expect("addr");
-        let t = FiveTuple::tcp(src4, dst4);
-        let (IpAddr::V4(s), IpAddr::V4(d)) = (src4.ip(), dst4.ip()) else {
-            unreachable!()
-        };
-        let h = routing_ebpf_common::flow_hash(
-            &s.octets(),
-            &d.octets(),
-            src4.port().to_be_bytes(),
-            80u16.to_be_bytes(),
-            6,
-        );
-        assert_eq!(h, t.hash(), "v4 flow hash must be bit-identical");
-        assert_eq!(
-            routing_ebpf_common::source_hash(&s.octets()),
-            t.source_hash()
-        );
-        let mut s6 = [0u8; 16];
-        s6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-        s6[12..].copy_from_slice(&i.to_be_bytes());
-        let src6 = SocketAddr::new(IpAddr::from(s6), (i * 13) as u16);
-        let dst6: SocketAddr = VIP6.parse().expect("addr");
-        let t6 = FiveTuple::tcp(src6, dst6);
-        let IpAddr::V6(d6) = dst6.ip() else {
-            unreachable!()
-        };
-        let h6 = routing_ebpf_common::flow_hash(
-            &s6,
-            &d6.octets(),
-            src6.port().to_be_bytes(),
-            443u16.to_be_bytes(),
-            6,
-        );
-        assert_eq!(h6, t6.hash(), "v6 flow hash must be bit-identical");
-        assert_eq!(
-            routing_ebpf_common::reduce(h6, 65_537),
-            routing_core::reduce(h6, 65_537)
-        );
-    }
-}
-
-#[test]
+#[ignore = "needs root"]
 fn vip_syn_v4_is_rewritten_to_the_table_target() {
     with_lb(
         "vip_syn_v4_is_rewritten_to_the_table_target",
@@ -234,6 +181,7 @@ fn vip_syn_v4_is_rewritten_to_the_table_target() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn vip_syn_v6_is_rewritten_to_the_table_target() {
     with_lb(
         "vip_syn_v6_is_rewritten_to_the_table_target",
@@ -251,6 +199,7 @@ fn vip_syn_v6_is_rewritten_to_the_table_target() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn replies_are_rewritten_back_to_the_vip() {
     with_lb("replies_are_rewritten_back_to_the_vip", |lb, ifx, mac| {
         for (client, vip) in [(client4(41_000), VIP4), (client6(41_000), VIP6)] {
@@ -284,6 +233,7 @@ fn assert_untouched(lb: &mut XdpBalancer, ifx: u32, frame: &[u8], want: Verdict,
 }
 
 #[test]
+#[ignore = "needs root"]
 fn non_vip_non_tcp_and_non_ip_pass_untouched() {
     with_lb("non_vip_non_tcp_and_non_ip_pass_untouched", |lb, ifx, _| {
         let other_port = TcpPacket::syn(client4(1), "192.0.2.1:81".parse().expect("a")).build();
@@ -316,6 +266,7 @@ fn non_vip_non_tcp_and_non_ip_pass_untouched() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn fragments_pass_untouched() {
     with_lb("fragments_pass_untouched", |lb, ifx, _| {
         for frag in [0x2000u16, 0x0010, 0x2010] {
@@ -346,6 +297,7 @@ fn fragments_pass_untouched() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ipv4_options_and_ipv6_extension_headers_are_parsed() {
     with_lb(
         "ipv4_options_and_ipv6_extension_headers_are_parsed",
@@ -376,6 +328,7 @@ fn ipv4_options_and_ipv6_extension_headers_are_parsed() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn vlan_and_qinq_are_parsed_three_tags_pass() {
     with_lb(
         "vlan_and_qinq_are_parsed_three_tags_pass",
@@ -402,6 +355,7 @@ fn vlan_and_qinq_are_parsed_three_tags_pass() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn truncated_frames_are_never_rewritten() {
     with_lb("truncated_frames_are_never_rewritten", |lb, ifx, _| {
         let cases = [
@@ -445,6 +399,7 @@ fn truncated_frames_are_never_rewritten() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn malformed_ip_headers_pass_untouched() {
     with_lb("malformed_ip_headers_pass_untouched", |lb, ifx, _| {
         let base = TcpPacket::syn(client4(8000), VIP4.parse().expect("a")).build();
@@ -481,6 +436,7 @@ fn malformed_ip_headers_pass_untouched() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn malformed_tcp_to_a_vip_is_dropped_untouched() {
     with_lb(
         "malformed_tcp_to_a_vip_is_dropped_untouched",
@@ -515,6 +471,7 @@ fn malformed_tcp_to_a_vip_is_dropped_untouched() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn rst_never_creates_state() {
     with_lb("rst_never_creates_state", |lb, ifx, mac| {
         let p = TcpPacket::syn(client4(9100), VIP4.parse().expect("a")).with_flags(flags::RST);
@@ -535,6 +492,7 @@ fn rst_never_creates_state() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn established_flows_keep_their_target_across_weight_changes_and_removal() {
     with_lb(
         "established_flows_keep_their_target_across_weight_changes_and_removal",
@@ -604,6 +562,7 @@ fn established_flows_keep_their_target_across_weight_changes_and_removal() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn source_ip_hashing_keeps_a_client_on_one_target() {
     with_lb(
         "source_ip_hashing_keeps_a_client_on_one_target",
@@ -632,6 +591,7 @@ fn source_ip_hashing_keeps_a_client_on_one_target() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn hundred_thousand_flows_split_by_weight_and_match_route_flow() {
     with_lb(
         "hundred_thousand_flows_split_by_weight_and_match_route_flow",
@@ -669,6 +629,7 @@ fn hundred_thousand_flows_split_by_weight_and_match_route_flow() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn invalid_configs_are_rejected_before_any_change() {
     with_lb(
         "invalid_configs_are_rejected_before_any_change",
@@ -724,10 +685,8 @@ impl log::Log for Capture {
 static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
 
 #[test]
+#[ignore = "needs root"]
 fn debug_log_reports_new_flows_only_when_enabled() {
-    if skip_unless_root("debug_log_reports_new_flows_only_when_enabled") {
-        return;
-    }
     let _ = log::set_logger(&CAPTURE);
     log::set_max_level(log::LevelFilter::Trace);
     let table = RouteTable::from_yaml(CONFIG).expect("config");
@@ -752,6 +711,7 @@ fn debug_log_reports_new_flows_only_when_enabled() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_vip_without_weight_drops_and_a_reused_index_starts_clean() {
     with_lb(
         "a_vip_without_weight_drops_and_a_reused_index_starts_clean",

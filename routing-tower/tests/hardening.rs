@@ -3,8 +3,6 @@
 //! safe outcome. The items are numbered as in the hardening issue.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,8 +11,8 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use routing_core::import::{import, ImportErrorKind, ImportOptions, Source};
 use routing_core::Router;
+use routing_testkit::http::{serve, Server};
 use routing_tower::{body, Backends, HttpBackend, Routing};
-use support::{serve, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

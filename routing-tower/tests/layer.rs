@@ -1,7 +1,6 @@
 //! The layer end to end: real HTTP servers on 127.0.0.1 (ephemeral ports) in front
-//! of and behind it, plus in-process backends where the network adds nothing.
-
-mod support;
+//! of and behind it (the workspace's test kit, `routing_testkit::http`), plus
+//! in-process backends where the network adds nothing.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -12,12 +11,12 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use routing_core::Router;
+use routing_testkit::http::{client, get, serve, set_cookie, upstream, upstream_with};
 use routing_tower::clock::ManualClock;
 use routing_tower::{
     body, Backends, Body, CookieKey, HttpBackend, RouteDecision, Routing, RoutingError,
     RoutingLayer,
 };
-use support::{client, get, serve, set_cookie, upstream, upstream_with};
 use tower::{Layer, Service, ServiceExt};
 
 /// Five standard deviations of a binomial count: the bound of every split check

@@ -1,6 +1,6 @@
 //! `cargo xtask bench-l4`: the kernel baseline for the XDP program.
 //!
-//! On one veth topology (`routing_ebpf::netns::Topology`, the one the crate's
+//! On one veth topology (`routing_testkit::netns::Topology`, the one the crate's
 //! end-to-end tests use: a client, a one-arm load balancer and [`TARGETS`] targets
 //! running real TCP servers, on one bridge), the same load is sent to the VIP through
 //! each of:

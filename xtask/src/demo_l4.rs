@@ -1,6 +1,6 @@
 //! The L4 part of `cargo xtask demo`: real TCP connections through the XDP program.
 //!
-//! In network namespaces (`routing_ebpf::netns::Topology`: a client, a one-arm load
+//! In network namespaces (`routing_testkit::netns::Topology`: a client, a one-arm load
 //! balancer, two targets on one bridge) it
 //!
 //! 1. starts a TCP server in each target namespace that greets with its name;

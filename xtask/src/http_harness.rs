@@ -18,10 +18,9 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use routing_core::{RequestInfo, RouteRequest, Router};
 use routing_tower::{Backends, HttpBackend, RoutingLayer};
-use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tower::Layer as _;
@@ -205,7 +204,8 @@ async fn upstream(name: String, hits: Arc<AtomicU64>) -> Result<(SocketAddr, Joi
     serve(svc).await
 }
 
-/// Serves `svc` over HTTP/1.1 on 127.0.0.1 (ephemeral port).
+/// Serves `svc` over HTTP/1.1 on 127.0.0.1 (ephemeral port): the test kit's
+/// server, its task handed to the caller (who aborts it when done).
 pub(crate) async fn serve<S, B>(svc: S) -> Result<(SocketAddr, JoinHandle<()>)>
 where
     S: tower::Service<
@@ -220,25 +220,10 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let server = routing_testkit::http::try_serve(svc)
         .await
         .context("cannot listen on 127.0.0.1")?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let svc = hyper_util::service::TowerToHyperService::new(svc.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    Ok((addr, task))
+    Ok(server.into_parts())
 }
 
 /// Fails unless every answer is a 200 from an upstream.

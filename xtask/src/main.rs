@@ -2,15 +2,15 @@
 //!
 //! `cargo xtask …` is an alias (see `.cargo/config.toml`) for
 //! `cargo run --quiet --package xtask -- …`, so the tasks need nothing installed
-//! beyond a Rust toolchain.
+//! beyond a Rust toolchain. The user-facing commands (`check`, `explain`,
+//! `simulate`, `convert`, `run`) are the `routing` binary of the `routing-cli` crate.
 //!
 //! * `cargo xtask setup` — installs what building and testing the eBPF program
 //!   needs (nightly with `rust-src`, the pinned `bpf-linker`, `iproute2` and
 //!   `nftables`); idempotent and quick when done. See [`setup`].
 //! * `cargo xtask build-ebpf` — compiles the XDP program and prints the object's path.
-//! * `cargo xtask run --iface IF --config FILE [--mode skb|drv]` — attaches the
-//!   program, programs the config's `tcp_services`, prints per-target stats every
-//!   second, reloads the file when it changes, detaches on Ctrl-C. See [`run`].
+//! * `cargo xtask run --iface IF --config FILE [--mode skb|drv]` — an alias: runs
+//!   setup, then `cargo run -p routing-cli --features xdp -- run …` (`routing run`).
 //! * `cargo xtask demo` — sends seeded shop traffic over real HTTP on 127.0.0.1
 //!   through routing-tower's proxy and `examples/demo.yaml`, and checks the canary
 //!   split, the header A/B rule and sticky sessions; then two progressive rollouts
@@ -18,13 +18,10 @@
 //!   root, the L4 part: real TCP connections through the XDP program in network
 //!   namespaces (see [`demo_l4`]).
 //! * `cargo xtask test [ARGS…]` — runs every test of the workspace (unit,
-//!   integration, bench smoke tests and doctests).
+//!   integration, bench smoke tests and doctests); as root, the root-only ones
+//!   (`#[ignore = "needs root"]`) too. See [`testing`].
 //! * `cargo xtask bench-l4` — the kernel baseline: connections/s, throughput and
 //!   split accuracy through the XDP program against nftables DNAT (see [`bench_l4`]).
-//!
-//! * `cargo xtask route check|explain|simulate|convert FILE…` — reads native,
-//!   Gateway API, Istio and ALB routing config and shows what the library will do
-//!   with it (see [`route`]).
 //! * `cargo xtask fuzz [--secs S] [TARGET…]` — every cargo-fuzz target for a bounded
 //!   time (see [`fuzz`]).
 //!
@@ -39,8 +36,6 @@ mod demo_rollout;
 mod fuzz;
 mod http_harness;
 mod l4;
-mod route;
-mod run;
 mod setup;
 mod testing;
 #[cfg(feature = "ebpf")]
@@ -62,12 +57,10 @@ Tasks:
                     nftables. Quick when already done.
   build-ebpf        Build the XDP program (cargo +nightly, bpfel-unknown-none) and
                     print the object's path. Runs setup first.
-  run --iface IF --config FILE [--mode skb|drv]
-                    Attach the XDP program to IF (root), program FILE's
-                    tcp_services, print per-target stats every second, reload FILE
-                    when it changes (an invalid file is reported and the old config
-                    stays live), detach on Ctrl-C. Mode: drv (native, default) or
-                    skb (generic; use it on a veth whose peer has no XDP program).
+  run ARGS...       Run setup, then `routing run ARGS...` (`cargo run -p
+                    routing-cli --features xdp -- run ARGS...`): attach the XDP
+                    program to an interface and serve a config file's tcp_services.
+                    See `cargo run -p routing-cli -- --help`.
   demo [--seed N]   Send 10 000 seeded shop requests over real HTTP on 127.0.0.1
                     through routing-tower's proxy and examples/demo.yaml, print
                     where they went and check the canary split, the header A/B
@@ -77,9 +70,12 @@ Tasks:
                     XDP program in network namespaces, split per weights, and a live
                     weight change that keeps open connections. Runs setup first.
   test [ARGS...]    Run setup, then every test: `cargo test --workspace
-                    --all-targets`, `cargo test --workspace --doc`, and `cargo test
-                    -p xtask --features ebpf`. ARGS are passed to each, e.g.
-                    `cargo xtask test -- --nocapture`.
+                    --all-targets`, `cargo test --workspace --doc`, and the tests
+                    behind features (xtask `ebpf`, routing-cli `xdp`, routing-ebpf
+                    `rollout`). ARGS are passed to each, e.g. `cargo xtask test --
+                    --nocapture`. As root, `--include-ignored` is added (except to
+                    doctests) so the root-only tests (`#[ignore = \"needs root\"]`)
+                    run; otherwise they are reported as ignored.
   bench-l4 [--secs S] [--repeats N]
                     As root: connections/s, throughput and split accuracy through
                     the XDP program (native and generic) vs nftables DNAT (numgen
@@ -91,11 +87,6 @@ Tasks:
                     (default 30), seeded from fuzz/seeds and the importer test
                     fixtures; fails on any crash or any input slower than 10 s.
                     Runs setup first and installs cargo-fuzz if missing.
-  route <check|explain|simulate|convert> FILE... [OPTIONS]
-                    Check, explain, simulate or convert a route table: native, or
-                    Gateway API HTTPRoute, Istio VirtualService/DestinationRule and
-                    AWS ALB describe-rules JSON (detected per document). See
-                    `cargo xtask route --help`.
   help              Print this message.";
 
 /// A task to run, parsed from the command line.
@@ -115,8 +106,8 @@ enum Task {
     Setup,
     /// `build-ebpf`: compile the XDP program.
     BuildEbpf,
-    /// `run`: attach the program and program a config file's TCP services.
-    Run(run::Options),
+    /// `run ARGS…`: `routing run ARGS…` in a build with the `xdp` feature.
+    Run(Vec<String>),
     /// `bench-l4`: the XDP program against nftables DNAT.
     BenchL4(bench_l4::Options),
     /// `__demo-l4`: the L4 part of the demo alone (hidden: `demo` runs it, in a
@@ -127,10 +118,6 @@ enum Task {
     Worker(l4::WorkerTask),
     /// `fuzz`: every fuzz target for a bounded time.
     Fuzz(fuzz::Options),
-    /// `route …`: check, explain, simulate, convert route tables.
-    Route(route::Options),
-    /// `route --help`.
-    RouteHelp,
     /// `help`, `--help`, `-h`.
     Help,
 }
@@ -148,6 +135,8 @@ enum UsageError {
     Planned(String),
     /// A task that does not exist.
     Unknown(String),
+    /// A task that moved to the `routing` command.
+    Moved(String),
     /// A task's arguments are wrong.
     BadArgs(String),
 }
@@ -161,6 +150,11 @@ impl std::fmt::Display for UsageError {
                 "`cargo xtask {t}` is planned for the eBPF data path but not implemented yet"
             ),
             UsageError::Unknown(t) => write!(f, "unknown task `{t}`"),
+            UsageError::Moved(t) => write!(
+                f,
+                "`cargo xtask {t}` is now the `routing` command: `routing check|explain|simulate|convert …` \
+                 (`cargo run -p routing-cli -- check …`, or `cargo install --path routing-cli`)"
+            ),
             UsageError::BadArgs(m) => f.write_str(m),
         }
     }
@@ -178,15 +172,10 @@ fn parse(args: &[String]) -> Result<Task, UsageError> {
         }),
         "setup" => no_args("setup", rest, Task::Setup),
         "build-ebpf" => no_args("build-ebpf", rest, Task::BuildEbpf),
-        "run" => parse_run(rest),
+        "run" => Ok(Task::Run(rest.to_vec())),
         "bench-l4" => parse_bench_l4(rest),
         "fuzz" => parse_fuzz(rest),
-        "route" if rest.is_empty() || rest.iter().any(|a| a == "--help" || a == "-h") => {
-            Ok(Task::RouteHelp)
-        }
-        "route" => route::parse(rest)
-            .map(Task::Route)
-            .map_err(UsageError::BadArgs),
+        "route" => Err(UsageError::Moved("route".to_owned())),
         "__l4-serve" => match rest {
             [name, addr] => addr
                 .parse()
@@ -262,45 +251,6 @@ fn flag_value<'a>(
         .or_else(|| it.next().map(String::as_str))
         .filter(|v| !v.is_empty())
         .ok_or_else(|| UsageError::BadArgs(format!("`{flag}` of `{task}` needs a value")))
-}
-
-/// Parses `run --iface IF --config FILE [--mode skb|drv]`.
-fn parse_run(args: &[String]) -> Result<Task, UsageError> {
-    let (mut iface, mut config, mut mode) = (None, None, run::Mode::Driver);
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = split_flag(arg);
-        match flag {
-            "--help" | "-h" => return Ok(Task::Help),
-            "--iface" => iface = Some(flag_value("run", flag, inline, &mut it)?.to_owned()),
-            "--config" => {
-                config = Some(PathBuf::from(flag_value("run", flag, inline, &mut it)?));
-            }
-            "--mode" => {
-                mode = match flag_value("run", flag, inline, &mut it)? {
-                    "skb" => run::Mode::Skb,
-                    "drv" => run::Mode::Driver,
-                    m => {
-                        return Err(UsageError::BadArgs(format!(
-                            "`--mode` is `skb` or `drv`, not `{m}`"
-                        )))
-                    }
-                }
-            }
-            a => {
-                return Err(UsageError::BadArgs(format!(
-                    "unexpected argument `{a}` for `run`"
-                )))
-            }
-        }
-    }
-    let iface = iface.ok_or_else(|| UsageError::BadArgs("`run` needs `--iface IF`".into()))?;
-    let config = config.ok_or_else(|| UsageError::BadArgs("`run` needs `--config FILE`".into()))?;
-    Ok(Task::Run(run::Options {
-        iface,
-        config,
-        mode,
-    }))
 }
 
 /// Parses `fuzz [--secs S] [TARGET…]`.
@@ -408,6 +358,35 @@ fn with_ebpf(args: &[String], _f: impl FnOnce() -> anyhow::Result<()>) -> anyhow
     }
 }
 
+/// `routing run ARGS…`: runs `cargo run -p routing-cli --features xdp -- run ARGS…`
+/// (after `setup`: the feature's build needs nightly and bpf-linker) and exits with
+/// its status.
+fn routing_run(args: &[String]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "routing-cli",
+            "--features",
+            "xdp",
+            "--",
+            "run",
+        ])
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .context("could not run `cargo run -p routing-cli --features xdp`")?;
+    if status.success() {
+        Ok(())
+    } else {
+        // `routing` printed its own error; pass its status on.
+        std::process::exit(status.code().unwrap_or(1));
+    }
+}
+
 /// The workspace root (the parent of this crate's directory). Tasks run from there,
 /// wherever `cargo xtask` was invoked.
 fn workspace_root() -> PathBuf {
@@ -431,24 +410,10 @@ fn main() -> ExitCode {
         Task::Test { cargo_args } => setup::run().and_then(|()| testing::run(&cargo_args)),
         Task::Setup => setup::run(),
         Task::BuildEbpf => build_ebpf::run().map(drop),
-        Task::Run(opts) => with_ebpf(&args, || run::run(&opts)),
+        Task::Run(args) => setup::run().and_then(|()| routing_run(&args)),
         Task::BenchL4(opts) => with_ebpf(&args, || bench_l4::run(&opts)),
         Task::Worker(w) => l4::run_worker(&w),
         Task::Fuzz(opts) => setup::run().and_then(|()| fuzz::run(&opts, &workspace_root())),
-        Task::Route(opts) => match route::run(&opts) {
-            Ok((out, ok)) => {
-                print!("{out}");
-                if !ok {
-                    return ExitCode::FAILURE;
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
-        },
-        Task::RouteHelp => {
-            println!("{}", route::USAGE);
-            Ok(())
-        }
         Task::Help => {
             println!("{USAGE}");
             Ok(())
@@ -516,54 +481,18 @@ mod tests {
     }
 
     #[test]
-    fn parses_run() {
-        let expect = |mode| {
-            Ok(Task::Run(run::Options {
-                iface: "veth0".into(),
-                config: PathBuf::from("l4.yaml"),
-                mode,
-            }))
-        };
+    fn run_and_route_moved_to_the_routing_command() {
         assert_eq!(
             parse(&args(&["run", "--iface", "veth0", "--config", "l4.yaml"])),
-            expect(run::Mode::Driver),
-            "the mode defaults to native (drv)"
+            Ok(Task::Run(args(&[
+                "--iface", "veth0", "--config", "l4.yaml"
+            ]))),
+            "`run` passes its arguments on to `routing run`, which parses them"
         );
         assert_eq!(
-            parse(&args(&[
-                "run",
-                "--config=l4.yaml",
-                "--mode",
-                "skb",
-                "--iface=veth0"
-            ])),
-            expect(run::Mode::Skb)
+            parse(&args(&["route", "check", "a.yaml"])),
+            Err(UsageError::Moved("route".into()))
         );
-        assert_eq!(
-            parse(&args(&[
-                "run",
-                "--iface",
-                "veth0",
-                "--config",
-                "l4.yaml",
-                "--mode=drv"
-            ])),
-            expect(run::Mode::Driver)
-        );
-        for bad in [
-            &["run"][..],
-            &["run", "--iface", "veth0"],
-            &["run", "--config", "l4.yaml"],
-            &["run", "--iface"],
-            &["run", "--iface=", "--config", "x"],
-            &["run", "--iface", "a", "--config", "b", "--mode", "xdp"],
-            &["run", "--iface", "a", "--config", "b", "extra"],
-        ] {
-            assert!(
-                matches!(parse(&args(bad)), Err(UsageError::BadArgs(_))),
-                "{bad:?} must be a usage error"
-            );
-        }
     }
 
     #[test]

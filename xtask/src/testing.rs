@@ -12,24 +12,54 @@ use anyhow::{bail, Context, Result};
 
 /// The `cargo` argument lists run in order. `--all-targets` does not include
 /// doctests and cannot be combined with `--doc`, hence two runs; the last one runs
-/// the tests of code behind a feature no workspace-wide run enables: xtask's `ebpf`
-/// feature (the `run` task). (routing-rollout is a workspace member: the first two
-/// runs cover it.)
+/// the tests of code behind features no workspace-wide run enables: xtask's `ebpf`
+/// feature (the L4 demo and bench helpers) and routing-cli's `xdp` feature (`routing
+/// run`). (routing-rollout is a workspace member: the first two runs cover it.)
 const RUNS: &[&[&str]] = &[
     &["test", "--workspace", "--all-targets"],
     &["test", "--workspace", "--doc"],
     &["test", "--package", "xtask", "--features", "ebpf"],
+    &["test", "--package", "routing-cli", "--features", "xdp"],
 ];
 
+/// The arguments a run gets after `extra`: as root, `--include-ignored` (with a `--`
+/// first unless `extra` has one), so the root-only tests (`#[ignore = "needs root"]`)
+/// run too; nothing for doctest runs, whose ignored examples are `ignore` code blocks
+/// that are not meant to compile. The test binaries with their own harness accept the
+/// flag: criterion ignores it, routing-ebpf's `xdp` bench runs only with it.
+fn root_args(args: &[&str], extra: &[String], root: bool) -> Vec<String> {
+    if !root || args.contains(&"--doc") {
+        return Vec::new();
+    }
+    let mut v = Vec::new();
+    if !extra.iter().any(|a| a == "--") {
+        v.push("--".to_owned());
+    }
+    v.push("--include-ignored".to_owned());
+    v
+}
+
 /// Runs each of [`RUNS`] with `extra` appended, streaming its output, and stops at
-/// the first failure, naming the command that failed.
+/// the first failure, naming the command that failed. As root, the root-only tests
+/// run too (see [`root_args`]); otherwise they stay ignored and are reported as such.
 pub(crate) fn run(extra: &[String]) -> Result<()> {
+    let as_root = crate::setup::is_root();
+    if !as_root {
+        eprintln!(
+            "xtask: not root: the root-only tests (XDP programs, network namespaces; \
+             `#[ignore = \"needs root\"]`) stay ignored and are counted as ignored, not \
+             passed; run `cargo xtask test` as root (CI does) to include them"
+        );
+    }
     // `cargo run` (behind the `cargo xtask` alias) says which cargo it is, so the
     // tests use the same toolchain as the task itself.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let root = crate::workspace_root();
     let started = Instant::now();
     for args in RUNS {
+        let mut extra = extra.to_vec();
+        extra.extend(root_args(args, &extra, as_root));
+        let extra = &extra[..];
         let shown = shell_words(args, extra);
         eprintln!("xtask: running `{shown}`");
         let t = Instant::now();
@@ -72,6 +102,22 @@ fn shell_words(args: &[&str], extra: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn root_runs_include_the_ignored_tests_except_doctests() {
+        let none: &[String] = &[];
+        assert_eq!(
+            super::root_args(&["test", "--workspace"], none, true),
+            ["--", "--include-ignored"]
+        );
+        assert_eq!(
+            super::root_args(&["test"], &["--".into(), "--nocapture".into()], true),
+            ["--include-ignored"],
+            "one `--` only"
+        );
+        assert!(super::root_args(&["test", "--workspace", "--doc"], none, true).is_empty());
+        assert!(super::root_args(&["test", "--workspace"], none, false).is_empty());
+    }
+
     #[test]
     fn commands_are_shown_as_typed() {
         assert_eq!(

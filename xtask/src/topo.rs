@@ -1,5 +1,5 @@
 //! The veth topology of the L4 demo and `bench-l4`: `routing-ebpf`'s shared
-//! [`routing_ebpf::netns::Topology`] (the one its end-to-end tests use), plus what
+//! [`routing_testkit::netns::Topology`] (the one its end-to-end tests use), plus what
 //! these tasks add to it.
 //!
 //! ```text
@@ -23,7 +23,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, Result};
-use routing_ebpf::netns;
+use routing_testkit::netns;
 
 /// The TCP port of the VIP and of every target server.
 pub(crate) const PORT: u16 = 8080;
@@ -55,7 +55,7 @@ impl Topology {
     /// Builds it with `targets` target namespaces.
     pub(crate) fn new(targets: usize) -> Result<Self> {
         let inner = netns::Topology::new(targets)
-            .context("could not build the veth topology (routing_ebpf::netns::Topology)")?;
+            .context("could not build the veth topology (routing_testkit::netns::Topology)")?;
         let mut names = vec![
             inner.client().name().to_owned(),
             inner.lb().name().to_owned(),

@@ -1,6 +1,7 @@
 //! Map keys and values shared by the `routing-ebpf` XDP program and its loader, and
-//! the pure arithmetic both sides must agree on (the flow hash, the Maglev slot
-//! reduction and RFC 1624 incremental checksums).
+//! RFC 1624 incremental checksum arithmetic. (The flow hash and the Maglev slot
+//! reduction, which the program and `routing-core` must agree on, are in the
+//! `no_std` crate `routing-hash`, which both call.)
 //!
 //! Everything here is `#![no_std]`, `repr(C)` and free of padding the compiler could
 //! insert on its own: every struct spells its padding out as `_pad` fields (and the
@@ -13,10 +14,11 @@
 //! put it into maps.
 //!
 //! ```
-//! use routing_ebpf_common::{flow_hash, reduce};
-//! // 192.0.2.1:1000 -> 198.51.100.10:80, TCP
-//! let h = flow_hash(&[192, 0, 2, 1], &[198, 51, 100, 10], [0x03, 0xe8], [0, 80], 6);
-//! assert!(reduce(h, 65_537) < 65_537);
+//! use routing_ebpf_common::{VipKey, FAMILY_V4, PROTO_TCP};
+//! let mut addr = [0u8; 16];
+//! addr[..4].copy_from_slice(&[192, 0, 2, 1]);
+//! let key = VipKey { addr, port: 80u16.to_be_bytes(), family: FAMILY_V4, proto: PROTO_TCP };
+//! assert_eq!(core::mem::size_of_val(&key), 20);
 //! ```
 #![no_std]
 
@@ -185,85 +187,6 @@ pub mod global {
     pub const TOO_DEEP: u32 = 5;
     /// Number of counters.
     pub const COUNT: u32 = 6;
-}
-
-/// FNV-1a offset basis XOR `mix64(0)`, i.e. `routing_core::stable_hash` with seed 0.
-const FNV_BASIS_SEED0: u64 = 0xcbf2_9ce4_8422_2325 ^ mix64(0);
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// The SplitMix64 finaliser (same as `routing_core::mix64`).
-///
-/// ```
-/// assert_eq!(routing_ebpf_common::mix64(0), routing_core::mix64(0));
-/// ```
-#[inline(always)]
-#[must_use]
-pub const fn mix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-#[inline(always)]
-const fn fnv_bytes<const N: usize>(mut h: u64, bytes: &[u8; N]) -> u64 {
-    let mut i = 0;
-    while i < N {
-        h ^= bytes[i] as u64;
-        h = h.wrapping_mul(FNV_PRIME);
-        i += 1;
-    }
-    h
-}
-
-/// The flow hash of a 5-tuple, bit-identical to `routing_core::FiveTuple::hash`:
-/// `stable_hash(src ‖ dst ‖ sport ‖ dport ‖ proto, 0)`. `N` is 4 (IPv4) or 16 (IPv6);
-/// ports are in network order.
-///
-/// ```
-/// use routing_ebpf_common::flow_hash;
-/// let t = routing_core::FiveTuple::tcp("10.0.0.1:1000".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
-/// assert_eq!(flow_hash(&[10, 0, 0, 1], &[10, 0, 0, 2], 1000u16.to_be_bytes(), 80u16.to_be_bytes(), 6), t.hash());
-/// ```
-#[inline(always)]
-#[must_use]
-pub const fn flow_hash<const N: usize>(
-    src: &[u8; N],
-    dst: &[u8; N],
-    sport: [u8; 2],
-    dport: [u8; 2],
-    proto: u8,
-) -> u64 {
-    let mut h = fnv_bytes(FNV_BASIS_SEED0, src);
-    h = fnv_bytes(h, dst);
-    h = fnv_bytes(h, &sport);
-    h = fnv_bytes(h, &dport);
-    h = fnv_bytes(h, &[proto]);
-    mix64(h)
-}
-
-/// The source-address hash, bit-identical to `routing_core::FiveTuple::source_hash`.
-///
-/// ```
-/// use routing_ebpf_common::source_hash;
-/// let t = routing_core::FiveTuple::tcp("10.0.0.1:1000".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
-/// assert_eq!(source_hash(&[10, 0, 0, 1]), t.source_hash());
-/// ```
-#[inline(always)]
-#[must_use]
-pub const fn source_hash<const N: usize>(src: &[u8; N]) -> u64 {
-    mix64(fnv_bytes(FNV_BASIS_SEED0, src))
-}
-
-/// Maps a hash onto `0..n` (same as `routing_core::reduce`).
-///
-/// ```
-/// assert_eq!(routing_ebpf_common::reduce(u64::MAX, 7), routing_core::reduce(u64::MAX, 7));
-/// ```
-#[inline(always)]
-#[must_use]
-pub const fn reduce(hash: u64, n: u32) -> u32 {
-    (((hash >> 32) * n as u64) >> 32) as u32
 }
 
 /// Folds a 32-bit one's-complement sum to 16 bits.

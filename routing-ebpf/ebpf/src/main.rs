@@ -21,10 +21,12 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use routing_ebpf_common::{
-    csum_replace, flow_hash, global, reduce, source_hash, FlowKey, NatEntry, Target,
+    csum_replace, global, FlowKey, NatEntry, Target,
     TargetCounters, VipCounters, VipInfo, VipKey, VipState, FAMILY_V4, FAMILY_V6, NAT_RESOLVED,
     PROTO_TCP, VIP_HASH_SOURCE_IP,
 };
+// The flow hash and the Maglev reduction: the same functions routing-core runs.
+use routing_hash::{flow_hash, reduce, source_hash};
 
 // Map sizes are placeholders: the loader sets the real ones before loading.
 #[map]

@@ -1,8 +1,8 @@
 //! Network-namespace topologies for tests, benchmarks and demos.
 //!
-//! **Shared module**: the end-to-end tests of this crate, `cargo xtask demo` and the
-//! nftables baseline all build their test networks with it, so its API is kept
-//! stable. Everything needs root (`CAP_SYS_ADMIN` + `CAP_NET_ADMIN`) and `ip` from
+//! **Shared module**: the end-to-end tests of routing-ebpf and routing-cli,
+//! `cargo xtask demo` and the nftables baseline all build their test networks with
+//! it, so its API is kept stable. Everything needs root (`CAP_SYS_ADMIN` + `CAP_NET_ADMIN`) and `ip` from
 //! iproute2.
 //!
 //! * [`Netns`]: a named network namespace (`ip netns add`), deleted on drop, with
@@ -15,13 +15,12 @@
 //!   this happens on panic too (drop runs during unwinding).
 //! * [`NameServer`]: a TCP server in a target namespace that answers every
 //!   connection with its name and a newline, then echoes what it receives.
-//! * [`skip_unless_root`]: the loud skip for tests that need root.
 //!
 //! Names are unique per process (`rt<pid>x<seq><role>`), so parallel tests and
 //! parallel processes do not collide.
 //!
 //! ```no_run
-//! use routing_ebpf::netns::{Topology, NameServer};
+//! use routing_testkit::netns::{Topology, NameServer};
 //! # fn main() -> std::io::Result<()> {
 //! let topo = Topology::new(2)?; // needs root
 //! let servers: Vec<NameServer> = topo.start_servers(8080)?;
@@ -67,26 +66,15 @@ pub const IFACE: &str = "eth0";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// Returns `true` — after printing a loud `SKIPPED (needs root): <test>` line to
-/// stderr (not through `eprintln!`, so libtest's capture does not hide it) — when
-/// the process is not root; tests call it first and return early.
+/// Whether the process runs as root (effective uid 0): what every function here
+/// needs. Tests that need root are `#[ignore = "needs root"]` instead of checking it.
 ///
 /// ```
-/// if routing_ebpf::netns::skip_unless_root("doc example") { return; }
+/// let _root: bool = routing_testkit::netns::is_root();
 /// ```
 #[must_use]
-pub fn skip_unless_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return false;
-    }
-    // Straight to the stderr handle: libtest captures `eprintln!` of passing
-    // tests, and a skip must never be silent.
-    let _ = writeln!(
-        io::stderr(),
-        "\n***** SKIPPED (needs root): {test} — run as root (CI does) to load XDP programs \
-         and create network namespaces *****\n"
-    );
-    true
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 fn run(cmd: &mut Command) -> io::Result<String> {
@@ -113,7 +101,7 @@ impl Netns {
     /// When `ip netns add` fails (not root, no iproute2).
     ///
     /// ```no_run
-    /// let ns = routing_ebpf::netns::Netns::new("lb").unwrap();
+    /// let ns = routing_testkit::netns::Netns::new("lb").unwrap();
     /// assert!(ns.name().ends_with("lb"));
     /// ```
     pub fn new(role: &str) -> io::Result<Self> {
@@ -131,7 +119,7 @@ impl Netns {
     /// Its name (as `ip netns` knows it).
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("x").unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("x").unwrap();
     /// println!("{}", ns.name());
     /// ```
     #[must_use]
@@ -145,7 +133,7 @@ impl Netns {
     /// When `ip` fails; the error carries its stderr.
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("x").unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("x").unwrap();
     /// ns.ip(&["addr", "add", "192.0.2.7/24", "dev", "lo"]).unwrap();
     /// ```
     pub fn ip(&self, args: &[&str]) -> io::Result<String> {
@@ -158,7 +146,7 @@ impl Netns {
     /// When the file cannot be written.
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("x").unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("x").unwrap();
     /// ns.sysctl("net/ipv4/ip_forward", "1").unwrap();
     /// ```
     pub fn sysctl(&self, key: &str, value: &str) -> io::Result<()> {
@@ -174,7 +162,7 @@ impl Netns {
     /// When the namespace cannot be entered. A panic in `f` is resumed.
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("x").unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("x").unwrap();
     /// let l = ns.run(|| std::net::TcpListener::bind("127.0.0.1:0")).unwrap().unwrap();
     /// ```
     pub fn run<T: Send, F: FnOnce() -> T + Send>(&self, f: F) -> io::Result<T> {
@@ -198,7 +186,7 @@ impl Netns {
     /// When the namespace file cannot be opened.
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("x").unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("x").unwrap();
     /// let h = ns.spawn(|| { /* serve */ }).unwrap();
     /// h.join().unwrap();
     /// ```
@@ -217,7 +205,7 @@ impl Netns {
     /// When `ip` fails or prints no address.
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("x").unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("x").unwrap();
     /// println!("{}", ns.mac("lo").unwrap());
     /// ```
     pub fn mac(&self, iface: &str) -> io::Result<String> {
@@ -235,7 +223,7 @@ impl Netns {
     /// When `ip` fails.
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("x").unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("x").unwrap();
     /// assert_eq!(ns.ifindex("lo").unwrap(), 1);
     /// ```
     pub fn ifindex(&self, iface: &str) -> io::Result<u32> {
@@ -253,8 +241,8 @@ impl Netns {
     /// When the ioctl fails.
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("x").unwrap();
-    /// ns.set_offload("lo", routing_ebpf::netns::Offload::Gro, true).unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("x").unwrap();
+    /// ns.set_offload("lo", routing_testkit::netns::Offload::Gro, true).unwrap();
     /// ```
     pub fn set_offload(&self, iface: &str, what: Offload, on: bool) -> io::Result<()> {
         let iface = iface.to_owned();
@@ -349,7 +337,7 @@ impl Topology {
     /// When any `ip` command fails (everything created so far is deleted).
     ///
     /// ```no_run
-    /// let topo = routing_ebpf::netns::Topology::new(2).unwrap();
+    /// let topo = routing_testkit::netns::Topology::new(2).unwrap();
     /// assert_eq!(topo.targets().len(), 2);
     /// ```
     pub fn new(targets: usize) -> io::Result<Self> {
@@ -466,26 +454,30 @@ impl Topology {
 
     /// Attaches the balancer's trivial `xdp_pass` program to the load balancer's
     /// veth peer `plb` in the switch namespace, which native-mode XDP_TX on veth
-    /// needs. Not needed for [`AttachMode::Skb`](crate::AttachMode::Skb).
+    /// needs. Not needed for `routing_ebpf::AttachMode::Skb`. Feature `ebpf`.
     ///
     /// # Errors
     /// When the namespace cannot be entered or the attach fails.
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(1).unwrap();
+    /// # let topo = routing_testkit::netns::Topology::new(1).unwrap();
     /// let mut lb = routing_ebpf::XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
     /// topo.prepare_native(&mut lb).unwrap();
     /// ```
-    pub fn prepare_native(&self, lb: &mut crate::XdpBalancer) -> Result<(), crate::Error> {
+    #[cfg(feature = "ebpf")]
+    pub fn prepare_native(
+        &self,
+        lb: &mut routing_ebpf::XdpBalancer,
+    ) -> Result<(), routing_ebpf::Error> {
         self.switch
-            .run(|| lb.attach_pass("plb", crate::AttachMode::Driver))
-            .map_err(|_| crate::Error::Attach("cannot enter the switch namespace"))?
+            .run(|| lb.attach_pass("plb", routing_ebpf::AttachMode::Driver))
+            .map_err(|_| routing_ebpf::Error::Attach("cannot enter the switch namespace"))?
     }
 
     /// The client namespace.
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(1).unwrap();
+    /// # let topo = routing_testkit::netns::Topology::new(1).unwrap();
     /// topo.client().run(|| ()).unwrap();
     /// ```
     #[must_use]
@@ -497,8 +489,8 @@ impl Topology {
     /// [`Netns::run`]).
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(1).unwrap();
-    /// assert!(topo.lb().ifindex(routing_ebpf::netns::IFACE).unwrap() > 1);
+    /// # let topo = routing_testkit::netns::Topology::new(1).unwrap();
+    /// assert!(topo.lb().ifindex(routing_testkit::netns::IFACE).unwrap() > 1);
     /// ```
     #[must_use]
     pub fn lb(&self) -> &Netns {
@@ -508,7 +500,7 @@ impl Topology {
     /// The target namespaces.
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(3).unwrap();
+    /// # let topo = routing_testkit::netns::Topology::new(3).unwrap();
     /// assert_eq!(topo.targets().len(), 3);
     /// ```
     #[must_use]
@@ -519,7 +511,7 @@ impl Topology {
     /// The switch namespace holding `br0` and the peers (`pc`, `plb`, `pt<i>`).
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(1).unwrap();
+    /// # let topo = routing_testkit::netns::Topology::new(1).unwrap();
     /// topo.switch().ip(&["link", "show", "br0"]).unwrap();
     /// ```
     #[must_use]
@@ -530,7 +522,7 @@ impl Topology {
     /// IPv4 address of target `i`: 203.0.113.(10+i).
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(1).unwrap();
+    /// # let topo = routing_testkit::netns::Topology::new(1).unwrap();
     /// assert_eq!(topo.target_v4(0).to_string(), "203.0.113.10");
     /// ```
     #[must_use]
@@ -541,7 +533,7 @@ impl Topology {
     /// IPv6 address of target `i`: 2001:db8:d::(10+i), the last group in hex.
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(1).unwrap();
+    /// # let topo = routing_testkit::netns::Topology::new(1).unwrap();
     /// assert_eq!(topo.target_v6(0).to_string(), "2001:db8:d::a");
     /// ```
     #[must_use]
@@ -556,7 +548,7 @@ impl Topology {
     /// When a namespace cannot be entered or the port cannot be bound.
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(2).unwrap();
+    /// # let topo = routing_testkit::netns::Topology::new(2).unwrap();
     /// let servers = topo.start_servers(8080).unwrap();
     /// assert_eq!(servers[1].name(), "target-1");
     /// ```
@@ -575,8 +567,8 @@ impl Topology {
     /// When the connection fails or times out.
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(1).unwrap();
-    /// let s = topo.connect((routing_ebpf::netns::VIP_V4, 80).into()).unwrap();
+    /// # let topo = routing_testkit::netns::Topology::new(1).unwrap();
+    /// let s = topo.connect((routing_testkit::netns::VIP_V4, 80).into()).unwrap();
     /// ```
     pub fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
         self.client
@@ -590,8 +582,8 @@ impl Topology {
     /// When the connection or the read fails (2 s timeouts).
     ///
     /// ```no_run
-    /// # let topo = routing_ebpf::netns::Topology::new(1).unwrap();
-    /// let name = topo.ask_name((routing_ebpf::netns::VIP_V4, 80).into()).unwrap();
+    /// # let topo = routing_testkit::netns::Topology::new(1).unwrap();
+    /// let name = topo.ask_name((routing_testkit::netns::VIP_V4, 80).into()).unwrap();
     /// ```
     pub fn ask_name(&self, addr: SocketAddr) -> io::Result<String> {
         let s = self.connect(addr)?;
@@ -606,7 +598,7 @@ impl Topology {
 ///
 /// ```no_run
 /// # let s: std::net::TcpStream = unimplemented!();
-/// let name = routing_ebpf::netns::read_name(&s).unwrap();
+/// let name = routing_testkit::netns::read_name(&s).unwrap();
 /// ```
 pub fn read_name(s: &TcpStream) -> io::Result<String> {
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -635,8 +627,8 @@ impl NameServer {
     /// When the namespace cannot be entered or the port is taken.
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("t").unwrap();
-    /// let s = routing_ebpf::netns::NameServer::start(&ns, "alpha", 9000).unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("t").unwrap();
+    /// let s = routing_testkit::netns::NameServer::start(&ns, "alpha", 9000).unwrap();
     /// assert_eq!(s.name(), "alpha");
     /// ```
     pub fn start(ns: &Netns, name: &str, port: u16) -> io::Result<Self> {
@@ -673,8 +665,8 @@ impl NameServer {
     /// The name it answers with.
     ///
     /// ```no_run
-    /// # let ns = routing_ebpf::netns::Netns::new("t").unwrap();
-    /// # let s = routing_ebpf::netns::NameServer::start(&ns, "alpha", 9000).unwrap();
+    /// # let ns = routing_testkit::netns::Netns::new("t").unwrap();
+    /// # let s = routing_testkit::netns::NameServer::start(&ns, "alpha", 9000).unwrap();
     /// assert_eq!(s.name(), "alpha");
     /// ```
     #[must_use]

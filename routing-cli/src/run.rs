@@ -1,4 +1,4 @@
-//! `cargo xtask run --iface IF --config FILE [--mode skb|drv]`: the XDP program on a
+//! `routing run --iface IF --config FILE [--mode skb|drv]` (feature `xdp`): the XDP program on a
 //! real interface, programmed from a configuration file.
 //!
 //! 1. Reads FILE (YAML, JSON or TOML by extension, as `routing_core::Config` reads
@@ -26,7 +26,7 @@
 //!
 //! On a veth, native mode (`drv`) only works when the veth's peer has an XDP
 //! program too (the program sends packets back out with XDP_TX, which a veth peer
-//! without one drops; `routing_ebpf::netns::Topology::prepare_native` does that for
+//! without one drops; `routing_testkit::netns::Topology::prepare_native` does that for
 //! its topology); use `--mode skb` there. Physical NICs with XDP drivers need nothing.
 
 use std::path::PathBuf;
@@ -51,10 +51,10 @@ pub(crate) struct Options {
     pub(crate) mode: Mode,
 }
 
-#[cfg(feature = "ebpf")]
+#[cfg(feature = "xdp")]
 pub(crate) use imp::run;
 
-#[cfg(feature = "ebpf")]
+#[cfg(feature = "xdp")]
 mod imp {
     use std::collections::HashMap;
     use std::io::IsTerminal;
@@ -87,6 +87,18 @@ mod imp {
         modified: Option<SystemTime>,
         len: u64,
         hash: u64,
+    }
+
+    /// Whether the process runs as root (effective uid 0), read from `/proc`.
+    fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+            })
+            .unwrap_or(false)
     }
 
     /// Reads the file and its stamp.
@@ -127,7 +139,7 @@ mod imp {
     /// [`run`], which also stops (and detaches) when `stop` is set, checked once a
     /// tick (how the test ends it).
     fn run_until(opts: &Options, stop: &AtomicBool) -> Result<()> {
-        if !crate::setup::is_root() {
+        if !is_root() {
             bail!("`run` loads and attaches an XDP program: run it as root (or with CAP_BPF and CAP_NET_ADMIN)");
         }
         let (text, mut stamp) = read(&opts.config)?;
@@ -142,7 +154,7 @@ mod imp {
             )
         })?;
         eprintln!(
-            "xtask: run: attached to {} ({:?} mode), serving {} from {}; Ctrl-C detaches",
+            "routing: run: attached to {} ({:?} mode), serving {} from {}; Ctrl-C detaches",
             opts.iface,
             opts.mode,
             services_summary(&table),
@@ -153,7 +165,7 @@ mod imp {
             .build()?;
         let result = rt.block_on(serve(&mut lb, opts, &mut stamp, stop));
         lb.detach().context("detaching")?;
-        eprintln!("xtask: run: detached from {}", opts.iface);
+        eprintln!("routing: run: detached from {}", opts.iface);
         result
     }
 
@@ -200,7 +212,7 @@ mod imp {
                 return Ok(());
             }
             if let Some(msg) = reload(lb, &opts.config, stamp) {
-                eprintln!("xtask: run: {msg}");
+                eprintln!("routing: run: {msg}");
                 status = msg;
             }
             let now = Instant::now();
@@ -418,22 +430,20 @@ mod imp {
         /// As root: `run` in the load-balancer namespace of the shared topology (generic
         /// mode), real connections split by the file's weights, a rewritten file
         /// reloaded live, an invalid one reported and ignored, held connections alive
-        /// throughout, and the program detached at the end. Skips loudly otherwise.
+        /// throughout, and the program detached at the end.
         #[test]
+        #[ignore = "needs root"]
         fn run_end_to_end_as_root() {
             use std::io::{Read, Write};
             use std::net::{SocketAddr, TcpStream};
             use std::sync::atomic::{AtomicBool, Ordering};
             use std::time::Duration;
 
-            use routing_ebpf::netns::{read_name, skip_unless_root, Topology, IFACE, VIP_V4};
+            use routing_testkit::netns::{read_name, Topology, IFACE, VIP_V4};
 
-            if skip_unless_root("xtask run end to end") {
-                return;
-            }
             let topo = Topology::new(2).expect("topology");
             let _servers = topo.start_servers(8080).expect("servers");
-            let dir = std::env::temp_dir().join(format!("xtask-run-e2e-{}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("routing-run-e2e-{}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("temp dir");
             let path = dir.join("l4.yaml");
             let config = |w0: u32, w1: u32| {
@@ -534,9 +544,13 @@ mod imp {
     }
 }
 
-/// Without the `ebpf` feature there is no loader; `main` runs the task again in a
-/// build with it before this could be reached.
-#[cfg(not(feature = "ebpf"))]
+/// Without the `xdp` feature there is no loader: `run` says how to get one.
+#[cfg(not(feature = "xdp"))]
 pub(crate) fn run(_opts: &Options) -> anyhow::Result<()> {
-    anyhow::bail!("this xtask was built without the `ebpf` feature (`cargo run -p xtask --features ebpf -- run …`)")
+    anyhow::bail!(
+        "this `routing` was built without the `xdp` feature: `run` needs it \
+         (`cargo install --path routing-cli --features xdp`, or \
+         `cargo run -p routing-cli --features xdp -- run …`; `cargo xtask setup` installs \
+         the nightly toolchain and bpf-linker that building the XDP program needs)"
+    )
 }

@@ -1,8 +1,8 @@
 //! Crafting and checking Ethernet/IP/TCP frames, for `BPF_PROG_TEST_RUN` tests and
-//! benchmarks (and anyone who wants to feed [`XdpBalancer::test_run`](crate::XdpBalancer::test_run)).
+//! benchmarks (and anyone who wants to feed `routing_ebpf::XdpBalancer::test_run`).
 //!
 //! ```
-//! use routing_ebpf::packet::{parse, TcpPacket};
+//! use routing_testkit::packet::{parse, TcpPacket};
 //! let frame = TcpPacket::syn("198.51.100.2:40000".parse().unwrap(), "192.0.2.1:80".parse().unwrap()).build();
 //! let p = parse(&frame).unwrap();
 //! assert_eq!(p.dst, "192.0.2.1:80".parse().unwrap());
@@ -55,7 +55,7 @@ impl TcpPacket {
     /// A SYN from `src` to `dst` with fixed documentation MACs.
     ///
     /// ```
-    /// let p = routing_ebpf::packet::TcpPacket::syn("[2001:db8::1]:1".parse().unwrap(), "[2001:db8::2]:2".parse().unwrap());
+    /// let p = routing_testkit::packet::TcpPacket::syn("[2001:db8::1]:1".parse().unwrap(), "[2001:db8::2]:2".parse().unwrap());
     /// assert_eq!(p.build().len(), 14 + 40 + 20);
     /// ```
     #[must_use]
@@ -77,7 +77,7 @@ impl TcpPacket {
     /// The same packet with other TCP flags.
     ///
     /// ```
-    /// use routing_ebpf::packet::{flags, TcpPacket};
+    /// use routing_testkit::packet::{flags, TcpPacket};
     /// let p = TcpPacket::syn("192.0.2.9:1".parse().unwrap(), "192.0.2.1:2".parse().unwrap()).with_flags(flags::ACK);
     /// assert_eq!(p.flags, flags::ACK);
     /// ```
@@ -90,7 +90,7 @@ impl TcpPacket {
     /// The frame's bytes, with valid IPv4 and TCP checksums.
     ///
     /// ```
-    /// let f = routing_ebpf::packet::TcpPacket::syn("192.0.2.9:1".parse().unwrap(), "192.0.2.1:2".parse().unwrap()).build();
+    /// let f = routing_testkit::packet::TcpPacket::syn("192.0.2.9:1".parse().unwrap(), "192.0.2.1:2".parse().unwrap()).build();
     /// assert_eq!(f.len(), 54);
     /// ```
     #[must_use]
@@ -180,7 +180,7 @@ impl TcpPacket {
 /// The Internet checksum (RFC 1071) of the concatenated `parts`.
 ///
 /// ```
-/// assert_eq!(routing_ebpf::packet::checksum(&[&[0x45, 0x00]]), !0x4500u16);
+/// assert_eq!(routing_testkit::packet::checksum(&[&[0x45, 0x00]]), !0x4500u16);
 /// ```
 #[must_use]
 pub fn checksum(parts: &[&[u8]]) -> u16 {
@@ -240,7 +240,7 @@ pub struct Parsed {
 /// checksum field holds.
 ///
 /// ```
-/// use routing_ebpf::packet::{parse, TcpPacket};
+/// use routing_testkit::packet::{parse, TcpPacket};
 /// let mut f = TcpPacket::syn("192.0.2.9:1".parse().unwrap(), "192.0.2.1:2".parse().unwrap()).build();
 /// f[30] ^= 1; // corrupt the destination address
 /// assert!(!parse(&f).unwrap().checksums_ok);

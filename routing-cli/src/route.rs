@@ -1,4 +1,4 @@
-//! `cargo xtask route …`: check, explain, simulate and convert route tables, native
+//! `routing check|explain|simulate|convert …`: check, explain, simulate and convert route tables, native
 //! or imported (Gateway API `HTTPRoute`, Istio `VirtualService` + `DestinationRule`,
 //! AWS ALB `describe-rules` JSON; the kind of each document is detected).
 //!
@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 
 /// The usage text of `route`.
 pub(crate) const USAGE: &str = "\
-Usage: cargo xtask route <check|explain|simulate|convert> FILE... [OPTIONS]
+Usage: routing <check|explain|simulate|convert> FILE... [OPTIONS]
 
   check FILE...                 Parse (native, Gateway API HTTPRoute, Istio
                                 VirtualService/DestinationRule, ALB describe-rules
@@ -84,13 +84,13 @@ const MAX_PICKS: u64 = 100_000_000;
 
 /// Parses the arguments after `route`.
 pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
-    let (cmd, rest) = args.split_first().ok_or("`route` needs a command")?;
+    let (cmd, rest) = args.split_first().ok_or("`routing` needs a command")?;
     let command = match cmd.as_str() {
         "check" => Command::Check,
         "explain" => Command::Explain,
         "simulate" => Command::Simulate,
         "convert" => Command::Convert,
-        c => return Err(format!("unknown `route` command `{c}`")),
+        c => return Err(format!("unknown command `{c}`")),
     };
     let mut o = Options {
         command,
@@ -147,7 +147,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         }
     }
     if o.files.is_empty() {
-        return Err(format!("`route {cmd}` needs at least one FILE"));
+        return Err(format!("`routing {cmd}` needs at least one FILE"));
     }
     match (&o.command, to.as_deref()) {
         (Command::Convert, Some("native")) => {}
@@ -808,7 +808,7 @@ routes:
 
     /// Writes `files` into a fresh directory; returns their paths.
     fn write(tag: &str, files: &[(&str, &str)]) -> Vec<PathBuf> {
-        let dir = std::env::temp_dir().join(format!("xtask-route-{tag}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("routing-cli-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         files
             .iter()
