@@ -52,7 +52,11 @@ Usage: routing <check|explain|simulate|convert> FILE... [OPTIONS]
   convert FILE... --to native   Print the native YAML.
 
 Options for all: --backend-map FILE (YAML map: source reference -> backend name or
-{name, address}), --namespace NS (default `default`), --json.";
+{name, address}), --namespace NS (default `default`), --json,
+--allow-lossy (import conditions that gate access but cannot be applied, as
+warnings; refused by default), --deny-warnings (every warning is an error),
+--gateway NAME (the gateway this router stands for; repeatable; default `mesh`).
+Requests are matched on their normalised path, as the layer does.";
 
 /// Which command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +81,9 @@ pub(crate) struct Options {
     pub(crate) sticky_keys: u64,
     pub(crate) weights_change: Vec<PathBuf>,
     pub(crate) seed: u64,
+    pub(crate) allow_lossy: bool,
+    pub(crate) deny_warnings: bool,
+    pub(crate) gateways: Vec<String>,
 }
 
 /// Most picks or keys a simulation makes (bounded work).
@@ -104,6 +111,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         sticky_keys: 10_000,
         weights_change: Vec::new(),
         seed: 1,
+        allow_lossy: false,
+        deny_warnings: false,
+        gateways: Vec::new(),
     };
     let mut to = None;
     let mut it = rest.iter();
@@ -127,6 +137,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         };
         match flag {
             "--json" => o.json = true,
+            "--allow-lossy" => o.allow_lossy = true,
+            "--deny-warnings" => o.deny_warnings = true,
+            "--gateway" => o.gateways.push(value()?),
             "--backend-map" => o.backend_map = Some(value()?.into()),
             "--namespace" => o.namespace = Some(value()?),
             "--request" => o.requests.push(value()?),
@@ -177,7 +190,13 @@ pub(crate) fn run(o: &Options) -> Result<(String, bool)> {
             };
             let text = if o.command == Command::Explain {
                 let req = parse_request(&o.requests[0], o.source_ip)?;
-                explain(&loaded, table, &req, o.json)
+                match req.normalize_path(table.path_normalization()) {
+                    Ok(req) => explain(&loaded, table, &req, o.json),
+                    Err(e) if o.json => {
+                        pretty(&json!({"matched": false, "status": 400, "reason": e.to_string()}))
+                    }
+                    Err(e) => format!("the layer answers 400: {e}\n"),
+                }
             } else {
                 simulate(table, o)?
             };
@@ -199,7 +218,10 @@ fn load(files: &[PathBuf], o: &Options) -> Result<Loaded> {
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         texts.push((f.display().to_string(), text));
     }
-    let mut opts = ImportOptions::default();
+    let mut opts = ImportOptions::default()
+        .with_allow_lossy(o.allow_lossy)
+        .with_deny_warnings(o.deny_warnings)
+        .with_gateways(o.gateways.iter().cloned());
     if let Some(ns) = &o.namespace {
         opts = opts.with_default_namespace(ns.clone());
     }
@@ -619,7 +641,9 @@ fn simulate(table: &RouteTable, o: &Options) -> Result<String> {
         }
     } else {
         for spec in &o.requests {
-            let req = parse_request(spec, o.source_ip)?;
+            let req = parse_request(spec, o.source_ip)?
+                .normalize_path(table.path_normalization())
+                .map_err(|e| anyhow::anyhow!("request `{spec}`: the layer answers 400: {e}"))?;
             let mut counts = BTreeMap::new();
             let mut failed = 0;
             let mut rule_index = None;
@@ -993,6 +1017,65 @@ routes:
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../routing-core/tests/fixtures/import")
             .join(rel)
+    }
+
+    #[test]
+    fn fail_closed_imports_and_normalised_explain() {
+        // An ALB rule that authenticates: refused (exit 1) unless --allow-lossy;
+        // --deny-warnings turns its warning into an error again.
+        let files = [fixture("alb/authenticated.json")];
+        let (out, ok) = run(&opts(&["check"], &files)).unwrap();
+        assert!(!ok, "{out}");
+        assert!(out.contains("authenticate-oidc"), "{out}");
+        let (out, ok) = run(&opts(&["check", "--allow-lossy"], &files)).unwrap();
+        assert!(ok, "{out}");
+        let (out, ok) = run(&opts(
+            &["check", "--allow-lossy", "--deny-warnings"],
+            &files,
+        ))
+        .unwrap();
+        assert!(!ok, "{out}");
+        // Istio: `ratings` is bound to bookinfo-gateway; standing for it brings it in.
+        let files = [fixture("istio/bookinfo.yaml")];
+        let req = "GET http://ratings.bookinfo.svc.cluster.local/ratings/1";
+        let (out, _) = run(&opts(&["explain", "--json", "--request", req], &files)).unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["matched"], false, "{v}");
+        let o = opts(
+            &[
+                "explain",
+                "--json",
+                "--gateway",
+                "bookinfo/bookinfo-gateway",
+                "--request",
+                req,
+            ],
+            &files,
+        );
+        let v: Value = serde_json::from_str(&run(&o).unwrap().0).unwrap();
+        assert_eq!(v["rule_name"], "legacy", "{v}");
+        // explain matches the normalised path, as the layer does.
+        let files = write("norm", &[("canary.yaml", CANARY)]);
+        let o = opts(
+            &[
+                "explain",
+                "--json",
+                "--request",
+                "GET http://shop.example.com/x/../%61pi/cart",
+            ],
+            &files,
+        );
+        let v: Value = serde_json::from_str(&run(&o).unwrap().0).unwrap();
+        assert_eq!(v["rule_name"], "users", "{v}");
+        let o = opts(
+            &[
+                "explain",
+                "--request",
+                "GET http://shop.example.com/api%2fcart",
+            ],
+            &files,
+        );
+        assert!(run(&o).unwrap().0.contains("400"));
     }
 
     #[test]

@@ -170,6 +170,36 @@ impl RequestInfo {
         self
     }
 
+    /// The same request with its path normalised as the HTTP layer does before
+    /// matching (see [`PathNormalization`](crate::PathNormalization)); the query is
+    /// kept.
+    ///
+    /// ```
+    /// use routing_core::{PathNormalization, RequestInfo, RouteRequest};
+    /// let r = RequestInfo::get("http://a/x/../%61dmin?q=1").normalize_path(&PathNormalization::default()).unwrap();
+    /// assert_eq!(r.path(), "/admin");
+    /// assert_eq!(r.query(), Some("q=1"));
+    /// assert!(RequestInfo::get("/a%2fb").normalize_path(&PathNormalization::default()).is_err());
+    /// ```
+    pub fn normalize_path(
+        mut self,
+        n: &crate::PathNormalization,
+    ) -> Result<Self, crate::PathError> {
+        let std::borrow::Cow::Owned(path) = n.normalize(self.uri.path())? else {
+            return Ok(self);
+        };
+        let pq = match self.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = self.uri.clone().into_parts();
+        parts.path_and_query = pq.parse().ok();
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            self.uri = uri;
+        }
+        Ok(self)
+    }
+
     /// Sets the client address.
     ///
     /// ```
