@@ -451,12 +451,23 @@ const PROTECTED: [&str; 9] = [
     "x-forwarded-host",
 ];
 
+/// Whether `name` is one of [`HOP_BY_HOP`] (compared as the lowercase names they are).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || *name == header::TRAILER
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+}
+
 /// Removes `Connection`, every header it names (but the [`PROTECTED`] ones), and the
 /// fixed hop-by-hop headers. The routing layer calls it on the way in, before routing
 /// and filters, so a client's `Connection` list cannot delete a header a rule sets;
 /// the client calls it again on the way out and on responses.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.is_empty() {
+    // The common case, none present, is one pass over the names with no hashing.
+    if !headers.keys().any(is_hop_by_hop) {
         return;
     }
     let listed: Vec<HeaderName> = headers

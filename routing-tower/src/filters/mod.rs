@@ -167,6 +167,48 @@ pub(crate) fn bad_request(reason: &str) -> Response<Body> {
     res
 }
 
+/// Whether `h` is a `Host` value: `host[:port]` where host is a reg-name or IPv4
+/// (RFC 3986 unreserved, sub-delims and percent-escapes) or a bracketed IPv6 literal;
+/// no user information. A byte scan: this runs on every request.
+fn valid_host(h: &[u8]) -> bool {
+    let (host, port) = match h.first() {
+        Some(b'[') => match h.iter().position(|&c| c == b']') {
+            Some(end) => {
+                let inside = &h[1..end];
+                if inside.is_empty()
+                    || !inside
+                        .iter()
+                        .all(|c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.'))
+                {
+                    return false;
+                }
+                (&h[..=end], &h[end + 1..])
+            }
+            None => return false,
+        },
+        _ => match h.iter().position(|&c| c == b':') {
+            Some(i) => (&h[..i], &h[i..]),
+            None => (h, &h[h.len()..]),
+        },
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    let host_ok = host.first() == Some(&b'[')
+        || (!host.is_empty()
+            && host.iter().all(|&c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(
+                        c,
+                        b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')'
+                            | b'*' | b'+' | b',' | b';' | b'='
+                    )
+            }));
+    port_ok && host_ok
+}
+
 /// One authority per request: several `Host` headers, or one that is not a valid
 /// authority, are refused (`Err` is the reason, answered 400); an absolute-form
 /// request (`GET http://a/x`) has its `Host` set to the URI's authority, so the host
@@ -178,12 +220,7 @@ pub(crate) fn one_authority<B>(req: &mut Request<B>) -> Result<(), &'static str>
         return Err("several Host headers");
     }
     if let Some(h) = first {
-        let valid = h
-            .to_str()
-            .ok()
-            .filter(|h| !h.contains('@'))
-            .is_some_and(|h| h.parse::<http::uri::Authority>().is_ok());
-        if !valid {
+        if !valid_host(h.as_bytes()) {
             return Err("invalid Host header");
         }
     }
@@ -195,4 +232,39 @@ pub(crate) fn one_authority<B>(req: &mut Request<B>) -> Result<(), &'static str>
         req.headers_mut().insert(HOST, value);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            "shop.example.com",
+            "shop.example.com:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[2001:db8::1]:443",
+            "a_b-c~d",
+            "xn--caf-dma.example",
+            "host:",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "user@admin.internal",
+            "a b",
+            "a/b",
+            "host:80:80",
+            "host:123456",
+            "[::1",
+            "[zz]",
+            "[::1]x",
+            ":80",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad}");
+        }
+    }
 }
