@@ -318,7 +318,7 @@ fn ethtool_set(iface: &str, cmd: u32, data: u32) -> io::Result<()> {
 ///   routes via the load balancer, so replies pass through it;
 /// * client and targets have transmit checksum offload off (see [`Offload`]).
 ///
-/// For native (driver) mode call [`Topology::prepare_native`]: a frame sent with
+/// For native (driver) mode call `Topology::prepare_native` (feature `ebpf`): a frame sent with
 /// XDP_TX from a veth in native mode reaches the peer only if the peer has an XDP
 /// program (on this project's 6.18 kernel, switching GRO on was not enough).
 #[derive(Debug)]
