@@ -115,27 +115,30 @@ impl PathNormalization {
         Ok(Cow::Owned(remove_dot_segments(&merged)))
     }
 
-    /// A quick check for the common case: nothing to decode, merge or remove.
+    /// A quick check for the common case: nothing to decode, merge or remove. One
+    /// table lookup per byte; only `/` is looked at further.
+    #[inline]
     fn is_normal(&self, path: &str) -> bool {
         let b = path.as_bytes();
-        let mut prev = 0u8;
         for (i, &c) in b.iter().enumerate() {
-            match c {
-                b'%' | b'\\' => return false,
-                b'/' if prev == b'/' && self.merge_slashes => return false,
-                b'.' if prev == b'/' => {
-                    // `/.` followed by end, `/` or `.` (then end or `/`).
-                    let next = b.get(i + 1).copied();
-                    let after = b.get(i + 2).copied();
-                    match next {
-                        None | Some(b'/') => return false,
-                        Some(b'.') if matches!(after, None | Some(b'/')) => return false,
+            match SPECIAL[usize::from(c)] {
+                0 => {}
+                1 => return false, // `%` or `\`
+                _ => {
+                    // `/`: followed by `/` (merge), or by a `.` or `..` segment.
+                    match b.get(i + 1) {
+                        Some(b'/') if self.merge_slashes => return false,
+                        Some(b'.') => match b.get(i + 2) {
+                            None | Some(b'/') => return false,
+                            Some(b'.') if matches!(b.get(i + 3), None | Some(b'/')) => {
+                                return false
+                            }
+                            _ => {}
+                        },
                         _ => {}
                     }
                 }
-                _ => {}
             }
-            prev = c;
         }
         true
     }
@@ -197,6 +200,15 @@ impl PathNormalization {
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Byte classes for [`PathNormalization::is_normal`]: 1 for `%` and `\\`, 2 for `/`.
+const SPECIAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'%' as usize] = 1;
+    t[b'\\' as usize] = 1;
+    t[b'/' as usize] = 2;
+    t
+};
 
 fn hex(c: u8) -> Option<u8> {
     match c {

@@ -167,6 +167,36 @@ pub(crate) fn bad_request(reason: &str) -> Response<Body> {
     res
 }
 
+/// Bytes of an RFC 3986 reg-name or IPv4 address: unreserved, sub-delims and `%`.
+const REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        c += 1;
+    }
+    t
+};
+
 /// Whether `h` is a `Host` value: `host[:port]` where host is a reg-name or IPv4
 /// (RFC 3986 unreserved, sub-delims and percent-escapes) or a bracketed IPv6 literal;
 /// no user information. A byte scan: this runs on every request.
@@ -197,15 +227,7 @@ fn valid_host(h: &[u8]) -> bool {
         Some(_) => false,
     };
     let host_ok = host.first() == Some(&b'[')
-        || (!host.is_empty()
-            && host.iter().all(|&c| {
-                c.is_ascii_alphanumeric()
-                    || matches!(
-                        c,
-                        b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')'
-                            | b'*' | b'+' | b',' | b';' | b'='
-                    )
-            }));
+        || (!host.is_empty() && host.iter().all(|&c| REG_NAME[usize::from(c)]));
     port_ok && host_ok
 }
 
