@@ -28,6 +28,24 @@ async fn echo(name: &'static str) -> Server {
     .await
 }
 
+/// An upstream that answers `NAME h1=v1 h2=v2 …` with the values of `headers` it
+/// received (`-` when absent).
+async fn echo_headers(name: &'static str, headers: &'static [&'static str]) -> Server {
+    serve(tower::service_fn(move |req: Request<Incoming>| {
+        let mut text = name.to_owned();
+        for h in headers {
+            let v = req
+                .headers()
+                .get(*h)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            text.push_str(&format!(" {h}={v}"));
+        }
+        async move { Ok::<_, Infallible>(Response::new(body::full(text))) }
+    }))
+    .await
+}
+
 /// Sends `head` (a request line and headers, without the final blank line) as raw
 /// bytes — no client library in between to tidy the path — and returns the status
 /// and the body.
@@ -253,23 +271,7 @@ routes:
 /// (like the other protected headers) cannot be named away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_cannot_delete_headers_the_proxy_sets() {
-    let app = serve(tower::service_fn(|req: Request<Incoming>| async move {
-        let h = |n: &str| {
-            req.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_owned()
-        };
-        let text = format!(
-            "auth={} host={} secret={}",
-            h("x-internal-auth"),
-            h("host"),
-            h("x-client-secret")
-        );
-        Ok::<_, Infallible>(Response::new(body::full(text)))
-    }))
-    .await;
+    let app = echo_headers("app", &["x-internal-auth", "host", "x-client-secret"]).await;
     let router = Router::from_yaml(&format!(
         r#"
 backends: [{{name: app, address: "{}"}}]
@@ -292,7 +294,10 @@ routes:
     assert_eq!(status, 200);
     // The rule's header arrives, Host is kept, and a header the client itself marked
     // hop-by-hop is removed.
-    assert_eq!(body, "auth=proxy-secret host=shop secret=-");
+    assert_eq!(
+        body,
+        "app x-internal-auth=proxy-secret host=shop x-client-secret=-"
+    );
 }
 
 /// Serves `svc` on 127.0.0.1 the way a real server must: each request carries its
@@ -336,27 +341,11 @@ async fn serve_with_peer(
 /// invalid Host is refused; forwarding headers are the proxy's, not the client's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_routed_host_is_the_forwarded_host() {
-    let echo_host = |name: &'static str| {
-        serve(tower::service_fn(
-            move |req: Request<Incoming>| async move {
-                let h = |n: &str| {
-                    req.headers()
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-")
-                        .to_owned()
-                };
-                let text = format!(
-                    "{name} host={} xff={} xfp={}",
-                    h("host"),
-                    h("x-forwarded-for"),
-                    h("x-forwarded-proto")
-                );
-                Ok::<_, Infallible>(Response::new(body::full(text)))
-            },
-        ))
-    };
-    let (shop, admin) = (echo_host("shop").await, echo_host("admin").await);
+    let seen = &["host", "x-forwarded-for", "x-forwarded-proto"];
+    let (shop, admin) = (
+        echo_headers("shop", seen).await,
+        echo_headers("admin", seen).await,
+    );
     let router = Router::from_yaml(&format!(
         r#"
 backends: [{{name: shop, address: "{}"}}, {{name: admin, address: "{}"}}]
@@ -396,7 +385,10 @@ routes:
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(body, "shop host=shop.example.com xff=127.0.0.1 xfp=http");
+    assert_eq!(
+        body,
+        "shop host=shop.example.com x-forwarded-for=127.0.0.1 x-forwarded-proto=http"
+    );
     task.abort();
 }
 
