@@ -83,7 +83,7 @@ fn layer(c: &mut Criterion) {
         .map_or(0, |d| d.as_secs());
     let cookie = HeaderValue::from_str(&format!(
         "theme=dark; shop-sticky={}",
-        key.issue("shop-sticky", "v2", now)
+        key.issue("shop-sticky", "shop", "v2", now)
     ))
     .expect("valid header");
     // Sanity: the cookie pins to v2 and is not re-issued.

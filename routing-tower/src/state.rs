@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub(crate) annotate: bool,
     pub(crate) fall_through: bool,
     pub(crate) cookie_key: CookieKey,
+    /// Oldest a stickiness cookie may be when its policy sets no TTL (`None`: no
+    /// limit).
+    pub(crate) cookie_max_age: Option<std::time::Duration>,
     pub(crate) clock: SharedClock,
     pub(crate) stats: Arc<StatsRegistry>,
     /// Per-route counters (the same shape as the backends', keyed by route name).
@@ -79,6 +82,10 @@ pub(crate) struct Slot {
     pub(crate) limit: Option<(routing_core::ConnectionPool, Arc<ConcurrencyLimit>)>,
 }
 
+/// The default maximum age of a stickiness cookie without a TTL: one day.
+pub(crate) const DEFAULT_COOKIE_MAX_AGE: std::time::Duration =
+    std::time::Duration::from_secs(24 * 3600);
+
 impl Shared {
     /// The state of a new layer: its stats registry, and an outlier detector that
     /// keeps the stats' ejection gauge with it (the detector itself knows nothing
@@ -102,6 +109,7 @@ impl Shared {
             annotate,
             fall_through,
             cookie_key,
+            cookie_max_age: Some(DEFAULT_COOKIE_MAX_AGE),
             clock,
             stats,
             route_stats: StatsRegistry::new(),

@@ -424,3 +424,104 @@ async fn an_empty_or_truncated_reload_keeps_the_live_table() {
     }
     assert_eq!(router.generation(), 1);
 }
+
+/// Item 11 — stickiness keys rotate without reshuffling sessions, cookies are bound
+/// to their route, and a session cookie (no TTL) does not live forever.
+#[tokio::test]
+async fn cookie_keys_rotate_bind_to_the_route_and_age_out() {
+    use routing_tower::{CookieKey, RoutingLayer};
+    use tower::{Layer as _, ServiceExt as _};
+    let router = Router::from_yaml(
+        r#"
+backends: [{name: v1}, {name: v2}]
+routes:
+  - {name: shop, hostnames: [shop], rules: [{backends: [{name: v1}, {name: v2}], session_persistence: {cookie: {name: s}}}]}
+  - {name: admin, hostnames: [admin], rules: [{backends: [{name: v1}, {name: v2}], session_persistence: {cookie: {name: s}}}]}
+"#,
+    )
+    .unwrap();
+    let named = |n: &'static str| {
+        tower::service_fn(move |_r: Request<routing_tower::Body>| async move {
+            Ok::<_, Infallible>(Response::new(body::full(n)))
+        })
+    };
+    let (old, new) = (
+        CookieKey::from_bytes([1; 32]),
+        CookieKey::from_bytes([2; 32]),
+    );
+    let layer = |key: CookieKey, max_age: Option<Duration>| {
+        RoutingLayer::builder(router.clone())
+            .backends(
+                Backends::new()
+                    .with("v1", named("v1"))
+                    .with("v2", named("v2")),
+            )
+            .cookie_key(key)
+            .cookie_max_age(max_age)
+            .build()
+            .layer(routing_tower::NotFound)
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let get = |svc: routing_tower::Routing<routing_tower::NotFound>, host: &str, cookie: String| {
+        let req = Request::get(format!("http://{host}/"))
+            .header("cookie", format!("s={cookie}"))
+            .body(body::empty())
+            .unwrap();
+        async move {
+            let res = svc.oneshot(req).await.unwrap();
+            let set = res
+                .headers()
+                .get("set-cookie")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let b = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (String::from_utf8_lossy(&b).into_owned(), set)
+        }
+    };
+    let day = Some(Duration::from_secs(24 * 3600));
+    // Rotation: the new key is current, the old one previous. An old cookie keeps its
+    // session (v2) and is re-issued with the new key, which then pins without a new
+    // cookie.
+    let ring = || new.clone().with_previous(old.clone());
+    let (body, set) = get(
+        layer(ring(), day),
+        "shop",
+        old.issue("s", "shop", "v2", now),
+    )
+    .await;
+    assert_eq!(body, "v2");
+    let set = set.expect("re-issued with the current key");
+    let value = set
+        .trim_start_matches("s=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(new.verify("s", "shop", &value).unwrap().current_key);
+    let (body, set) = get(layer(ring(), day), "shop", value).await;
+    assert_eq!((body.as_str(), set), ("v2", None));
+    // Without the previous key, the old cookie is foreign: a fresh choice and cookie.
+    let (_, set) = get(
+        layer(new.clone(), day),
+        "shop",
+        old.issue("s", "shop", "v2", now),
+    )
+    .await;
+    assert!(set.is_some());
+    // Bound to the route: a shop cookie presented to admin is not honoured.
+    let shop_cookie = new.issue("s", "shop", "v2", now);
+    let (_, set) = get(layer(new.clone(), day), "admin", shop_cookie).await;
+    assert!(set.is_some(), "a cookie of another route is re-issued");
+    // Maximum age: a session cookie two days old is replaced by default; with no
+    // limit it pins.
+    let old_cookie = new.issue("s", "shop", "v2", now - 2 * 24 * 3600);
+    let (_, set) = get(layer(new.clone(), day), "shop", old_cookie.clone()).await;
+    assert!(set.is_some(), "past the maximum age");
+    let (body, set) = get(layer(new.clone(), None), "shop", old_cookie).await;
+    assert_eq!((body.as_str(), set), ("v2", None));
+}

@@ -226,7 +226,7 @@ routes: [{{name: shop, rules: [{{backends: [{{name: v1}}{}], session_persistence
             .expect("request")
     };
     // A genuine cookie for v2 pins to v2.
-    let good = CookieKey::from_bytes([42; 32]).issue("s", "v2", routing_tower_now());
+    let good = CookieKey::from_bytes([42; 32]).issue("s", "shop", "v2", routing_tower_now());
     for _ in 0..20 {
         let res = svc
             .clone()
@@ -262,7 +262,7 @@ routes: [{{name: shop, rules: [{{backends: [{{name: v1}}{}], session_persistence
         bytes[i] = orig;
     }
     // A cookie from another key (another deployment) is foreign.
-    let foreign = CookieKey::from_bytes([7; 32]).issue("s", "v2", routing_tower_now());
+    let foreign = CookieKey::from_bytes([7; 32]).issue("s", "shop", "v2", routing_tower_now());
     let res = svc
         .clone()
         .oneshot(with_cookie(&foreign))

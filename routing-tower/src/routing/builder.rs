@@ -33,6 +33,7 @@ pub struct RoutingLayerBuilder {
     annotate: bool,
     fall_through: bool,
     cookie_key: Option<CookieKey>,
+    cookie_max_age: Option<Option<std::time::Duration>>,
     clock: Option<SharedClock>,
     rng_seed: Option<u64>,
 }
@@ -54,6 +55,7 @@ impl RoutingLayerBuilder {
             annotate: false,
             fall_through: false,
             cookie_key: None,
+            cookie_max_age: None,
             clock: None,
             rng_seed: None,
         }
@@ -103,6 +105,23 @@ impl RoutingLayerBuilder {
         self
     }
 
+    /// The oldest a stickiness cookie is honoured when its rule's policy sets no
+    /// `ttl` (a session cookie): default one day, `None` for no limit. A cookie past
+    /// it gets a fresh choice and a new cookie; with a `ttl`, the `ttl` decides.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = routing_tower::RoutingLayer::builder(router)
+    ///     .cookie_max_age(Some(Duration::from_secs(3600)))
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn cookie_max_age(mut self, max_age: Option<std::time::Duration>) -> Self {
+        self.cookie_max_age = Some(max_age);
+        self
+    }
+
     /// Seeds every random choice the layer makes: backend selection, retry backoff
     /// jitter, fault injection and mirror percentages (default: a seed from the
     /// operating system's entropy). Two layers with the same seed over equal
@@ -130,16 +149,20 @@ impl RoutingLayerBuilder {
     pub fn build(self) -> RoutingLayer {
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
         let rng = LayerRng::new(self.rng_seed.unwrap_or_else(rand::random));
+        let mut shared = Shared::new(
+            self.router,
+            self.backends,
+            self.annotate,
+            self.fall_through,
+            self.cookie_key.unwrap_or_else(CookieKey::random),
+            clock,
+            rng,
+        );
+        if let Some(max_age) = self.cookie_max_age {
+            shared.cookie_max_age = max_age;
+        }
         RoutingLayer {
-            shared: Arc::new(Shared::new(
-                self.router,
-                self.backends,
-                self.annotate,
-                self.fall_through,
-                self.cookie_key.unwrap_or_else(CookieKey::random),
-                clock,
-                rng,
-            )),
+            shared: Arc::new(shared),
         }
     }
 }

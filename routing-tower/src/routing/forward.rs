@@ -139,6 +139,7 @@ async fn forward_with_policy(
         &shared,
         &state,
         &plan,
+        table.routes()[rule.route_index()].name(),
         policy,
         res,
         served_by,
@@ -183,10 +184,12 @@ fn forward_single(
         let done = one_try(&shared, &state, slot, call, per_try).await;
         let (res, served_by) = done.result.into_response(backend);
         let policy = table.rules()[plan.found.rule].policy();
+        let route_name = table.routes()[table.rules()[plan.found.rule].route_index()].name();
         finish(
             &shared,
             &state,
             &plan,
+            route_name,
             policy,
             res,
             served_by,
@@ -196,10 +199,12 @@ fn forward_single(
 }
 
 /// Response filters and the stickiness cookie.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     shared: &Shared,
     state: &GenState,
     plan: &Plan,
+    route_name: &str,
     policy: &routing_core::Policy,
     mut res: Response<Body>,
     served_by: Option<BackendId>,
@@ -212,7 +217,7 @@ fn finish(
     {
         // A new session, or a retry that moved the session to another backend.
         if plan.issue_cookie || id != plan.first {
-            sticky::issue(shared, state, cp, id, &mut res);
+            sticky::issue(shared, state, cp, route_name, id, &mut res);
         }
     }
     res

@@ -211,9 +211,11 @@ where
             Some(SessionPersistence::Cookie(policy)) => Some(policy),
             _ => None,
         };
-        let pinned = cookie.and_then(|c| crate::sticky::pinned(&shared, &state, rule, &req, c));
+        let route_name = table.routes()[rule.route_index()].name();
+        let pinned =
+            cookie.and_then(|c| crate::sticky::pinned(&shared, &state, rule, route_name, &req, c));
         let selection = match pinned {
-            Some(id) => Selection::new().prefer(id),
+            Some((id, _)) => Selection::new().prefer(id),
             None => Selection::new(),
         };
         let decision = match table.select(found, &req, &mut shared.rng.draw(), selection) {
@@ -226,8 +228,10 @@ where
         let Some(first) = decision.backend_id() else {
             return ready(no_healthy(&table, Some(found.rule), None));
         };
-        // A new session, or a cookie the selection could not honour: a new cookie.
-        let issue_cookie = cookie.is_some() && !decision.preferred();
+        // A new session, a cookie the selection could not honour, or one a previous
+        // key made (rotation): a new cookie.
+        let stale_key = pinned.is_some_and(|(_, stale)| stale);
+        let issue_cookie = cookie.is_some() && (!decision.preferred() || stale_key);
         let plan = Plan {
             found,
             first,

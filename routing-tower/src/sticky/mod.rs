@@ -13,37 +13,41 @@ use crate::body::Body;
 use crate::cookie;
 use crate::state::{GenState, Shared};
 
-/// The backend a valid, unexpired stickiness cookie of `policy` pins the request
-/// to: one of `rule`'s backends that this layer serves. Whether it is taken (weight
-/// above zero, available) is the selection's call
+/// The backend a valid, unexpired stickiness cookie of `policy` for `route` pins the
+/// request to: one of `rule`'s backends that this layer serves, and whether the
+/// cookie must be re-issued (a previous key of the ring made it). Whether the backend
+/// is taken (weight above zero, available) is the selection's call
 /// ([`Selection::prefer`](routing_core::Selection::prefer)).
 pub(crate) fn pinned<B>(
     shared: &Shared,
     state: &GenState,
     rule: &Rule,
+    route: &str,
     req: &Request<B>,
     policy: &CookiePolicy,
-) -> Option<BackendId> {
+) -> Option<(BackendId, bool)> {
     let name = &*policy.name;
     let value = routing_core::cookie(req.headers(), name)?;
-    let (tag, issued) = shared.cookie_key.verify(name, value)?;
-    // Session cookies (no TTL) never expire here, so the clock is read only for
-    // cookies with a TTL.
-    if policy.ttl.is_some() && cookie::expired(issued, policy.ttl, cookie::unix_now()) {
+    let v = shared.cookie_key.verify(name, route, value)?;
+    // The rule's TTL, else the layer's maximum age for session cookies.
+    let max_age = policy.ttl.or(shared.cookie_max_age);
+    if max_age.is_some() && cookie::expired(v.issued_at, max_age, cookie::unix_now()) {
         return None;
     }
     rule.forward()?.backends().iter().find_map(|wb| {
         let id = wb.id();
         let slot = state.backends.get(id.index())?;
-        (slot.tag == tag && (shared.annotate || slot.service.is_some())).then_some(id)
+        (slot.tag == v.backend_tag && (shared.annotate || slot.service.is_some()))
+            .then_some((id, !v.current_key))
     })
 }
 
-/// Sets a stickiness cookie naming `id` on `res`.
+/// Sets a stickiness cookie for `route` naming `id` on `res`.
 pub(crate) fn issue(
     shared: &Shared,
     state: &GenState,
     policy: &CookiePolicy,
+    route: &str,
     id: BackendId,
     res: &mut Response<Body>,
 ) {
@@ -52,7 +56,7 @@ pub(crate) fn issue(
     };
     let value = shared
         .cookie_key
-        .issue(&policy.name, &slot.name, cookie::unix_now());
+        .issue(&policy.name, route, &slot.name, cookie::unix_now());
     if let Some(h) = cookie::set_cookie(policy, &value) {
         res.headers_mut().append(SET_COOKIE, h);
     }
