@@ -60,3 +60,71 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 pub fn empty() -> Body {
     Empty::new().map_err(|e| match e {}).boxed_unsync()
 }
+
+/// What a client's request body did, shared between the body the backend reads and
+/// the layer that classifies a failed try: a failure or slowness on the client's side
+/// is the client's, not the backend's.
+#[derive(Debug, Default)]
+pub(crate) struct BodyWatch(std::sync::atomic::AtomicU8);
+
+impl BodyWatch {
+    const DONE: u8 = 1;
+    const FAILED: u8 = 2;
+
+    /// Whether the body ended with an error.
+    pub(crate) fn failed(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire) == Self::FAILED
+    }
+
+    /// Whether the body is still arriving (neither ended nor failed).
+    pub(crate) fn streaming(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
+
+    fn set(&self, v: u8) {
+        self.0.store(v, std::sync::atomic::Ordering::Release);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that reports its end or failure to a [`BodyWatch`].
+    pub(crate) struct Watched {
+        #[pin]
+        inner: Body,
+        watch: std::sync::Arc<BodyWatch>,
+    }
+}
+
+impl Watched {
+    /// `inner`, reporting to `watch`.
+    pub(crate) fn new(inner: Body, watch: std::sync::Arc<BodyWatch>) -> Self {
+        Self { inner, watch }
+    }
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(None) => this.watch.set(BodyWatch::DONE),
+            std::task::Poll::Ready(Some(Err(_))) => this.watch.set(BodyWatch::FAILED),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,7 +1,7 @@
 //! What the layer answers by itself, as small downcastable types.
 //!
 //! The layer never fails a request with a service error of its own: it answers with
-//! an HTTP status (404, 502, 503, 504) and puts a [`RoutingError`] into the
+//! an HTTP status (400 or 408 for a client-side body failure, 404, 502, 503, 504) and puts a [`RoutingError`] into the
 //! response's extensions, so callers that want the reason can read it:
 //!
 //! ```
@@ -32,6 +32,9 @@ pub enum RoutingError {
     Timeout(Timeout),
     /// The backend failed without a response: connection refused or reset (502).
     Upstream(Upstream),
+    /// The client's request body failed (aborted or malformed: 400) or was too slow
+    /// for the try's timeout (408). Never counted against the backend.
+    ClientBody(ClientBody),
 }
 
 impl RoutingError {
@@ -50,6 +53,8 @@ impl RoutingError {
             }
             RoutingError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             RoutingError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            RoutingError::ClientBody(ClientBody { timed_out: true }) => StatusCode::REQUEST_TIMEOUT,
+            RoutingError::ClientBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -62,6 +67,7 @@ impl fmt::Display for RoutingError {
             RoutingError::Overloaded(e) => e.fmt(f),
             RoutingError::Timeout(e) => e.fmt(f),
             RoutingError::Upstream(e) => e.fmt(f),
+            RoutingError::ClientBody(e) => e.fmt(f),
         }
     }
 }
@@ -74,6 +80,7 @@ impl std::error::Error for RoutingError {
             RoutingError::Overloaded(e) => Some(e),
             RoutingError::Timeout(e) => Some(e),
             RoutingError::Upstream(e) => Some(e),
+            RoutingError::ClientBody(e) => Some(e),
         }
     }
 }
@@ -184,3 +191,29 @@ pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     s
 }
+
+/// The client's side of a failed try ([`RoutingError::ClientBody`]).
+///
+/// ```
+/// use routing_tower::{RoutingError, error::ClientBody};
+/// let e = RoutingError::ClientBody(ClientBody { timed_out: true });
+/// assert_eq!(e.status(), http::StatusCode::REQUEST_TIMEOUT);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientBody {
+    /// The client was still sending the body when the try timed out (else its body
+    /// failed: aborted or malformed).
+    pub timed_out: bool,
+}
+
+impl fmt::Display for ClientBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.timed_out {
+            f.write_str("the request body was still arriving when the try timed out")
+        } else {
+            f.write_str("the request body failed (aborted or malformed)")
+        }
+    }
+}
+
+impl std::error::Error for ClientBody {}

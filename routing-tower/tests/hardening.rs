@@ -525,3 +525,93 @@ routes:
     let (body, set) = get(layer(new.clone(), None), "shop", old_cookie).await;
     assert_eq!((body.as_str(), set), ("v2", None));
 }
+
+/// Sends `head` and the first `part` bytes of a body, waits `stall`, and returns the
+/// status of whatever answer came (0 when the connection closed without one).
+async fn stalled_upload(addr: SocketAddr, head: &str, part: &[u8], stall: Duration) -> u16 {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("{head}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    s.write_all(part).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(stall + Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Item 7 — failures on the client's side are the client's: slow uploads that hit the
+/// per-try timeout get 408 and malformed bodies 400, and neither counts against the
+/// backend (no failure in its stats, never ejected).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_body_failures_do_not_count_against_the_backend() {
+    use http_body_util::BodyExt as _;
+    let app = serve(tower::service_fn(|req: Request<Incoming>| async move {
+        let n = req.into_body().collect().await.map(|b| b.to_bytes().len());
+        Ok::<_, Infallible>(Response::new(body::full(format!("{n:?}"))))
+    }))
+    .await;
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: app, address: "{}"}}]
+outlier_detection: {{consecutive_5xx: 3, consecutive_gateway_errors: 3, interval: 10s, base_ejection_time: 60s, max_ejection_percent: 100}}
+routes:
+  - name: r
+    rules:
+      - backends: [{{name: app}}]
+        timeouts: {{per_try: 200ms}}
+"#,
+        app.addr
+    ))
+    .unwrap();
+    let svc = Routing::dispatch(
+        router,
+        Backends::new().with("app", HttpBackend::new(app.addr)),
+    );
+    let layer = svc.layer();
+    let proxy = serve(svc).await;
+    // Eight slow uploads: 10 of 100 bytes, then silence past the per-try timeout.
+    for _ in 0..8 {
+        let status = stalled_upload(
+            proxy.addr,
+            "POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\nConnection: close",
+            b"0123456789",
+            Duration::from_millis(400),
+        )
+        .await;
+        assert_eq!(status, 408);
+    }
+    // Malformed chunked bodies.
+    for _ in 0..4 {
+        let status = stalled_upload(
+            proxy.addr,
+            "POST /upload HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\nConnection: close",
+            b"zz\r\nnot a chunk\r\n",
+            Duration::from_millis(50),
+        )
+        .await;
+        assert!(matches!(status, 400 | 0), "{status}");
+    }
+    // The backend is healthy and its stats hold no failure.
+    let (status, body) = raw(proxy.addr, "GET /x HTTP/1.1\r\nHost: shop").await;
+    assert_eq!((status, body.as_str()), (200, "Ok(0)"));
+    let stats = layer.stats();
+    let (_, app_stats) = stats
+        .iter()
+        .find(|(n, _)| &**n == "app")
+        .expect("app stats");
+    assert!(!app_stats.ejected);
+    assert_eq!(app_stats.ejections, 0);
+    assert_eq!(
+        (
+            app_stats.failures_timeout,
+            app_stats.failures_reset,
+            app_stats.failures_other
+        ),
+        (0, 0, 0),
+        "{app_stats:?}"
+    );
+}

@@ -181,7 +181,8 @@ fn forward_single(
         let route = &state.routes[table.rules()[plan.found.rule].route_index()];
         let _route_in_flight = route.begin();
         // One clock read for the backend's and the route's latency.
-        let done = one_try(&shared, &state, slot, call, per_try).await;
+        let watch = plan.body_watch.as_deref();
+        let done = one_try(&shared, &state, slot, call, per_try, watch).await;
         let (res, served_by) = done.result.into_response(backend);
         let policy = table.rules()[plan.found.rule].policy();
         let route_name = table.routes()[table.rules()[plan.found.rule].route_index()].name();
@@ -319,7 +320,8 @@ async fn tries(
             Err(e) => return (error_response(e), None),
         };
         let slot = &state.backends[backend.index()];
-        let done = one_try(shared, state, slot, call, policy.timeouts.per_try).await;
+        let watch = plan.body_watch.as_deref();
+        let done = one_try(shared, state, slot, call, policy.timeouts.per_try, watch).await;
         attempt += 1;
         let outcome = match &done.result {
             TryResult::Response(r) => Outcome::Status(r.status()),
@@ -392,6 +394,7 @@ async fn one_try(
     slot: &Slot,
     call: BackendFuture,
     per_try: Option<Duration>,
+    body_watch: Option<&crate::body::BodyWatch>,
 ) -> Try {
     let mut started = shared.now();
     let _permit = match &slot.limit {
@@ -428,6 +431,26 @@ async fn one_try(
         None => settle(slot, call.await),
     };
     let latency = shared.now() - started;
+    // The client's fault, not the backend's: its body failed (aborted, malformed), or
+    // it was still sending when the try timed out. Answered 400/408, not retried, not
+    // recorded against the backend (stats, outlier detection, rollouts).
+    if let (Some(w), TryResult::Failed(f, _)) = (body_watch, &result) {
+        let client = if w.failed() {
+            Some(false)
+        } else if *f == Failure::Timeout && w.streaming() {
+            Some(true)
+        } else {
+            None
+        };
+        if let Some(timed_out) = client {
+            return Try {
+                result: TryResult::Refused(RoutingError::ClientBody(error::ClientBody {
+                    timed_out,
+                })),
+                latency,
+            };
+        }
+    }
     shared.record(state, slot, outcome, latency);
     Try { result, latency }
 }

@@ -168,6 +168,16 @@ where
         if let Err(why) = crate::filters::one_authority(&mut req) {
             return ready(crate::filters::bad_request(why));
         }
+        // A request body is watched, so a failure or a stall on the client's side is
+        // answered 400/408 and never counted against the backend.
+        let body_watch = if http_body::Body::is_end_stream(req.body()) {
+            None
+        } else {
+            let watch = Arc::new(body::BodyWatch::default());
+            let w = Arc::clone(&watch);
+            req = req.map(move |b| body::boxed(body::Watched::new(b, w)));
+            Some(watch)
+        };
         let state = shared.state_for(&table);
         let Some(found) = table.find(&req) else {
             if shared.fall_through || shared.annotate {
@@ -237,6 +247,7 @@ where
             first,
             sticky_key: decision.sticky_key(),
             issue_cookie,
+            body_watch,
         };
         let annotate_inner = shared.annotate.then(|| {
             self.erased_inner
@@ -271,4 +282,7 @@ pub(crate) struct Plan {
     pub(crate) sticky_key: Option<u64>,
     /// Whether the response sets a new stickiness cookie.
     pub(crate) issue_cookie: bool,
+    /// What the client's request body did (absent for requests without a body), so
+    /// a client-side failure is not blamed on the backend.
+    pub(crate) body_watch: Option<Arc<body::BodyWatch>>,
 }
