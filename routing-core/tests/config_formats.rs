@@ -1673,7 +1673,7 @@ fn valid_policy_rule() -> impl Strategy<Value = RuleConfig> {
         prop::collection::vec(retry_on(), 0..3),
         prop::collection::vec(100u16..=599, 1..3),
         opt(duration()),
-        opt(any::<u64>()),
+        opt(0u64..=16 << 20),
         opt(0.0..=100.0f64),
         opt(any::<u32>()),
     )

@@ -1888,3 +1888,25 @@ fn deep_yaml_flow_nesting_is_refused_before_parsing() {
     // Ordinary nesting is fine.
     assert!(Config::from_yaml("routes: [{name: r, rules: [{matches: [{headers: [{name: a, present: true}]}], fixed_response: {status: 200}}]}]").is_ok());
 }
+
+#[test]
+fn replay_buffers_have_a_ceiling() {
+    let yaml = |n: u64| {
+        format!("backends: [{{name: a}}]\nroutes: [{{name: r, rules: [{{backends: [{{name: a}}], retry: {{attempts: 1, max_body_bytes: {n}}}}}]}}]")
+    };
+    // 10 GB was accepted before: one request could make the proxy buffer that much.
+    let err = Config::from_yaml(&yaml(10_000_000_000))
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(err.errors().len(), 1);
+    assert_eq!(
+        err.errors()[0].path,
+        "routes[0].rules[0].retry.max_body_bytes"
+    );
+    assert!(err.to_string().contains("16 MiB"), "{err}");
+    assert!(Config::from_yaml(&yaml(16 << 20))
+        .unwrap()
+        .validate()
+        .is_ok());
+}

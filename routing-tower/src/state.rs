@@ -31,6 +31,10 @@ pub(crate) struct Shared {
     /// Oldest a stickiness cookie may be when its policy sets no TTL (`None`: no
     /// limit).
     pub(crate) cookie_max_age: Option<std::time::Duration>,
+    /// Mirrored requests in flight at once (a mirror is skipped when none is free).
+    pub(crate) mirror_slots: Arc<tokio::sync::Semaphore>,
+    /// How long a mirrored request (and the draining of its response) may take.
+    pub(crate) mirror_timeout: std::time::Duration,
     pub(crate) clock: SharedClock,
     pub(crate) stats: Arc<StatsRegistry>,
     /// Per-route counters (the same shape as the backends', keyed by route name).
@@ -86,6 +90,11 @@ pub(crate) struct Slot {
 pub(crate) const DEFAULT_COOKIE_MAX_AGE: std::time::Duration =
     std::time::Duration::from_secs(24 * 3600);
 
+/// Mirrored requests a layer has in flight at once, by default.
+pub(crate) const DEFAULT_MIRROR_CONCURRENCY: usize = 64;
+/// How long a mirrored request may take, by default.
+pub(crate) const DEFAULT_MIRROR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Shared {
     /// The state of a new layer: its stats registry, and an outlier detector that
     /// keeps the stats' ejection gauge with it (the detector itself knows nothing
@@ -110,6 +119,8 @@ impl Shared {
             fall_through,
             cookie_key,
             cookie_max_age: Some(DEFAULT_COOKIE_MAX_AGE),
+            mirror_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MIRROR_CONCURRENCY)),
+            mirror_timeout: DEFAULT_MIRROR_TIMEOUT,
             clock,
             stats,
             route_stats: StatsRegistry::new(),

@@ -615,3 +615,64 @@ routes:
         "{app_stats:?}"
     );
 }
+
+/// Item 6 (mirrors) — a mirror that never answers cannot pile up: at most the mirror
+/// concurrency is in flight, each mirrored request gives up at the mirror timeout,
+/// and the client's own requests are never held by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_are_bounded_in_number_and_time() {
+    use routing_tower::RoutingLayer;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tower::Layer as _;
+    let app = echo("app").await;
+    let seen = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&seen);
+    let shadow = serve(tower::service_fn(move |_req: Request<Incoming>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, Infallible>(Response::new(body::full("late")))
+        }
+    }))
+    .await;
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: app, address: "{}"}}, {{name: shadow, address: "{}"}}]
+routes:
+  - name: r
+    rules:
+      - backends: [{{name: app}}]
+        mirror: {{backend: shadow, percent: 100}}
+"#,
+        app.addr, shadow.addr
+    ))
+    .unwrap();
+    let svc = RoutingLayer::builder(router)
+        .backends(
+            Backends::new()
+                .with("app", HttpBackend::new(app.addr))
+                .with("shadow", HttpBackend::new(shadow.addr)),
+        )
+        .mirror_limits(2, Duration::from_millis(300))
+        .build()
+        .layer(routing_tower::NotFound);
+    let proxy = serve(svc).await;
+    for _ in 0..20 {
+        let (status, body) = raw(proxy.addr, "GET /x HTTP/1.1\r\nHost: shop").await;
+        assert_eq!((status, body.as_str()), (200, "app /x"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        2,
+        "two mirrors in flight at most"
+    );
+    // After the mirror timeout the two slots are free again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..5 {
+        let (status, _) = raw(proxy.addr, "GET /x HTTP/1.1\r\nHost: shop").await;
+        assert_eq!(status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 4);
+}

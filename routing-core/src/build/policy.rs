@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Largest request body a retry may buffer for replay (`retry.max_body_bytes`): each
+/// buffered request holds this much memory until it completes.
+pub(super) const MAX_REPLAY_BODY: u64 = 16 << 20;
+
 impl Builder<'_> {
     pub(super) fn path_modifier(
         &mut self,
@@ -269,6 +273,15 @@ impl Builder<'_> {
                     format!("{rp}.status_codes"),
                     K::Conflict {
                         reason: "`retriable-status-codes` needs at least one status code",
+                    },
+                );
+            }
+            if let Some(n) = r.max_body_bytes.filter(|&n| n > MAX_REPLAY_BODY) {
+                self.errs.push(
+                    format!("{rp}.max_body_bytes"),
+                    K::OutOfRange {
+                        value: n.to_string(),
+                        allowed: "0 ..= 16777216 (16 MiB: a replay buffer is held per request)",
                     },
                 );
             }

@@ -21,7 +21,9 @@ pub(crate) fn sampled(policy: &routing_core::Mirror, rng: &mut impl rand::Rng) -
 pub(crate) const MIRROR_MAX_BODY: u64 = 64 * 1024;
 
 /// Sends a copy of the request to `backend` in the background; its response is
-/// dropped. Only replayable (buffered) requests are mirrored.
+/// drained and dropped, never kept. Only replayable (buffered) requests are
+/// mirrored, at most the layer's mirror concurrency at once (a mirror is skipped when
+/// none is free) and each within the mirror timeout.
 pub(crate) fn mirror(
     shared: &Arc<Shared>,
     state: &GenState,
@@ -33,6 +35,10 @@ pub(crate) fn mirror(
 ) {
     let Some(body) = buffered.replay() else {
         tracing::debug!("mirror skipped: body not buffered");
+        return;
+    };
+    let Ok(permit) = Arc::clone(&shared.mirror_slots).try_acquire_owned() else {
+        tracing::debug!("mirror skipped: mirror concurrency limit reached");
         return;
     };
     let Some(slot) = state.backends.get(backend.index()) else {
@@ -48,13 +54,26 @@ pub(crate) fn mirror(
     }
     let name = Arc::clone(&slot.name);
     let call = call_backend(&svc, req);
+    let timeout = shared.mirror_timeout;
     tokio::spawn(async move {
-        match call.await {
-            Ok(res) => {
-                // Drain the body so the connection can be reused, then drop it.
-                let _ = http_body_util::BodyExt::collect(res.into_body()).await;
+        let _permit = permit;
+        let run = async {
+            match call.await {
+                Ok(res) => {
+                    // Drain the body frame by frame (so the connection can be reused)
+                    // without keeping it.
+                    let mut body = res.into_body();
+                    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+                        if frame.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(backend = &*name, error = %e, "mirror failed"),
             }
-            Err(e) => tracing::debug!(backend = &*name, error = %e, "mirror failed"),
+        };
+        if tokio::time::timeout(timeout, run).await.is_err() {
+            tracing::debug!(backend = &*name, "mirror timed out");
         }
     });
 }

@@ -34,6 +34,7 @@ pub struct RoutingLayerBuilder {
     fall_through: bool,
     cookie_key: Option<CookieKey>,
     cookie_max_age: Option<Option<std::time::Duration>>,
+    mirror_limits: Option<(usize, std::time::Duration)>,
     clock: Option<SharedClock>,
     rng_seed: Option<u64>,
 }
@@ -56,6 +57,7 @@ impl RoutingLayerBuilder {
             fall_through: false,
             cookie_key: None,
             cookie_max_age: None,
+            mirror_limits: None,
             clock: None,
             rng_seed: None,
         }
@@ -122,6 +124,24 @@ impl RoutingLayerBuilder {
         self
     }
 
+    /// Bounds on request mirroring: at most `concurrency` mirrored requests in
+    /// flight (a mirror is skipped, never queued, when all are busy) and `timeout`
+    /// for each, response included (its body is drained and dropped, never kept).
+    /// Default: 64 and 5 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = routing_tower::RoutingLayer::builder(router)
+    ///     .mirror_limits(16, Duration::from_secs(1))
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn mirror_limits(mut self, concurrency: usize, timeout: std::time::Duration) -> Self {
+        self.mirror_limits = Some((concurrency, timeout));
+        self
+    }
+
     /// Seeds every random choice the layer makes: backend selection, retry backoff
     /// jitter, fault injection and mirror percentages (default: a seed from the
     /// operating system's entropy). Two layers with the same seed over equal
@@ -160,6 +180,10 @@ impl RoutingLayerBuilder {
         );
         if let Some(max_age) = self.cookie_max_age {
             shared.cookie_max_age = max_age;
+        }
+        if let Some((concurrency, timeout)) = self.mirror_limits {
+            shared.mirror_slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+            shared.mirror_timeout = timeout;
         }
         RoutingLayer {
             shared: Arc::new(shared),
