@@ -676,3 +676,40 @@ routes:
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(seen.load(Ordering::SeqCst), 4);
 }
+
+/// Item 5 (request timeout) — the request timeout covers buffering the body for a
+/// retry: a client that stalls mid-upload is answered at the timeout (408, its
+/// fault), not when it finally finishes or gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_timeout_covers_body_buffering() {
+    let app = echo("app").await;
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: app, address: "{}"}}]
+routes:
+  - name: r
+    rules:
+      - backends: [{{name: app}}]
+        retry: {{attempts: 2, on: [5xx]}}
+        timeouts: {{request: 300ms}}
+"#,
+        app.addr
+    ))
+    .unwrap();
+    let proxy = serve(Routing::dispatch(
+        router,
+        Backends::new().with("app", HttpBackend::new(app.addr)),
+    ))
+    .await;
+    let started = std::time::Instant::now();
+    let status = stalled_upload(
+        proxy.addr,
+        "PUT /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\nConnection: close",
+        b"0123456789",
+        Duration::from_secs(3),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 408);
+    assert!(took < Duration::from_secs(2), "answered after {took:?}");
+}

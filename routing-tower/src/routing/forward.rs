@@ -87,43 +87,55 @@ async fn forward_with_policy(
     }
     filters::request_filters(rule, plan.found.r#match, &mut parts);
 
-    // Buffer the body when a retry or a mirror needs it again.
-    let limit = match (&policy.retry, &policy.mirror) {
-        (Some(r), _) => Some(r.max_body_bytes),
-        (None, Some(_)) => Some(mirror::MIRROR_MAX_BODY),
-        (None, None) => None,
-    };
-    let mut buffered = match limit {
-        Some(limit) => Box::pin(replay::buffer(body, limit)).await,
-        None => Buffered::Streaming(body),
-    };
+    // Everything from here runs under the request timeout: buffering the body for a
+    // retry or a mirror too, so a slow upload cannot stretch a 2 s timeout.
+    let work = async {
+        // Buffer the body when a retry or a mirror needs it again.
+        let limit = match (&policy.retry, &policy.mirror) {
+            (Some(r), _) => Some(r.max_body_bytes),
+            (None, Some(_)) => Some(mirror::MIRROR_MAX_BODY),
+            (None, None) => None,
+        };
+        let mut buffered = match limit {
+            Some(limit) => Box::pin(replay::buffer(body, limit)).await,
+            None => Buffered::Streaming(body),
+        };
 
-    if let Some(m) = &policy.mirror {
-        if mirror::sampled(m, &mut shared.rng.draw()) {
-            mirror::mirror(
-                &shared,
-                &state,
-                &table,
-                m.backend,
-                &parts,
-                &buffered,
-                &annotate_inner,
-            );
+        if let Some(m) = &policy.mirror {
+            if mirror::sampled(m, &mut shared.rng.draw()) {
+                mirror::mirror(
+                    &shared,
+                    &state,
+                    &table,
+                    m.backend,
+                    &parts,
+                    &buffered,
+                    &annotate_inner,
+                );
+            }
         }
-    }
 
-    let run = tries(
-        &shared,
-        &table,
-        &state,
-        &plan,
-        annotate_inner.as_ref(),
-        parts,
-        &mut buffered,
-    );
+        tries(
+            &shared,
+            &table,
+            &state,
+            &plan,
+            annotate_inner.as_ref(),
+            parts,
+            &mut buffered,
+        )
+        .await
+    };
     let (res, served_by) = match policy.timeouts.request {
-        Some(t) if !t.is_zero() => match Box::pin(tokio::time::timeout(t, run)).await {
+        Some(t) if !t.is_zero() => match Box::pin(tokio::time::timeout(t, work)).await {
             Ok(r) => r,
+            // Still receiving the client's body: the client was too slow (408).
+            Err(_) if plan.body_watch.as_ref().is_some_and(|w| w.streaming()) => (
+                error_response(RoutingError::ClientBody(error::ClientBody {
+                    timed_out: true,
+                })),
+                None,
+            ),
             Err(_) => (
                 error_response(RoutingError::Timeout(error::Timeout {
                     per_try: false,
@@ -132,7 +144,7 @@ async fn forward_with_policy(
                 None,
             ),
         },
-        _ => run.await,
+        _ => work.await,
     };
     let latency = shared.now() - started;
     finish(
