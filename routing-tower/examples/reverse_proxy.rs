@@ -115,6 +115,13 @@ use routing_tower::rollout::Driver;
 use routing_tower::RoutingLayer;
 use routing_tower::{Backends, Routing};
 use tokio::net::TcpListener;
+
+/// How long a client may take to send a request head (nginx's
+/// `client_header_timeout` default is 60 s; a proxy in front of services can be
+/// stricter).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Client connections held at once.
+const MAX_CONNECTIONS: usize = 10_000;
 use tower::ServiceExt as _;
 
 /// How often the config file's metadata is checked.
@@ -259,8 +266,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.config.display()
     );
 
+    // Connections held at once: beyond this, accepting waits (the kernel's backlog
+    // queues new ones) instead of exhausting memory and descriptors.
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let accept = async {
         loop {
+            let Ok(slot) = Arc::clone(&connections).acquire_owned().await else {
+                break;
+            };
             let (stream, peer) = match listener.accept().await {
                 Ok(conn) => conn,
                 Err(err) => {
@@ -298,7 +311,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 Box::pin(proxy.clone().oneshot(req)) as Answer
             });
             tokio::spawn(async move {
+                let _slot = slot;
+                // A client must send its whole request head within HEADER_READ_TIMEOUT
+                // (hyper's timer), so half-sent requests cannot hold connections open.
                 if let Err(err) = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
