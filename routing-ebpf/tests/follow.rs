@@ -65,6 +65,7 @@ fn rollout_and_reload_both_reach_the_xdp_tables_through_the_router() {
     let plan = RolloutPlan::try_from(RolloutPlanSpec {
         steps: vec![25.0, 100.0],
         hold: "10s".parse().expect("duration"),
+        max_step: None,
         checks: Checks::default(),
     })
     .expect("plan");

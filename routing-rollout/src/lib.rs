@@ -77,6 +77,7 @@
 //! let plan = RolloutPlan::try_from(RolloutPlanSpec {
 //!     steps: vec![10.0, 100.0],
 //!     hold: "30s".parse().unwrap(),
+//!     max_step: None,
 //!     checks: Checks { max_error_rate: Some(0.01), min_requests: 1, ..Checks::default() },
 //! }).unwrap();
 //! let target = RolloutTarget::http_rule("shop", "main", "v1", "v2");

@@ -42,7 +42,7 @@ impl Default for Checks {
 ///
 /// ```
 /// use routing_rollout::{Checks, RolloutPlan, RolloutPlanSpec};
-/// let spec = RolloutPlanSpec { steps: vec![5.0, 50.0, 100.0], hold: "1m".parse().unwrap(), checks: Checks::default() };
+/// let spec = RolloutPlanSpec { steps: vec![5.0, 50.0, 100.0], hold: "1m".parse().unwrap(), max_step: None, checks: Checks::default() };
 /// assert_eq!(RolloutPlan::try_from(spec).unwrap().steps(), &[5.0, 50.0, 100.0]);
 /// ```
 ///
@@ -61,6 +61,11 @@ pub struct RolloutPlanSpec {
     pub steps: Vec<f64>,
     /// How long each step holds at least (GEP-2257 duration, `> 0`).
     pub hold: ConfigDuration,
+    /// The longest a step may wait for `checks.min_requests` candidate requests; past
+    /// it the rollout ends [`Inconclusive`](crate::RolloutState::Inconclusive) with
+    /// stable at 100 % (default: ten holds, at least one hour; never below `hold`).
+    #[serde(default)]
+    pub max_step: Option<ConfigDuration>,
     /// The checks.
     #[serde(default)]
     pub checks: Checks,
@@ -80,7 +85,7 @@ pub struct PlanProblem {
 ///
 /// ```
 /// use routing_rollout::{Checks, RolloutPlan, RolloutPlanSpec};
-/// let spec = RolloutPlanSpec { steps: vec![], hold: "0s".parse().unwrap(), checks: Checks::default() };
+/// let spec = RolloutPlanSpec { steps: vec![], hold: "0s".parse().unwrap(), max_step: None, checks: Checks::default() };
 /// let err = RolloutPlan::try_from(spec).unwrap_err();
 /// assert_eq!(err.problems[0].field, "steps");
 /// assert_eq!(err.problems[1].field, "hold");
@@ -97,7 +102,7 @@ pub struct PlanError {
 /// ```
 /// use routing_rollout::{Checks, RolloutPlan, RolloutPlanSpec};
 /// let plan = RolloutPlan::try_from(RolloutPlanSpec {
-///     steps: vec![100.0], hold: "10s".parse().unwrap(), checks: Checks::default(),
+///     steps: vec![100.0], hold: "10s".parse().unwrap(), max_step: None, checks: Checks::default(),
 /// }).unwrap();
 /// assert_eq!(plan.hold(), std::time::Duration::from_secs(10));
 /// ```
@@ -105,6 +110,7 @@ pub struct PlanError {
 pub struct RolloutPlan {
     steps: Vec<f64>,
     hold: Duration,
+    max_step: Duration,
     checks: Checks,
 }
 
@@ -119,6 +125,21 @@ impl RolloutPlan {
     #[must_use]
     pub fn hold(&self) -> Duration {
         self.hold
+    }
+
+    /// The longest a step waits for enough candidate traffic before the rollout ends
+    /// inconclusive.
+    ///
+    /// ```
+    /// use routing_rollout::{Checks, RolloutPlan, RolloutPlanSpec};
+    /// let plan = RolloutPlan::try_from(RolloutPlanSpec {
+    ///     steps: vec![100.0], hold: "10s".parse().unwrap(), max_step: None, checks: Checks::default(),
+    /// }).unwrap();
+    /// assert_eq!(plan.max_step(), std::time::Duration::from_secs(3600));
+    /// ```
+    #[must_use]
+    pub fn max_step(&self) -> Duration {
+        self.max_step
     }
 
     /// The checks.
@@ -178,10 +199,19 @@ impl TryFrom<RolloutPlanSpec> for RolloutPlan {
         if c.min_requests == 0 {
             bad("checks.min_requests".into(), "must be at least 1");
         }
+        let hold = spec.hold.as_duration();
+        let max_step = spec.max_step.map_or_else(
+            || (hold * 10).max(Duration::from_secs(3600)),
+            |m| m.as_duration(),
+        );
+        if max_step < hold {
+            bad("max_step".into(), "must be at least `hold`");
+        }
         if problems.is_empty() {
             Ok(Self {
                 steps: spec.steps,
-                hold: spec.hold.as_duration(),
+                hold,
+                max_step,
                 checks: spec.checks,
             })
         } else {

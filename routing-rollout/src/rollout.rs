@@ -38,7 +38,7 @@ struct Window {
 /// routes: [{name: shop, rules: [{name: main, backends: [{name: v1}]}]}]
 /// "#).unwrap();
 /// let plan = RolloutPlan::try_from(RolloutPlanSpec {
-///     steps: vec![100.0], hold: "1s".parse().unwrap(), checks: Checks::default(),
+///     steps: vec![100.0], hold: "1s".parse().unwrap(), max_step: None, checks: Checks::default(),
 /// }).unwrap();
 /// let mut r = Rollout::new(plan, RolloutTarget::http_rule("shop", "main", "v1", "v2"), router);
 /// let metrics: HashMap<String, routing_rollout::BackendCounts> = HashMap::new();
@@ -62,7 +62,7 @@ impl<T: ApplySplit> Rollout<T> {
     /// # use routing_rollout::*;
     /// let router = routing_core::Router::from_yaml("{}").unwrap();
     /// let plan = RolloutPlan::try_from(RolloutPlanSpec {
-    ///     steps: vec![100.0], hold: "1s".parse().unwrap(), checks: Checks::default(),
+    ///     steps: vec![100.0], hold: "1s".parse().unwrap(), max_step: None, checks: Checks::default(),
     /// }).unwrap();
     /// let r = Rollout::new(plan, RolloutTarget::http_rule("r", "main", "v1", "v2"), router);
     /// assert_eq!(r.state(), &RolloutState::Pending);
@@ -114,7 +114,7 @@ impl<T: ApplySplit> Rollout<T> {
     ///
     /// ```
     /// # use routing_rollout::*;
-    /// # let plan = RolloutPlan::try_from(RolloutPlanSpec { steps: vec![100.0], hold: "1s".parse().unwrap(), checks: Checks::default() }).unwrap();
+    /// # let plan = RolloutPlan::try_from(RolloutPlanSpec { steps: vec![100.0], hold: "1s".parse().unwrap(), max_step: None, checks: Checks::default() }).unwrap();
     /// let r = Rollout::new(plan, RolloutTarget::http_rule("r", "main", "v1", "v2"), routing_core::Router::from_yaml("{}").unwrap());
     /// assert_eq!(r.candidate_percent(), 0.0);
     /// ```
@@ -337,6 +337,10 @@ impl<T: ApplySplit> Rollout<T> {
         let min_requests = checks.min_requests;
         let held = figures.elapsed >= self.plan.hold();
         if figures.candidate.completed < min_requests {
+            if figures.elapsed >= self.plan.max_step() {
+                self.inconclusive(figures, now);
+                return;
+            }
             if held && !window.waiting_reported {
                 if let Some(w) = self.window.as_mut() {
                     w.waiting_reported = true;
@@ -374,6 +378,21 @@ impl<T: ApplySplit> Rollout<T> {
             tracing::info!(target: "routing_rollout", target_desc = %self.target, "rollout promoted");
             self.push(now, RolloutEventKind::Promoted { manual: false });
         }
+    }
+
+    /// A step that could not be judged: stable back to 100 %, no verdict.
+    fn inconclusive(&mut self, figures: WindowFigures, now: Duration) {
+        tracing::warn!(target: "routing_rollout", target_desc = %self.target,
+            step = figures.step, percent = figures.percent,
+            completed = figures.candidate.completed, elapsed = ?figures.elapsed,
+            "rollout step got too little candidate traffic to judge; back to stable");
+        if let Err(e) = self.applier.apply_split(&self.target, 0.0) {
+            self.fail(0.0, &e, now);
+            return;
+        }
+        self.window = None;
+        self.state = RolloutState::Inconclusive { figures };
+        self.push(now, RolloutEventKind::Inconclusive { figures });
     }
 
     fn roll_back(&mut self, reason: RollbackReason, figures: WindowFigures, now: Duration) {
@@ -501,6 +520,7 @@ mod tests {
         let spec = RolloutPlanSpec {
             steps: vec![10.0, 5.0, 150.0],
             hold: ConfigDuration::new(Duration::from_secs(1)),
+            max_step: None,
             checks: Checks {
                 max_error_rate: Some(2.0),
                 max_error_ratio_vs_stable: Some(0.0),

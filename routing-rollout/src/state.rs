@@ -133,6 +133,12 @@ pub enum RolloutState {
     },
     /// Stopped by [`abort`](crate::Rollout::abort); stable is at 100 %.
     Aborted,
+    /// A step waited [`max_step`](crate::RolloutPlan::max_step) without enough
+    /// candidate traffic to judge it: no verdict is possible, stable is at 100 %.
+    Inconclusive {
+        /// The window that never got enough traffic.
+        figures: WindowFigures,
+    },
     /// The target refused a split; the previous split is live and the rollout stopped.
     Failed {
         /// The split that was refused.
@@ -154,7 +160,11 @@ impl RolloutState {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            Self::Promoted | Self::RolledBack { .. } | Self::Aborted | Self::Failed { .. }
+            Self::Promoted
+                | Self::RolledBack { .. }
+                | Self::Aborted
+                | Self::Failed { .. }
+                | Self::Inconclusive { .. }
         )
     }
 }
@@ -216,6 +226,11 @@ pub enum RolloutEventKind {
     },
     /// Aborted; stable is at 100 %.
     Aborted,
+    /// A step waited `max_step` without enough candidate traffic; stable is at 100 %.
+    Inconclusive {
+        /// The window.
+        figures: WindowFigures,
+    },
     /// The target refused a split; the rollout stopped.
     TargetFailed {
         /// The split that was refused.

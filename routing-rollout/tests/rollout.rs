@@ -40,6 +40,7 @@ fn plan(checks: Checks) -> RolloutPlan {
     RolloutPlan::try_from(RolloutPlanSpec {
         steps: vec![5.0, 10.0, 25.0, 50.0, 100.0],
         hold: ConfigDuration::new(HOLD),
+        max_step: None,
         checks,
     })
     .expect("valid plan")
@@ -328,6 +329,52 @@ fn too_little_traffic_holds_the_step() {
 }
 
 #[test]
+fn a_candidate_that_never_gets_traffic_ends_inconclusive_at_max_step() {
+    // Default max_step: ten holds (30 s here), at least an hour.
+    let mut h = harness(checks());
+    assert_eq!(h.rollout.plan().max_step(), Duration::from_secs(3600));
+    h.tick();
+    h.traffic("v1", 500, 0, 10);
+    h.traffic("v2", 3, 0, 10); // never enough to judge
+    h.advance(Duration::from_secs(3599));
+    h.tick();
+    assert!(matches!(
+        h.rollout.state(),
+        RolloutState::Running { step: 0, .. }
+    ));
+    h.advance(Duration::from_secs(1));
+    let events = h.tick();
+    assert!(
+        matches!(&events[..], [e] if matches!(&e.kind,
+            RolloutEventKind::Inconclusive { figures } if figures.candidate.completed == 3)),
+        "{events:?}"
+    );
+    assert!(matches!(
+        h.rollout.state(),
+        RolloutState::Inconclusive { .. }
+    ));
+    assert!(h.rollout.state().is_terminal());
+    assert_eq!(
+        h.live_weights(),
+        expected_weights(0.0),
+        "stable back at 100 %"
+    );
+    assert!(h.tick().is_empty(), "terminal: later ticks do nothing");
+
+    // An explicit max_step, checked against the hold.
+    let spec = |max: &str| RolloutPlanSpec {
+        steps: vec![50.0, 100.0],
+        hold: ConfigDuration::new(HOLD),
+        max_step: Some(max.parse().expect("duration")),
+        checks: checks(),
+    };
+    let plan = RolloutPlan::try_from(spec("2m")).expect("valid");
+    assert_eq!(plan.max_step(), Duration::from_secs(120));
+    let err = RolloutPlan::try_from(spec("10s")).expect_err("below the hold");
+    assert_eq!(err.problems[0].field, "max_step");
+}
+
+#[test]
 fn pause_freezes_and_resume_restarts_the_step() {
     let mut h = harness(checks());
     assert!(matches!(
@@ -423,6 +470,7 @@ fn invalid_plan_is_a_typed_error_naming_the_field() {
     let spec = RolloutPlanSpec {
         steps: vec![5.0, 50.0],
         hold: ConfigDuration::new(Duration::ZERO),
+        max_step: None,
         checks: Checks {
             min_requests: 0,
             ..checks()

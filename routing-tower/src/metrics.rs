@@ -364,7 +364,7 @@ fn bucket_edge_seconds(i: usize) -> f64 {
 /// routes: [{name: shop, rules: [{name: main, backends: [{name: v1}]}]}]
 /// "#).unwrap();
 /// let plan = RolloutPlan::try_from(RolloutPlanSpec {
-///     steps: vec![10.0, 100.0], hold: "1m".parse().unwrap(), checks: Checks::default(),
+///     steps: vec![10.0, 100.0], hold: "1m".parse().unwrap(), max_step: None, checks: Checks::default(),
 /// }).unwrap();
 /// let target = RolloutTarget::http_rule("shop", "main", "v1", "v2");
 /// let rollout = Arc::new(Driver::new(Rollout::new(plan, target, router), StatsRegistry::new(), SystemClock::shared()));
@@ -390,7 +390,7 @@ impl RolloutCollector {
     /// # use routing_tower::{clock::SystemClock, rollout::Driver, stats::StatsRegistry};
     /// # let router = routing_core::Router::from_yaml("{}").unwrap();
     /// # let plan = RolloutPlan::try_from(RolloutPlanSpec {
-    /// #     steps: vec![100.0], hold: "1s".parse().unwrap(), checks: Checks::default(),
+    /// #     steps: vec![100.0], hold: "1s".parse().unwrap(), max_step: None, checks: Checks::default(),
     /// # }).unwrap();
     /// # let rollout = Driver::new(Rollout::new(plan, RolloutTarget::http_rule("r", "main", "v1", "v2"), router),
     /// #     StatsRegistry::new(), SystemClock::shared());
@@ -410,7 +410,7 @@ impl RolloutCollector {
     }
 }
 
-const STATES: [&str; 7] = [
+const STATES: [&str; 8] = [
     "pending",
     "running",
     "paused",
@@ -418,6 +418,7 @@ const STATES: [&str; 7] = [
     "rolled_back",
     "aborted",
     "failed",
+    "inconclusive",
 ];
 
 fn state_name(state: &RolloutState) -> &'static str {
@@ -429,6 +430,7 @@ fn state_name(state: &RolloutState) -> &'static str {
         RolloutState::RolledBack { .. } => "rolled_back",
         RolloutState::Aborted => "aborted",
         RolloutState::Failed { .. } => "failed",
+        RolloutState::Inconclusive { .. } => "inconclusive",
     }
 }
 
@@ -654,6 +656,7 @@ mod tests {
         let plan = RolloutPlan::try_from(RolloutPlanSpec {
             steps: vec![25.0, 100.0],
             hold: "1m".parse().expect("duration"),
+            max_step: None,
             checks: Checks::default(),
         })
         .expect("plan");

@@ -43,6 +43,7 @@ fn plan(checks: Checks) -> RolloutPlan {
     RolloutPlan::try_from(RolloutPlanSpec {
         steps: vec![5.0, 10.0, 25.0, 50.0, 100.0],
         hold: ConfigDuration::new(HOLD),
+        max_step: None,
         checks,
     })
     .expect("valid plan")
@@ -101,6 +102,7 @@ async fn rollout_over_real_http_rolls_back_when_the_candidate_fails() {
     let plan = RolloutPlan::try_from(RolloutPlanSpec {
         steps: vec![30.0, 60.0, 100.0],
         hold: ConfigDuration::new(Duration::from_millis(150)),
+        max_step: None,
         checks: Checks {
             max_error_rate: Some(0.1),
             min_requests: 5,

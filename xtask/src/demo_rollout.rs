@@ -207,6 +207,7 @@ async fn scenario(fail_at: Option<f64>) -> Result<Check> {
     let plan = RolloutPlan::try_from(RolloutPlanSpec {
         steps: STEPS.to_vec(),
         hold: ConfigDuration::new(HOLD),
+        max_step: None,
         checks: Checks {
             max_error_rate: Some(MAX_ERROR_RATE),
             min_requests: MIN_REQUESTS,
