@@ -1910,3 +1910,22 @@ fn replay_buffers_have_a_ceiling() {
         .validate()
         .is_ok());
 }
+
+#[test]
+fn regexes_have_a_budget_over_the_whole_config() {
+    // 5 000 rules of one short regex each: every pattern is fine alone, together
+    // they are over the 4 096-regex budget, reported once at the first one over.
+    let mut yaml = String::from("backends: [{name: a}]\nroutes:\n  - name: r\n    rules:\n");
+    for i in 0..5_000 {
+        yaml.push_str(&format!(
+            "      - {{matches: [{{path: {{regex: '/r{i}/[a-z]+'}}}}], backends: [{{name: a}}]}}\n"
+        ));
+    }
+    let err = Config::from_yaml(&yaml).unwrap().validate().unwrap_err();
+    assert_eq!(err.errors().len(), 1, "{err}");
+    assert_eq!(
+        err.errors()[0].path,
+        "routes[0].rules[4096].matches[0].path.regex"
+    );
+    assert!(err.to_string().contains("4096 regexes"), "{err}");
+}

@@ -4,6 +4,23 @@ use super::*;
 
 impl Builder<'_> {
     pub(super) fn regex(&mut self, pattern: &str, path: String) -> Option<Regex> {
+        if self.regexes.2 {
+            return None;
+        }
+        let (count, bytes) = (self.regexes.0 + 1, self.regexes.1 + pattern.len());
+        if count > MAX_TOTAL_REGEXES || bytes > MAX_TOTAL_REGEX_BYTES {
+            // Reported once, at the first pattern over the budget.
+            self.regexes.2 = true;
+            self.errs.push(
+                path,
+                K::OutOfRange {
+                    value: format!("{count} regexes, {bytes} bytes of patterns in all"),
+                    allowed: "at most 4096 regexes and 1 MiB of patterns per configuration",
+                },
+            );
+            return None;
+        }
+        self.regexes = (count, bytes, false);
         // Compile the pattern alone first: wrapping an unbalanced pattern such as
         // `a)|(b` in `^(?:…)$` would silently change its meaning.
         let compile = |p: &str| RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build();

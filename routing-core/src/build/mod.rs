@@ -29,6 +29,11 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// with the same weighted backends share one). Bounds validation time and memory at
 /// about half a second (release) and 32 MiB of tables whatever the input.
 const MAX_TOTAL_MAGLEV_SLOTS: u64 = 1 << 23;
+/// Most regular expressions one configuration may compile, and their total length in
+/// bytes: each may compile to up to [`REGEX_SIZE_LIMIT`], so the budget bounds the
+/// memory and the validation time of the whole configuration, not only of one pattern.
+const MAX_TOTAL_REGEXES: usize = 4096;
+const MAX_TOTAL_REGEX_BYTES: usize = 1 << 20;
 /// Default panic threshold, percent (Envoy's default).
 const DEFAULT_PANIC_THRESHOLD: f64 = 50.0;
 
@@ -44,6 +49,9 @@ struct Builder<'h> {
     header_ids: HashMap<HeaderName, u16>,
     /// Slots of the distinct Maglev tables built so far.
     maglev_slots: u64,
+    /// Regexes compiled so far, their total pattern length, and whether the budget
+    /// was exceeded (reported once).
+    regexes: (usize, usize, bool),
     /// The validated `outlier_detection`.
     outlier: Option<OutlierDetection>,
 }
@@ -86,6 +94,7 @@ pub(crate) fn build(
         maglev_cache: HashMap::new(),
         header_ids: HashMap::new(),
         maglev_slots: 0,
+        regexes: (0, 0, false),
         outlier: None,
     };
     // Global settings are needed first (the Maglev size), but come last in the model:
