@@ -1913,19 +1913,21 @@ fn replay_buffers_have_a_ceiling() {
 
 #[test]
 fn regexes_have_a_budget_over_the_whole_config() {
-    // 5 000 rules of one short regex each: every pattern is fine alone, together
-    // they are over the 4 096-regex budget, reported once at the first one over.
+    // 3 000 rules of an 800-byte regex each: every pattern is fine alone, together
+    // they are over the 2 MiB budget, reported once at the first one over.
+    let long = "x".repeat(790);
     let mut yaml = String::from("backends: [{name: a}]\nroutes:\n  - name: r\n    rules:\n");
-    for i in 0..5_000 {
+    for i in 0..3_000 {
         yaml.push_str(&format!(
-            "      - {{matches: [{{path: {{regex: '/r{i}/[a-z]+'}}}}], backends: [{{name: a}}]}}\n"
+            "      - {{matches: [{{path: {{regex: '/{i:04}{long}'}}}}], backends: [{{name: a}}]}}\n"
         ));
     }
     let err = Config::from_yaml(&yaml).unwrap().validate().unwrap_err();
     assert_eq!(err.errors().len(), 1, "{err}");
+    // 2 MiB / 795 bytes: the 2 638th pattern (index 2637) is the first over.
     assert_eq!(
         err.errors()[0].path,
-        "routes[0].rules[4096].matches[0].path.regex"
+        "routes[0].rules[2637].matches[0].path.regex"
     );
-    assert!(err.to_string().contains("4096 regexes"), "{err}");
+    assert!(err.to_string().contains("2 MiB"), "{err}");
 }

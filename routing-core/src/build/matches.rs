@@ -15,7 +15,7 @@ impl Builder<'_> {
                 path,
                 K::OutOfRange {
                     value: format!("{count} regexes, {bytes} bytes of patterns in all"),
-                    allowed: "at most 4096 regexes and 1 MiB of patterns per configuration",
+                    allowed: "at most 65536 regexes and 2 MiB of patterns per configuration",
                 },
             );
             return None;

@@ -32,8 +32,8 @@ const MAX_TOTAL_MAGLEV_SLOTS: u64 = 1 << 23;
 /// Most regular expressions one configuration may compile, and their total length in
 /// bytes: each may compile to up to [`REGEX_SIZE_LIMIT`], so the budget bounds the
 /// memory and the validation time of the whole configuration, not only of one pattern.
-const MAX_TOTAL_REGEXES: usize = 4096;
-const MAX_TOTAL_REGEX_BYTES: usize = 1 << 20;
+const MAX_TOTAL_REGEXES: usize = 1 << 16;
+const MAX_TOTAL_REGEX_BYTES: usize = 2 << 20;
 /// Default panic threshold, percent (Envoy's default).
 const DEFAULT_PANIC_THRESHOLD: f64 = 50.0;
 
