@@ -16,12 +16,64 @@ use http_body_util::BodyExt;
 
 use crate::body::{self, Body, BoxError};
 
+/// The bytes of request bodies a layer holds for replay at once, across all its
+/// requests: a buffer that would go over it is not made (the request is sent once,
+/// streaming), so many large uploads cannot grow the process without bound.
+#[derive(Debug)]
+pub(crate) struct BufferBudget {
+    used: std::sync::atomic::AtomicU64,
+    max: u64,
+}
+
+impl BufferBudget {
+    /// A budget of `max` bytes.
+    pub(crate) fn new(max: u64) -> Self {
+        Self {
+            used: std::sync::atomic::AtomicU64::new(0),
+            max,
+        }
+    }
+
+    fn reserve(&self, n: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|&t| t <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: u64) {
+        self.used.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Bytes held now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Bytes of a [`BufferBudget`] held by a buffered body, given back on drop.
+pub(crate) struct Held {
+    budget: std::sync::Arc<BufferBudget>,
+    bytes: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
 /// A request body after buffering.
 pub(crate) enum Buffered {
     /// Complete within the limit: replayable.
     Complete {
         data: Bytes,
         trailers: Option<HeaderMap>,
+        /// Its share of the budget, for as long as it is kept.
+        _held: Option<Held>,
     },
     /// Longer than the limit (or failed while reading): sent once, as it was.
     Streaming(Body),
@@ -36,7 +88,7 @@ impl Buffered {
     /// A fresh body for one try, if replayable.
     pub(crate) fn replay(&self) -> Option<Body> {
         match self {
-            Buffered::Complete { data, trailers } => Some(match trailers {
+            Buffered::Complete { data, trailers, .. } => Some(match trailers {
                 None if data.is_empty() => body::empty(),
                 None => body::full(data.clone()),
                 Some(t) => Prefixed {
@@ -53,12 +105,18 @@ impl Buffered {
     }
 }
 
-/// Reads `body` into memory if it ends within `limit` bytes.
-pub(crate) async fn buffer(mut body: Body, limit: u64) -> Buffered {
+/// Reads `body` into memory if it ends within `limit` bytes and the layer's
+/// `budget` has room for it; otherwise the body is sent once, as it is.
+pub(crate) async fn buffer(
+    mut body: Body,
+    limit: u64,
+    budget: &std::sync::Arc<BufferBudget>,
+) -> Buffered {
     if body.is_end_stream() {
         return Buffered::Complete {
             data: Bytes::new(),
             trailers: None,
+            _held: None,
         };
     }
     if body.size_hint().lower() > limit {
@@ -66,12 +124,17 @@ pub(crate) async fn buffer(mut body: Body, limit: u64) -> Buffered {
     }
     let mut data = BytesMut::new();
     let mut frames: VecDeque<Frame<Bytes>> = VecDeque::new();
+    let mut held = Held {
+        budget: std::sync::Arc::clone(budget),
+        bytes: 0,
+    };
     loop {
         match body.frame().await {
             None => {
                 return Buffered::Complete {
                     data: data.freeze(),
                     trailers: None,
+                    _held: Some(held),
                 }
             }
             Some(Err(e)) => {
@@ -86,7 +149,9 @@ pub(crate) async fn buffer(mut body: Body, limit: u64) -> Buffered {
             }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(chunk) => {
-                    if data.len() as u64 + chunk.len() as u64 > limit {
+                    let n = chunk.len() as u64;
+                    if data.len() as u64 + n > limit || !budget.reserve(n) {
+                        // Over the rule's limit or the layer's budget: streamed once.
                         frames.push_back(Frame::data(chunk));
                         return Buffered::Streaming(
                             Prefixed {
@@ -96,6 +161,7 @@ pub(crate) async fn buffer(mut body: Body, limit: u64) -> Buffered {
                             .boxed_unsync(),
                         );
                     }
+                    held.bytes += n;
                     data.extend_from_slice(&chunk);
                 }
                 Err(frame) => {
@@ -103,6 +169,7 @@ pub(crate) async fn buffer(mut body: Body, limit: u64) -> Buffered {
                         return Buffered::Complete {
                             data: data.freeze(),
                             trailers: Some(trailers),
+                            _held: Some(held),
                         };
                     }
                 }
@@ -191,13 +258,17 @@ mod tests {
         StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
     }
 
+    fn roomy() -> std::sync::Arc<BufferBudget> {
+        std::sync::Arc::new(BufferBudget::new(1 << 30))
+    }
+
     async fn collect(b: Body) -> Vec<u8> {
         b.collect().await.expect("collects").to_bytes().to_vec()
     }
 
     #[tokio::test]
     async fn short_bodies_replay_any_number_of_times() {
-        let b = buffer(body::full("hello world"), 64).await;
+        let b = buffer(body::full("hello world"), 64, &roomy()).await;
         for _ in 0..3 {
             assert_eq!(
                 collect(b.replay().expect("replayable")).await,
@@ -208,7 +279,7 @@ mod tests {
 
     #[tokio::test]
     async fn long_bodies_are_sent_once_and_whole() {
-        let b = buffer(body::full("0123456789"), 4).await;
+        let b = buffer(body::full("0123456789"), 4, &roomy()).await;
         assert!(b.replay().is_none());
         let Buffered::Streaming(s) = b else {
             panic!("must stream")
@@ -218,13 +289,33 @@ mod tests {
 
     #[tokio::test]
     async fn chunked_bodies_cut_at_the_limit_keep_every_byte() {
-        let b = buffer(chunks(&["ab", "cd", "ef", "gh"]), 5).await;
+        let b = buffer(chunks(&["ab", "cd", "ef", "gh"]), 5, &roomy()).await;
         assert!(b.replay().is_none());
         let Buffered::Streaming(s) = b else {
             panic!("must stream")
         };
         assert_eq!(collect(s).await, b"abcdefgh");
-        let b = buffer(chunks(&["ab", "cd"]), 4).await;
+        let b = buffer(chunks(&["ab", "cd"]), 4, &roomy()).await;
         assert_eq!(collect(b.replay().expect("fits exactly")).await, b"abcd");
+    }
+
+    #[tokio::test]
+    async fn the_budget_is_shared_held_while_kept_and_given_back() {
+        let budget = std::sync::Arc::new(BufferBudget::new(10));
+        let a = buffer(chunks(&["abcd", "efgh"]), 64, &budget).await;
+        assert!(a.is_replayable());
+        assert_eq!(budget.used(), 8);
+        // 8 of 10 bytes held: the next body does not fit and is streamed, whole.
+        let b = buffer(chunks(&["ijk", "lmn"]), 64, &budget).await;
+        assert!(!b.is_replayable());
+        assert_eq!(budget.used(), 8, "nothing held for a streamed body");
+        let Buffered::Streaming(s) = b else {
+            panic!("must stream")
+        };
+        assert_eq!(collect(s).await, b"ijklmn");
+        drop(a);
+        assert_eq!(budget.used(), 0, "given back when the buffer goes");
+        let c = buffer(chunks(&["ijk", "lmn"]), 64, &budget).await;
+        assert!(c.is_replayable());
     }
 }

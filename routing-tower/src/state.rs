@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) mirror_slots: Arc<tokio::sync::Semaphore>,
     /// How long a mirrored request (and the draining of its response) may take.
     pub(crate) mirror_timeout: std::time::Duration,
+    /// Request-body bytes held for replay at once, across all requests.
+    pub(crate) buffer_budget: Arc<crate::replay::BufferBudget>,
     pub(crate) clock: SharedClock,
     pub(crate) stats: Arc<StatsRegistry>,
     /// Per-route counters (the same shape as the backends', keyed by route name).
@@ -95,6 +97,9 @@ pub(crate) const DEFAULT_MIRROR_CONCURRENCY: usize = 64;
 /// How long a mirrored request may take, by default.
 pub(crate) const DEFAULT_MIRROR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Request-body bytes a layer holds for replay at once, by default: 256 MiB.
+pub(crate) const DEFAULT_BUFFER_BUDGET: u64 = 256 << 20;
+
 impl Shared {
     /// The state of a new layer: its stats registry, and an outlier detector that
     /// keeps the stats' ejection gauge with it (the detector itself knows nothing
@@ -121,6 +126,7 @@ impl Shared {
             cookie_max_age: Some(DEFAULT_COOKIE_MAX_AGE),
             mirror_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MIRROR_CONCURRENCY)),
             mirror_timeout: DEFAULT_MIRROR_TIMEOUT,
+            buffer_budget: Arc::new(crate::replay::BufferBudget::new(DEFAULT_BUFFER_BUDGET)),
             clock,
             stats,
             route_stats: StatsRegistry::new(),

@@ -797,12 +797,17 @@ routes: [{name: r, rules: [{backends: [{name: main}], mirror: {backend: shadow, 
 "#,
     )
     .expect("config");
-    let svc = Routing::dispatch(
-        router,
-        Backends::new()
-            .with("main", named("main"))
-            .with("shadow", shadow),
-    );
+    // The percentage is what is tested here, so the mirror concurrency cap (64 by
+    // default, tested in hardening.rs) is set above the ~100 copies in flight.
+    let svc = RoutingLayer::builder(router)
+        .backends(
+            Backends::new()
+                .with("main", named("main"))
+                .with("shadow", shadow),
+        )
+        .mirror_limits(1_000, Duration::from_secs(5))
+        .build()
+        .layer(routing_tower::NotFound);
     let n = 2_000u64;
     let t = tokio::time::Instant::now();
     for _ in 0..n {

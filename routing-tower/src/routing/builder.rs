@@ -35,6 +35,7 @@ pub struct RoutingLayerBuilder {
     cookie_key: Option<CookieKey>,
     cookie_max_age: Option<Option<std::time::Duration>>,
     mirror_limits: Option<(usize, std::time::Duration)>,
+    buffer_budget: Option<u64>,
     clock: Option<SharedClock>,
     rng_seed: Option<u64>,
 }
@@ -58,6 +59,7 @@ impl RoutingLayerBuilder {
             cookie_key: None,
             cookie_max_age: None,
             mirror_limits: None,
+            buffer_budget: None,
             clock: None,
             rng_seed: None,
         }
@@ -142,6 +144,20 @@ impl RoutingLayerBuilder {
         self
     }
 
+    /// The request-body bytes the layer holds for replay (retries, mirrors) at once,
+    /// across all requests (default 256 MiB). A body that would go over it is not
+    /// buffered: it is sent once, streaming, and that request is not retried.
+    ///
+    /// ```
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = routing_tower::RoutingLayer::builder(router).buffer_budget(64 << 20).build();
+    /// # let _ = layer;
+    /// ```
+    pub fn buffer_budget(mut self, bytes: u64) -> Self {
+        self.buffer_budget = Some(bytes);
+        self
+    }
+
     /// Seeds every random choice the layer makes: backend selection, retry backoff
     /// jitter, fault injection and mirror percentages (default: a seed from the
     /// operating system's entropy). Two layers with the same seed over equal
@@ -180,6 +196,9 @@ impl RoutingLayerBuilder {
         );
         if let Some(max_age) = self.cookie_max_age {
             shared.cookie_max_age = max_age;
+        }
+        if let Some(bytes) = self.buffer_budget {
+            shared.buffer_budget = Arc::new(crate::replay::BufferBudget::new(bytes));
         }
         if let Some((concurrency, timeout)) = self.mirror_limits {
             shared.mirror_slots = Arc::new(tokio::sync::Semaphore::new(concurrency));

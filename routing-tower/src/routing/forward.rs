@@ -97,7 +97,7 @@ async fn forward_with_policy(
             (None, None) => None,
         };
         let mut buffered = match limit {
-            Some(limit) => Box::pin(replay::buffer(body, limit)).await,
+            Some(limit) => Box::pin(replay::buffer(body, limit, &shared.buffer_budget)).await,
             None => Buffered::Streaming(body),
         };
 
