@@ -240,36 +240,24 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
 #[tokio::test]
 async fn forwarded_for_and_proto_with_a_client_addr() {
     let mut up = upstream().await;
-    let mut backend = HttpBackend::new(up.addr);
-    let mut req = Request::get("/")
-        .header(header::HOST, "h")
-        .header("x-forwarded-for", "192.0.2.1")
-        .body(body::empty())
-        .expect("request");
-    req.extensions_mut().insert(routing_core::ClientAddr(
-        "198.51.100.7:50000".parse().expect("addr"),
-    ));
-    let resp = send(&mut backend, req).await.expect("response");
-    let _ = resp.into_body().collect().await;
-    let seen = up.seen.recv().await.expect("seen");
-    // No hop trusted by default: the client's claim is replaced by its address.
-    assert_eq!(seen.headers["x-forwarded-for"], "198.51.100.7");
-    assert_eq!(seen.headers["x-forwarded-proto"], "http");
-
+    // No hop trusted (the default): the client's claim is replaced by its address.
     // One trusted hop (a load balancer in front): its entry is kept.
-    let mut backend = HttpBackend::builder().trusted_hops(1).build(up.addr);
-    let mut req = Request::get("/")
-        .header(header::HOST, "h")
-        .header("x-forwarded-for", "192.0.2.1")
-        .body(body::empty())
-        .expect("request");
-    req.extensions_mut().insert(routing_core::ClientAddr(
-        "198.51.100.7:50000".parse().expect("addr"),
-    ));
-    let resp = send(&mut backend, req).await.expect("response");
-    let _ = resp.into_body().collect().await;
-    let seen = up.seen.recv().await.expect("seen");
-    assert_eq!(seen.headers["x-forwarded-for"], "192.0.2.1, 198.51.100.7");
+    for (hops, want) in [(0, "198.51.100.7"), (1, "192.0.2.1, 198.51.100.7")] {
+        let mut backend = HttpBackend::builder().trusted_hops(hops).build(up.addr);
+        let mut req = Request::get("/")
+            .header(header::HOST, "h")
+            .header("x-forwarded-for", "192.0.2.1")
+            .body(body::empty())
+            .expect("request");
+        req.extensions_mut().insert(routing_core::ClientAddr(
+            "198.51.100.7:50000".parse().expect("addr"),
+        ));
+        let resp = send(&mut backend, req).await.expect("response");
+        let _ = resp.into_body().collect().await;
+        let seen = up.seen.recv().await.expect("seen");
+        assert_eq!(seen.headers["x-forwarded-for"], want, "{hops} hops");
+        assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    }
 }
 
 #[tokio::test]
