@@ -80,6 +80,9 @@ pub enum PathError {
     /// The path does not start with `/` (and is not `*`).
     #[error("the path is not absolute")]
     NotAbsolute,
+    /// The normalised path does not make a valid request target.
+    #[error("the normalised path is not a valid request target")]
+    Unrepresentable,
 }
 
 impl PathNormalization {
@@ -113,6 +116,33 @@ impl PathNormalization {
             decoded
         };
         Ok(Cow::Owned(remove_dot_segments(&merged)))
+    }
+
+    /// `uri` with its path normalised and its query kept: `None` when nothing changes
+    /// (the common case, no allocation). The one place both the HTTP layer and
+    /// [`RequestInfo::normalize_path`](crate::RequestInfo::normalize_path) rebuild a
+    /// request target.
+    ///
+    /// ```
+    /// use routing_core::PathNormalization;
+    /// let n = PathNormalization::default();
+    /// let uri: http::Uri = "http://a/x/../b?q=%2e".parse().unwrap();
+    /// assert_eq!(n.normalize_uri(&uri).unwrap().unwrap(), "http://a/b?q=%2e");
+    /// assert_eq!(n.normalize_uri(&"/b".parse().unwrap()).unwrap(), None);
+    /// ```
+    pub fn normalize_uri(&self, uri: &http::Uri) -> Result<Option<http::Uri>, PathError> {
+        let Cow::Owned(path) = self.normalize(uri.path())? else {
+            return Ok(None);
+        };
+        let pq = match uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(pq.parse().map_err(|_| PathError::Unrepresentable)?);
+        http::Uri::from_parts(parts)
+            .map(Some)
+            .map_err(|_| PathError::Unrepresentable)
     }
 
     /// A quick check for the common case: nothing to decode, merge or remove. One

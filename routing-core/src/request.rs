@@ -185,16 +185,7 @@ impl RequestInfo {
         mut self,
         n: &crate::PathNormalization,
     ) -> Result<Self, crate::PathError> {
-        let std::borrow::Cow::Owned(path) = n.normalize(self.uri.path())? else {
-            return Ok(self);
-        };
-        let pq = match self.uri.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path,
-        };
-        let mut parts = self.uri.clone().into_parts();
-        parts.path_and_query = pq.parse().ok();
-        if let Ok(uri) = http::Uri::from_parts(parts) {
+        if let Some(uri) = n.normalize_uri(&self.uri)? {
             self.uri = uri;
         }
         Ok(self)

@@ -133,27 +133,12 @@ pub(crate) fn normalize_path<B>(
     req: &mut Request<B>,
     norm: &routing_core::PathNormalization,
 ) -> Result<(), String> {
-    let normalized = match norm.normalize(req.uri().path()) {
-        Ok(std::borrow::Cow::Borrowed(_)) => return Ok(()),
-        Ok(std::borrow::Cow::Owned(p)) => p,
+    match norm.normalize_uri(req.uri()) {
+        Ok(Some(uri)) => *req.uri_mut() = uri,
+        Ok(None) => {}
         Err(e) => return Err(format!("invalid request path: {e}")),
-    };
-    let mut parts = req.uri().clone().into_parts();
-    let pq = match req.uri().query() {
-        Some(q) => format!("{normalized}?{q}"),
-        None => normalized,
-    };
-    parts.path_and_query = match pq.parse() {
-        Ok(pq) => Some(pq),
-        Err(_) => return Err("invalid request path".to_owned()),
-    };
-    match Uri::from_parts(parts) {
-        Ok(uri) => {
-            *req.uri_mut() = uri;
-            Ok(())
-        }
-        Err(_) => Err("invalid request path".to_owned()),
     }
+    Ok(())
 }
 
 /// A `400 Bad Request` with a plain-text reason.
