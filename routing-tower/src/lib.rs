@@ -86,6 +86,7 @@ pub mod body;
 pub mod client;
 pub mod clock;
 pub mod cookie;
+pub mod deadline;
 mod decision;
 pub mod error;
 mod fault;

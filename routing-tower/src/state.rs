@@ -37,6 +37,10 @@ pub(crate) struct Shared {
     pub(crate) mirror_timeout: std::time::Duration,
     /// Request-body bytes held for replay at once, across all requests.
     pub(crate) buffer_budget: Arc<crate::replay::BufferBudget>,
+    /// Timeouts for what rules leave unset.
+    pub(crate) defaults: crate::deadline::Defaults,
+    /// The concurrency limit of backends whose config sets no `connection_pool`.
+    pub(crate) default_backend_limit: Option<routing_core::ConnectionPool>,
     pub(crate) clock: SharedClock,
     pub(crate) stats: Arc<StatsRegistry>,
     /// Per-route counters (the same shape as the backends', keyed by route name).
@@ -97,6 +101,14 @@ pub(crate) const DEFAULT_MIRROR_CONCURRENCY: usize = 64;
 /// How long a mirrored request may take, by default.
 pub(crate) const DEFAULT_MIRROR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The concurrency limit of a backend without `connection_pool`: Envoy's circuit
+/// breaker defaults (1024 requests in flight, 1024 pending).
+pub(crate) const DEFAULT_BACKEND_LIMIT: routing_core::ConnectionPool =
+    routing_core::ConnectionPool {
+        max_concurrent_requests: 1024,
+        max_pending_requests: 1024,
+    };
+
 /// Request-body bytes a layer holds for replay at once, by default: 256 MiB.
 pub(crate) const DEFAULT_BUFFER_BUDGET: u64 = 256 << 20;
 
@@ -127,6 +139,8 @@ impl Shared {
             mirror_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MIRROR_CONCURRENCY)),
             mirror_timeout: DEFAULT_MIRROR_TIMEOUT,
             buffer_budget: Arc::new(crate::replay::BufferBudget::new(DEFAULT_BUFFER_BUDGET)),
+            defaults: crate::deadline::Defaults::default(),
+            default_backend_limit: Some(DEFAULT_BACKEND_LIMIT),
             clock,
             stats,
             route_stats: StatsRegistry::new(),
@@ -185,8 +199,10 @@ impl Shared {
             .iter()
             .map(|b| {
                 let name = b.name_arc();
-                let limit = b.connection_pool().map(|cp| {
-                    match old.get(&*name).and_then(|s| s.limit.as_ref()) {
+                let limit = b
+                    .connection_pool()
+                    .or(self.default_backend_limit)
+                    .map(|cp| match old.get(&*name).and_then(|s| s.limit.as_ref()) {
                         Some((p, l)) if *p == cp => (cp, Arc::clone(l)),
                         _ => (
                             cp,
@@ -195,8 +211,7 @@ impl Shared {
                                 cp.max_pending_requests as usize,
                             )),
                         ),
-                    }
-                });
+                    });
                 Slot {
                     tag: backend_tag(&name),
                     service: self.backends.get(&name).cloned(),

@@ -713,3 +713,214 @@ routes:
     assert_eq!(status, 408);
     assert!(took < Duration::from_secs(2), "answered after {took:?}");
 }
+
+/// An upstream that answers 200 with `Content-Length: 100`, then sends one byte every
+/// `every` for `bytes` bytes and stalls (the rest never comes). A `bytes` of 100 is a
+/// complete, slow answer.
+async fn trickler(every: Duration, bytes: usize) -> Server {
+    use http_body_util::StreamBody;
+    serve(tower::service_fn(
+        move |_req: Request<Incoming>| async move {
+            let stream = futures_util::stream::unfold(0usize, move |sent| async move {
+                if sent == bytes {
+                    // Stalled: hold the response open past every test's patience.
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    return None;
+                }
+                tokio::time::sleep(every).await;
+                Some((
+                    Ok::<_, Infallible>(hyper::body::Frame::data(bytes::Bytes::from_static(b"x"))),
+                    sent + 1,
+                ))
+            });
+            let mut res = Response::new(body::boxed(StreamBody::new(stream)));
+            res.headers_mut().insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from_static("100"),
+            );
+            Ok::<_, Infallible>(res)
+        },
+    ))
+    .await
+}
+
+/// Sends a GET and reads until the connection closes (at most 10 s): the status
+/// (0 without one), the body bytes received, and how long the exchange took.
+async fn timed_get(addr: SocketAddr, path: &str) -> (u16, usize, Duration) {
+    let started = std::time::Instant::now();
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let msg = format!("GET {path} HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n");
+    s.write_all(msg.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or(0, |(_, b)| b.len());
+    (status, body, started.elapsed())
+}
+
+/// Item 5 (defaults) — a rule without a timeout still has one: a hung backend is
+/// answered 504 at the layer's default request timeout (15 s, Envoy's), and the
+/// hung try counts against the backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_backend_is_answered_504_by_default() {
+    let hung = serve(tower::service_fn(|_req: Request<Incoming>| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<_, Infallible>(Response::new(body::full("late")))
+    }))
+    .await;
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: app, address: "{}"}}]
+routes: [{{name: r, rules: [{{backends: [{{name: app}}]}}]}}]
+"#,
+        hung.addr
+    ))
+    .unwrap();
+    let svc = Routing::dispatch(
+        router,
+        Backends::new().with("app", HttpBackend::new(hung.addr)),
+    );
+    let layer = svc.layer();
+    let proxy = serve(svc).await;
+    let started = std::time::Instant::now();
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+        .await
+        .expect("answered within 30 s")
+        .expect("read");
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    assert!(text.contains("request timeout after 15s"), "{text}");
+    assert!(
+        (Duration::from_secs(15)..Duration::from_secs(20)).contains(&took),
+        "answered after {took:?}"
+    );
+    let stats = layer.stats();
+    let app = &stats.iter().find(|(n, _)| &**n == "app").expect("app").1;
+    assert_eq!(app.failures_timeout, 1, "{app:?}");
+}
+
+/// Item 5 (response bodies) — a response body is held to the request's deadline and
+/// to an idle timeout between frames: a backend that stalls mid-body, or trickles
+/// past the deadline, gets its response cut (the client sees it short, never a clean
+/// end); `timeouts.request: 0s` lets a rule stream for as long as it needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_bodies_are_time_limited() {
+    use routing_tower::RoutingLayer;
+    use tower::Layer as _;
+    // 10 bytes of 100, then silence.
+    let stall = trickler(Duration::from_millis(10), 10).await;
+    // A byte every 50 ms, all 100: never idle, done after 5 s.
+    let slow = trickler(Duration::from_millis(50), 100).await;
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: stall, address: "{}"}}, {{name: slow, address: "{}"}}]
+routes:
+  - name: r
+    rules:
+      - matches: [{{path: {{prefix: /stall}}}}]
+        backends: [{{name: stall}}]
+      - matches: [{{path: {{prefix: /slow}}}}]
+        backends: [{{name: slow}}]
+        timeouts: {{request: 1s}}
+      - matches: [{{path: {{prefix: /stream}}}}]
+        backends: [{{name: slow}}]
+        timeouts: {{request: 0s}}
+"#,
+        stall.addr, slow.addr
+    ))
+    .unwrap();
+    let svc = RoutingLayer::builder(router)
+        .backends(
+            Backends::new()
+                .with("stall", HttpBackend::new(stall.addr))
+                .with("slow", HttpBackend::new(slow.addr)),
+        )
+        .request_timeout(Some(Duration::from_millis(800)))
+        .response_idle_timeout(Some(Duration::from_millis(300)))
+        .build()
+        .layer(routing_tower::NotFound);
+    let proxy = serve(svc).await;
+
+    // Stalled mid-body: cut at the idle timeout (300 ms), well before the deadline.
+    let (status, got, took) = timed_get(proxy.addr, "/stall").await;
+    assert_eq!((status, got), (200, 10), "headers and 10 bytes, then cut");
+    assert!(took < Duration::from_millis(750), "cut after {took:?}");
+
+    // Trickling: never idle, cut at the rule's 1 s request timeout.
+    let (status, got, took) = timed_get(proxy.addr, "/slow").await;
+    assert_eq!(status, 200);
+    assert!(got < 100, "cut short: {got} bytes");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(3)).contains(&took),
+        "cut after {took:?}"
+    );
+
+    // `0s` turns the request timeout off: the whole 5 s answer arrives.
+    let (status, got, took) = timed_get(proxy.addr, "/stream").await;
+    assert_eq!((status, got), (200, 100), "complete after {took:?}");
+}
+
+/// Item 6 (per-backend caps) — every backend has a concurrency cap, by default
+/// (Envoy's 1024 + 1024 pending) or set: a request over it is answered 503 at once
+/// and not counted against the backend, and a slot is held until the response body
+/// has been sent, not only its head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_have_concurrency_caps() {
+    use routing_tower::RoutingLayer;
+    use tower::Layer as _;
+    // A complete answer that takes 1 s to send (100 bytes, one every 10 ms).
+    let slow = trickler(Duration::from_millis(10), 100).await;
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: app, address: "{}"}}]
+routes: [{{name: r, rules: [{{backends: [{{name: app}}]}}]}}]
+"#,
+        slow.addr
+    ))
+    .unwrap();
+    let layer = RoutingLayer::builder(router)
+        .backends(Backends::new().with("app", HttpBackend::new(slow.addr)))
+        .backend_limit(Some(routing_core::ConnectionPool {
+            max_concurrent_requests: 2,
+            max_pending_requests: 0,
+        }))
+        .build();
+    let proxy = serve(layer.clone().layer(routing_tower::NotFound)).await;
+    let addr = proxy.addr;
+    let first = tokio::spawn(async move { timed_get(addr, "/a").await });
+    let second = tokio::spawn(async move { timed_get(addr, "/b").await });
+    // Both bodies are streaming (heads long sent): the slots are still held.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _, took) = timed_get(addr, "/c").await;
+    assert_eq!(status, 503, "over the cap");
+    assert!(
+        took < Duration::from_millis(300),
+        "refused at once: {took:?}"
+    );
+    for h in [first, second] {
+        let (status, got, _) = h.await.unwrap();
+        assert_eq!((status, got), (200, 100));
+    }
+    // Slots given back when the bodies ended.
+    let (status, got, _) = timed_get(addr, "/d").await;
+    assert_eq!((status, got), (200, 100));
+    let stats = layer.stats();
+    let app = &stats.iter().find(|(n, _)| &**n == "app").expect("app").1;
+    assert_eq!(
+        app.local_failures(),
+        0,
+        "the refusal is not the backend's: {app:?}"
+    );
+    assert_eq!(app.completed(), 3, "{app:?}");
+}

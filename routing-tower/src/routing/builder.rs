@@ -36,6 +36,8 @@ pub struct RoutingLayerBuilder {
     cookie_max_age: Option<Option<std::time::Duration>>,
     mirror_limits: Option<(usize, std::time::Duration)>,
     buffer_budget: Option<u64>,
+    defaults: crate::deadline::Defaults,
+    backend_limit: Option<Option<routing_core::ConnectionPool>>,
     clock: Option<SharedClock>,
     rng_seed: Option<u64>,
 }
@@ -60,6 +62,8 @@ impl RoutingLayerBuilder {
             cookie_max_age: None,
             mirror_limits: None,
             buffer_budget: None,
+            defaults: crate::deadline::Defaults::default(),
+            backend_limit: None,
             clock: None,
             rng_seed: None,
         }
@@ -158,6 +162,65 @@ impl RoutingLayerBuilder {
         self
     }
 
+    /// The request timeout of rules that set no `timeouts.request` (default 15 s,
+    /// Envoy's route timeout; `None` for none). It covers the whole exchange: body
+    /// buffering, every try and backoff, and the response body to its end — a hung
+    /// backend is answered 504, a response still streaming when it fires is cut
+    /// short. A rule's own `timeouts.request` wins; `0s` there turns it off for a
+    /// rule that streams for long (downloads, server-sent events).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = routing_tower::RoutingLayer::builder(router)
+    ///     .request_timeout(Some(Duration::from_secs(30)))
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn request_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.defaults.request_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// The longest a response body may wait for its backend between two frames
+    /// (default 60 s, nginx's `proxy_read_timeout`; `None` for no limit). When it
+    /// fires the body ends in an error, so the client sees a cut response, never a
+    /// clean short one. A client that reads slowly does not trip it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = routing_tower::RoutingLayer::builder(router)
+    ///     .response_idle_timeout(Some(Duration::from_secs(300)))
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn response_idle_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.defaults.response_idle = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// The concurrency limit of backends whose config sets no `connection_pool`
+    /// (default: 1024 requests in flight and 1024 waiting, Envoy's circuit-breaker
+    /// defaults; `None` for no limit). A request over it is answered 503 at once,
+    /// not counted against the backend. A slot is held until the response body
+    /// ends.
+    ///
+    /// ```
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let layer = routing_tower::RoutingLayer::builder(router)
+    ///     .backend_limit(Some(routing_core::ConnectionPool {
+    ///         max_concurrent_requests: 256,
+    ///         max_pending_requests: 0,
+    ///     }))
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn backend_limit(mut self, limit: Option<routing_core::ConnectionPool>) -> Self {
+        self.backend_limit = Some(limit);
+        self
+    }
+
     /// Seeds every random choice the layer makes: backend selection, retry backoff
     /// jitter, fault injection and mirror percentages (default: a seed from the
     /// operating system's entropy). Two layers with the same seed over equal
@@ -199,6 +262,10 @@ impl RoutingLayerBuilder {
         }
         if let Some(bytes) = self.buffer_budget {
             shared.buffer_budget = Arc::new(crate::replay::BufferBudget::new(bytes));
+        }
+        shared.defaults = self.defaults;
+        if let Some(limit) = self.backend_limit {
+            shared.default_backend_limit = limit;
         }
         if let Some((concurrency, timeout)) = self.mirror_limits {
             shared.mirror_slots = Arc::new(tokio::sync::Semaphore::new(concurrency));

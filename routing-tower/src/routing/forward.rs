@@ -21,7 +21,7 @@ use crate::outcome::{classify, Failure, Outcome};
 use crate::replay::{self, Buffered};
 use crate::state::{GenState, Shared, Slot};
 use crate::stats::BackendStats;
-use crate::{fault, filters, mirror, retry, sticky};
+use crate::{deadline, fault, filters, mirror, retry, sticky};
 
 /// Everything after the decision: fault, filters, mirror, tries, response filters.
 ///
@@ -40,10 +40,7 @@ pub(super) fn forward(
     // The common case (one try, nothing to buffer or wait for) has its own, much
     // smaller future: a future's size is memory written and moved on every request.
     let policy = table.rules()[plan.found.rule].policy();
-    let single = policy.fault.is_none()
-        && policy.retry.is_none()
-        && policy.mirror.is_none()
-        && policy.timeouts.request.is_none_or(|t| t.is_zero());
+    let single = policy.fault.is_none() && policy.retry.is_none() && policy.mirror.is_none();
     // Instrumented after boxing, so the future is moved only once.
     let future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = if single {
         forward_single(shared, table, state, plan, annotate_inner, req)
@@ -60,13 +57,23 @@ pub(super) fn forward(
     future.instrument(span)
 }
 
+/// The rule's request timeout, or the layer's default when it sets none (`0s`
+/// turns it off).
+fn request_timeout(shared: &Shared, policy: &routing_core::Policy) -> Option<Duration> {
+    policy
+        .timeouts
+        .request
+        .or(shared.defaults.request_timeout)
+        .filter(|t| !t.is_zero())
+}
+
 /// The whole policy: fault, body buffering, mirror, tries under the request
 /// timeout.
 async fn forward_with_policy(
     shared: Arc<Shared>,
     table: Arc<RouteTable>,
     state: Arc<GenState>,
-    plan: Plan,
+    mut plan: Plan,
     annotate_inner: Option<BackendService>,
     req: Request<Body>,
 ) -> Response<Body> {
@@ -88,7 +95,11 @@ async fn forward_with_policy(
     filters::request_filters(rule, plan.found.r#match, &mut parts);
 
     // Everything from here runs under the request timeout: buffering the body for a
-    // retry or a mirror too, so a slow upload cannot stretch a 2 s timeout.
+    // retry or a mirror too, so a slow upload cannot stretch a 2 s timeout. The
+    // response body is held to the same deadline.
+    let timeout = request_timeout(&shared, policy);
+    plan.deadline = timeout.map(|t| (tokio::time::Instant::now() + t, t));
+    let plan = plan;
     let work = async {
         // Buffer the body when a retry or a mirror needs it again.
         let limit = match (&policy.retry, &policy.mirror) {
@@ -126,8 +137,8 @@ async fn forward_with_policy(
         )
         .await
     };
-    let (res, served_by) = match policy.timeouts.request {
-        Some(t) if !t.is_zero() => match Box::pin(tokio::time::timeout(t, work)).await {
+    let (res, served_by) = match plan.deadline {
+        Some((at, t)) => match Box::pin(tokio::time::timeout_at(at, work)).await {
             Ok(r) => r,
             // Still receiving the client's body: the client was too slow (408).
             Err(_) if plan.body_watch.as_ref().is_some_and(|w| w.streaming()) => (
@@ -144,7 +155,7 @@ async fn forward_with_policy(
                 None,
             ),
         },
-        _ => work.await,
+        None => work.await,
     };
     let latency = shared.now() - started;
     finish(
@@ -159,14 +170,15 @@ async fn forward_with_policy(
     )
 }
 
-/// One try and nothing else (no fault, retry, mirror or request timeout): the
-/// lean path. The work before the backend call is done here, synchronously, so
-/// that the boxed future holds only [`one_try`] and the bookkeeping after it.
+/// One try and nothing else (no fault, retry or mirror): the lean path. The work
+/// before the backend call is done here, synchronously, so that the boxed future
+/// holds only [`one_try`] and the bookkeeping after it. The request timeout bounds
+/// the one try, and the response body after it.
 fn forward_single(
     shared: Arc<Shared>,
     table: Arc<RouteTable>,
     state: Arc<GenState>,
-    plan: Plan,
+    mut plan: Plan,
     annotate_inner: Option<BackendService>,
     req: Request<Body>,
 ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
@@ -188,13 +200,14 @@ fn forward_single(
         Err(e) => return Box::pin(std::future::ready(error_response(e))),
     };
     let per_try = rule.policy().timeouts.per_try;
+    plan.deadline =
+        request_timeout(&shared, rule.policy()).map(|t| (tokio::time::Instant::now() + t, t));
     Box::pin(async move {
         let slot = &state.backends[backend.index()];
         let route = &state.routes[table.rules()[plan.found.rule].route_index()];
         let _route_in_flight = route.begin();
         // One clock read for the backend's and the route's latency.
-        let watch = plan.body_watch.as_deref();
-        let done = one_try(&shared, &state, slot, call, per_try, watch).await;
+        let done = one_try(&shared, &state, slot, call, per_try, &plan).await;
         let (res, served_by) = done.result.into_response(backend);
         let policy = table.rules()[plan.found.rule].policy();
         let route_name = table.routes()[table.rules()[plan.found.rule].route_index()].name();
@@ -332,8 +345,7 @@ async fn tries(
             Err(e) => return (error_response(e), None),
         };
         let slot = &state.backends[backend.index()];
-        let watch = plan.body_watch.as_deref();
-        let done = one_try(shared, state, slot, call, policy.timeouts.per_try, watch).await;
+        let done = one_try(shared, state, slot, call, policy.timeouts.per_try, plan).await;
         attempt += 1;
         let outcome = match &done.result {
             TryResult::Response(r) => Outcome::Status(r.status()),
@@ -398,42 +410,60 @@ struct Try {
 }
 
 /// One try, the only one: the backend's concurrency limit, the call under the
-/// per-try timeout, and its outcome classified ([`classify`]) and recorded once,
-/// in the backend's stats and the outlier detector ([`Shared::record`]).
+/// per-try timeout and the request's deadline, and its outcome classified
+/// ([`classify`]) and recorded once, in the backend's stats and the outlier
+/// detector ([`Shared::record`]). A response leaves with its body held to the
+/// deadline, the idle timeout and the concurrency permit ([`deadline::Limits`]).
 async fn one_try(
     shared: &Shared,
     state: &GenState,
     slot: &Slot,
     call: BackendFuture,
     per_try: Option<Duration>,
-    body_watch: Option<&crate::body::BodyWatch>,
+    plan: &Plan,
 ) -> Try {
     let mut started = shared.now();
-    let _permit = match &slot.limit {
-        Some((_, limit)) => match Box::pin(limit.acquire()).await {
-            Ok(p) => {
-                // The backend's latency starts once the permit is held.
-                started = shared.now();
-                Some(p)
-            }
-            Err(e) => {
-                return Try {
-                    result: TryResult::Refused(RoutingError::Overloaded(e)),
-                    latency: shared.now() - started,
+    let permit = match &slot.limit {
+        Some((_, limit)) => match limit.try_acquire() {
+            Ok(p) => Some(p),
+            // Busy: wait in the queue (boxed: the rare case), or be refused.
+            Err(_) => match Box::pin(limit.acquire()).await {
+                Ok(p) => {
+                    // The backend's latency starts once the permit is held.
+                    started = shared.now();
+                    Some(p)
                 }
-            }
+                Err(e) => {
+                    return Try {
+                        result: TryResult::Refused(RoutingError::Overloaded(e)),
+                        latency: shared.now() - started,
+                    }
+                }
+            },
         },
         None => None,
     };
     let _in_flight = slot.stats.begin();
-    let (result, outcome) = match per_try.filter(|d| !d.is_zero()) {
-        Some(t) => match Box::pin(tokio::time::timeout(t, call)).await {
+    // The try ends at the per-try timeout or the request's deadline, the earlier.
+    let per_try = per_try.filter(|d| !d.is_zero());
+    let until = match (per_try, plan.deadline) {
+        (Some(t), Some((at, whole))) => {
+            let mine = tokio::time::Instant::now() + t;
+            Some(if mine < at {
+                (mine, true, t)
+            } else {
+                (at, false, whole)
+            })
+        }
+        (Some(t), None) => Some((tokio::time::Instant::now() + t, true, t)),
+        (None, Some((at, whole))) => Some((at, false, whole)),
+        (None, None) => None,
+    };
+    let (result, outcome) = match until {
+        Some((at, per_try, after)) => match tokio::time::timeout_at(at, call).await {
             Ok(r) => settle(slot, r),
             Err(_) => {
-                let e = RoutingError::Timeout(error::Timeout {
-                    per_try: true,
-                    after: t,
-                });
+                let e = RoutingError::Timeout(error::Timeout { per_try, after });
                 (
                     TryResult::Failed(Failure::Timeout, e),
                     Outcome::Failure(Failure::Timeout),
@@ -446,7 +476,7 @@ async fn one_try(
     // The client's fault, not the backend's: its body failed (aborted, malformed), or
     // it was still sending when the try timed out. Answered 400/408, not retried, not
     // recorded against the backend (stats, outlier detection, rollouts).
-    if let (Some(w), TryResult::Failed(f, _)) = (body_watch, &result) {
+    if let (Some(w), TryResult::Failed(f, _)) = (plan.body_watch.as_deref(), &result) {
         let client = if w.failed() {
             Some(false)
         } else if *f == Failure::Timeout && w.streaming() {
@@ -464,6 +494,17 @@ async fn one_try(
         }
     }
     shared.record(state, slot, outcome, latency);
+    let result = match result {
+        TryResult::Response(res) => {
+            let limits = deadline::Limits {
+                deadline: plan.deadline,
+                idle: shared.defaults.response_idle,
+                permit,
+            };
+            TryResult::Response(res.map(|b| limits.wrap(b)))
+        }
+        other => other,
+    };
     Try { result, latency }
 }
 

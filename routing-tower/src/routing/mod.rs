@@ -248,6 +248,7 @@ where
             sticky_key: decision.sticky_key(),
             issue_cookie,
             body_watch,
+            deadline: None,
         };
         let annotate_inner = shared.annotate.then(|| {
             self.erased_inner
@@ -285,4 +286,7 @@ pub(crate) struct Plan {
     /// What the client's request body did (absent for requests without a body), so
     /// a client-side failure is not blamed on the backend.
     pub(crate) body_watch: Option<Arc<body::BodyWatch>>,
+    /// When the request must be done (tokio time) and the timeout that set it;
+    /// set when forwarding starts.
+    pub(crate) deadline: Option<(tokio::time::Instant, std::time::Duration)>,
 }

@@ -183,3 +183,36 @@ async fn requests_with_a_valid_cookie_do_not_advance_round_robin() {
         "requests that carry a valid cookie must not take round-robin turns"
     );
 }
+
+/// Every backend without a `connection_pool` gets the default cap (Envoy's
+/// 1024 + 1024), one with its own keeps it, and `backend_limit(None)` lifts it.
+#[test]
+fn backends_get_the_default_concurrency_cap() {
+    let router = Router::from_yaml(
+        r#"
+backends: [{name: a}, {name: b, connection_pool: {max_concurrent_requests: 8}}]
+routes: [{name: r, rules: [{backends: [{name: a}, {name: b}]}]}]
+"#,
+    )
+    .unwrap();
+    let limits = |layer: &RoutingLayer| -> Vec<Option<(u32, u32)>> {
+        let table = router.load();
+        layer
+            .shared
+            .state_for(&table)
+            .backends
+            .iter()
+            .map(|s| {
+                s.limit
+                    .as_ref()
+                    .map(|(cp, _)| (cp.max_concurrent_requests, cp.max_pending_requests))
+            })
+            .collect()
+    };
+    let layer = RoutingLayer::builder(router.clone()).build();
+    assert_eq!(limits(&layer), vec![Some((1024, 1024)), Some((8, 0))]);
+    let layer = RoutingLayer::builder(router.clone())
+        .backend_limit(None)
+        .build();
+    assert_eq!(limits(&layer), vec![None, Some((8, 0))]);
+}
