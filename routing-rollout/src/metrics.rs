@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::RolloutTarget;
+
 /// A latency histogram: sample counts per bucket, each bucket named by the value a
 /// quantile falling in it reports (its estimate, e.g. the bucket's midpoint).
 ///
@@ -172,6 +174,14 @@ impl BackendCounts {
 /// Cumulative counts per backend name. routing-tower implements it for its stats
 /// registry and layer; tests pass a map.
 ///
+/// A rollout reads [`target_counts`](Self::target_counts): the counts of the traffic
+/// the target's split decides. For an HTTP rule that is the rule's own requests —
+/// requests another rule sends to the candidate (a header match such as
+/// `x-canary: true` forcing it) must not dilute its error rate. The provided method
+/// falls back to the backend's totals, for sources that cannot tell rules apart
+/// (a map in a test, an L4 service); routing-tower's registry and layer answer per
+/// rule.
+///
 /// ```
 /// use routing_rollout::{BackendCounts, MetricsSource};
 /// use std::collections::HashMap;
@@ -183,6 +193,22 @@ impl BackendCounts {
 pub trait MetricsSource: fmt::Debug {
     /// The totals of `backend` so far; zeroes for a backend never seen.
     fn backend_counts(&self, backend: &str) -> BackendCounts;
+
+    /// The counts of `backend` within the traffic `target` splits (default: the
+    /// backend's totals, [`backend_counts`](Self::backend_counts)).
+    ///
+    /// ```
+    /// use routing_rollout::{BackendCounts, MetricsSource, RolloutTarget};
+    /// use std::collections::HashMap;
+    /// let mut m = HashMap::new();
+    /// m.insert("v2".to_owned(), BackendCounts { completed: 3, ..Default::default() });
+    /// let t = RolloutTarget::http_rule("shop", "main", "v1", "v2");
+    /// assert_eq!(m.target_counts(&t, "v2").completed, 3);
+    /// ```
+    fn target_counts(&self, target: &RolloutTarget, backend: &str) -> BackendCounts {
+        let _ = target;
+        self.backend_counts(backend)
+    }
 }
 
 impl<S: std::hash::BuildHasher> MetricsSource for HashMap<String, BackendCounts, S> {
@@ -201,10 +227,16 @@ impl<T: MetricsSource + ?Sized> MetricsSource for &T {
     fn backend_counts(&self, backend: &str) -> BackendCounts {
         (**self).backend_counts(backend)
     }
+    fn target_counts(&self, target: &RolloutTarget, backend: &str) -> BackendCounts {
+        (**self).target_counts(target, backend)
+    }
 }
 
 impl<T: MetricsSource + ?Sized> MetricsSource for Arc<T> {
     fn backend_counts(&self, backend: &str) -> BackendCounts {
         (**self).backend_counts(backend)
+    }
+    fn target_counts(&self, target: &RolloutTarget, backend: &str) -> BackendCounts {
+        (**self).target_counts(target, backend)
     }
 }

@@ -279,8 +279,8 @@ impl<T: ApplySplit> Rollout<T> {
     fn open_window(&self, now: Duration, metrics: &(impl MetricsSource + ?Sized)) -> Window {
         Window {
             start: now,
-            candidate: metrics.backend_counts(self.target.candidate()),
-            stable: metrics.backend_counts(self.target.stable()),
+            candidate: metrics.target_counts(&self.target, self.target.candidate()),
+            stable: metrics.target_counts(&self.target, self.target.stable()),
             waiting_reported: false,
         }
     }
@@ -308,10 +308,10 @@ impl<T: ApplySplit> Rollout<T> {
         metrics: &(impl MetricsSource + ?Sized),
     ) -> WindowFigures {
         let cand = metrics
-            .backend_counts(self.target.candidate())
+            .target_counts(&self.target, self.target.candidate())
             .since(&w.candidate);
         let stable = metrics
-            .backend_counts(self.target.stable())
+            .target_counts(&self.target, self.target.stable())
             .since(&w.stable);
         WindowFigures {
             step,

@@ -35,10 +35,12 @@
 //!
 //! driver.tick(); // step 1: 10 % to v2
 //! assert_eq!(driver.state(), RolloutState::Running { step: 0, percent: 10.0 });
-//! stats.get_or_insert("v2").record(Outcome::Status(http::StatusCode::OK), Duration::from_millis(3));
+//! // What the layer records for rule `main`'s requests to v2.
+//! let v2 = stats.rule_backend("shop", "main", "v2");
+//! v2.record(Outcome::Status(http::StatusCode::OK), Duration::from_millis(3));
 //! clock.advance(Duration::from_secs(30));
 //! driver.tick(); // passed: step 2 (100 %)
-//! stats.get_or_insert("v2").record(Outcome::Status(http::StatusCode::OK), Duration::from_millis(3));
+//! v2.record(Outcome::Status(http::StatusCode::OK), Duration::from_millis(3));
 //! clock.advance(Duration::from_secs(30));
 //! driver.tick();
 //! assert_eq!(driver.state(), RolloutState::Promoted);
@@ -51,7 +53,7 @@ use std::time::Duration;
 use routing_core::Router;
 use routing_rollout::{
     ApplySplit, BackendCounts, ControlError, LatencyHistogram, MetricsSource, Rollout,
-    RolloutEvent, RolloutState, WindowFigures,
+    RolloutEvent, RolloutState, RolloutTarget, WindowFigures,
 };
 
 use crate::clock::SharedClock;
@@ -87,17 +89,34 @@ pub fn backend_counts(s: &StatsSnapshot) -> BackendCounts {
     }
 }
 
+/// Per backend, and for an HTTP rule target per (route, rule, backend): a rollout
+/// is judged on the driven rule's own requests, so traffic another rule forces
+/// onto the candidate (say a `x-canary: true` header rule) does not count.
 impl MetricsSource for StatsRegistry {
     fn backend_counts(&self, backend: &str) -> BackendCounts {
         self.get(backend)
             .map(|s| backend_counts(&s.snapshot()))
             .unwrap_or_default()
     }
+
+    fn target_counts(&self, target: &RolloutTarget, backend: &str) -> BackendCounts {
+        match target {
+            RolloutTarget::HttpRule { route, rule, .. } => self
+                .get_rule_backend(route, rule, backend)
+                .map(|s| backend_counts(&s.snapshot()))
+                .unwrap_or_default(),
+            RolloutTarget::TcpService { .. } => self.backend_counts(backend),
+        }
+    }
 }
 
 impl MetricsSource for RoutingLayer {
     fn backend_counts(&self, backend: &str) -> BackendCounts {
         self.stats_registry().backend_counts(backend)
+    }
+
+    fn target_counts(&self, target: &RolloutTarget, backend: &str) -> BackendCounts {
+        self.stats_registry().target_counts(target, backend)
     }
 }
 

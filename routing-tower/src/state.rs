@@ -61,6 +61,9 @@ pub(crate) struct GenState {
     pub(crate) routes: Vec<Arc<BackendStats>>,
     /// By rule index: the rule's retry budget.
     pub(crate) budgets: Vec<Option<BudgetEntry>>,
+    /// By rule index: for a named rule with several backends, each backend's stats
+    /// within the rule (what a rollout of the rule is judged on); empty otherwise.
+    pub(crate) rule_stats: Vec<RuleStats>,
     pub(crate) outlier_enabled: bool,
 }
 
@@ -71,10 +74,14 @@ impl GenState {
             backends: Vec::new(),
             routes: Vec::new(),
             budgets: Vec::new(),
+            rule_stats: Vec::new(),
             outlier_enabled: false,
         }
     }
 }
+
+/// One rule's backends, each with its stats within the rule.
+pub(crate) type RuleStats = Box<[(routing_core::BackendId, Arc<BackendStats>)]>;
 
 /// A rule's retry budget, kept across generations while the rule keeps its route
 /// name, position and budget settings.
@@ -192,6 +199,28 @@ impl Shared {
             .sync(names.iter().map(|n| &**n), self.router.health());
     }
 
+    /// Each named rule with several backends: its backends' stats within it, from
+    /// the registry (so they outlive the generation, e.g. a rollout's weight steps).
+    fn rule_stats(&self, table: &RouteTable) -> Vec<RuleStats> {
+        table
+            .rules()
+            .iter()
+            .map(|r| match (r.name(), r.forward()) {
+                (Some(name), Some(f)) if f.backends().len() > 1 => {
+                    let route = table.routes()[r.route_index()].name();
+                    f.backends()
+                        .iter()
+                        .map(|b| {
+                            let backend = table.backend(b.id()).name();
+                            (b.id(), self.stats.rule_backend(route, name, backend))
+                        })
+                        .collect()
+                }
+                _ => Box::default(),
+            })
+            .collect()
+    }
+
     fn build_state(&self, table: &RouteTable, prev: &GenState) -> GenState {
         let old: HashMap<&str, &Slot> = prev.backends.iter().map(|s| (&*s.name, s)).collect();
         let backends = table
@@ -263,20 +292,28 @@ impl Shared {
                 .map(|r| self.route_stats.get_or_insert(r.name()))
                 .collect(),
             budgets,
+            rule_stats: self.rule_stats(table),
             outlier_enabled: table.outlier_detection().is_some(),
         }
     }
 
-    /// Records how a try to `slot` ended, once: in the backend's stats and, when the
+    /// Records how a try of rule `rule` to `slot` (backend `backend`) ended, once: in
+    /// the backend's stats, in its stats within the rule (when kept) and, when the
     /// table enables it, in the outlier detector.
     pub(crate) fn record(
         &self,
         state: &GenState,
+        (rule, backend): (usize, routing_core::BackendId),
         slot: &Slot,
         outcome: Outcome,
         latency: Duration,
     ) {
         slot.stats.record(outcome, latency);
+        if let Some(per_rule) = state.rule_stats.get(rule) {
+            if let Some((_, s)) = per_rule.iter().find(|(id, _)| *id == backend) {
+                s.record(outcome, latency);
+            }
+        }
         if state.outlier_enabled {
             if let Some(ej) = self.outlier.record(&slot.name, outcome) {
                 tracing::debug!(backend = &*slot.name, ?ej, "ejected");

@@ -497,10 +497,22 @@ impl StatsSnapshot {
 /// assert!(std::sync::Arc::ptr_eq(&a, &r.get_or_insert("a")));
 /// assert_eq!(r.snapshot()[0].0.as_ref(), "a");
 /// ```
+///
+/// Beside the per-backend totals it keeps, for each named rule that splits traffic
+/// over several backends, each backend's share of that rule's traffic
+/// ([`rule_backend`](Self::rule_backend)): what a rollout of that rule is judged on.
 #[derive(Debug, Default)]
 pub struct StatsRegistry {
     by_name: RwLock<HashMap<Arc<str>, Arc<BackendStats>>>,
+    by_rule: RwLock<HashMap<RuleBackend, Arc<BackendStats>>>,
 }
+
+/// (route, rule, backend) names.
+type RuleBackend = (Box<str>, Box<str>, Box<str>);
+
+/// A route's, rule's and backend's names, and the backend's stats within the rule
+/// ([`StatsRegistry::rule_snapshot`]).
+pub type RuleBackendSnapshot = (Box<str>, Box<str>, Box<str>, StatsSnapshot);
 
 impl StatsRegistry {
     /// An empty registry.
@@ -544,6 +556,66 @@ impl StatsRegistry {
     pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
         let mut map = self.by_name.write().unwrap_or_else(|p| p.into_inner());
         map.retain(|name, _| keep(name));
+    }
+
+    /// The statistics of `backend` within the requests of rule `rule` of route
+    /// `route` (by name), created zeroed on first use. The layer records every try
+    /// of a named rule with several backends both here and in the backend's totals.
+    ///
+    /// ```
+    /// let r = routing_tower::stats::StatsRegistry::new();
+    /// let s = r.rule_backend("shop", "main", "v2");
+    /// assert!(std::sync::Arc::ptr_eq(&s, &r.rule_backend("shop", "main", "v2")));
+    /// assert!(r.get("v2").is_none(), "separate from the backend's totals");
+    /// ```
+    pub fn rule_backend(&self, route: &str, rule: &str, backend: &str) -> Arc<BackendStats> {
+        if let Some(s) = self.get_rule_backend(route, rule, backend) {
+            return s;
+        }
+        let mut map = self.by_rule.write().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            map.entry((route.into(), rule.into(), backend.into()))
+                .or_insert_with(|| Arc::new(BackendStats::new())),
+        )
+    }
+
+    /// The statistics of `backend` within rule `rule` of route `route`, if any.
+    ///
+    /// ```
+    /// let r = routing_tower::stats::StatsRegistry::new();
+    /// assert!(r.get_rule_backend("shop", "main", "v2").is_none());
+    /// ```
+    #[must_use]
+    pub fn get_rule_backend(
+        &self,
+        route: &str,
+        rule: &str,
+        backend: &str,
+    ) -> Option<Arc<BackendStats>> {
+        let map = self.by_rule.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&(route.into(), rule.into(), backend.into()))
+            .cloned()
+    }
+
+    /// A snapshot of every (route, rule, backend), sorted.
+    ///
+    /// ```
+    /// let r = routing_tower::stats::StatsRegistry::new();
+    /// r.rule_backend("shop", "main", "v2");
+    /// let all = r.rule_snapshot();
+    /// assert_eq!((&*all[0].0, &*all[0].1, &*all[0].2), ("shop", "main", "v2"));
+    /// ```
+    #[must_use]
+    pub fn rule_snapshot(&self) -> Vec<RuleBackendSnapshot> {
+        let map = self.by_rule.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = map
+            .iter()
+            .map(|((route, rule, backend), s)| {
+                (route.clone(), rule.clone(), backend.clone(), s.snapshot())
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+        out
     }
 
     /// A snapshot of every backend, sorted by name.

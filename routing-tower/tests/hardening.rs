@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -923,4 +924,118 @@ routes: [{{name: r, rules: [{{backends: [{{name: app}}]}}]}}]
         "the refusal is not the backend's: {app:?}"
     );
     assert_eq!(app.completed(), 3, "{app:?}");
+}
+
+/// Item 9 — a rollout is judged on the driven rule's own requests: a flood of
+/// `x-canary: true` requests that another rule forces onto the (healthy-looking)
+/// candidate cannot dilute the candidate's errors on the rule being rolled out.
+/// (The other half of item 9, a step that never gets traffic, ends `Inconclusive`:
+/// routing-rollout's `max_step` tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_verdicts_cannot_be_steered_by_forced_traffic() {
+    use routing_rollout::{
+        Checks, RollbackReason, Rollout, RolloutPlan, RolloutPlanSpec, RolloutState, RolloutTarget,
+    };
+    use routing_tower::clock::{ManualClock, SharedClock};
+    use routing_tower::rollout::Driver;
+    use routing_tower::RoutingLayer;
+    use tower::Layer as _;
+
+    let v1 = tower::service_fn(|_req: Request<body::Body>| async {
+        Ok::<_, Infallible>(Response::new(body::full("v1")))
+    });
+    // The candidate is broken, except on what a prober forcing it would ask.
+    let v2 = tower::service_fn(|req: Request<body::Body>| async move {
+        let mut res = Response::new(body::full("v2"));
+        if !req.headers().contains_key("x-canary") {
+            *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        Ok::<_, Infallible>(res)
+    });
+    let router = Router::from_yaml(
+        r#"
+backends: [{name: v1}, {name: v2}]
+routes:
+  - name: shop
+    rules:
+      - name: forced
+        matches: [{headers: [{name: x-canary, exact: "true"}]}]
+        backends: [{name: v2}]
+      - name: main
+        backends: [{name: v1}]
+"#,
+    )
+    .unwrap();
+    let layer = RoutingLayer::builder(router.clone())
+        .backends(Backends::new().with("v1", v1).with("v2", v2))
+        .rng_seed(7)
+        .build();
+    let proxy = serve(layer.clone().layer(routing_tower::NotFound)).await;
+    let plan = RolloutPlan::try_from(RolloutPlanSpec {
+        steps: vec![50.0, 100.0],
+        hold: "30s".parse().unwrap(),
+        max_step: None,
+        checks: Checks {
+            max_error_rate: Some(0.1),
+            min_requests: 5,
+            ..Checks::default()
+        },
+    })
+    .unwrap();
+    let clock = Arc::new(ManualClock::new());
+    let driver = Driver::new(
+        Rollout::new(
+            plan,
+            RolloutTarget::http_rule("shop", "main", "v1", "v2"),
+            router.clone(),
+        ),
+        layer.clone(),
+        Arc::clone(&clock) as SharedClock,
+    );
+    driver.tick();
+    assert!(matches!(
+        driver.state(),
+        RolloutState::Running { step: 0, .. }
+    ));
+
+    // 300 forced requests, all answered 200 by the candidate...
+    for _ in 0..300 {
+        let (status, body) =
+            raw(proxy.addr, "GET / HTTP/1.1\r\nHost: shop\r\nx-canary: true").await;
+        assert_eq!((status, body.as_str()), (200, "v2"));
+    }
+    // ...and 40 of the rule's own, about half of them to the failing candidate.
+    let mut candidate_errors = 0u64;
+    for _ in 0..40 {
+        let (status, body) = raw(proxy.addr, "GET / HTTP/1.1\r\nHost: shop").await;
+        match (status, body.as_str()) {
+            (200, "v1") => {}
+            (500, "v2") => candidate_errors += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        candidate_errors >= 5,
+        "{candidate_errors} requests reached v2"
+    );
+    // On the backend's totals the candidate would look healthy (under 10 % errors)...
+    let totals = layer.stats_registry().get("v2").unwrap().snapshot();
+    assert_eq!(totals.completed(), 300 + candidate_errors);
+    assert!(totals.error_rate().unwrap() < 0.1, "{totals:?}");
+    // ...but the verdict reads rule main's own requests: every one of them failed.
+    let figures = driver.current_figures().unwrap();
+    assert_eq!(figures.candidate.completed, candidate_errors, "{figures:?}");
+    clock.advance(std::time::Duration::from_secs(30));
+    driver.tick();
+    assert!(
+        matches!(
+            driver.state(),
+            RolloutState::RolledBack {
+                reason: RollbackReason::ErrorRate { .. },
+                ..
+            }
+        ),
+        "{:?}",
+        driver.state()
+    );
 }

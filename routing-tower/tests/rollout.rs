@@ -373,8 +373,9 @@ fn driver_ticks_on_its_clock_and_the_stats_registry() {
         Arc::clone(&stats),
         clock.clone() as SharedClock,
     );
+    // Rule shop/main's requests, as the layer records them for the rollout.
     let traffic = |backend: &str, ok: u64, err: u64, ms: u64| {
-        let s = stats.get_or_insert(backend);
+        let s = stats.rule_backend("shop", "main", backend);
         for _ in 0..ok {
             s.record(Outcome::Status(StatusCode::OK), Duration::from_millis(ms));
         }

@@ -207,7 +207,7 @@ fn forward_single(
         let route = &state.routes[table.rules()[plan.found.rule].route_index()];
         let _route_in_flight = route.begin();
         // One clock read for the backend's and the route's latency.
-        let done = one_try(&shared, &state, slot, call, per_try, &plan).await;
+        let done = one_try(&shared, &state, (backend, slot), call, per_try, &plan).await;
         let (res, served_by) = done.result.into_response(backend);
         let policy = table.rules()[plan.found.rule].policy();
         let route_name = table.routes()[table.rules()[plan.found.rule].route_index()].name();
@@ -345,7 +345,15 @@ async fn tries(
             Err(e) => return (error_response(e), None),
         };
         let slot = &state.backends[backend.index()];
-        let done = one_try(shared, state, slot, call, policy.timeouts.per_try, plan).await;
+        let done = one_try(
+            shared,
+            state,
+            (backend, slot),
+            call,
+            policy.timeouts.per_try,
+            plan,
+        )
+        .await;
         attempt += 1;
         let outcome = match &done.result {
             TryResult::Response(r) => Outcome::Status(r.status()),
@@ -417,7 +425,7 @@ struct Try {
 async fn one_try(
     shared: &Shared,
     state: &GenState,
-    slot: &Slot,
+    (backend, slot): (BackendId, &Slot),
     call: BackendFuture,
     per_try: Option<Duration>,
     plan: &Plan,
@@ -493,7 +501,7 @@ async fn one_try(
             };
         }
     }
-    shared.record(state, slot, outcome, latency);
+    shared.record(state, (plan.found.rule, backend), slot, outcome, latency);
     let result = match result {
         TryResult::Response(res) => {
             let limits = deadline::Limits {
