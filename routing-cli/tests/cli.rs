@@ -93,3 +93,165 @@ fn run_without_the_xdp_feature_says_how_to_get_it() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+const EFFECTS: &str = "routing-cli/tests/fixtures/effects.yaml";
+const ALB_STICKY: &str = "routing-cli/tests/fixtures/alb-sticky.json";
+
+/// `routing explain --json …`'s `effect`.
+fn effect(args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["explain", "--json"];
+    a.extend_from_slice(args);
+    let o = routing(&a);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v["effect"].clone()
+}
+
+#[test]
+fn explain_shows_a_redirect_location_computed_from_the_request() {
+    let e = effect(&[
+        EFFECTS,
+        "--request",
+        "GET http://shop.example.com:8080/old/a?q=1",
+    ]);
+    // The scheme changes, so the request's port goes; the prefix is replaced; the
+    // query is kept.
+    assert_eq!(
+        e["redirect"],
+        serde_json::json!({"status": 301, "location": "https://shop.example.com/new/a?q=1"})
+    );
+    assert!(e["forwarded"].is_null(), "{e}");
+    let o = routing(&[
+        "explain",
+        EFFECTS,
+        "--request",
+        "GET http://shop.example.com/old",
+    ]);
+    assert!(
+        stdout(&o).contains("redirect 301 Location: https://shop.example.com/new\n"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn explain_shows_everything_a_forwarding_rule_does() {
+    let e = effect(&[
+        EFFECTS,
+        "--request",
+        "POST http://shop.example.com/api/cart?q=1 -H x-debug:1 -H cookie:sticky=abc",
+    ]);
+    assert_eq!(
+        e["forwarded"]["request_line"], "POST /v2/cart?q=1 HTTP/1.1",
+        "{e}"
+    );
+    assert_eq!(e["forwarded"]["host"], "api.internal");
+    assert_eq!(
+        e["forwarded"]["headers"],
+        serde_json::json!([
+            ["host", "api.internal"],
+            ["cookie", "sticky=abc"],
+            ["x-env", "prod"]
+        ]),
+        "x-debug removed, x-env set"
+    );
+    assert_eq!(
+        e["request_headers"],
+        serde_json::json!({"set": [["x-env", "prod"]], "add": [], "remove": ["x-debug"]})
+    );
+    assert_eq!(
+        e["response_headers"],
+        serde_json::json!({"set": [], "add": [["x-served-by", "shop"]], "remove": []})
+    );
+    assert_eq!(
+        e["mirrors"],
+        serde_json::json!([{"backend": "shadow", "percent": 25.0}])
+    );
+    assert_eq!(
+        e["fault"],
+        serde_json::json!({"delay": {"ms": 50, "percent": 10.0}, "abort": {"status": 503, "percent": 1.0}, "applies": true})
+    );
+    assert_eq!(
+        e["timeouts"],
+        serde_json::json!({"request_ms": 3000, "per_try_ms": 1000})
+    );
+    assert_eq!(e["retry"]["attempts"], 2);
+    assert_eq!(
+        e["retry"]["on"],
+        serde_json::json!(["5xx", "connect-failure"])
+    );
+    assert_eq!(
+        e["retry"]["method_retried_after_send"], false,
+        "POST is retried only after a connect failure"
+    );
+    // The cookie's backend is unknown without the layer's key; v2 has weight 0.
+    assert_eq!(e["stickiness"]["kind"], "cookie");
+    assert_eq!(e["stickiness"]["request_has_cookie"], true);
+    assert_eq!(e["stickiness"]["pins"], serde_json::Value::Null);
+    assert_eq!(e["backend"]["name"], "v1");
+    let e = effect(&[
+        EFFECTS,
+        "--cookie-backend",
+        "v2",
+        "--request",
+        "GET http://shop.example.com/api/x",
+    ]);
+    assert_eq!(e["stickiness"]["pins"], false, "v2 is drained: {e}");
+    assert_eq!(e["backend"]["name"], "v1");
+    // A consistent hash: the same key, the same backend; a fault limited by headers.
+    let e = effect(&[
+        EFFECTS,
+        "--request",
+        "GET http://shop.example.com/users/1 -H x-user:alice",
+    ]);
+    assert_eq!(e["stickiness"]["key_present"], true);
+    let again = effect(&[
+        EFFECTS,
+        "--request",
+        "GET http://shop.example.com/users/2 -H x-user:alice",
+    ]);
+    assert_eq!(e["backend"]["name"], again["backend"]["name"]);
+    assert_eq!(e["fault"]["applies"], false);
+    let e = effect(&[
+        EFFECTS,
+        "--request",
+        "GET http://shop.example.com/users/1 -H x-chaos:on",
+    ]);
+    assert_eq!(e["fault"]["applies"], true);
+    assert_eq!(e["stickiness"]["key_present"], false);
+}
+
+#[test]
+fn alb_stickiness_semantics_are_an_option() {
+    let o = routing(&["check", ALB_STICKY]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains("cookies beat weights"),
+        "{}",
+        stdout(&o)
+    );
+    let o = routing(&["check", "--alb-stickiness", "alb", ALB_STICKY]);
+    assert!(!stdout(&o).contains("warning"), "{}", stdout(&o));
+    let req = "GET http://pay.example.com/x";
+    let e = effect(&[
+        ALB_STICKY,
+        "--cookie-backend",
+        "pay-green",
+        "--request",
+        req,
+    ]);
+    assert_eq!(e["stickiness"]["pins"], false, "{e}");
+    assert_eq!(e["backend"]["name"], "pay-blue");
+    let e = effect(&[
+        ALB_STICKY,
+        "--alb-stickiness=alb",
+        "--cookie-backend",
+        "pay-green",
+        "--request",
+        req,
+    ]);
+    assert_eq!(e["stickiness"]["pins"], true, "{e}");
+    assert_eq!(e["stickiness"]["keeps_sessions_at_zero_weight"], true);
+    assert_eq!(e["backend"]["name"], "pay-green");
+    assert_eq!(e["backend"]["by"], "the stickiness cookie");
+}

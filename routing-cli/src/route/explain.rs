@@ -115,7 +115,13 @@ fn sticky_text(rule: &Rule) -> Option<String> {
 }
 
 /// `explain`.
-pub(super) fn explain(l: &Loaded, table: &RouteTable, req: &RequestInfo, as_json: bool) -> String {
+pub(super) fn explain(
+    l: &Loaded,
+    table: &RouteTable,
+    req: &RequestInfo,
+    as_json: bool,
+    pinned: Option<&str>,
+) -> String {
     let cands = table.candidates(req);
     let mut rng = StdRng::seed_from_u64(0);
     let decision = table.decide(req, &mut rng);
@@ -164,9 +170,11 @@ pub(super) fn explain(l: &Loaded, table: &RouteTable, req: &RequestInfo, as_json
             )
         })
         .collect();
+    let effect = super::effect::effect(table, *win, req, pinned);
     if as_json {
         return pretty(&json!({
             "matched": true,
+            "effect": effect.json,
             "route": table.routes()[rule.route_index()].name(),
             "rule": rule.index_in_route(),
             "rule_name": rule.name(),
@@ -210,19 +218,8 @@ pub(super) fn explain(l: &Loaded, table: &RouteTable, req: &RequestInfo, as_json
             let _ = writeln!(s, "         {b:<width$}  {w:>7}  {:>6.2}%", sh * 100.0);
         }
     }
-    match (&sticky, key, &keyed_backend) {
-        (_, Some(k), Some(b)) => {
-            let _ = writeln!(
-                s,
-                "sticky   key hash {k:016x} → {b} (every request with this key)"
-            );
-        }
-        (Some(t), _, _) => {
-            let _ = writeln!(s, "sticky   {t}; this request has no key: a weighted pick");
-        }
-        _ => {
-            let _ = writeln!(s, "sticky   none: every request is a weighted pick");
-        }
+    for (label, text) in &effect.lines {
+        let _ = writeln!(s, "{label:<8} {text}");
     }
     if lost.is_empty() {
         let _ = writeln!(s, "lost     no other rule matches");

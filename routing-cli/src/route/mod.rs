@@ -29,6 +29,7 @@ use routing_core::{
 };
 use serde_json::{json, Value};
 
+mod effect;
 mod explain;
 mod simulate;
 #[cfg(test)]
@@ -91,6 +92,8 @@ pub(crate) struct Options {
     pub(crate) allow_lossy: bool,
     pub(crate) deny_warnings: bool,
     pub(crate) gateways: Vec<String>,
+    pub(crate) cookie_backend: Option<String>,
+    pub(crate) alb_stickiness: bool,
 }
 
 /// Most picks or keys a simulation makes (bounded work).
@@ -121,6 +124,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         allow_lossy: false,
         deny_warnings: false,
         gateways: Vec::new(),
+        cookie_backend: None,
+        alb_stickiness: false,
     };
     let mut to = None;
     let mut it = rest.iter();
@@ -147,6 +152,18 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
             "--allow-lossy" => o.allow_lossy = true,
             "--deny-warnings" => o.deny_warnings = true,
             "--gateway" => o.gateways.push(value()?),
+            "--cookie-backend" => o.cookie_backend = Some(value()?),
+            "--alb-stickiness" => {
+                o.alb_stickiness = match value()?.as_str() {
+                    "alb" => true,
+                    "library" => false,
+                    v => {
+                        return Err(format!(
+                            "`--alb-stickiness` is `alb` or `library`, not `{v}`"
+                        ))
+                    }
+                }
+            }
             "--backend-map" => o.backend_map = Some(value()?.into()),
             "--namespace" => o.namespace = Some(value()?),
             "--request" => o.requests.push(value()?),
@@ -198,7 +215,7 @@ pub(crate) fn run(o: &Options) -> Result<(String, bool)> {
             let text = if o.command == Command::Explain {
                 let req = parse_request(&o.requests[0], o.source_ip)?;
                 match req.normalize_path(table.path_normalization()) {
-                    Ok(req) => explain(&loaded, table, &req, o.json),
+                    Ok(req) => explain(&loaded, table, &req, o.json, o.cookie_backend.as_deref()),
                     Err(e) if o.json => {
                         pretty(&json!({"matched": false, "status": 400, "reason": e.to_string()}))
                     }
@@ -228,7 +245,8 @@ fn load(files: &[PathBuf], o: &Options) -> Result<Loaded> {
     let mut opts = ImportOptions::default()
         .with_allow_lossy(o.allow_lossy)
         .with_deny_warnings(o.deny_warnings)
-        .with_gateways(o.gateways.iter().cloned());
+        .with_gateways(o.gateways.iter().cloned())
+        .with_alb_cookie_beats_weight(o.alb_stickiness);
     if let Some(ns) = &o.namespace {
         opts = opts.with_default_namespace(ns.clone());
     }

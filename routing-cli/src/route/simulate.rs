@@ -4,12 +4,57 @@ use super::explain::{rule_label, split_of};
 use super::*;
 use std::collections::BTreeMap;
 
-/// A rule key stable across two configurations: route name and rule position.
-fn rule_key(table: &RouteTable, rule: &Rule) -> (String, usize) {
-    (
-        table.routes()[rule.route_index()].name().to_owned(),
-        rule.index_in_route(),
-    )
+/// A rule's identity across two configurations: its route's name, and its own name
+/// or (unnamed) its match conditions as written; the occurrence number among the
+/// route's rules with the same identity keeps duplicates apart. Adding, removing or
+/// reordering other rules leaves it unchanged.
+fn rule_key(table: &RouteTable, rule: &Rule) -> (String, String, usize) {
+    let route = &table.routes()[rule.route_index()];
+    let id = |r: &Rule| match r.name() {
+        Some(n) => format!("named `{n}`"),
+        None => {
+            let matches = table
+                .config()
+                .routes
+                .get(r.route_index())
+                .and_then(|rc| rc.rules.get(r.index_in_route()))
+                .map(|rc| serde_json::to_string(&rc.matches).unwrap_or_default())
+                .unwrap_or_default();
+            format!("matching {matches}")
+        }
+    };
+    let me = id(rule);
+    let nth = route
+        .rule_indices()
+        .map(|i| &table.rules()[i])
+        .take_while(|r| r.index_in_route() < rule.index_in_route())
+        .filter(|r| id(r) == me)
+        .count();
+    (route.name().to_owned(), me, nth)
+}
+
+/// The share of the old rule's sessions a stickiness cookie cannot keep under the
+/// new rule: those on a backend the new rule drops, or sets to weight 0 (unless its
+/// cookie keeps sessions at weight 0, ALB semantics). A cookie keeps every other
+/// session where it is; only new sessions follow the new split.
+fn cookie_moved(old_t: &RouteTable, old: &Rule, new_t: &RouteTable, new: &Rule) -> f64 {
+    let keep_zero = matches!(
+        &new.policy().session_persistence,
+        Some(SessionPersistence::Cookie(c)) if c.keep_at_zero_weight
+    );
+    let new_weights: BTreeMap<String, u32> = split_of(new_t, new)
+        .into_iter()
+        .map(|(b, w, _)| (b, w))
+        .collect();
+    split_of(old_t, old)
+        .into_iter()
+        .filter(|(b, ..)| match new_weights.get(b) {
+            None => true,
+            Some(0) => !keep_zero,
+            Some(_) => false,
+        })
+        .map(|(.., share)| share)
+        .sum()
 }
 
 /// The Maglev table sticky keys of `rule` go through: its own when it hashes, else
@@ -149,13 +194,28 @@ pub(super) fn simulate(table: &RouteTable, o: &Options) -> Result<String> {
         if let (Some(new), Some(rule)) = (&new_table, rule) {
             let key = rule_key(table, rule);
             let new_rule = new.rules().iter().find(|r| rule_key(new, r) == key);
+            let cookie = matches!(
+                &rule.policy().session_persistence,
+                Some(SessionPersistence::Cookie(_))
+            );
             match new_rule {
                 None => {
                     let _ = writeln!(
                         s,
-                        "  (no rule {} {} in the new configuration)",
-                        key.0, key.1
+                        "  (no rule {} in route {} of the new configuration)",
+                        key.1, key.0
                     );
+                }
+                Some(nr) if cookie => {
+                    let moved = cookie_moved(table, rule, new, nr);
+                    let (_, minimum) = churn_of(table, rule, new, nr, 1);
+                    let _ = writeln!(
+                        s,
+                        "  sticky cookie: {:.2}% of sessions kept, {:.2}% re-pinned (their backend left the rule or went to weight 0); new sessions follow the new split",
+                        (1.0 - moved) * 100.0,
+                        moved * 100.0
+                    );
+                    churn = json!({"kind": "cookie", "moved": moved, "kept": 1.0 - moved, "minimum": minimum});
                 }
                 Some(nr) => {
                     let (moved, minimum) = churn_of(table, rule, new, nr, o.sticky_keys);
@@ -166,7 +226,7 @@ pub(super) fn simulate(table: &RouteTable, o: &Options) -> Result<String> {
                         o.sticky_keys,
                         minimum * 100.0
                     );
-                    churn = json!({"keys": o.sticky_keys, "moved": moved, "minimum": minimum});
+                    churn = json!({"kind": "hash", "keys": o.sticky_keys, "moved": moved, "minimum": minimum});
                 }
             }
         }

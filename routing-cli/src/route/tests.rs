@@ -374,3 +374,60 @@ fn alb_blue_green_shift_moves_the_minimum_of_sticky_keys() {
     assert!((min - 0.30).abs() < 1e-9, "{churn}");
     assert!(moved >= min - 0.02 && moved <= min + 0.03, "{churn}");
 }
+
+#[test]
+fn simulate_pairs_rules_by_name_or_matches_not_position() {
+    // The new configuration adds a rule in front: no other rule moves.
+    let after = CANARY.replace(
+        "    rules:\n",
+        "    rules:\n      - matches: [{path: {exact: /health}}]\n        backends: [{name: v1}]\n",
+    );
+    let v = simulate_change("pairs", ("a.yaml", CANARY), ("b.yaml", &after));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{v}");
+    for r in runs {
+        assert_eq!(r["sticky_churn"]["moved"], 0.0, "{r}");
+        assert_eq!(r["sticky_churn"]["kind"], "hash", "{r}");
+    }
+    // Renaming a rule unpairs it.
+    let renamed = CANARY.replace("name: users", "name: customers");
+    let v = simulate_change("renamed", ("a.yaml", CANARY), ("b.yaml", &renamed));
+    assert!(v["runs"][1]["sticky_churn"].is_null(), "{v}");
+    assert_eq!(v["runs"][2]["sticky_churn"]["moved"], 0.0);
+}
+
+#[test]
+fn simulate_reports_cookie_sessions_as_kept() {
+    let sticky = CANARY.replace(
+        "      - backends: [{name: v1, weight: 50}, {name: v2, weight: 50}]",
+        "      - backends: [{name: v1, weight: 50}, {name: v2, weight: 50}]\n        session_persistence: {cookie: {name: s}}",
+    );
+    // 50/50 → 90/10: a cookie keeps every session.
+    let shifted = sticky.replace(
+        "[{name: v1, weight: 50}, {name: v2, weight: 50}]",
+        "[{name: v1, weight: 90}, {name: v2, weight: 10}]",
+    );
+    let v = simulate_change("cookie", ("a.yaml", &sticky), ("b.yaml", &shifted));
+    let churn = &v["runs"][2]["sticky_churn"];
+    assert_eq!(churn["kind"], "cookie", "{v}");
+    assert_eq!(churn["moved"], 0.0);
+    assert_eq!(churn["kept"], 1.0);
+    assert!(
+        (churn["minimum"].as_f64().unwrap() - 0.4).abs() < 1e-9,
+        "{churn}"
+    );
+    // v2 drained to 0: its half of the sessions is re-pinned…
+    let drained = sticky.replace(
+        "[{name: v1, weight: 50}, {name: v2, weight: 50}]",
+        "[{name: v1, weight: 50}, {name: v2, weight: 0}]",
+    );
+    let v = simulate_change("drained", ("a.yaml", &sticky), ("b.yaml", &drained));
+    assert_eq!(v["runs"][2]["sticky_churn"]["moved"], 0.5, "{v}");
+    // …unless the cookie keeps sessions at weight 0 (ALB semantics).
+    let kept = drained.replace(
+        "{cookie: {name: s}}",
+        "{cookie: {name: s, keep_at_zero_weight: true}}",
+    );
+    let v = simulate_change("kept", ("a.yaml", &sticky), ("b.yaml", &kept));
+    assert_eq!(v["runs"][2]["sticky_churn"]["moved"], 0.0, "{v}");
+}
