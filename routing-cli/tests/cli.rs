@@ -255,3 +255,27 @@ fn alb_stickiness_semantics_are_an_option() {
     assert_eq!(e["backend"]["name"], "pay-green");
     assert_eq!(e["backend"]["by"], "the stickiness cookie");
 }
+
+#[test]
+fn check_warns_on_unreachable_rules() {
+    let file = "routing-cli/tests/fixtures/alb-shadowed.json";
+    let o = routing(&["check", "--json", file]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let w = v["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{v}");
+    assert_eq!(
+        w[0]["message"],
+        "rule 1 (`priority-2`) of route `web/b2c3d4e5f6071829` is unreachable: every request it matches is taken first by rule 0 (`priority-1`)"
+    );
+    assert_eq!(w[0]["at"]["path"], "Rules[1]");
+    assert_eq!(w[0]["at"]["line"], 10);
+    // --deny-warnings: an error, exit 1.
+    let o = routing(&["check", "--deny-warnings", file]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("error: "), "{}", stdout(&o));
+    // The fixtures without shadowing stay clean.
+    let o = routing(&["check", "--json", BOOKINFO]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(!v["warnings"].to_string().contains("unreachable"), "{v}");
+}

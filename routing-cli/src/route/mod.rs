@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 mod effect;
 mod explain;
+mod shadow;
 mod simulate;
 #[cfg(test)]
 mod tests;
@@ -231,6 +232,7 @@ pub(crate) fn run(o: &Options) -> Result<(String, bool)> {
 
 /// Files read, imported and validated.
 pub(crate) struct Loaded {
+    deny_warnings: bool,
     imported: Imported,
     table: Result<RouteTable, ImportErrors>,
 }
@@ -261,21 +263,83 @@ fn load(files: &[PathBuf], o: &Options) -> Result<Loaded> {
     match import::import(&sources, &opts) {
         Ok(imported) => {
             let table = imported.validate();
-            Ok(Loaded { imported, table })
+            Ok(Loaded {
+                deny_warnings: o.deny_warnings,
+                imported,
+                table,
+            })
         }
         Err(errors) => Ok(Loaded {
+            deny_warnings: o.deny_warnings,
             imported: Imported::default(),
             table: Err(errors),
         }),
     }
 }
 
+/// A warning per rule no request reaches ([`shadow`]), at the rule's source.
+fn unreachable(imported: &Imported) -> Vec<import::ImportWarning> {
+    let cfg = &imported.config;
+    let label = |route: usize, rule: usize| {
+        let r = &cfg.routes[route];
+        match r.rules.get(rule).and_then(|x| x.name.as_deref()) {
+            Some(n) => format!("rule {rule} (`{n}`)"),
+            None => format!("rule {rule}"),
+        }
+    };
+    shadow::shadowed(cfg)
+        .into_iter()
+        .map(|s| {
+            let path = format!("routes[{}].rules[{}]", s.route, s.rule);
+            let at = imported
+                .origin_of(&path)
+                .cloned()
+                .unwrap_or(import::Location {
+                    source: "(config)".into(),
+                    document: 0,
+                    resource: None,
+                    path: path.clone(),
+                    line: None,
+                });
+            let by: Vec<String> = s.by.iter().map(|&i| label(s.route, i)).collect();
+            let how = if cfg.routes[s.route].precedence
+                == Some(routing_core::RulePrecedence::FirstMatch)
+            {
+                "every request it matches is taken first by"
+            } else {
+                "its matches repeat, and ties go to the rule declared first:"
+            };
+            import::ImportWarning {
+                at,
+                message: format!(
+                    "{} of route `{}` is unreachable: {how} {}",
+                    label(s.route, s.rule),
+                    cfg.routes[s.route].name,
+                    by.join(", ")
+                ),
+            }
+        })
+        .collect()
+}
+
 /// `check`: counts, warnings, errors.
 fn check(l: &Loaded, as_json: bool) -> (String, bool) {
-    let (warnings, errors) = match &l.table {
-        Ok(_) => (l.imported.warnings.as_slice(), &[][..]),
-        Err(e) => (e.warnings(), e.errors()),
+    let (mut warnings, mut errors) = match &l.table {
+        Ok(_) => (l.imported.warnings.clone(), Vec::new()),
+        Err(e) => (e.warnings().to_vec(), e.errors().to_vec()),
     };
+    if l.table.is_ok() {
+        for w in unreachable(&l.imported) {
+            if l.deny_warnings {
+                errors.push(import::ImportError {
+                    at: w.at,
+                    kind: import::ImportErrorKind::Warning(w.message),
+                });
+            } else {
+                warnings.push(w);
+            }
+        }
+    }
     let ok = errors.is_empty();
     let cfg = &l.imported.config;
     let rules: usize = cfg.routes.iter().map(|r| r.rules.len()).sum();
@@ -292,10 +356,10 @@ fn check(l: &Loaded, as_json: bool) -> (String, bool) {
         return (pretty(&v), ok);
     }
     let mut s = String::new();
-    for w in warnings {
+    for w in &warnings {
         let _ = writeln!(s, "warning: {w}");
     }
-    for e in errors {
+    for e in &errors {
         let _ = writeln!(s, "error: {e}");
     }
     if ok {

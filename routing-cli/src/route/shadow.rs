@@ -1,0 +1,218 @@
+//! `check`'s reachability pass: rules no request can reach because an earlier rule
+//! takes every request they match.
+//!
+//! * In a `first_match` route (Istio, ALB by priority), a rule is unreachable when
+//!   each of its matches implies a match of an earlier rule: an ALB `/*` at a higher
+//!   priority takes everything after it.
+//! * In a route ranked by specificity (native, Gateway API), ties go to the rule
+//!   declared first, so a rule is unreachable when each of its matches is also,
+//!   condition for condition, a match of an earlier rule.
+//!
+//! The implication test is conservative: conditions it cannot compare (regular
+//! expressions other than identical ones) never count as covered, so a warning is
+//! always real and some shadowing may go unreported.
+
+use routing_core::{
+    Config, HeaderMatchConfig, MatchConfig, PathMatchConfig, QueryMatchConfig, RulePrecedence,
+};
+
+/// A rule no request reaches: (route index, rule index, the earlier rule indices
+/// that take its requests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Shadowed {
+    pub(super) route: usize,
+    pub(super) rule: usize,
+    pub(super) by: Vec<usize>,
+}
+
+/// The matches of a rule; no matches is one match-everything entry.
+fn matches_of(m: &[MatchConfig]) -> Vec<MatchConfig> {
+    if m.is_empty() {
+        vec![MatchConfig::default()]
+    } else {
+        m.to_vec()
+    }
+}
+
+/// Whether every path `b` matches is a path `a` matches.
+fn path_covers(a: Option<&PathMatchConfig>, b: Option<&PathMatchConfig>) -> bool {
+    let everything = PathMatchConfig {
+        prefix: Some("/".into()),
+        ..PathMatchConfig::default()
+    };
+    let (a, b) = (a.unwrap_or(&everything), b.unwrap_or(&everything));
+    let root = |x: &Option<String>| x.as_deref().is_some_and(|p| p.is_empty() || p == "/");
+    if a == b || root(&a.prefix) || root(&a.starts_with) {
+        // Every normalised path starts with `/`.
+        return true;
+    }
+    // What every path `b` matches starts with, and whether `b` is one exact path.
+    let (b_lead, b_exact): (String, bool) = if let Some(e) = &b.exact {
+        (e.clone(), true)
+    } else if let Some(p) = &b.prefix {
+        (p.trim_end_matches('/').to_owned(), false)
+    } else if let Some(s) = &b.starts_with {
+        (s.clone(), false)
+    } else {
+        return false;
+    };
+    if let Some(p) = &a.prefix {
+        let p = p.trim_end_matches('/');
+        let on_segment = |x: &str| p.is_empty() || x == p || x.starts_with(&format!("{p}/"));
+        return match (&b.exact, &b.prefix) {
+            (Some(e), _) => on_segment(e),
+            (_, Some(_)) => on_segment(&b_lead),
+            // A plain string prefix `b` covers `/apix` too: only `/` covers it.
+            _ => p.is_empty(),
+        };
+    }
+    if let Some(s) = &a.starts_with {
+        return b_lead.starts_with(s.as_str());
+    }
+    if let Some(e) = &a.exact {
+        return b_exact && *e == b_lead;
+    }
+    false
+}
+
+fn header_eq(a: &HeaderMatchConfig, b: &HeaderMatchConfig) -> bool {
+    a.name.eq_ignore_ascii_case(&b.name) && {
+        let (mut a, mut b) = (a.clone(), b.clone());
+        a.name.clear();
+        b.name.clear();
+        a == b
+    }
+}
+
+/// Whether every request `b` matches is a request `a` matches (conservative).
+fn covers(a: &MatchConfig, b: &MatchConfig) -> bool {
+    let same_or_any = |x: &Option<String>, y: &Option<String>| x.is_none() || x == y;
+    same_or_any(&a.method, &b.method)
+        && same_or_any(&a.scheme, &b.scheme)
+        && (a.authority.is_none() || a.authority == b.authority)
+        && a.headers
+            .iter()
+            .all(|h| b.headers.iter().any(|g| header_eq(h, g)))
+        && a.query
+            .iter()
+            .all(|q: &QueryMatchConfig| b.query.contains(q))
+        && path_covers(a.path.as_ref(), b.path.as_ref())
+}
+
+/// The unreachable rules of `cfg` (routes and rules in configuration order).
+pub(super) fn shadowed(cfg: &Config) -> Vec<Shadowed> {
+    let mut out = Vec::new();
+    for (ri, route) in cfg.routes.iter().enumerate() {
+        let first_match = route.precedence == Some(RulePrecedence::FirstMatch);
+        for (j, rule) in route.rules.iter().enumerate() {
+            let mut by = Vec::new();
+            let all = matches_of(&rule.matches).iter().all(|m| {
+                let taker = route.rules[..j].iter().position(|earlier| {
+                    matches_of(&earlier.matches).iter().any(|e| {
+                        if first_match {
+                            covers(e, m)
+                        } else {
+                            e == m
+                        }
+                    })
+                });
+                if let Some(i) = taker {
+                    if !by.contains(&i) {
+                        by.push(i);
+                    }
+                }
+                taker.is_some()
+            });
+            if all {
+                by.sort_unstable();
+                out.push(Shadowed {
+                    route: ri,
+                    rule: j,
+                    by,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn p(kind: &str, v: &str) -> Option<PathMatchConfig> {
+        let mut c = PathMatchConfig::default();
+        match kind {
+            "exact" => c.exact = Some(v.into()),
+            "prefix" => c.prefix = Some(v.into()),
+            "starts_with" => c.starts_with = Some(v.into()),
+            _ => c.regex = Some(v.into()),
+        }
+        Some(c)
+    }
+
+    #[test]
+    fn path_implication() {
+        let cases = [
+            (("prefix", "/"), ("regex", "/x.*"), true),
+            (("starts_with", "/"), ("exact", "/a"), true),
+            (("prefix", "/api"), ("prefix", "/api/v1"), true),
+            (("prefix", "/api"), ("exact", "/api"), true),
+            (("prefix", "/api/"), ("exact", "/api/x"), true),
+            (("prefix", "/api"), ("prefix", "/apix"), false),
+            (("prefix", "/api"), ("starts_with", "/api"), false),
+            (("starts_with", "/api"), ("prefix", "/apix"), true),
+            (("starts_with", "/api"), ("starts_with", "/ap"), false),
+            (("exact", "/a"), ("exact", "/a"), true),
+            (("exact", "/a"), ("prefix", "/a"), false),
+            (("regex", "/a.*"), ("exact", "/ab"), false),
+            (("regex", "/a.*"), ("regex", "/a.*"), true),
+        ];
+        for ((ak, av), (bk, bv), want) in cases {
+            assert_eq!(
+                path_covers(p(ak, av).as_ref(), p(bk, bv).as_ref()),
+                want,
+                "{ak} {av} covers {bk} {bv}"
+            );
+        }
+        assert!(
+            path_covers(None, p("exact", "/x").as_ref()),
+            "no path is `/`"
+        );
+        assert!(!path_covers(p("prefix", "/a").as_ref(), None));
+    }
+
+    #[test]
+    fn first_match_and_specificity_routes() {
+        let cfg = Config::from_yaml(
+            r#"
+backends: [{name: a}]
+routes:
+  - name: alb
+    precedence: first_match
+    rules:
+      - {name: api, matches: [{path: {prefix: /api}, method: GET}], backends: [{name: a}]}
+      - {name: all, matches: [{path: {starts_with: /}}], backends: [{name: a}]}
+      - {name: api-get, matches: [{path: {exact: /api/x}, method: GET, headers: [{name: X-A, exact: "1"}]}], backends: [{name: a}]}
+      - {name: late, matches: [{path: {prefix: /b}}], backends: [{name: a}]}
+  - name: spec
+    rules:
+      - {matches: [{path: {prefix: /x}}], backends: [{name: a}]}
+      - {matches: [{path: {prefix: /x/y}}], backends: [{name: a}]}
+      - {matches: [{path: {prefix: /x}}, {path: {prefix: /z}}], backends: [{name: a}]}
+      - {matches: [{path: {prefix: /x}}], backends: [{name: a}]}
+"#,
+        )
+        .unwrap();
+        let got: Vec<(usize, usize, Vec<usize>)> = shadowed(&cfg)
+            .into_iter()
+            .map(|s| (s.route, s.rule, s.by))
+            .collect();
+        assert_eq!(
+            got,
+            [(0, 2, vec![0]), (0, 3, vec![1]), (1, 3, vec![0])],
+            "api-get is under api, late under all; in a ranked route only the duplicate"
+        );
+    }
+}
