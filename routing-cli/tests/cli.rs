@@ -279,3 +279,94 @@ fn check_warns_on_unreachable_rules() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(!v["warnings"].to_string().contains("unreachable"), "{v}");
 }
+
+/// Splits a README command line into words: single quotes group, `#` starts a
+/// comment, `$F` is the fixtures directory.
+fn words(line: &str, fixtures: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            '#' if !quoted => break,
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur).replace("$F", fixtures));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(cur.replace("$F", fixtures));
+    }
+    out
+}
+
+/// The README's CLI section runs from a clean clone: every `routing …` line of its
+/// `sh` block succeeds, and the `text` block under it is what `explain` prints.
+#[test]
+fn the_readme_cli_examples_run() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split_once("**See what the library will do before you ship**")
+        .expect("the README's CLI section")
+        .1;
+    let sh = section
+        .split_once("```sh\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    let text = section
+        .split_once("```text\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    let fixtures = "routing-core/tests/fixtures/import";
+    let dir = std::env::temp_dir().join(format!("routing-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let next = dir.join("next.json");
+    // The `sed` line: the blue/green shift to 50/50.
+    assert!(sh.contains("sed 's/\"Weight\": 80/\"Weight\": 50/; s/\"Weight\": 20/\"Weight\": 50/'"));
+    let before = std::fs::read_to_string(root.join(fixtures).join("alb/blue-green.json")).unwrap();
+    std::fs::write(
+        &next,
+        before
+            .replace("\"Weight\": 80", "\"Weight\": 50")
+            .replace("\"Weight\": 20", "\"Weight\": 50"),
+    )
+    .unwrap();
+    let mut ran = 0;
+    let mut explained = None;
+    for line in sh.lines().filter(|l| l.starts_with("routing ")) {
+        let w: Vec<String> = words(line, fixtures)
+            .into_iter()
+            .map(|w| w.replace("/tmp/next.json", next.to_str().unwrap()))
+            .collect();
+        let args: Vec<&str> = w[1..].iter().map(String::as_str).collect();
+        let o = routing(&args);
+        assert!(o.status.success(), "{line}: {}", stdout(&o));
+        if args[0] == "explain" {
+            explained = Some(stdout(&o));
+        }
+        ran += 1;
+    }
+    assert_eq!(ran, 4, "check, explain, simulate, convert");
+    assert_eq!(
+        explained.as_deref(),
+        Some(text),
+        "the README's explain output"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -124,7 +124,7 @@ pub(super) fn effect(
         }
         _ => {}
     }
-    if let Action::Forward(_) = rule.action() {
+    if let Action::Forward(fwd) = rule.action() {
         let mut parts = parts_of(req);
         rule.apply_request_filters(win.r#match, &mut parts);
         let target = parts
@@ -171,6 +171,10 @@ pub(super) fn effect(
             Ok(d) if d.sticky_key().is_some() => (
                 d.backend().map(|b| b.name().to_owned()),
                 "the sticky key (every request with this key)",
+            ),
+            Ok(d) if fwd.backends().iter().filter(|b| b.weight() > 0).count() == 1 => (
+                d.backend().map(|b| b.name().to_owned()),
+                "the rule's only backend with a weight above 0",
             ),
             Ok(d) => (
                 d.backend().map(|b| b.name().to_owned()),

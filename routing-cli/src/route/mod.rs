@@ -48,7 +48,8 @@ Usage: routing <check|explain|simulate|convert> FILE... [OPTIONS]
                                 JSON; detected per document), import and validate.
                                 Exit 1 on any error.
   explain FILE... --request R   Which rule R matches and why, the rules that lost,
-                                the backend split and where a sticky key sends R.
+                                the backend split, and everything the rule does
+                                to R (see below).
                                 R: 'GET https://shop.example.com/cart -H x-a:1 -H cookie:k=v'
                                 (method optional; --source-ip IP sets the client).
   simulate FILE... [--requests N] [--sticky-keys K] [--weights-change FILE]...
@@ -64,8 +65,14 @@ Options for all: --backend-map FILE (YAML map: source reference -> backend name 
 {name, address}), --namespace NS (default `default`), --json,
 --allow-lossy (import conditions that gate access but cannot be applied, as
 warnings; refused by default), --deny-warnings (every warning is an error),
---gateway NAME (the gateway this router stands for; repeatable; default `mesh`).
-Requests are matched on their normalised path, as the layer does.";
+--gateway NAME (the gateway this router stands for; repeatable; default `mesh`),
+--alb-stickiness alb|library (ALB target-group stickiness: `alb` keeps a session on
+a weight-0 group as ALB does; default `library`, warned).
+explain: --cookie-backend B (the request carries a valid stickiness cookie for B:
+shows whether it pins). Requests are matched on their normalised path, as the layer
+does; explain shows the rule's whole effect (redirect Location, forwarded request
+line and host, header changes, mirrors, fault, timeouts, retries, stickiness).
+check also warns about unreachable rules.";
 
 /// Which command.
 #[derive(Debug, Clone, PartialEq, Eq)]
