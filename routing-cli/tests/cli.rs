@@ -79,6 +79,16 @@ fn check_fails_with_exit_1_on_an_invalid_file() {
     let o = routing(&["check", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("nowhere"), "{}", stdout(&o));
+    // Nothing routable (only a DestinationRule): an error, not an empty success.
+    let dr = dir.join("dr.yaml");
+    std::fs::write(
+        &dr,
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec: {host: reviews}\n",
+    )
+    .unwrap();
+    let o = routing(&["check", dr.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("nothing routable"), "{}", stdout(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
