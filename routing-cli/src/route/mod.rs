@@ -308,7 +308,16 @@ fn unreachable(imported: &Imported) -> Vec<import::ImportWarning> {
                     path: path.clone(),
                     line: None,
                 });
-            let by: Vec<String> = s.by.iter().map(|&i| label(s.route, i)).collect();
+            let by: Vec<String> =
+                s.by.iter()
+                    .map(|&(q, k)| {
+                        if q == s.route {
+                            label(q, k)
+                        } else {
+                            format!("{} of route `{}`", label(q, k), cfg.routes[q].name)
+                        }
+                    })
+                    .collect();
             let how = if cfg.routes[s.route].precedence
                 == Some(routing_core::RulePrecedence::FirstMatch)
             {

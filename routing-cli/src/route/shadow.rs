@@ -13,16 +13,17 @@
 //! always real and some shadowing may go unreported.
 
 use routing_core::{
-    Config, HeaderMatchConfig, MatchConfig, PathMatchConfig, QueryMatchConfig, RulePrecedence,
+    Config, HeaderMatchConfig, MatchConfig, PathMatchConfig, QueryMatchConfig, RouteConfig,
+    RulePrecedence,
 };
 
-/// A rule no request reaches: (route index, rule index, the earlier rule indices
-/// that take its requests).
+/// A rule no request reaches: its route and rule indices, and the earlier rules
+/// (route index, rule index) that take its requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Shadowed {
     pub(super) route: usize,
     pub(super) rule: usize,
-    pub(super) by: Vec<usize>,
+    pub(super) by: Vec<(usize, usize)>,
 }
 
 /// The matches of a rule; no matches is one match-everything entry.
@@ -99,16 +100,46 @@ fn covers(a: &MatchConfig, b: &MatchConfig) -> bool {
         && path_covers(a.path.as_ref(), b.path.as_ref())
 }
 
-/// The unreachable rules of `cfg` (routes and rules in configuration order).
+/// Whether every host `later` serves is served as specifically by `earlier`: the
+/// same names (or both every host).
+fn hosts_cover(earlier: &[String], later: &[String]) -> bool {
+    if earlier.is_empty() || later.is_empty() {
+        return earlier.is_empty() && later.is_empty();
+    }
+    later
+        .iter()
+        .all(|h| earlier.iter().any(|e| e.eq_ignore_ascii_case(h)))
+}
+
+/// The unreachable rules of `cfg` (routes and rules in configuration order). Rules
+/// of a `first_match` route also compete with the rules of earlier `first_match`
+/// routes for the same hosts (tried in declaration order).
 pub(super) fn shadowed(cfg: &Config) -> Vec<Shadowed> {
+    let first = |r: &RouteConfig| r.precedence == Some(RulePrecedence::FirstMatch);
     let mut out = Vec::new();
     for (ri, route) in cfg.routes.iter().enumerate() {
-        let first_match = route.precedence == Some(RulePrecedence::FirstMatch);
+        let first_match = first(route);
+        // The rules tried before rule j: earlier same-host first_match routes' rules,
+        // then this route's earlier rules.
+        let earlier_routes: Vec<usize> = if first_match {
+            (0..ri)
+                .filter(|&q| {
+                    first(&cfg.routes[q]) && hosts_cover(&cfg.routes[q].hostnames, &route.hostnames)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         for (j, rule) in route.rules.iter().enumerate() {
+            let before: Vec<(usize, usize)> = earlier_routes
+                .iter()
+                .flat_map(|&q| (0..cfg.routes[q].rules.len()).map(move |k| (q, k)))
+                .chain((0..j).map(|k| (ri, k)))
+                .collect();
             let mut by = Vec::new();
             let all = matches_of(&rule.matches).iter().all(|m| {
-                let taker = route.rules[..j].iter().position(|earlier| {
-                    matches_of(&earlier.matches).iter().any(|e| {
+                let taker = before.iter().copied().find(|&(q, k)| {
+                    matches_of(&cfg.routes[q].rules[k].matches).iter().any(|e| {
                         if first_match {
                             covers(e, m)
                         } else {
@@ -116,9 +147,9 @@ pub(super) fn shadowed(cfg: &Config) -> Vec<Shadowed> {
                         }
                     })
                 });
-                if let Some(i) = taker {
-                    if !by.contains(&i) {
-                        by.push(i);
+                if let Some(t) = taker {
+                    if !by.contains(&t) {
+                        by.push(t);
                     }
                 }
                 taker.is_some()
@@ -205,14 +236,42 @@ routes:
 "#,
         )
         .unwrap();
-        let got: Vec<(usize, usize, Vec<usize>)> = shadowed(&cfg)
+        let got: Vec<(usize, usize, Vec<(usize, usize)>)> = shadowed(&cfg)
             .into_iter()
             .map(|s| (s.route, s.rule, s.by))
             .collect();
         assert_eq!(
             got,
-            [(0, 2, vec![0]), (0, 3, vec![1]), (1, 3, vec![0])],
+            [
+                (0, 2, vec![(0, 0)]),
+                (0, 3, vec![(0, 1)]),
+                (1, 3, vec![(1, 0)])
+            ],
             "api-get is under api, late under all; in a ranked route only the duplicate"
+        );
+    }
+
+    #[test]
+    fn earlier_first_match_routes_of_the_same_hosts_compete() {
+        let cfg = Config::from_yaml(
+            r#"
+backends: [{name: a}]
+routes:
+  - {name: vs-a, precedence: first_match, hostnames: [shop], rules: [{backends: [{name: a}]}]}
+  - {name: vs-b, precedence: first_match, hostnames: [shop], rules: [{matches: [{path: {prefix: /b}}], backends: [{name: a}]}]}
+  - {name: other, precedence: first_match, hostnames: [shop, cart], rules: [{backends: [{name: a}]}]}
+  - {name: ranked, hostnames: [shop], rules: [{backends: [{name: a}]}]}
+"#,
+        )
+        .unwrap();
+        let got: Vec<(usize, usize, Vec<(usize, usize)>)> = shadowed(&cfg)
+            .into_iter()
+            .map(|s| (s.route, s.rule, s.by))
+            .collect();
+        assert_eq!(
+            got,
+            [(1, 0, vec![(0, 0)])],
+            "vs-a's catch-all takes vs-b; `other` also serves cart; a ranked route is not first_match"
         );
     }
 }
