@@ -172,6 +172,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// (route, rule, taken by).
+    type Found = (usize, usize, Vec<(usize, usize)>);
+
     fn p(kind: &str, v: &str) -> Option<PathMatchConfig> {
         let mut c = PathMatchConfig::default();
         match kind {
@@ -236,7 +239,7 @@ routes:
 "#,
         )
         .unwrap();
-        let got: Vec<(usize, usize, Vec<(usize, usize)>)> = shadowed(&cfg)
+        let got: Vec<Found> = shadowed(&cfg)
             .into_iter()
             .map(|s| (s.route, s.rule, s.by))
             .collect();
@@ -264,7 +267,7 @@ routes:
 "#,
         )
         .unwrap();
-        let got: Vec<(usize, usize, Vec<(usize, usize)>)> = shadowed(&cfg)
+        let got: Vec<Found> = shadowed(&cfg)
             .into_iter()
             .map(|s| (s.route, s.rule, s.by))
             .collect();
