@@ -766,6 +766,11 @@ pub struct CookieConfig {
     /// `SameSite` attribute: `Strict`, `Lax` or `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_site: Option<String>,
+    /// A valid cookie keeps its session on a backend whose weight is 0 (AWS ALB
+    /// target-group stickiness: cookies beat weights). Default `false`: a weight of 0
+    /// drains at once, the session is re-pinned on its next request.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keep_at_zero_weight: bool,
 }
 
 /// An L4 service: TCP connections to `vip` are spread over `backends` through a

@@ -153,6 +153,53 @@ pub struct UrlRewrite {
     pub path: Option<PathModifier>,
 }
 
+impl UrlRewrite {
+    /// Rewrites the request in `parts` as the HTTP layer forwards it: the `Host`
+    /// header (and an absolute URI's authority) becomes `hostname`, the path is
+    /// rewritten for the match that matched (`matched`, see
+    /// [`PathModifier::rewrite_for`]), the query is kept. A value that would not
+    /// make a valid header or URI leaves that part as it was.
+    ///
+    /// ```
+    /// use routing_core::{PathModifier, RouteTable, UrlRewrite};
+    /// let t = RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{matches: [{path: {prefix: /api}}], backends: [{name: a}]}]}]").unwrap();
+    /// let rw = UrlRewrite { hostname: Some("internal".into()), path: Some(PathModifier::Prefix("/v2".into())) };
+    /// let (mut parts, ()) = http::Request::get("http://shop/api/cart?x=1").body(()).unwrap().into_parts();
+    /// rw.apply(&mut parts, t.rules()[0].matches()[0].path());
+    /// assert_eq!(parts.uri, "http://internal/v2/cart?x=1");
+    /// assert_eq!(parts.headers["host"], "internal");
+    /// ```
+    pub fn apply(&self, parts: &mut http::request::Parts, matched: &crate::PathMatch) {
+        if let Some(host) = &self.hostname {
+            if let Ok(v) = HeaderValue::from_str(host) {
+                parts.headers.insert(http::header::HOST, v);
+            }
+        }
+        if self.hostname.is_none() && self.path.is_none() {
+            return;
+        }
+        let mut uri = parts.uri.clone().into_parts();
+        if let Some(m) = &self.path {
+            let path = m.rewrite_for(parts.uri.path(), matched);
+            let pq = match parts.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            if let Ok(pq) = pq.parse() {
+                uri.path_and_query = Some(pq);
+            }
+        }
+        if let (Some(host), Some(_)) = (&self.hostname, &uri.authority) {
+            if let Ok(a) = host.parse() {
+                uri.authority = Some(a);
+            }
+        }
+        if let Ok(u) = http::Uri::from_parts(uri) {
+            parts.uri = u;
+        }
+    }
+}
+
 /// Timeouts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timeouts {
@@ -281,6 +328,9 @@ pub struct CookiePolicy {
     pub http_only: bool,
     /// `SameSite`.
     pub same_site: Option<SameSite>,
+    /// A valid cookie keeps its session on a backend of weight 0 (ALB semantics);
+    /// else it is re-pinned.
+    pub keep_at_zero_weight: bool,
 }
 
 /// The `SameSite` cookie attribute.
@@ -307,6 +357,77 @@ pub struct Redirect {
     pub path: Option<PathModifier>,
     /// Status (301, 302, 303, 307, 308).
     pub status: StatusCode,
+}
+
+impl Redirect {
+    /// The `Location` this redirect answers `req` with (Gateway API
+    /// `RequestRedirect` semantics): the configured scheme, host, port and path
+    /// (rewritten for the match that matched, `matched`) replace the request's; the
+    /// port is the configured one, else the request's when the scheme is kept, else
+    /// none; a scheme's well-known port (http 80, https 443) is omitted; the query is
+    /// kept. The request's authority comes from its URI, else its `Host` header.
+    ///
+    /// ```
+    /// use routing_core::{PathModifier, Redirect, RequestInfo, RouteTable};
+    /// let t = RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{matches: [{path: {prefix: /old}}], backends: [{name: a}]}]}]").unwrap();
+    /// let matched = t.rules()[0].matches()[0].path();
+    /// let r = Redirect { scheme: Some("https".into()), hostname: None, port: None,
+    ///     path: Some(PathModifier::Prefix("/new".into())), status: http::StatusCode::MOVED_PERMANENTLY };
+    /// let req = RequestInfo::get("http://shop.test:8080/old/x?q=1");
+    /// assert_eq!(r.location(&req, matched), "https://shop.test/new/x?q=1");
+    /// ```
+    #[must_use]
+    pub fn location<R: crate::RouteRequest + ?Sized>(
+        &self,
+        req: &R,
+        matched: &crate::PathMatch,
+    ) -> String {
+        let req_scheme = req.scheme().unwrap_or("http");
+        let (req_host, req_port) = split_host_port(req.host().unwrap_or(""));
+        let scheme = self.scheme.as_deref().unwrap_or(req_scheme);
+        let host = self.hostname.as_deref().unwrap_or(req_host);
+        let port = match (self.port, &self.scheme) {
+            (Some(p), _) => Some(p),
+            (None, None) => req_port,
+            (None, Some(_)) => None,
+        };
+        let port = port.filter(|&p| !matches!((scheme, p), ("http", 80) | ("https", 443)));
+        let path = match &self.path {
+            Some(m) => m.rewrite_for(req.path(), matched),
+            None => req.path().to_owned(),
+        };
+        let mut location = format!("{scheme}://{host}");
+        if let Some(p) = port {
+            location.push(':');
+            location.push_str(&p.to_string());
+        }
+        location.push_str(&path);
+        if let Some(q) = req.query() {
+            location.push('?');
+            location.push_str(q);
+        }
+        location
+    }
+}
+
+/// `[v6]:port`, `host:port` or `host`: the host and the port, if any.
+fn split_host_port(authority: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        if let Some(end) = rest.find(']') {
+            let port = rest[end + 1..]
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok());
+            return (&authority[..end + 2], port);
+        }
+        return (authority, None);
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => match p.parse() {
+            Ok(port) => (h, Some(port)),
+            Err(_) => (authority, None),
+        },
+        None => (authority, None),
+    }
 }
 
 /// A fixed answer.

@@ -246,6 +246,23 @@ impl Rule {
         &self.policy
     }
 
+    /// Applies the rule's request filters to `parts` as the HTTP layer does before
+    /// forwarding: the request header changes, then the URL rewrite for the match
+    /// `match_index` that matched ([`UrlRewrite::apply`](crate::UrlRewrite::apply)).
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}], filters: {request_headers: {set: [{name: x-env, value: canary}]}}}]}]").unwrap();
+    /// let (mut parts, ()) = http::Request::get("http://shop/").body(()).unwrap().into_parts();
+    /// t.rules()[0].apply_request_filters(0, &mut parts);
+    /// assert_eq!(parts.headers["x-env"], "canary");
+    /// ```
+    pub fn apply_request_filters(&self, match_index: usize, parts: &mut http::request::Parts) {
+        self.policy.request_headers.apply(&mut parts.headers);
+        if let (Some(rw), Some(m)) = (&self.policy.url_rewrite, self.matches.get(match_index)) {
+            rw.apply(parts, m.path());
+        }
+    }
+
     /// The key consistent hashing uses, if the rule is sticky by key.
     ///
     /// ```

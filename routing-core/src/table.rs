@@ -43,7 +43,8 @@ pub struct RuleMatch {
 ///
 /// * `prefer`: the backend the request is pinned to (a sticky cookie). It is taken
 ///   without drawing — the strategy's random draw or round-robin turn is not spent —
-///   when the rule has it with a weight above zero, it is available and not excluded.
+///   when the rule has it with a weight above zero (or zero, when the rule's cookie
+///   has `keep_at_zero_weight`), it is available and not excluded.
 /// * `exclude`: backends already tried (retries); they are never chosen, and the
 ///   choice among the others is weighted, ignoring the sticky key.
 ///
@@ -576,9 +577,12 @@ impl RouteTable {
         let key = rule.hash_on.as_ref().and_then(|h| h.key(req));
         let (backend, preferred) = match &rule.action {
             Action::Forward(f) => {
-                let (pos, preferred) = f
-                    .pick_with(rng, key, with.prefer, with.exclude)
-                    .ok_or(RouteError::NoBackend { rule: m.rule })?;
+                let (pos, preferred) = match kept_at_zero_weight(rule, f, &with) {
+                    Some(pos) => (pos, true),
+                    None => f
+                        .pick_with(rng, key, with.prefer, with.exclude)
+                        .ok_or(RouteError::NoBackend { rule: m.rule })?,
+                };
                 (Some(pos), preferred)
             }
             _ => (None, false),
@@ -591,6 +595,20 @@ impl RouteTable {
             preferred,
         })
     }
+}
+
+/// The preferred backend's position when the rule's cookie keeps sessions at weight
+/// 0 ([`CookiePolicy::keep_at_zero_weight`](crate::CookiePolicy), ALB semantics) and
+/// the backend has weight 0, is available and not excluded; other cases are
+/// [`Forward::pick_with`](crate::Forward::pick_with)'s.
+fn kept_at_zero_weight(rule: &Rule, f: &crate::Forward, with: &Selection<'_>) -> Option<usize> {
+    let Some(crate::SessionPersistence::Cookie(c)) = &rule.policy.session_persistence else {
+        return None;
+    };
+    let id = with.prefer.filter(|_| c.keep_at_zero_weight)?;
+    let pos = f.position(id)?;
+    let b = &f.backends()[pos];
+    (b.weight() == 0 && b.is_available() && !with.exclude.contains(&id)).then_some(pos)
 }
 
 /// L4: the TCP services and connection routing.

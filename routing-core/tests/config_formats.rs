@@ -476,6 +476,7 @@ fn everything() -> Config {
                 secure: true,
                 http_only: true,
                 same_site: Some("Strict".into()),
+                keep_at_zero_weight: false,
             }),
             header: None,
         }),
@@ -1296,6 +1297,7 @@ fn cookie() -> impl Strategy<Value = CookieConfig> {
                 secure,
                 http_only,
                 same_site,
+                keep_at_zero_weight: false,
             },
         )
 }
@@ -1743,6 +1745,7 @@ fn valid_policy_rule() -> impl Strategy<Value = RuleConfig> {
                         secure,
                         http_only,
                         same_site: same_site.map(str::to_owned),
+                        keep_at_zero_weight: false,
                     }),
                     header: None,
                 }

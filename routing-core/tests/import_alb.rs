@@ -249,8 +249,19 @@ fn path_host_native_shape() {
         }
         other => panic!("{other:?}"),
     }
-    // One query-string condition: one warning, at its line.
-    assert_eq!(imported.warnings.len(), 1, "{:?}", imported.warnings);
+    // One query-string condition: one warning, at its line; and the sticky weighted
+    // forward's semantics (ALB: cookies beat weights), at its stickiness config.
+    assert_eq!(imported.warnings.len(), 2, "{:?}", imported.warnings);
+    let sticky = &imported.warnings[1];
+    assert_eq!(
+        sticky.at.path,
+        "Rules[8].Actions[0].ForwardConfig.TargetGroupStickinessConfig"
+    );
+    assert!(
+        sticky.message.contains("cookies beat weights"),
+        "{}",
+        sticky.message
+    );
     let w = &imported.warnings[0];
     assert_eq!(w.at.path, "Rules[6].Conditions[1].QueryStringConfig");
     assert_eq!(w.at.line, Some(line_of(&text, "\"QueryStringConfig\"", 0)));
@@ -767,4 +778,89 @@ fn hostile_input_never_panics() {
             let _ = imported.validate();
         }
     }
+}
+
+/// A sticky weighted forward: `blue` at weight 100, `green` drained to weight 0.
+fn sticky_drained() -> String {
+    let tg = |n: &str| {
+        format!(
+            "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/{n}/0123456789abcdef"
+        )
+    };
+    one_rule(
+        r#"[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}]"#,
+        &format!(
+            r#"[{{"Type": "forward", "ForwardConfig": {{
+                "TargetGroups": [{{"TargetGroupArn": "{}", "Weight": 100}}, {{"TargetGroupArn": "{}", "Weight": 0}}],
+                "TargetGroupStickinessConfig": {{"Enabled": true, "DurationSeconds": 3600}}}}}}]"#,
+            tg("blue"),
+            tg("green")
+        ),
+    )
+}
+
+#[test]
+fn sticky_sessions_on_a_weight_zero_group_follow_the_chosen_semantics() {
+    use routing_core::{Selection, SessionPersistence};
+    let text = sticky_drained();
+    let pick = |opts: &ImportOptions| {
+        let imported = import(&[Source::new("sticky.json", &text)], opts).unwrap();
+        let table = imported.validate().unwrap();
+        let req = RequestInfo::get("http://pay.test/checkout");
+        let m = table.find(&req).unwrap();
+        let Some(SessionPersistence::Cookie(c)) =
+            &table.rules()[m.rule].policy().session_persistence
+        else {
+            panic!("a stickiness cookie");
+        };
+        let keep = c.keep_at_zero_weight;
+        let green = table.backend_id("green").unwrap();
+        // A valid cookie for `green` (weight 0) is the selection's preference, as the
+        // layer passes it.
+        let d = table
+            .select(m, &req, &mut rand::rng(), Selection::new().prefer(green))
+            .unwrap();
+        (
+            imported.warnings,
+            keep,
+            d.backend().unwrap().name().to_owned(),
+            d.preferred(),
+        )
+    };
+    // Default: the library's semantics (re-pin at once), with a warning naming the option.
+    let (warnings, keep, backend, preferred) = pick(&ImportOptions::default());
+    assert!(!keep);
+    assert_eq!((backend.as_str(), preferred), ("blue", false));
+    let w: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("cookies beat weights"), "{w:?}");
+    assert!(w[0].contains("--alb-stickiness alb"), "{w:?}");
+    assert!(
+        warnings[0]
+            .at
+            .path
+            .ends_with("ForwardConfig.TargetGroupStickinessConfig"),
+        "{}",
+        warnings[0].at
+    );
+    // ALB's semantics: the cookie keeps its session on the drained group.
+    let (warnings, keep, backend, preferred) =
+        pick(&ImportOptions::default().with_alb_cookie_beats_weight(true));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(keep);
+    assert_eq!((backend.as_str(), preferred), ("green", true));
+    // A single target group: nothing to warn about.
+    let single = one_rule(
+        r#"[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}]"#,
+        &format!(
+            r#"[{{"Type": "forward", "ForwardConfig": {{"TargetGroups": [{{"TargetGroupArn": "{TG}"}}],
+                "TargetGroupStickinessConfig": {{"Enabled": true, "DurationSeconds": 60}}}}}}]"#
+        ),
+    );
+    let i = import(
+        &[Source::new("one.json", &single)],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
 }

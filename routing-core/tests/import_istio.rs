@@ -71,7 +71,36 @@ fn bookinfo_reviews_by_end_user() {
     let t = table(&i);
     let r = &i.config.routes[0];
     assert_eq!(r.name, "bookinfo/reviews");
-    assert_eq!(r.hostnames, ["reviews"], "short names are kept as written");
+    assert_eq!(
+        r.hostnames,
+        [
+            "reviews",
+            "reviews.bookinfo",
+            "reviews.bookinfo.svc",
+            "reviews.bookinfo.svc.cluster.local"
+        ],
+        "a short name covers the names Kubernetes DNS serves for it, in the resource's namespace"
+    );
+    for host in [
+        "reviews",
+        "reviews:9080",
+        "reviews.bookinfo",
+        "reviews.bookinfo:9080",
+        "reviews.bookinfo.svc",
+        "reviews.bookinfo.svc.cluster.local",
+        "reviews.bookinfo.svc.cluster.local:9080",
+    ] {
+        let req = RequestInfo::get(&format!("http://{host}/reviews/1")).header("end-user", "jason");
+        assert_eq!(backend(&t, &req), "reviews/v2", "{host}");
+    }
+    assert!(
+        t.decide(
+            &RequestInfo::get("http://reviews.other/x"),
+            &mut rand::rng()
+        )
+        .is_err(),
+        "another namespace's `reviews` is another service"
+    );
     assert_eq!(r.precedence, Some(routing_core::RulePrecedence::FirstMatch));
     let jason = RequestInfo::get("http://reviews/reviews/1").header("end-user", "jason");
     assert_eq!(backend(&t, &jason), "reviews/v2");
@@ -97,7 +126,16 @@ fn ratings_rewrite_fault_retries_and_pools() {
     let i = ok_at_gateway("bookinfo.yaml", BOOKINFO);
     let t = table(&i);
     let r = &i.config.routes[1];
-    assert_eq!(r.hostnames, ["ratings.bookinfo.svc.cluster.local"]);
+    assert_eq!(
+        r.hostnames,
+        [
+            "ratings",
+            "ratings.bookinfo",
+            "ratings.bookinfo.svc",
+            "ratings.bookinfo.svc.cluster.local"
+        ],
+        "a service's full name covers its short forms too"
+    );
     let legacy = &r.rules[0];
     assert_eq!(legacy.name.as_deref(), Some("legacy"));
     // Istio's `uri.prefix` is a plain string prefix.
@@ -811,4 +849,143 @@ fn rewrite_after_exact_and_without_match() {
     let m = d.rule().matches()[d.match_index()].path();
     assert_eq!(rw.path.as_ref().unwrap().rewrite_for("/foo", m), "/v2foo");
     round_trip(&i);
+}
+
+/// A VirtualService `name` in `web` for `hosts`, sending everything to `dest`.
+fn vs_to(name: &str, hosts: &str, dest: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: web}}\nspec:\n  hosts: {hosts}\n  http:\n  - name: all\n    route:\n    - destination: {{host: {dest}}}\n"
+    )
+}
+
+#[test]
+fn a_later_resource_of_the_same_name_replaces_the_earlier() {
+    // The state after `kubectl apply -f old.yaml -f new.yaml`: new.yaml's `shop` wins.
+    let old = vs_to("shop", "[shop]", "shop-v1");
+    let new = vs_to("shop", "[shop]", "shop-v2");
+    let i = import(
+        &[Source::new("old.yaml", &old), Source::new("new.yaml", &new)],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(i.config.routes.len(), 1, "{:#?}", i.config.routes);
+    assert_eq!(i.config.routes[0].name, "web/shop", "no `~2` copy");
+    let t = table(&i);
+    assert_eq!(backend(&t, &RequestInfo::get("http://shop/x")), "shop-v2");
+    assert_eq!(i.warnings.len(), 1, "{:?}", i.warnings);
+    let w = &i.warnings[0];
+    assert_eq!(
+        (w.at.source.as_str(), w.at.path.as_str(), w.at.line),
+        ("old.yaml", "metadata.name", Some(3))
+    );
+    assert_eq!(w.at.resource.as_deref(), Some("VirtualService web/shop"));
+    assert!(
+        w.message.starts_with(
+            "replaced by the VirtualService of the same namespace and name at new.yaml:3"
+        ),
+        "{}",
+        w.message
+    );
+    // Another namespace is another resource; DestinationRules are replaced the same way.
+    let other = new.replace("namespace: web", "namespace: shop-ns");
+    let i = import(
+        &[Source::new("a.yaml", &old), Source::new("b.yaml", &other)],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(i.config.routes.len(), 2);
+    let dr = |lb: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: shop, namespace: web}}\nspec:\n  host: shop-v1\n  trafficPolicy: {{loadBalancer: {{simple: {lb}}}}}\n")
+    };
+    let i = import(
+        &[
+            Source::new("vs.yaml", &old),
+            Source::new("dr1.yaml", &dr("RANDOM")),
+            Source::new("dr2.yaml", &dr("ROUND_ROBIN")),
+        ],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        i.config.routes[0].rules[0]
+            .load_balancer
+            .as_ref()
+            .and_then(|l| l.simple),
+        Some(SimpleLoadBalancer::RoundRobin),
+        "the later DestinationRule applies"
+    );
+    assert!(
+        i.warnings.iter().any(|w| w.at.source == "dr1.yaml"
+            && w.message.starts_with("replaced by the DestinationRule")),
+        "{:?}",
+        i.warnings
+    );
+}
+
+#[test]
+fn virtual_services_sharing_a_host_are_warned_about() {
+    let a = vs_to("a", "[shop]", "shop-a");
+    let b = vs_to("b", "[shop.web.svc.cluster.local]", "shop-b");
+    let c = vs_to("c", "[cart]", "cart");
+    let i = import(
+        &[
+            Source::new("a.yaml", &a),
+            Source::new("b.yaml", &b),
+            Source::new("c.yaml", &c),
+        ],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let w: Vec<_> = i
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("also written by"))
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", i.warnings);
+    assert_eq!(
+        (w[0].at.source.as_str(), w[0].at.path.as_str()),
+        ("b.yaml", "spec.hosts")
+    );
+    assert!(
+        w[0].message.starts_with(
+            "host `shop.web.svc.cluster.local` is also written by VirtualService web/a: their rules are tried in input order (web/a first)"
+        ),
+        "{}",
+        w[0].message
+    );
+    // Input order decides: `a` (first) takes `shop`.
+    assert_eq!(
+        backend(&table(&i), &RequestInfo::get("http://shop.web/x")),
+        "shop-a"
+    );
+}
+
+#[test]
+fn deprecated_consecutive_errors_is_warned_about_and_ignored_as_istio_does() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: shop, namespace: web}\nspec:\n  host: shop-v1\n  trafficPolicy:\n    outlierDetection:\n      consecutiveErrors: 3\n      interval: 5s\n";
+    let i = import(
+        &[
+            Source::new("vs.yaml", &vs_to("shop", "[shop]", "shop-v1")),
+            Source::new("dr.yaml", dr),
+        ],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let od = i.config.outlier_detection.as_ref().unwrap();
+    assert_eq!(
+        (od.consecutive_5xx, od.consecutive_gateway_errors),
+        (None, None),
+        "not applied: Istio's defaults stand"
+    );
+    let w = i
+        .warnings
+        .iter()
+        .find(|w| w.at.path == "spec.trafficPolicy.outlierDetection.consecutiveErrors")
+        .expect("a deprecation warning");
+    assert_eq!(w.at.line, Some(8));
+    assert!(
+        w.message.contains("deprecated and ignored by Istio"),
+        "{}",
+        w.message
+    );
 }

@@ -449,6 +449,7 @@ impl Builder<'_> {
                 secure: c.secure,
                 http_only: c.http_only,
                 same_site,
+                keep_at_zero_weight: c.keep_at_zero_weight,
             })
         })
     }

@@ -424,6 +424,12 @@ pub struct ImportOptions {
     /// in-process (sidecar) traffic. A VirtualService or match bound only to other
     /// gateways is left out, with a warning.
     pub gateways: Vec<String>,
+    /// ALB target-group stickiness with ALB's semantics: a session cookie keeps its
+    /// target group even when that group's weight is 0 (cookies beat weights), via
+    /// the cookie's [`keep_at_zero_weight`](crate::CookieConfig::keep_at_zero_weight).
+    /// Off by default: the library's semantics (a weight-0 group is drained at once,
+    /// its sessions re-pinned), with a warning on each sticky weighted forward.
+    pub alb_cookie_beats_weight: bool,
 }
 
 impl Default for ImportOptions {
@@ -434,6 +440,7 @@ impl Default for ImportOptions {
             allow_lossy: false,
             deny_warnings: false,
             gateways: Vec::new(),
+            alb_cookie_beats_weight: false,
         }
     }
 }
@@ -500,6 +507,18 @@ impl ImportOptions {
         S: Into<String>,
     {
         self.gateways = gateways.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Import ALB target-group stickiness with ALB's semantics (see
+    /// [`ImportOptions::alb_cookie_beats_weight`]).
+    ///
+    /// ```
+    /// assert!(routing_core::import::ImportOptions::default().with_alb_cookie_beats_weight(true).alb_cookie_beats_weight);
+    /// ```
+    #[must_use]
+    pub fn with_alb_cookie_beats_weight(mut self, yes: bool) -> Self {
+        self.alb_cookie_beats_weight = yes;
         self
     }
 

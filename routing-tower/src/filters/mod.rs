@@ -2,49 +2,19 @@
 //! path, prefix) and redirects, with Gateway API semantics.
 
 use http::header::{HOST, LOCATION};
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Request, Response, StatusCode};
 use routing_core::PathMatch;
 
 use crate::body::{self, Body};
 
-/// The redirect answer for `req` (Gateway API `RequestRedirect` semantics).
+/// The redirect answer for `req` (Gateway API `RequestRedirect` semantics; the
+/// `Location` is [`Redirect::location`](routing_core::Redirect::location)).
 pub(crate) fn redirect<B>(
     req: &Request<B>,
     r: &routing_core::Redirect,
     matched: &PathMatch,
 ) -> Response<Body> {
-    let req_scheme = req.uri().scheme_str().unwrap_or("http");
-    let host_header = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))
-        .unwrap_or("");
-    let (req_host, req_port) = split_host_port(host_header);
-    let scheme = r.scheme.as_deref().unwrap_or(req_scheme);
-    let host = r.hostname.as_deref().unwrap_or(req_host);
-    // The port: the configured one; else the request's when the scheme is kept;
-    // else none (the new scheme's well-known port). Well-known ports are omitted.
-    let port = match (r.port, &r.scheme) {
-        (Some(p), _) => Some(p),
-        (None, None) => req_port,
-        (None, Some(_)) => None,
-    };
-    let port = port.filter(|&p| !matches!((scheme, p), ("http", 80) | ("https", 443)));
-    let path = match &r.path {
-        Some(m) => m.rewrite_for(req.uri().path(), matched),
-        None => req.uri().path().to_owned(),
-    };
-    let mut location = format!("{scheme}://{host}");
-    if let Some(p) = port {
-        location.push(':');
-        location.push_str(&p.to_string());
-    }
-    location.push_str(&path);
-    if let Some(q) = req.uri().query() {
-        location.push('?');
-        location.push_str(q);
-    }
+    let location = r.location(req, matched);
     let mut res = Response::new(body::empty());
     *res.status_mut() = r.status;
     match HeaderValue::from_str(&location) {
@@ -53,76 +23,17 @@ pub(crate) fn redirect<B>(
         }
         Err(_) => *res.status_mut() = StatusCode::BAD_REQUEST,
     }
-    let _ = r;
     res
 }
 
-fn split_host_port(authority: &str) -> (&str, Option<u16>) {
-    // `[v6]:port`, `host:port`, `host`.
-    if let Some(rest) = authority.strip_prefix('[') {
-        if let Some(end) = rest.find(']') {
-            let port = rest[end + 1..]
-                .strip_prefix(':')
-                .and_then(|p| p.parse().ok());
-            return (&authority[..end + 2], port);
-        }
-        return (authority, None);
-    }
-    match authority.rsplit_once(':') {
-        Some((h, p)) => match p.parse() {
-            Ok(port) => (h, Some(port)),
-            Err(_) => (authority, None),
-        },
-        None => (authority, None),
-    }
-}
-
-/// Applies the rule's request header filters and URL rewrite to `parts`.
+/// Applies the rule's request header filters and URL rewrite to `parts`
+/// ([`Rule::apply_request_filters`](routing_core::Rule::apply_request_filters)).
 pub(crate) fn request_filters(
     rule: &routing_core::Rule,
     match_index: usize,
     parts: &mut http::request::Parts,
 ) {
-    let policy = rule.policy();
-    policy.request_headers.apply(&mut parts.headers);
-    if let Some(rw) = &policy.url_rewrite {
-        rewrite_url(parts, rw, rule.matches()[match_index].path());
-    }
-}
-
-/// Applies the rule's URL rewrite to `parts`.
-fn rewrite_url(
-    parts: &mut http::request::Parts,
-    rw: &routing_core::UrlRewrite,
-    matched: &PathMatch,
-) {
-    if let Some(host) = &rw.hostname {
-        if let Ok(v) = HeaderValue::from_str(host) {
-            parts.headers.insert(HOST, v);
-        }
-    }
-    if rw.hostname.is_none() && rw.path.is_none() {
-        return;
-    }
-    let mut uri = parts.uri.clone().into_parts();
-    if let Some(m) = &rw.path {
-        let path = m.rewrite_for(parts.uri.path(), matched);
-        let pq = match parts.uri.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path,
-        };
-        if let Ok(pq) = pq.parse() {
-            uri.path_and_query = Some(pq);
-        }
-    }
-    if let (Some(host), Some(_)) = (&rw.hostname, &uri.authority) {
-        if let Ok(a) = host.parse() {
-            uri.authority = Some(a);
-        }
-    }
-    if let Ok(u) = Uri::from_parts(uri) {
-        parts.uri = u;
-    }
+    rule.apply_request_filters(match_index, parts);
 }
 
 /// Replaces the request's path by its normalised form (the table's

@@ -231,10 +231,21 @@ pub(super) fn forward(
             let sp = format!("{ap}.ForwardConfig.TargetGroupStickinessConfig.DurationSeconds");
             match s.duration_seconds {
                 Some(d) if (1..=MAX_STICKY_SECONDS).contains(&d) => {
+                    let alb = out.options.alb_cookie_beats_weight;
+                    if !alb && groups.len() > 1 {
+                        out.warn(
+                            cx.at(&format!("{ap}.ForwardConfig.TargetGroupStickinessConfig")),
+                            "ALB keeps a sticky session on its target group even when that group's weight is 0 \
+                             (cookies beat weights); imported with the library's semantics instead: a group set \
+                             to weight 0 is drained at once and its sessions re-pinned. Import with \
+                             `--alb-stickiness alb` (ImportOptions::with_alb_cookie_beats_weight) for ALB's",
+                        );
+                    }
                     Some(SessionPersistenceConfig {
                         cookie: Some(CookieConfig {
                             name: STICKY_COOKIE.to_owned(),
                             ttl: Some(to_config_duration(Duration::from_secs(d.unsigned_abs()))),
+                            keep_at_zero_weight: alb,
                             ..CookieConfig::default()
                         }),
                         header: None,

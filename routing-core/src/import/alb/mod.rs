@@ -16,7 +16,7 @@
 //! | `http-request-method` | `method` |
 //! | values of one condition (ORed), conditions (ANDed) | the cross product as `matches` (at most 100) |
 //! | `forward` (`TargetGroupArn` or `ForwardConfig.TargetGroups` with `Weight` 0..=999) | `backends` with the same weights; target groups resolve through the backend map by ARN, then by name (default name: the ARN's `targetgroup/NAME/…`) |
-//! | `ForwardConfig.TargetGroupStickinessConfig` enabled | `session_persistence.cookie` `AWSALBTG` with `ttl` = `DurationSeconds` |
+//! | `ForwardConfig.TargetGroupStickinessConfig` enabled | `session_persistence.cookie` `AWSALBTG` with `ttl` = `DurationSeconds`; ALB keeps a sticky session on a target group set to weight 0 (cookies beat weights): with [`ImportOptions::alb_cookie_beats_weight`](super::ImportOptions::alb_cookie_beats_weight) the cookie gets `keep_at_zero_weight` (the same), else the library's semantics apply (weight 0 drains at once) with a warning on each sticky forward to several groups |
 //! | `fixed-response` | `fixed_response` (`status`, `body`, `content-type` header) |
 //! | `redirect` (`#{protocol}`, `#{host}`, `#{port}`, `/#{path}`, `#{query}` keep the request's) | `redirect` `scheme` (lowercased), `hostname`, `port`, `path.full`, `status` 301/302 |
 //! | `Transforms`: `host-header-rewrite` of the whole host (`^.*$`) to a literal | `filters.url_rewrite.hostname` |

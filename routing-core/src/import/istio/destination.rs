@@ -496,16 +496,21 @@ pub(super) fn outlier(od: &Outlier, cx: &Ctx<'_, '_>, p: &str, out: &mut Out<'_>
         }
     };
     let c5 = count(od.consecutive_5xx_errors, "consecutive5xxErrors", out);
-    let mut gw = count(
+    let gw = count(
         od.consecutive_gateway_errors,
         "consecutiveGatewayErrors",
         out,
     );
-    if let Some(legacy) = count(od.consecutive_errors, "consecutiveErrors", out) {
-        // Deprecated: it counted 502/503/504 responses.
-        if gw.is_none() && legacy > 0 {
-            gw = Some(legacy);
-        }
+    if count(od.consecutive_errors, "consecutiveErrors", out).is_some() {
+        // istio/api marks it `[deprecated=true]` (and `$hide_from_docs`); Istio's
+        // `applyOutlierDetection` (pilot/pkg/networking/core/cluster_traffic_policy.go)
+        // reads only `consecutive5xxErrors` and `consecutiveGatewayErrors`.
+        out.warn(
+            cx.at(&format!("{p}.consecutiveErrors")),
+            "`consecutiveErrors` is deprecated and ignored by Istio (its outlier detection reads only \
+             `consecutive5xxErrors` and `consecutiveGatewayErrors`): not applied either; \
+             write `consecutiveGatewayErrors` (502/503/504, what it counted) or `consecutive5xxErrors`",
+        );
     }
     let mut cfg = OutlierDetectionConfig {
         consecutive_5xx: c5,

@@ -7,7 +7,7 @@
 //!
 //! | Istio | Native |
 //! |---|---|
-//! | `spec.hosts` | `hostnames`, written as they are (`reviews` stays `reviews`); `*` alone → every host |
+//! | `spec.hosts` | `hostnames`; a Kubernetes service host (`reviews`, or `reviews.ns.svc.cluster.local`) also gets the names it is reached by: `reviews`, `reviews.ns`, `reviews.ns.svc`, `reviews.ns.svc.cluster.local` (`ns`: the resource's namespace for a short name; any port); `*` alone → every host |
 //! | `http[].name` | rule `name` (made unique inside the route) |
 //! | `match[]` (ORed; fields ANDed) | `matches[]` |
 //! | `uri.exact` / `uri.prefix` / `uri.regex` | `path.exact` / `path.starts_with` (a plain string prefix: `/api` matches `/apix`; `/` → `prefix: /`) / `path.regex` |
@@ -33,7 +33,7 @@
 //! | DR `consistentHash.maglev.tableSize` | `maglev_table_size` (global) |
 //! | DR `connectionPool.http.http2MaxRequests` / `http1MaxPendingRequests` | backend `connection_pool.max_concurrent_requests` / `max_pending_requests` (unset pending = unlimited, as Istio) |
 //! | DR `connectionPool.tcp.maxConnections` (without `http2MaxRequests`) | `max_concurrent_requests` (warned: connections approximated by requests) |
-//! | DR `outlierDetection` `consecutive5xxErrors`, `consecutiveGatewayErrors` (and deprecated `consecutiveErrors`), `interval`, `baseEjectionTime`, `maxEjectionPercent` | top-level `outlier_detection` (one for all backends) |
+//! | DR `outlierDetection` `consecutive5xxErrors`, `consecutiveGatewayErrors`, `interval`, `baseEjectionTime`, `maxEjectionPercent` | top-level `outlier_detection` (one for all backends) |
 //!
 //! A subset's `trafficPolicy` overrides the host's, field by field (`loadBalancer`,
 //! `connectionPool`, `outlierDetection`). A rule gets the load balancer its
@@ -41,6 +41,12 @@
 //! Hosts are compared as Istio does: a short name (`reviews`) is qualified with the
 //! namespace of the resource that writes it (`reviews.<ns>.svc.cluster.local`); a
 //! `DestinationRule` for `*.<suffix>` applies when no exact one does.
+//!
+//! **Apply semantics**: of several `VirtualService`s (or `DestinationRule`s) with the
+//! same namespace and name, the last in input order replaces the others, as
+//! `kubectl apply` of the files in order leaves them; each replaced one is warned
+//! about. Several `VirtualService`s writing the same host are tried in input order
+//! (Istio merges them in creation order, which files do not carry): a warning.
 //!
 //! **Gateways are a selection**: `gateways` (resource level, overridden per match)
 //! binds routes to gateways; absent means `mesh`. An import stands for
@@ -64,7 +70,10 @@
 //! `localityLbSetting`, `warmupDurationSecs`/`warmup`, `LEAST_REQUEST`/`LEAST_CONN`/
 //! `UNSPECIFIED` (→ `random`), `ringHash`/`minimumRingSize` (approximated by the
 //! weighted Maglev table), `httpCookie.attributes`, connection pool and outlier
-//! fields without a native equivalent, internal headers (`:path`…) Istio drops.
+//! fields without a native equivalent, internal headers (`:path`…) Istio drops;
+//! DR `outlierDetection.consecutiveErrors` (deprecated in istio/api and ignored by
+//! Istio's outlier detection, which reads only `consecutive5xxErrors` and
+//! `consecutiveGatewayErrors`: not applied here either).
 //!
 //! **Errors**: `delegate` (and `VirtualService`s without `hosts`), `uriRegexRewrite`,
 //! a prefix `rewrite.uri` after an `ignoreUriCase` prefix or after mixed match kinds,
@@ -100,9 +109,11 @@ use crate::config::{
 };
 
 mod actions;
+mod apply;
 mod destination;
 mod spec;
 use actions::*;
+use apply::*;
 use destination::*;
 use spec::*;
 
@@ -241,12 +252,20 @@ fn duration(s: &str, at: Location, out: &mut Out<'_>) -> Result<Option<crate::Co
 
 /// Imports every `VirtualService`, with the `DestinationRule`s of their hosts.
 pub(crate) fn import(vs: &[&Doc<'_>], dr: &[&Doc<'_>], out: &mut Out<'_>) {
-    let rules = destination_rules(dr, out);
+    let vs = applied(vs, "VirtualService", out);
+    let dr = applied(dr, "DestinationRule", out);
+    let rules = destination_rules(&dr, out);
     let mut used: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
     let mut unchecked_hosts: BTreeSet<String> = BTreeSet::new();
-    for doc in vs {
+    let mut imported = Vec::new();
+    for doc in &vs {
+        let before = out.config.routes.len();
         virtual_service(doc, &rules, &mut used, &mut unchecked_hosts, out);
+        if out.config.routes.len() > before {
+            imported.push(*doc);
+        }
     }
+    merged_hosts(&imported, out);
     // Connection pools go to every backend of a host/subset that routes use.
     for (backend, (host, subset)) in used {
         let Some(entry) = rules.find(&host) else {
@@ -357,7 +376,15 @@ fn virtual_service(
     let hostnames = if spec.hosts.iter().any(|h| h == "*") {
         Vec::new()
     } else {
-        spec.hosts.clone()
+        let mut all: Vec<String> = Vec::new();
+        for h in &spec.hosts {
+            for alt in host_alternates(h, &ns) {
+                if !all.contains(&alt) {
+                    all.push(alt);
+                }
+            }
+        }
+        all
     };
     let v = VsCtx {
         cx,
