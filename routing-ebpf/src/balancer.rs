@@ -84,8 +84,13 @@ pub enum BenchMode {
     Off,
     /// Every packet to a VIP is a new flow: the conntrack key's source address is
     /// varied per run (per-CPU sequence number and CPU id), so a repeated test run
-    /// misses the connection table every time.
+    /// misses the connection table every time (and hashes to its own slot).
     NewFlow,
+    /// The source address of every packet to a VIP is varied over this many
+    /// distinct values, cycled per run (per-CPU sequence number modulo the count):
+    /// after a warm-up of that many runs every run is an established flow out of
+    /// that many. `Flows(0)` is [`BenchMode::NewFlow`].
+    Flows(u32),
 }
 
 /// Sizes of the maps, fixed at load time.
@@ -298,9 +303,10 @@ impl XdpBalancer {
     /// assert!(lb.attached_to().is_none());
     /// ```
     pub fn load(opts: &Options) -> Result<Self, Error> {
-        let bench: u32 = match opts.bench {
-            BenchMode::Off => 0,
-            BenchMode::NewFlow => 2,
+        let (bench, flows): (u32, u32) = match opts.bench {
+            BenchMode::Off => (0, 0),
+            BenchMode::NewFlow => (2, 0),
+            BenchMode::Flows(n) => (2, n),
         };
         let maglev = u64::from(opts.max_vips) * 2 * u64::from(opts.max_table_size);
         let maglev = u32::try_from(maglev).map_err(|_| Error::TooManyVips {
@@ -311,6 +317,7 @@ impl XdpBalancer {
         let mut loader = EbpfLoader::new();
         loader
             .override_global("BENCH", &bench, true)
+            .override_global("BENCH_FLOWS", &flows, true)
             .override_global("DEBUG", &debug, true)
             .map_max_entries("VIPS", opts.max_vips.max(1))
             .map_max_entries("VIP_STATE", opts.max_vips.max(1))

@@ -81,6 +81,9 @@ static BENCH_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 #[no_mangle]
 static BENCH: u32 = 0;
 const BENCH_NEW_FLOW: u32 = 2;
+/// Number of distinct flows the benchmark cycles through (0 = a new one every run).
+#[no_mangle]
+static BENCH_FLOWS: u32 = 0;
 
 /// Debug events through aya-log, set by the loader at load time
 /// ([`Options::debug_log`] on the userspace side). Read-only data: with 0 (the
@@ -447,10 +450,6 @@ fn to_vip<const N: usize>(
     flags: u8,
 ) -> u32 {
     let family = if N == 4 { FAMILY_V4 } else { FAMILY_V6 };
-    let src: [u8; N] = narrow(&sc.key.src);
-    let dst: [u8; N] = narrow(&sc.key.dst);
-    let sport = sc.key.sport;
-    let dport = sc.key.dport;
     if bench() & BENCH_NEW_FLOW != 0 {
         if let Some(seq) = BENCH_SEQ.get_ptr_mut(0) {
             // SAFETY: per-CPU slot of this CPU.
@@ -458,15 +457,28 @@ fn to_vip<const N: usize>(
                 *seq = (*seq).wrapping_add(1);
                 *seq
             };
-            // Per-CPU sequence + CPU id: unique even when a long test run migrates.
-            // SAFETY: plain helper call.
-            sc.key.src[11] ^= unsafe { bpf_get_smp_processor_id() } as u8;
-            sc.key.src[12] ^= s as u8;
-            sc.key.src[13] ^= (s >> 8) as u8;
-            sc.key.src[14] ^= (s >> 16) as u8;
-            sc.key.src[15] ^= (s >> 24) as u8;
+            // `BENCH_FLOWS` = 0: a new flow on every run (per-CPU sequence, CPU id
+            // in the top byte); n > 0: n distinct flows, cycled. Applied to the
+            // source address itself (the last 4 bytes of it), before the flow hash,
+            // so every flow hashes to its own slot.
+            // SAFETY: plain reads of a static / helper call.
+            let flows = unsafe { core::ptr::read_volatile(&BENCH_FLOWS) };
+            let v = if flows == 0 {
+                s ^ (unsafe { bpf_get_smp_processor_id() } << 24)
+            } else {
+                s % flows
+            };
+            let o = N - 4;
+            sc.key.src[o] ^= (v >> 24) as u8;
+            sc.key.src[o + 1] ^= (v >> 16) as u8;
+            sc.key.src[o + 2] ^= (v >> 8) as u8;
+            sc.key.src[o + 3] ^= v as u8;
         }
     }
+    let src: [u8; N] = narrow(&sc.key.src);
+    let dst: [u8; N] = narrow(&sc.key.dst);
+    let sport = sc.key.sport;
+    let dport = sc.key.dport;
     let pkt_len = (ctx.data_end() - ctx.data()) as u64;
 
     // Points at the conntrack value (established) or at the scratch copy (new).
