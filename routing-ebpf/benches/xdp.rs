@@ -38,7 +38,7 @@ use std::time::Duration;
 use routing_core::RouteTable;
 use routing_ebpf::{BenchMode, Options, Program, Verdict, XdpBalancer};
 use routing_testkit::netns::Netns;
-use routing_testkit::packet::TcpPacket;
+use routing_testkit::packet::{flags, TcpPacket};
 
 const CONFIG: &str = r#"
 backends:
@@ -164,6 +164,8 @@ fn main() {
     for (i, p) in d0_mac.split(':').enumerate().take(6) {
         syn.src_mac[i] = u8::from_str_radix(p, 16).expect("hex");
     }
+    // Established traffic is ACKs (a SYN always picks from the Maglev table anew).
+    let ack = syn.clone().with_flags(flags::ACK).build();
     let syn = syn.build();
     let other = TcpPacket::syn(client, "192.0.2.99:80".parse().expect("addr")).build();
     let other_port = TcpPacket::syn(client, "192.0.2.1:22".parse().expect("addr")).build();
@@ -175,6 +177,8 @@ fn main() {
                 let mut lb = XdpBalancer::load(&Options {
                     bench: mode,
                     conntrack_capacity: ct,
+                    // Measures the insert itself: no rate limit.
+                    new_flow_limit: 0,
                     ..Options::default()
                 })
                 .expect("load");
@@ -198,7 +202,7 @@ fn main() {
                     2.0,
                     Kind::Established(1),
                     load(BenchMode::Off, ct),
-                    &syn,
+                    &ack,
                 ),
             ];
             for n in [10_000u32, 262_144] {
@@ -211,7 +215,7 @@ fn main() {
                     if n == 10_000 { 2.0 } else { 3.0 },
                     Kind::Established(n),
                     load(BenchMode::Flows(n), room(n)),
-                    &syn,
+                    &ack,
                 ));
             }
             cases.push(Case::new(
