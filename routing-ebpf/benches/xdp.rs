@@ -79,6 +79,8 @@ struct Case {
     frame: Vec<u8>,
     floor: Vec<f64>,
     prog: Vec<f64>,
+    /// Established runs that missed the flow cache (re-created from Maglev).
+    missed: u64,
 }
 
 impl Case {
@@ -91,6 +93,7 @@ impl Case {
             frame: frame.to_vec(),
             floor: vec![],
             prog: vec![],
+            missed: 0,
         }
     }
 }
@@ -185,10 +188,11 @@ fn main() {
                 lb.apply(&table).expect("apply");
                 lb
             };
-            // Per-CPU LRU lists: each CPU owns capacity / CPUs entries, so an
-            // n-flow case gets room for n flows on every CPU, twice over.
-            let cpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-            let room = |n: u32| ct.max(n.saturating_mul(2).saturating_mul(cpus));
+            // Each CPU's flow cache has capacity / 4 sets of 4 ways: an n-flow
+            // case gets 2n sets (half a flow per set on average). A set that
+            // draws more than 4 of the n flows thrashes: those runs miss and
+            // re-pick from the Maglev table (counted and printed as "miss").
+            let room = |n: u32| ct.max(n.saturating_mul(8));
             let mut cases: Vec<Case> = vec![
                 Case::new(
                     "new-flow SYN",
@@ -285,12 +289,13 @@ fn main() {
                         }
                         Kind::Established(_) => {
                             assert_eq!(v, Verdict::Tx);
-                            assert_eq!(
-                                new_flows(&after),
-                                new_flows(&before),
-                                "{}: no run may create a flow",
+                            let missed = new_flows(&after) - new_flows(&before);
+                            assert!(
+                                missed * 100 <= r,
+                                "{}: {missed} of {r} runs missed the flow cache",
                                 case.name
                             );
+                            case.missed += missed;
                             assert_eq!(after.vips[0].forwarded - before.vips[0].forwarded, r);
                         }
                         Kind::Pass => {
@@ -304,7 +309,7 @@ fn main() {
             }
             cases
                 .into_iter()
-                .map(|c| (c.name, c.goal, c.floor, c.prog))
+                .map(|c| (c.name, c.goal, c.floor, c.prog, c.missed))
                 .collect::<Vec<_>>()
         })
         .expect("enter netns");
@@ -314,9 +319,18 @@ fn main() {
         "{:<26} {:>8} {:>8} {:>7} {:>6}",
         "case", "program", "floor", "ratio", "goal"
     );
-    for (name, goal, floor, prog) in cases {
+    let runs = f64::from(repeat) * f64::from(rounds);
+    for (name, goal, floor, prog, missed) in cases {
         let p = median(prog);
         let f = median(floor);
-        println!("{name:<26} {p:>8.1} {f:>8.1} {:>6.2}x {goal:>5.1}x", p / f);
+        let miss = if missed > 0 {
+            format!("  (miss {:.3} %)", missed as f64 * 100.0 / runs)
+        } else {
+            String::new()
+        };
+        println!(
+            "{name:<26} {p:>8.1} {f:>8.1} {:>6.2}x {goal:>5.1}x{miss}",
+            p / f
+        );
     }
 }

@@ -4,15 +4,15 @@ use std::collections::{HashMap as StdHashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use routing_core::{RouteTable, TcpHashOn};
 use routing_ebpf_common::{
-    addr_slot, global, Flow4Key, Flow6Key, NextHop, ReplyEntry, Target, TargetCounters,
+    addr_slot, global, FlowSet4, FlowSet6, NextHop, ReplyEntry, Target, TargetCounters,
     VipCounters, VipEntry, VipState, FAMILY_V4, FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS,
-    VIP_HASH_SOURCE_IP, VIP_SLOTS,
+    VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 
 use crate::error::Error;
@@ -109,9 +109,10 @@ pub struct Options {
     pub max_table_size: u32,
     /// Most targets at once, summed over services (ids are reused after removal).
     pub max_targets: u32,
-    /// Entries of each of the two LRU flow tables (`FLOWS4`, `FLOWS6`; per-CPU
-    /// lists, so each CPU holds `capacity / CPUs`). Replies need no entry, and a
-    /// flow whose entry was evicted is routed by the Maglev table again.
+    /// Flows each CPU's flow cache holds (IPv4 and IPv6 each; rounded up to a
+    /// power of two sets of 4 ways). A new flow overwrites the oldest way of its
+    /// set; replies need no entry, and an evicted flow is routed by the Maglev
+    /// table again.
     pub conntrack_capacity: u32,
     /// New connections tracked per CPU per second (0 = no limit). Above it a new
     /// connection is still forwarded by the Maglev table but gets no flow entry,
@@ -368,6 +369,13 @@ impl XdpBalancer {
             max: u32::MAX / 2 / opts.max_table_size.max(1),
         })?;
         let debug = u32::from(opts.debug_log);
+        let sets = (opts.conntrack_capacity / WAYS as u32)
+            .max(1)
+            .next_power_of_two();
+        let set_mask = sets - 1;
+        // One cache per possible CPU, side by side in one array.
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| Error::Map(e.into()))?;
+        let cache_entries = u32::try_from(cpus).unwrap_or(u32::MAX).saturating_mul(sets);
         let mut loader = EbpfLoader::new();
         loader
             .override_global("BENCH", &bench, true)
@@ -380,8 +388,9 @@ impl XdpBalancer {
             .map_max_entries("TARGETS", opts.max_targets.max(1))
             .map_max_entries("NEXT_HOPS", opts.max_targets.max(1))
             .map_max_entries("TARGET_STATS", opts.max_targets.max(1))
-            .map_max_entries("FLOWS4", opts.conntrack_capacity.max(1))
-            .map_max_entries("FLOWS6", opts.conntrack_capacity.max(1));
+            .map_max_entries("FLOW_CACHE4", cache_entries)
+            .map_max_entries("FLOW_CACHE6", cache_entries)
+            .override_global("FLOW_SET_MASK", &set_mask, true);
         let mut ebpf = loader.load(OBJECT)?;
         for name in [PROG_LB, PROG_PASS] {
             let prog: &mut Xdp = ebpf
@@ -1127,8 +1136,8 @@ impl XdpBalancer {
         Ok((Verdict::from(r.return_value), r.duration))
     }
 
-    /// Number of entries in the client → VIP connection table (walks the map: for
-    /// tests and diagnostics, not for a hot loop).
+    /// Number of flows cached, summed over every CPU's flow caches (reads every
+    /// set: for tests and diagnostics, not for a hot loop).
     ///
     /// # Errors
     /// [`Error::Map`] when the map cannot be read.
@@ -1138,11 +1147,24 @@ impl XdpBalancer {
     /// assert_eq!(lb.conntrack_len().unwrap(), 0);
     /// ```
     pub fn conntrack_len(&self) -> Result<usize, Error> {
-        let m4: HashMap<&MapData, Flow4Key, u32> =
-            HashMap::try_from(self.ebpf.map("FLOWS4").ok_or(Error::Missing("FLOWS4"))?)?;
-        let m6: HashMap<&MapData, Flow6Key, u32> =
-            HashMap::try_from(self.ebpf.map("FLOWS6").ok_or(Error::Missing("FLOWS6"))?)?;
-        Ok(m4.keys().filter(Result::is_ok).count() + m6.keys().filter(Result::is_ok).count())
+        let m4: Array<&MapData, FlowSet4> = Array::try_from(
+            self.ebpf
+                .map("FLOW_CACHE4")
+                .ok_or(Error::Missing("FLOW_CACHE4"))?,
+        )?;
+        let m6: Array<&MapData, FlowSet6> = Array::try_from(
+            self.ebpf
+                .map("FLOW_CACHE6")
+                .ok_or(Error::Missing("FLOW_CACHE6"))?,
+        )?;
+        let mut n = 0;
+        for set in m4.iter() {
+            n += set?.ways.iter().filter(|w| w.tid != 0).count();
+        }
+        for set in m6.iter() {
+            n += set?.ways.iter().filter(|w| w.tid != 0).count();
+        }
+        Ok(n)
     }
 
     /// Forgets every target's cached next hop (interface and MACs): the program

@@ -18,13 +18,13 @@
 //! put it into maps.
 //!
 //! ```
-//! use routing_ebpf_common::{Flow4Key, PROTO_TCP};
+//! use routing_ebpf_common::Flow4Key;
 //! let key = Flow4Key {
 //!     src: u32::from_ne_bytes([198, 51, 100, 2]),
 //!     dst: u32::from_ne_bytes([192, 0, 2, 1]),
 //!     sport: u16::from_ne_bytes(40000u16.to_be_bytes()),
 //!     dport: u16::from_ne_bytes(80u16.to_be_bytes()),
-//!     proto: u32::from(PROTO_TCP),
+//!     tid: 1,
 //! };
 //! assert_eq!(core::mem::size_of_val(&key), 16);
 //! ```
@@ -181,11 +181,11 @@ pub struct Flow4Key {
     pub sport: u16,
     /// Destination port.
     pub dport: u16,
-    /// IP protocol.
-    pub proto: u32,
+    /// Target id + 1 (0 = an empty way of a flow-cache set).
+    pub tid: u32,
 }
 
-/// An IPv6 TCP flow (client → VIP). Key of `FLOWS6`.
+/// An IPv6 TCP flow (client → VIP). A way of a `FLOW_CACHE6` set.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Flow6Key {
@@ -197,8 +197,49 @@ pub struct Flow6Key {
     pub sport: u16,
     /// Destination port.
     pub dport: u16,
-    /// IP protocol.
-    pub proto: u32,
+    /// Target id + 1 (0 = an empty way of a flow-cache set).
+    pub tid: u32,
+}
+
+/// Ways per set of the flow caches (`FLOW_CACHE4`, `FLOW_CACHE6`).
+pub const WAYS: usize = 4;
+
+/// The set a flow key belongs to in a flow cache of `mask + 1` sets (a 32-bit
+/// finaliser over the key's words). The program and the loader's tests call it.
+///
+/// ```
+/// use routing_ebpf_common::flow_set;
+/// assert!(flow_set(1, 2, 3, 1023) < 1024);
+/// ```
+#[inline(always)]
+#[must_use]
+pub const fn flow_set(src: u32, dst: u32, ports: u32, mask: u32) -> u32 {
+    let mut h = src ^ dst.rotate_left(11) ^ ports.rotate_left(22);
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7feb_352d);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846c_a68b);
+    h ^= h >> 16;
+    h & mask
+}
+
+/// One set of the IPv4 flow cache: up to [`WAYS`] flows with their targets, the
+/// newest first (a new flow shifts the others down and the oldest falls out).
+/// Value of the `FLOW_CACHE4` array: CPU `c` owns entries `c * sets .. (c + 1) *
+/// sets`. 64 bytes: one cache line.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FlowSet4 {
+    /// The ways.
+    pub ways: [Flow4Key; WAYS],
+}
+
+/// One set of the IPv6 flow cache (`FLOW_CACHE6`), as [`FlowSet4`].
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FlowSet6 {
+    /// The ways.
+    pub ways: [Flow6Key; WAYS],
 }
 
 /// Per-CPU new-connection rate state. Value of the `NEW_FLOW_RATE` per-CPU array.
@@ -321,6 +362,8 @@ mod pod {
     unsafe impl aya::Pod for Flow4Key {}
     unsafe impl aya::Pod for Flow6Key {}
     unsafe impl aya::Pod for RateState {}
+    unsafe impl aya::Pod for FlowSet4 {}
+    unsafe impl aya::Pod for FlowSet6 {}
     unsafe impl aya::Pod for TargetCounters {}
     unsafe impl aya::Pod for VipCounters {}
 }
@@ -339,6 +382,8 @@ mod tests {
         assert_eq!(core::mem::size_of::<Flow4Key>(), 16);
         assert_eq!(core::mem::size_of::<Flow6Key>(), 40);
         assert_eq!(core::mem::size_of::<RateState>(), 16);
+        assert_eq!(core::mem::size_of::<FlowSet4>(), 64);
+        assert_eq!(core::mem::size_of::<FlowSet6>(), 160);
         assert_eq!(core::mem::size_of::<TargetCounters>(), 24);
         assert_eq!(core::mem::size_of::<VipCounters>(), 40);
     }

@@ -25,13 +25,13 @@ use aya_ebpf::{
         bpf_fib_lookup as fib_lookup, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_redirect,
     },
     macros::{map, xdp},
-    maps::{Array, LruHashMap, PerCpuArray},
+    maps::{Array, PerCpuArray},
     programs::XdpContext,
 };
 use routing_ebpf_common::{
-    addr_slot, csum_add_word, csum_fold, global, Flow4Key, Flow6Key, NextHop, RateState,
-    ReplyEntry, Target, TargetCounters, VipCounters, VipEntry, VipState, FAMILY_V4, FAMILY_V6,
-    PROBES, PROTO_TCP, REPLY_SLOTS, VIP_HASH_SOURCE_IP, VIP_SLOTS,
+    addr_slot, csum_add_word, csum_fold, flow_set, global, Flow4Key, Flow6Key, FlowSet4, FlowSet6,
+    NextHop, RateState, ReplyEntry, Target, TargetCounters, VipCounters, VipEntry, VipState,
+    FAMILY_V4, FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 // The flow hash and the Maglev reduction: the same functions routing-core runs.
 use routing_hash::{flow_hash, reduce, source_hash};
@@ -51,11 +51,18 @@ static MAGLEV: Array<u32> = Array::with_max_entries(1, 0);
 static TARGETS: Array<Target> = Array::with_max_entries(1024, 0);
 #[map]
 static NEXT_HOPS: Array<NextHop> = Array::with_max_entries(1024, 0);
-/// Client → VIP flows: the target id.
+/// Client → VIP flows → target id: one set-associative cache per CPU (`WAYS` ways,
+/// a new flow overwrites the oldest way), CPU `c` owning sets `c * sets ..`. A
+/// plain ARRAY (one memory access per lookup, no per-CPU pointer table). The
+/// Maglev table is the source of truth: a flow missing here (evicted, or first
+/// seen on another CPU) is picked again.
 #[map]
-static FLOWS4: LruHashMap<Flow4Key, u32> = LruHashMap::with_max_entries(1024, BPF_F_NO_COMMON_LRU);
+static FLOW_CACHE4: Array<FlowSet4> = Array::with_max_entries(1, 0);
 #[map]
-static FLOWS6: LruHashMap<Flow6Key, u32> = LruHashMap::with_max_entries(1024, BPF_F_NO_COMMON_LRU);
+static FLOW_CACHE6: Array<FlowSet6> = Array::with_max_entries(1, 0);
+/// Sets of each CPU's flow cache − 1 (a power of two − 1), set by the loader.
+#[no_mangle]
+static FLOW_SET_MASK: u32 = 0;
 /// One bit per TCP port: set for every port a target listens on. A packet that is
 /// not for a VIP is looked up in `REPLY_TABLE` only if its source port is set.
 #[map]
@@ -114,8 +121,6 @@ fn debug_on() -> bool {
     unsafe { core::ptr::read_volatile(&DEBUG) != 0 }
 }
 
-/// Per-CPU LRU lists: no lock shared between CPUs on insert (see the crate docs).
-const BPF_F_NO_COMMON_LRU: u32 = 2;
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -480,50 +485,130 @@ fn rate_ok() -> bool {
 }
 
 #[inline(always)]
-fn lookup_flow<const N: usize>(src: &[u32; 4], p: &Pkt) -> Option<u32> {
-    if N == 4 {
-        let k = Flow4Key {
-            src: src[0],
-            dst: p.dst[0],
-            sport: p.sport,
-            dport: p.dport,
-            proto: PROTO_TCP as u32,
-        };
-        // SAFETY: the value is copied out at once.
-        unsafe { FLOWS4.get(&k) }.copied()
-    } else {
-        let k = Flow6Key {
-            src: *src,
-            dst: p.dst,
-            sport: p.sport,
-            dport: p.dport,
-            proto: PROTO_TCP as u32,
-        };
-        // SAFETY: the value is copied out at once.
-        unsafe { FLOWS6.get(&k) }.copied()
+fn flow_mask() -> u32 {
+    // SAFETY: a plain read of a static the loader patches before loading.
+    unsafe { core::ptr::read_volatile(&FLOW_SET_MASK) }
+}
+
+#[inline(always)]
+fn key4(src: &[u32; 4], p: &Pkt, tid: u32) -> Flow4Key {
+    Flow4Key {
+        src: src[0],
+        dst: p.dst[0],
+        sport: p.sport,
+        dport: p.dport,
+        tid,
     }
 }
 
 #[inline(always)]
+fn key6(src: &[u32; 4], p: &Pkt, tid: u32) -> Flow6Key {
+    Flow6Key {
+        src: *src,
+        dst: p.dst,
+        sport: p.sport,
+        dport: p.dport,
+        tid,
+    }
+}
+
+#[inline(always)]
+fn eq4(a: &Flow4Key, b: &Flow4Key) -> bool {
+    a.src == b.src && a.dst == b.dst && a.sport == b.sport && a.dport == b.dport
+}
+
+#[inline(always)]
+fn eq6(a: &Flow6Key, b: &Flow6Key) -> bool {
+    words_eq(&a.src, &b.src) && words_eq(&a.dst, &b.dst) && a.sport == b.sport && a.dport == b.dport
+}
+
+/// This CPU's set for a flow.
+#[inline(always)]
+fn set_index(s: u32, d: u32, p: &Pkt) -> u32 {
+    let mask = flow_mask();
+    let ports = ((p.sport as u32) << 16) | p.dport as u32;
+    // SAFETY: plain helper call.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    cpu.wrapping_mul(mask + 1) + flow_set(s, d, ports, mask)
+}
+
+#[inline(always)]
+fn set4(src: &[u32; 4], p: &Pkt) -> Option<&'static mut FlowSet4> {
+    let i = set_index(src[0], p.dst[0], p);
+    // SAFETY: this CPU's set; no other CPU uses it.
+    FLOW_CACHE4.get_ptr_mut(i).map(|s| unsafe { &mut *s })
+}
+
+#[inline(always)]
+fn set6(src: &[u32; 4], p: &Pkt) -> Option<&'static mut FlowSet6> {
+    let s = src[0] ^ src[1] ^ src[2] ^ src[3];
+    let d = p.dst[0] ^ p.dst[1] ^ p.dst[2] ^ p.dst[3];
+    let i = set_index(s, d, p);
+    // SAFETY: this CPU's set; no other CPU uses it.
+    FLOW_CACHE6.get_ptr_mut(i).map(|s| unsafe { &mut *s })
+}
+
+#[inline(always)]
+fn lookup_flow<const N: usize>(src: &[u32; 4], p: &Pkt) -> Option<u32> {
+    let mut w = 0;
+    if N == 4 {
+        let k = key4(src, p, 0);
+        let set = set4(src, p)?;
+        while w < WAYS {
+            let e = &set.ways[w];
+            if e.tid != 0 && eq4(e, &k) {
+                return Some(e.tid - 1);
+            }
+            w += 1;
+        }
+    } else {
+        let k = key6(src, p, 0);
+        let set = set6(src, p)?;
+        while w < WAYS {
+            let e = &set.ways[w];
+            if e.tid != 0 && eq6(e, &k) {
+                return Some(e.tid - 1);
+            }
+            w += 1;
+        }
+    }
+    None
+}
+
+/// Stores the flow's target: in its own way if it is cached (a SYN re-picking),
+/// otherwise as the newest way of its set (the oldest falls out).
+#[inline(always)]
 fn insert_flow<const N: usize>(src: &[u32; 4], p: &Pkt, tid: u32) {
     if N == 4 {
-        let k = Flow4Key {
-            src: src[0],
-            dst: p.dst[0],
-            sport: p.sport,
-            dport: p.dport,
-            proto: PROTO_TCP as u32,
-        };
-        let _ = FLOWS4.insert(&k, &tid, 0);
+        let k = key4(src, p, tid + 1);
+        let Some(set) = set4(src, p) else { return };
+        let mut w = 0;
+        while w < WAYS {
+            if set.ways[w].tid != 0 && eq4(&set.ways[w], &k) {
+                set.ways[w].tid = tid + 1;
+                return;
+            }
+            w += 1;
+        }
+        set.ways[3] = set.ways[2];
+        set.ways[2] = set.ways[1];
+        set.ways[1] = set.ways[0];
+        set.ways[0] = k;
     } else {
-        let k = Flow6Key {
-            src: *src,
-            dst: p.dst,
-            sport: p.sport,
-            dport: p.dport,
-            proto: PROTO_TCP as u32,
-        };
-        let _ = FLOWS6.insert(&k, &tid, 0);
+        let k = key6(src, p, tid + 1);
+        let Some(set) = set6(src, p) else { return };
+        let mut w = 0;
+        while w < WAYS {
+            if set.ways[w].tid != 0 && eq6(&set.ways[w], &k) {
+                set.ways[w].tid = tid + 1;
+                return;
+            }
+            w += 1;
+        }
+        set.ways[3] = set.ways[2];
+        set.ways[2] = set.ways[1];
+        set.ways[1] = set.ways[0];
+        set.ways[0] = k;
     }
 }
 
