@@ -17,6 +17,7 @@ use routing_ebpf_common::{
 
 use crate::error::Error;
 use crate::stats::{GlobalStats, Stats, TargetStats, VipStats};
+use crate::tables::{family_of, free_slot, port_word, vip_key, words, SlotUse, VipInfo};
 
 /// The XDP object, built by `build.rs` and embedded: no path is needed at run time.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/routing-ebpf-xdp"));
@@ -109,8 +110,8 @@ pub struct Options {
     pub max_table_size: u32,
     /// Most targets at once, summed over services (ids are reused after removal).
     pub max_targets: u32,
-    /// Flows each CPU's flow cache holds (IPv4 and IPv6 each; rounded up to a
-    /// power of two sets of 4 ways). A new flow overwrites the oldest way of its
+    /// Flows the flow cache holds (IPv4 and IPv6 each, shared by all CPUs;
+    /// rounded up to a power of two sets of 4 ways). A new flow overwrites the oldest way of its
     /// set; replies need no entry, and an evicted flow is routed by the Maglev
     /// table again.
     pub conntrack_capacity: u32,
@@ -282,69 +283,6 @@ impl std::fmt::Debug for XdpBalancer {
     }
 }
 
-fn family_of(ip: IpAddr) -> u8 {
-    match ip {
-        IpAddr::V4(_) => FAMILY_V4,
-        IpAddr::V6(_) => FAMILY_V6,
-    }
-}
-
-fn addr16(ip: IpAddr) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    match ip {
-        IpAddr::V4(a) => out[..4].copy_from_slice(&a.octets()),
-        IpAddr::V6(a) => out = a.octets(),
-    }
-    out
-}
-
-/// Index and flags of an installed VIP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct VipInfo {
-    index: u32,
-    flags: u32,
-}
-
-/// An address as the program's native words (network byte order in memory).
-fn words(ip: IpAddr) -> [u32; 4] {
-    let b = addr16(ip);
-    let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    [w(0), w(4), w(8), w(12)]
-}
-
-fn port_word(port: u16) -> u16 {
-    u16::from_ne_bytes(port.to_be_bytes())
-}
-
-fn vip_key(vip: SocketAddr) -> VipEntry {
-    VipEntry {
-        addr: words(vip.ip()),
-        port: port_word(vip.port()),
-        family: family_of(vip.ip()),
-        proto: PROTO_TCP,
-        index: 0,
-        flags: 0,
-        _pad: 0,
-    }
-}
-
-/// Slot states of the userspace mirror of an open-addressed table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SlotUse {
-    Empty,
-    Used,
-    /// Deleted: the program keeps probing past it; the loader may reuse it.
-    Tombstone,
-}
-
-/// The first free (empty or deleted) slot within [`PROBES`] of `start`.
-fn free_slot(mirror: &[SlotUse], start: u32) -> Option<u32> {
-    let mask = mirror.len() as u32 - 1;
-    (0..PROBES)
-        .map(|i| (start + i) & mask)
-        .find(|&s| mirror[s as usize] != SlotUse::Used)
-}
-
 impl XdpBalancer {
     /// Loads the embedded object into the kernel (verifier included) with the given
     /// map sizes. Nothing is attached yet; [`XdpBalancer::test_run`] works already.
@@ -373,9 +311,7 @@ impl XdpBalancer {
             .max(1)
             .next_power_of_two();
         let set_mask = sets - 1;
-        // One cache per possible CPU, side by side in one array.
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| Error::Map(e.into()))?;
-        let cache_entries = u32::try_from(cpus).unwrap_or(u32::MAX).saturating_mul(sets);
+        let cache_entries = sets;
         let mut loader = EbpfLoader::new();
         loader
             .override_global("BENCH", &bench, true)
@@ -1051,6 +987,7 @@ impl XdpBalancer {
                 parse_failures: g(global::PARSE_FAILURE)?,
                 too_deep: g(global::TOO_DEEP)?,
                 untracked: g(global::UNTRACKED)?,
+                ah: g(global::AH)?,
             },
         })
     }
@@ -1136,8 +1073,8 @@ impl XdpBalancer {
         Ok((Verdict::from(r.return_value), r.duration))
     }
 
-    /// Number of flows cached, summed over every CPU's flow caches (reads every
-    /// set: for tests and diagnostics, not for a hot loop).
+    /// Number of flows cached (reads every set: for tests and diagnostics, not
+    /// for a hot loop).
     ///
     /// # Errors
     /// [`Error::Map`] when the map cannot be read.

@@ -140,6 +140,7 @@ mod error;
 pub mod follow;
 pub mod metrics;
 mod stats;
+mod tables;
 
 pub use balancer::{
     AttachMode, BenchMode, Options, Program, TestRunOutput, Verdict, XdpBalancer, RETIRE_DELAY,

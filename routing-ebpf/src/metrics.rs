@@ -278,6 +278,7 @@ mod tests {
                 parse_failures: 5,
                 too_deep: 6,
                 untracked: 7,
+                ah: 8,
             },
         };
         let text = encode(&stats);

@@ -67,4 +67,6 @@ pub struct GlobalStats {
     /// New connections forwarded by the Maglev table but not tracked, because this
     /// CPU was over [`Options::new_flow_limit`](crate::Options::new_flow_limit).
     pub untracked: u64,
+    /// IPv6 packets with an Authentication Header (passed untouched).
+    pub ah: u64,
 }

@@ -334,7 +334,7 @@ fn ipv4_options_and_ipv6_extension_headers_are_parsed() {
             let exts: [(u8, Vec<u8>); 4] = [
                 (0, vec![1, 4, 0, 0, 0, 0]),
                 (43, vec![0, 0, 0, 0, 0, 0]),
-                (51, vec![0; 10]),
+                (60, vec![1, 4, 0, 0, 0, 0]),
                 (60, vec![1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             ];
             for n in 1..=4 {
@@ -347,6 +347,15 @@ fn ipv4_options_and_ipv6_extension_headers_are_parsed() {
             p.ipv6_ext.push((60, vec![0; 6]));
             assert_untouched(lb, ifx, &p.build(), Verdict::Pass, "five extension headers");
             assert_eq!(lb.stats().expect("stats").global.too_deep, 1);
+            // Policy: an Authentication Header covers the addresses, so a packet
+            // carrying one is never rewritten, wherever the AH sits.
+            for at in 0..3 {
+                let mut p = TcpPacket::syn(client6(6000 + at as u16), VIP6.parse().expect("a"));
+                p.ipv6_ext = exts[..3].to_vec();
+                p.ipv6_ext.insert(at, (51, vec![0; 10]));
+                assert_untouched(lb, ifx, &p.build(), Verdict::Pass, "AH");
+            }
+            assert_eq!(lb.stats().expect("stats").global.ah, 3);
         },
     );
 }

@@ -181,7 +181,7 @@ pub struct Flow4Key {
     pub sport: u16,
     /// Destination port.
     pub dport: u16,
-    /// Target id + 1 (0 = an empty way of a flow-cache set).
+    /// `(target id + 1) ^ flow hash` (0 = an empty way of a flow-cache set).
     pub tid: u32,
 }
 
@@ -197,7 +197,7 @@ pub struct Flow6Key {
     pub sport: u16,
     /// Destination port.
     pub dport: u16,
-    /// Target id + 1 (0 = an empty way of a flow-cache set).
+    /// `(target id + 1) ^ flow hash` (0 = an empty way of a flow-cache set).
     pub tid: u32,
 }
 
@@ -225,8 +225,8 @@ pub const fn flow_set(src: u32, dst: u32, ports: u32, mask: u32) -> u32 {
 
 /// One set of the IPv4 flow cache: up to [`WAYS`] flows with their targets, the
 /// newest first (a new flow shifts the others down and the oldest falls out).
-/// Value of the `FLOW_CACHE4` array: CPU `c` owns entries `c * sets .. (c + 1) *
-/// sets`. 64 bytes: one cache line.
+/// Value of the `FLOW_CACHE4` array (shared by all CPUs). 64 bytes: one cache
+/// line.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FlowSet4 {
@@ -299,8 +299,11 @@ pub mod global {
     /// New connections forwarded but not tracked: over the new-connection rate
     /// limit (their next packets are routed by the Maglev table again).
     pub const UNTRACKED: u32 = 6;
+    /// IPv6 packets with an Authentication Header: passed untouched (AH covers
+    /// the addresses; a rewrite would break it).
+    pub const AH: u32 = 7;
     /// Number of counters.
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
 }
 
 /// Folds a 32-bit one's-complement sum to 16 bits.

@@ -51,16 +51,18 @@ static MAGLEV: Array<u32> = Array::with_max_entries(1, 0);
 static TARGETS: Array<Target> = Array::with_max_entries(1024, 0);
 #[map]
 static NEXT_HOPS: Array<NextHop> = Array::with_max_entries(1024, 0);
-/// Client → VIP flows → target id: one set-associative cache per CPU (`WAYS` ways,
-/// a new flow overwrites the oldest way), CPU `c` owning sets `c * sets ..`. A
-/// plain ARRAY (one memory access per lookup, no per-CPU pointer table). The
-/// Maglev table is the source of truth: a flow missing here (evicted, or first
-/// seen on another CPU) is picked again.
+/// Client → VIP flows → target id: a set-associative cache (`WAYS` ways, a new
+/// flow overwrites the oldest way) in a plain ARRAY shared by all CPUs (one memory
+/// access per lookup; a flow's packets may arrive on any CPU — veth, generic XDP,
+/// no RSS — and still find their entry). Each way stores its target as
+/// `(id + 1) ^ hash(key)`: a way torn by two CPUs writing one set at once decodes
+/// to an id that fails the target check, i.e. a miss. The Maglev table is the
+/// source of truth: a flow missing here (evicted) is picked from it again.
 #[map]
 static FLOW_CACHE4: Array<FlowSet4> = Array::with_max_entries(1, 0);
 #[map]
 static FLOW_CACHE6: Array<FlowSet6> = Array::with_max_entries(1, 0);
-/// Sets of each CPU's flow cache − 1 (a power of two − 1), set by the loader.
+/// Sets of each flow cache − 1 (a power of two − 1), set by the loader.
 #[no_mangle]
 static FLOW_SET_MASK: u32 = 0;
 /// One bit per TCP port: set for every port a target listens on. A packet that is
@@ -285,17 +287,15 @@ fn ipv6(ctx: &XdpContext, ip_off: usize) -> u32 {
     let mut i = 0;
     while i < 4 {
         match nh {
-            0 | 43 | 60 | 51 => {
+            // AH authenticates the addresses: never rewritten (policy: pass).
+            51 => return pass(global::AH),
+            0 | 43 | 60 => {
                 let Some(ext) = ptr_at::<[u8; 2]>(ctx, off) else {
                     return pass(global::PARSE_FAILURE);
                 };
                 // SAFETY: bounds checked by ptr_at.
                 let ext = unsafe { *ext };
-                let len = if nh == 51 {
-                    (ext[1] as usize + 2) * 4
-                } else {
-                    (ext[1] as usize + 1) * 8
-                };
+                let len = (ext[1] as usize + 1) * 8;
                 nh = ext[0];
                 off += len;
             }
@@ -306,7 +306,8 @@ fn ipv6(ctx: &XdpContext, ip_off: usize) -> u32 {
     }
     match nh {
         PROTO_TCP => {}
-        0 | 43 | 60 | 51 => return pass(global::TOO_DEEP),
+        51 => return pass(global::AH),
+        0 | 43 | 60 => return pass(global::TOO_DEEP),
         44 => return pass(global::FRAGMENT),
         _ => return pass(global::NOT_TCP),
     }
@@ -522,52 +523,57 @@ fn eq6(a: &Flow6Key, b: &Flow6Key) -> bool {
     words_eq(&a.src, &b.src) && words_eq(&a.dst, &b.dst) && a.sport == b.sport && a.dport == b.dport
 }
 
-/// This CPU's set for a flow.
+/// The flow's 32-bit hash: its set is `hash & mask`, and its ways store the
+/// target id XORed with it.
 #[inline(always)]
-fn set_index(s: u32, d: u32, p: &Pkt) -> u32 {
-    let mask = flow_mask();
+fn flow_hash32(s: u32, d: u32, p: &Pkt) -> u32 {
     let ports = ((p.sport as u32) << 16) | p.dport as u32;
-    // SAFETY: plain helper call.
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    cpu.wrapping_mul(mask + 1) + flow_set(s, d, ports, mask)
+    flow_set(s, d, ports, u32::MAX)
 }
 
 #[inline(always)]
-fn set4(src: &[u32; 4], p: &Pkt) -> Option<&'static mut FlowSet4> {
-    let i = set_index(src[0], p.dst[0], p);
-    // SAFETY: this CPU's set; no other CPU uses it.
-    FLOW_CACHE4.get_ptr_mut(i).map(|s| unsafe { &mut *s })
+fn set4(h: u32) -> Option<&'static mut FlowSet4> {
+    // SAFETY: concurrent writers are detected by the XOR check (see the map).
+    FLOW_CACHE4
+        .get_ptr_mut(h & flow_mask())
+        .map(|s| unsafe { &mut *s })
 }
 
 #[inline(always)]
-fn set6(src: &[u32; 4], p: &Pkt) -> Option<&'static mut FlowSet6> {
-    let s = src[0] ^ src[1] ^ src[2] ^ src[3];
-    let d = p.dst[0] ^ p.dst[1] ^ p.dst[2] ^ p.dst[3];
-    let i = set_index(s, d, p);
-    // SAFETY: this CPU's set; no other CPU uses it.
-    FLOW_CACHE6.get_ptr_mut(i).map(|s| unsafe { &mut *s })
+fn set6(h: u32) -> Option<&'static mut FlowSet6> {
+    // SAFETY: concurrent writers are detected by the XOR check (see the map).
+    FLOW_CACHE6
+        .get_ptr_mut(h & flow_mask())
+        .map(|s| unsafe { &mut *s })
+}
+
+#[inline(always)]
+fn fold(w: &[u32; 4]) -> u32 {
+    w[0] ^ w[1] ^ w[2] ^ w[3]
 }
 
 #[inline(always)]
 fn lookup_flow<const N: usize>(src: &[u32; 4], p: &Pkt) -> Option<u32> {
     let mut w = 0;
     if N == 4 {
+        let h = flow_hash32(src[0], p.dst[0], p);
         let k = key4(src, p, 0);
-        let set = set4(src, p)?;
+        let set = set4(h)?;
         while w < WAYS {
             let e = &set.ways[w];
             if e.tid != 0 && eq4(e, &k) {
-                return Some(e.tid - 1);
+                return (e.tid ^ h).checked_sub(1);
             }
             w += 1;
         }
     } else {
+        let h = flow_hash32(fold(src), fold(&p.dst), p);
         let k = key6(src, p, 0);
-        let set = set6(src, p)?;
+        let set = set6(h)?;
         while w < WAYS {
             let e = &set.ways[w];
             if e.tid != 0 && eq6(e, &k) {
-                return Some(e.tid - 1);
+                return (e.tid ^ h).checked_sub(1);
             }
             w += 1;
         }
@@ -580,12 +586,13 @@ fn lookup_flow<const N: usize>(src: &[u32; 4], p: &Pkt) -> Option<u32> {
 #[inline(always)]
 fn insert_flow<const N: usize>(src: &[u32; 4], p: &Pkt, tid: u32) {
     if N == 4 {
-        let k = key4(src, p, tid + 1);
-        let Some(set) = set4(src, p) else { return };
+        let h = flow_hash32(src[0], p.dst[0], p);
+        let k = key4(src, p, (tid + 1) ^ h);
+        let Some(set) = set4(h) else { return };
         let mut w = 0;
         while w < WAYS {
             if set.ways[w].tid != 0 && eq4(&set.ways[w], &k) {
-                set.ways[w].tid = tid + 1;
+                set.ways[w].tid = k.tid;
                 return;
             }
             w += 1;
@@ -595,12 +602,13 @@ fn insert_flow<const N: usize>(src: &[u32; 4], p: &Pkt, tid: u32) {
         set.ways[1] = set.ways[0];
         set.ways[0] = k;
     } else {
-        let k = key6(src, p, tid + 1);
-        let Some(set) = set6(src, p) else { return };
+        let h = flow_hash32(fold(src), fold(&p.dst), p);
+        let k = key6(src, p, (tid + 1) ^ h);
+        let Some(set) = set6(h) else { return };
         let mut w = 0;
         while w < WAYS {
             if set.ways[w].tid != 0 && eq6(&set.ways[w], &k) {
-                set.ways[w].tid = tid + 1;
+                set.ways[w].tid = k.tid;
                 return;
             }
             w += 1;
