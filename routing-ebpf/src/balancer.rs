@@ -1,7 +1,7 @@
 //! The loader: load, program from a `RouteTable`, attach, read stats, test-run.
 
 use std::collections::{HashMap as StdHashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Array, MapData, PerCpuArray};
@@ -11,8 +11,7 @@ use aya::{Ebpf, EbpfLoader};
 use routing_core::{RouteTable, TcpHashOn};
 use routing_ebpf_common::{
     addr_slot, global, FlowSet4, FlowSet6, NextHop, ReplyEntry, Target, TargetCounters,
-    VipCounters, VipEntry, VipState, FAMILY_V4, FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS,
-    VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
+    VipCounters, VipEntry, VipState, REPLY_SLOTS, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 
 use crate::error::Error;
