@@ -83,7 +83,7 @@ pub enum BenchMode {
     /// Normal operation.
     #[default]
     Off,
-    /// Every packet to a VIP is a new flow: the conntrack key's source address is
+    /// Every packet to a VIP is a new flow: the flow key's source address is
     /// varied per run (per-CPU sequence number and CPU id), so a repeated test run
     /// misses the connection table every time (and hashes to its own slot).
     NewFlow,
@@ -486,7 +486,7 @@ impl XdpBalancer {
     /// (`TcpService::maglev`, the same table routing-core routes with). Call it
     /// again with a new table to change weights or membership live: each VIP's
     /// table flips atomically, established connections keep their target (also a
-    /// removed one, until their conntrack entry ages out), removed VIPs stop
+    /// removed one, until their flow-cache way is overwritten), removed VIPs stop
     /// matching (their packets pass to the kernel).
     ///
     /// Validation happens before any map is touched: on error nothing changed.
@@ -992,7 +992,7 @@ impl XdpBalancer {
     }
 
     /// Runs the balancer once on `packet` with `BPF_PROG_TEST_RUN` (maps are real:
-    /// a SYN creates a conntrack entry). The ingress interface is the calling
+    /// a SYN creates a flow-cache entry). The ingress interface is the calling
     /// thread's network namespace's loopback unless `ingress_ifindex` is given; the
     /// next-hop lookup (`bpf_fib_lookup`) happens in that namespace too.
     ///
