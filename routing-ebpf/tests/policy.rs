@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use routing_core::{FiveTuple, RouteTable};
 use routing_ebpf::{Options, Verdict, XdpBalancer};
 use routing_testkit::netns::Netns;
-use routing_testkit::packet::{flags, parse, TcpPacket};
+use routing_testkit::packet::{checksum, flags, parse, TcpPacket};
 
 const CONFIG: &str = r#"
 backends:
@@ -214,5 +214,76 @@ fn a_syn_flood_above_the_rate_limit_leaves_established_flows_working() {
             would_move > 0,
             "the new table must move some of these flows"
         );
+    });
+}
+
+/// An ICMP "fragmentation needed" (MTU 1400) from router `198.51.100.254` about a
+/// segment VIP:80 → `to` (what the client saw the target send).
+fn frag_needed(to: SocketAddr) -> Vec<u8> {
+    let ip4 = |a: SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(v) => v.octets(),
+        std::net::IpAddr::V6(_) => unreachable!(),
+    };
+    let vip: SocketAddr = VIP.parse().unwrap();
+    let mut quoted = vec![0x45, 0, 0x05, 0xdc, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    quoted.extend(ip4(vip));
+    quoted.extend(ip4(to));
+    let c = checksum(&[&quoted]).to_be_bytes();
+    quoted[10..12].copy_from_slice(&c);
+    quoted.extend(vip.port().to_be_bytes());
+    quoted.extend(to.port().to_be_bytes());
+    quoted.extend([0, 0, 0, 1]);
+    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x78];
+    icmp.extend(&quoted);
+    let c = checksum(&[&icmp]).to_be_bytes();
+    icmp[2..4].copy_from_slice(&c);
+    let mut ip = vec![0x45, 0, 0, (20 + icmp.len()) as u8, 0, 2, 0, 0, 64, 1, 0, 0];
+    ip.extend([198, 51, 100, 254]);
+    ip.extend(ip4(vip));
+    let c = checksum(&[&ip]).to_be_bytes();
+    ip[10..12].copy_from_slice(&c);
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
+    f.extend(ip);
+    f.extend(icmp);
+    f
+}
+
+#[test]
+#[ignore = "needs root"]
+fn icmp_frag_needed_for_a_vip_flow_reaches_its_target() {
+    with_lb(Options::default(), |lb, ifx| {
+        let vip: SocketAddr = VIP.parse().unwrap();
+        let table = RouteTable::from_yaml(CONFIG).unwrap();
+        // A tracked flow, and one the balancer never saw (picked from the table).
+        let tracked = send(lb, ifx, &TcpPacket::syn(client(40_001), vip));
+        for (port, target) in [(40_001, tracked), (40_002, route(&table, client(40_002)))] {
+            let out = lb
+                .test_run(&frag_needed(client(port)), Some(ifx))
+                .expect("run");
+            assert_eq!(out.verdict, Verdict::Tx, "frag-needed is sent on");
+            let f = &out.packet;
+            let (ip, icmp) = (&f[14..34], &f[34..]);
+            let std::net::IpAddr::V4(t) = target.ip() else {
+                unreachable!()
+            };
+            assert_eq!(ip[16..20], t.octets(), "outer destination = the target");
+            assert_eq!(checksum(&[ip]), 0, "outer IPv4 checksum");
+            assert_eq!(checksum(&[icmp]), 0, "ICMP checksum");
+            assert_eq!(icmp[0..2], [3, 4]);
+            assert_eq!(icmp[6..8], 1400u16.to_be_bytes(), "MTU untouched");
+            let quoted = &icmp[8..28];
+            assert_eq!(checksum(&[quoted]), 0, "quoted IPv4 checksum");
+            assert_eq!(quoted[12..16], t.octets(), "quoted source = the target");
+            assert_eq!(icmp[28..30], target.port().to_be_bytes(), "quoted port");
+            assert_eq!(icmp[30..32], port.to_be_bytes(), "client port untouched");
+            let mac = [0x02, 0xaa, 0, 0, 0, t.octets()[3]];
+            assert_eq!(f[0..6], mac, "to the target's MAC");
+        }
+        // Not about a VIP flow: passed untouched.
+        let mut other = frag_needed(client(40_003));
+        other[30..34].copy_from_slice(&[192, 0, 2, 99]);
+        let out = lb.test_run(&other, Some(ifx)).expect("run");
+        assert_eq!(out.verdict, Verdict::Pass);
+        assert_eq!(out.packet, other);
     });
 }
