@@ -12,20 +12,24 @@
 //! the program does the whole lookup, DNAT rewrite with incremental checksums and
 //! MAC rewrite, but the bytes it writes equal the bytes it read, and the next run
 //! sees the same packet to the VIP. Then:
-//! * new-flow SYN: a balancer loaded with [`BenchMode::NewFlow`] — the conntrack
-//!   key's source is varied per run (per-CPU sequence + CPU id), so every run
-//!   misses the connection table, hashes the 5-tuple, picks from the Maglev table,
-//!   does the FIB lookup and inserts two LRU entries (at capacity: LRU eviction);
-//! * established: a normal balancer — the warm-up run creates the entry, every
-//!   counted run hits it;
+//! * new-flow SYN: a balancer loaded with [`BenchMode::NewFlow`] — the flow's
+//!   source address is varied per run (per-CPU sequence + CPU id) *before* it is
+//!   hashed, so every run misses the flow table, hashes a distinct flow, picks from
+//!   the Maglev table and inserts (at capacity: LRU eviction);
+//! * established, 1 flow: a normal balancer — the warm-up run creates the entry,
+//!   every counted run hits it;
+//! * established, 10000 / 262144 flows: [`BenchMode::Flows`] cycles the source
+//!   over that many addresses; a warm-up of that many runs creates them all, then
+//!   every counted run hits one of them (the flow table is sized to hold them);
 //! * pass (VIP port): a TCP SYN to a non-VIP address on a VIP's port (port
-//!   prefilter hit, VIP hash lookup miss, reply filter miss, XDP_PASS);
+//!   prefilter hit, VIP lookup miss, reply filter miss, XDP_PASS);
 //! * pass (port 22): a TCP SYN to a port no VIP uses (port prefilters miss,
-//!   XDP_PASS without any hash lookup).
+//!   XDP_PASS without any lookup).
 //!
+//! The thread is pinned to one CPU (per-CPU sequence numbers and LRU lists).
 //! After each measurement the program's own counters are checked: exactly
 //! `repeat` new flows (new-flow case), `repeat` forwarded packets and no new flow
-//! (established), `repeat` non-VIP passes (pass-through) — so every counted run
+//! (established, after the warm-up made exactly n), `repeat` non-VIP passes (pass-through) — so every counted run
 //! took the path it claims.
 
 use std::net::SocketAddr;
@@ -34,7 +38,7 @@ use std::time::Duration;
 use routing_core::RouteTable;
 use routing_ebpf::{BenchMode, Options, Program, Verdict, XdpBalancer};
 use routing_testkit::netns::Netns;
-use routing_testkit::packet::TcpPacket;
+use routing_testkit::packet::{flags, TcpPacket};
 
 const CONFIG: &str = r#"
 backends:
@@ -60,11 +64,51 @@ fn ns_per_run(d: Duration) -> f64 {
     d.as_nanos() as f64
 }
 
+#[derive(Clone, Copy)]
+enum Kind {
+    NewFlow,
+    Established(u32),
+    Pass,
+}
+
 struct Case {
     name: &'static str,
     goal: f64,
+    kind: Kind,
+    lb: XdpBalancer,
+    frame: Vec<u8>,
     floor: Vec<f64>,
     prog: Vec<f64>,
+    /// Established runs that missed the flow cache (re-created from Maglev).
+    missed: u64,
+}
+
+impl Case {
+    fn new(name: &'static str, goal: f64, kind: Kind, lb: XdpBalancer, frame: &[u8]) -> Self {
+        Self {
+            name,
+            goal,
+            kind,
+            lb,
+            frame: frame.to_vec(),
+            floor: vec![],
+            prog: vec![],
+            missed: 0,
+        }
+    }
+}
+
+fn new_flows(s: &routing_ebpf::Stats) -> u64 {
+    s.vips[0].targets.iter().map(|t| t.new_flows).sum()
+}
+
+/// Pins the calling thread to the last CPU: the program's per-CPU flow sequence
+/// and per-CPU LRU lists then stay on one CPU for the whole run.
+fn pin_to_one_cpu() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpus - 1).expect("cpu set");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("sched_setaffinity");
 }
 
 fn main() {
@@ -123,89 +167,138 @@ fn main() {
     for (i, p) in d0_mac.split(':').enumerate().take(6) {
         syn.src_mac[i] = u8::from_str_radix(p, 16).expect("hex");
     }
+    // Established traffic is ACKs (a SYN always picks from the Maglev table anew).
+    let ack = syn.clone().with_flags(flags::ACK).build();
     let syn = syn.build();
     let other = TcpPacket::syn(client, "192.0.2.99:80".parse().expect("addr")).build();
     let other_port = TcpPacket::syn(client, "192.0.2.1:22".parse().expect("addr")).build();
 
     let cases = ns
         .run(move || {
-            let load = |mode| {
+            pin_to_one_cpu();
+            let load = |mode, ct: u32| {
                 let mut lb = XdpBalancer::load(&Options {
                     bench: mode,
                     conntrack_capacity: ct,
+                    // Measures the insert itself: no rate limit.
+                    new_flow_limit: 0,
                     ..Options::default()
                 })
                 .expect("load");
                 lb.apply(&table).expect("apply");
                 lb
             };
-            let mut new_lb = load(BenchMode::NewFlow);
-            let mut est_lb = load(BenchMode::Off);
-            let mut cases = [
-                Case {
-                    name: "new-flow SYN",
-                    goal: 3.0,
-                    floor: vec![],
-                    prog: vec![],
-                },
-                Case {
-                    name: "established",
-                    goal: 2.0,
-                    floor: vec![],
-                    prog: vec![],
-                },
-                Case {
-                    name: "pass (VIP port)",
-                    goal: 1.3,
-                    floor: vec![],
-                    prog: vec![],
-                },
-                Case {
-                    name: "pass (port 22)",
-                    goal: 1.3,
-                    floor: vec![],
-                    prog: vec![],
-                },
+            // Each CPU's flow cache has capacity / 4 sets of 4 ways: an n-flow
+            // case gets 2n sets (half a flow per set on average). A set that
+            // draws more than 4 of the n flows thrashes: those runs miss and
+            // re-pick from the Maglev table (counted and printed as "miss").
+            let room = |n: u32| ct.max(n.saturating_mul(8));
+            let mut cases: Vec<Case> = vec![
+                Case::new(
+                    "new-flow SYN",
+                    3.0,
+                    Kind::NewFlow,
+                    load(BenchMode::NewFlow, ct),
+                    &syn,
+                ),
+                Case::new(
+                    "established, 1 flow",
+                    2.0,
+                    Kind::Established(1),
+                    load(BenchMode::Off, ct),
+                    &ack,
+                ),
             ];
-            // Warm up: create the established entry, fault in everything.
-            let out = est_lb.test_run(&syn, Some(ifx)).expect("run");
-            assert_eq!(out.verdict, Verdict::Tx);
-            assert_eq!(
-                out.packet, syn,
-                "the benchmark's rewrite must leave the frame unchanged"
-            );
+            for n in [10_000u32, 262_144] {
+                cases.push(Case::new(
+                    if n == 10_000 {
+                        "established, 10000 flows"
+                    } else {
+                        "established, 262144 flows"
+                    },
+                    if n == 10_000 { 2.0 } else { 3.0 },
+                    Kind::Established(n),
+                    load(BenchMode::Flows(n), room(n)),
+                    &ack,
+                ));
+            }
+            cases.push(Case::new(
+                "pass (VIP port)",
+                1.5,
+                Kind::Pass,
+                load(BenchMode::Off, ct),
+                &other,
+            ));
+            cases.push(Case::new(
+                "pass (port 22)",
+                1.5,
+                Kind::Pass,
+                load(BenchMode::Off, ct),
+                &other_port,
+            ));
+            for case in &mut cases {
+                // Warm up: create the established entries (n runs make n flows),
+                // fault in everything.
+                let warm = match case.kind {
+                    Kind::Established(n) => n,
+                    _ => 1,
+                };
+                let before = case.lb.stats().expect("stats");
+                let (v, _) = case
+                    .lb
+                    .bench_run(Program::Balancer, &case.frame, warm, Some(ifx))
+                    .expect("warm-up");
+                let after = case.lb.stats().expect("stats");
+                if let Kind::Established(n) = case.kind {
+                    assert_eq!(v, Verdict::Tx);
+                    assert_eq!(
+                        new_flows(&after) - new_flows(&before),
+                        u64::from(n),
+                        "{}: warm-up",
+                        case.name
+                    );
+                }
+                let out = case.lb.test_run(&case.frame, Some(ifx)).expect("run");
+                assert_eq!(
+                    out.packet, case.frame,
+                    "the benchmark's rewrite must leave the frame unchanged"
+                );
+            }
             for _ in 0..rounds {
-                for (i, case) in cases.iter_mut().enumerate() {
-                    let lb = if i == 0 { &mut new_lb } else { &mut est_lb };
-                    let frame = match i {
-                        2 => &other,
-                        3 => &other_port,
-                        _ => &syn,
-                    };
-                    let (fv, fd) = lb
-                        .bench_run(Program::Pass, frame, repeat, Some(ifx))
+                for case in &mut cases {
+                    let (fv, fd) = case
+                        .lb
+                        .bench_run(Program::Pass, &case.frame, repeat, Some(ifx))
                         .expect("floor");
                     assert_eq!(fv, Verdict::Pass);
-                    let before = lb.stats().expect("stats");
-                    let (v, d) = lb
-                        .bench_run(Program::Balancer, frame, repeat, Some(ifx))
+                    let before = case.lb.stats().expect("stats");
+                    let (v, d) = case
+                        .lb
+                        .bench_run(Program::Balancer, &case.frame, repeat, Some(ifx))
                         .expect("run");
-                    let after = lb.stats().expect("stats");
-                    let nf = |s: &routing_ebpf::Stats| {
-                        s.vips[0].targets.iter().map(|t| t.new_flows).sum::<u64>()
-                    };
+                    let after = case.lb.stats().expect("stats");
                     let r = u64::from(repeat);
-                    match i {
-                        0 => {
+                    match case.kind {
+                        Kind::NewFlow => {
                             assert_eq!(v, Verdict::Tx);
-                            assert_eq!(nf(&after) - nf(&before), r, "every run must be a new flow");
+                            assert_eq!(
+                                new_flows(&after) - new_flows(&before),
+                                r,
+                                "every run must be a new flow"
+                            );
                         }
-                        1 => {
+                        Kind::Established(_) => {
                             assert_eq!(v, Verdict::Tx);
-                            assert_eq!(nf(&after), nf(&before), "no run may create a flow");
+                            let missed = new_flows(&after) - new_flows(&before);
+                            assert!(
+                                missed * 100 <= r,
+                                "{}: {missed} of {r} runs missed the flow cache",
+                                case.name
+                            );
+                            case.missed += missed;
                             assert_eq!(after.vips[0].forwarded - before.vips[0].forwarded, r);
                         }
-                        _ => {
+                        Kind::Pass => {
                             assert_eq!(v, Verdict::Pass);
                             assert_eq!(after.global.not_vip - before.global.not_vip, r);
                         }
@@ -215,24 +308,29 @@ fn main() {
                 }
             }
             cases
+                .into_iter()
+                .map(|c| (c.name, c.goal, c.floor, c.prog, c.missed))
+                .collect::<Vec<_>>()
         })
         .expect("enter netns");
 
     println!("XDP BPF_PROG_TEST_RUN, repeat = {repeat}, median of {rounds} rounds (ns/packet)");
     println!(
-        "{:<16} {:>8} {:>8} {:>7} {:>6}",
+        "{:<26} {:>8} {:>8} {:>7} {:>6}",
         "case", "program", "floor", "ratio", "goal"
     );
-    for c in cases {
-        let p = median(c.prog);
-        let f = median(c.floor);
+    let runs = f64::from(repeat) * f64::from(rounds);
+    for (name, goal, floor, prog, missed) in cases {
+        let p = median(prog);
+        let f = median(floor);
+        let miss = if missed > 0 {
+            format!("  (miss {:.3} %)", missed as f64 * 100.0 / runs)
+        } else {
+            String::new()
+        };
         println!(
-            "{:<16} {:>8.1} {:>8.1} {:>6.2}x {:>5.1}x",
-            c.name,
-            p,
-            f,
-            p / f,
-            c.goal
+            "{name:<26} {p:>8.1} {f:>8.1} {:>6.2}x {goal:>5.1}x{miss}",
+            p / f
         );
     }
 }

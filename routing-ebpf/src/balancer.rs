@@ -1,21 +1,22 @@
 //! The loader: load, program from a `RouteTable`, attach, read stats, test-run.
 
 use std::collections::{HashMap as StdHashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use routing_core::{RouteTable, TcpHashOn};
 use routing_ebpf_common::{
-    global, Target, TargetCounters, VipCounters, VipInfo, VipKey, VipState, FAMILY_V4, FAMILY_V6,
-    PROTO_TCP, VIP_HASH_SOURCE_IP,
+    addr_slot, global, FlowSet4, FlowSet6, NextHop, ReplyEntry, Target, TargetCounters,
+    VipCounters, VipEntry, VipState, REPLY_SLOTS, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 
 use crate::error::Error;
 use crate::stats::{GlobalStats, Stats, TargetStats, VipStats};
+use crate::tables::{family_of, free_slot, port_word, vip_key, words, SlotUse, VipInfo};
 
 /// The XDP object, built by `build.rs` and embedded: no path is needed at run time.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/routing-ebpf-xdp"));
@@ -82,10 +83,15 @@ pub enum BenchMode {
     /// Normal operation.
     #[default]
     Off,
-    /// Every packet to a VIP is a new flow: the conntrack key's source address is
+    /// Every packet to a VIP is a new flow: the flow key's source address is
     /// varied per run (per-CPU sequence number and CPU id), so a repeated test run
-    /// misses the connection table every time.
+    /// misses the connection table every time (and hashes to its own slot).
     NewFlow,
+    /// The source address of every packet to a VIP is varied over this many
+    /// distinct values, cycled per run (per-CPU sequence number modulo the count):
+    /// after a warm-up of that many runs every run is an established flow out of
+    /// that many. `Flows(0)` is [`BenchMode::NewFlow`].
+    Flows(u32),
 }
 
 /// Sizes of the maps, fixed at load time.
@@ -103,9 +109,15 @@ pub struct Options {
     pub max_table_size: u32,
     /// Most targets at once, summed over services (ids are reused after removal).
     pub max_targets: u32,
-    /// Entries of each of the two LRU connection tables (`CONNTRACK`, `REVERSE`).
-    /// Size it to at least twice the connections open at once: see the crate docs.
+    /// Flows the flow cache holds (IPv4 and IPv6 each, shared by all CPUs;
+    /// rounded up to a power of two sets of 4 ways). A new flow overwrites the oldest way of its
+    /// set; replies need no entry, and an evicted flow is routed by the Maglev
+    /// table again.
     pub conntrack_capacity: u32,
+    /// New connections tracked per CPU per second (0 = no limit). Above it a new
+    /// connection is still forwarded by the Maglev table but gets no flow entry,
+    /// so a SYN flood cannot evict established flows faster than this.
+    pub new_flow_limit: u64,
     /// Benchmark switches (see [`BenchMode`]).
     pub bench: BenchMode,
     /// Compile the program's aya-log debug events in (new flow → target, VIP
@@ -123,6 +135,7 @@ impl Default for Options {
             max_table_size: routing_core::DEFAULT_MAGLEV_SIZE,
             max_targets: 1024,
             conntrack_capacity: 262_144,
+            new_flow_limit: 250_000,
             bench: BenchMode::Off,
             debug_log: false,
         }
@@ -189,13 +202,15 @@ struct TargetSlot {
 struct VipSlot {
     service: String,
     vip: SocketAddr,
-    key: VipKey,
+    key: VipEntry,
     info: VipInfo,
+    /// Its slot in `VIP_TABLE` once installed.
+    table_slot: Option<u32>,
     active: u32,
     /// What each buffer of `MAGLEV` holds (target ids), mirrored.
     buffers: [Vec<u32>; 2],
     last_flip: Option<Instant>,
-    /// Whether its key is in `VIPS` yet (a VIP whose first table is empty too).
+    /// Whether it is in `VIP_TABLE` yet (a VIP whose first table is empty too).
     installed: bool,
     targets: Vec<TargetSlot>,
 }
@@ -233,6 +248,13 @@ pub struct XdpBalancer {
     link: Option<(XdpLinkId, String)>,
     vips: Vec<Option<VipSlot>>,
     free_targets: VecDeque<u32>,
+    /// Mirror of `VIP_TABLE`.
+    vip_table: Vec<SlotUse>,
+    /// Mirror of `REPLY_TABLE`.
+    reply_table: Vec<SlotUse>,
+    /// Target address → (its `REPLY_TABLE` slot, the VIP its replies become).
+    /// Entries of removed targets stay (their flows drain) until the slot is needed.
+    replies: StdHashMap<SocketAddr, (u32, SocketAddr)>,
     /// Union of every target port ever programmed (mirrors `TARGET_PORTS`).
     ports: Vec<u64>,
     /// Union of every VIP port ever programmed (mirrors `VIP_PORTS`).
@@ -260,31 +282,6 @@ impl std::fmt::Debug for XdpBalancer {
     }
 }
 
-fn family_of(ip: IpAddr) -> u8 {
-    match ip {
-        IpAddr::V4(_) => FAMILY_V4,
-        IpAddr::V6(_) => FAMILY_V6,
-    }
-}
-
-fn addr16(ip: IpAddr) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    match ip {
-        IpAddr::V4(a) => out[..4].copy_from_slice(&a.octets()),
-        IpAddr::V6(a) => out = a.octets(),
-    }
-    out
-}
-
-fn vip_key(vip: SocketAddr) -> VipKey {
-    VipKey {
-        addr: addr16(vip.ip()),
-        port: vip.port().to_be_bytes(),
-        family: family_of(vip.ip()),
-        proto: PROTO_TCP,
-    }
-}
-
 impl XdpBalancer {
     /// Loads the embedded object into the kernel (verifier included) with the given
     /// map sizes. Nothing is attached yet; [`XdpBalancer::test_run`] works already.
@@ -298,9 +295,10 @@ impl XdpBalancer {
     /// assert!(lb.attached_to().is_none());
     /// ```
     pub fn load(opts: &Options) -> Result<Self, Error> {
-        let bench: u32 = match opts.bench {
-            BenchMode::Off => 0,
-            BenchMode::NewFlow => 2,
+        let (bench, flows): (u32, u32) = match opts.bench {
+            BenchMode::Off => (0, 0),
+            BenchMode::NewFlow => (2, 0),
+            BenchMode::Flows(n) => (2, n),
         };
         let maglev = u64::from(opts.max_vips) * 2 * u64::from(opts.max_table_size);
         let maglev = u32::try_from(maglev).map_err(|_| Error::TooManyVips {
@@ -308,18 +306,26 @@ impl XdpBalancer {
             max: u32::MAX / 2 / opts.max_table_size.max(1),
         })?;
         let debug = u32::from(opts.debug_log);
+        let sets = (opts.conntrack_capacity / WAYS as u32)
+            .max(1)
+            .next_power_of_two();
+        let set_mask = sets - 1;
+        let cache_entries = sets;
         let mut loader = EbpfLoader::new();
         loader
             .override_global("BENCH", &bench, true)
+            .override_global("BENCH_FLOWS", &flows, true)
+            .override_global("NEW_FLOW_LIMIT", &opts.new_flow_limit, true)
             .override_global("DEBUG", &debug, true)
-            .map_max_entries("VIPS", opts.max_vips.max(1))
             .map_max_entries("VIP_STATE", opts.max_vips.max(1))
             .map_max_entries("VIP_STATS", opts.max_vips.max(1))
             .map_max_entries("MAGLEV", maglev.max(1))
             .map_max_entries("TARGETS", opts.max_targets.max(1))
+            .map_max_entries("NEXT_HOPS", opts.max_targets.max(1))
             .map_max_entries("TARGET_STATS", opts.max_targets.max(1))
-            .map_max_entries("CONNTRACK", opts.conntrack_capacity.max(1))
-            .map_max_entries("REVERSE", opts.conntrack_capacity.max(1));
+            .map_max_entries("FLOW_CACHE4", cache_entries)
+            .map_max_entries("FLOW_CACHE6", cache_entries)
+            .override_global("FLOW_SET_MASK", &set_mask, true);
         let mut ebpf = loader.load(OBJECT)?;
         for name in [PROG_LB, PROG_PASS] {
             let prog: &mut Xdp = ebpf
@@ -340,6 +346,9 @@ impl XdpBalancer {
             link: None,
             vips: (0..opts.max_vips).map(|_| None).collect(),
             free_targets: (0..opts.max_targets).collect(),
+            vip_table: vec![SlotUse::Empty; VIP_SLOTS as usize],
+            reply_table: vec![SlotUse::Empty; REPLY_SLOTS as usize],
+            replies: StdHashMap::new(),
             ports: vec![0; 1024],
             vip_ports: vec![0; 1024],
             nr_cpus,
@@ -477,7 +486,7 @@ impl XdpBalancer {
     /// (`TcpService::maglev`, the same table routing-core routes with). Call it
     /// again with a new table to change weights or membership live: each VIP's
     /// table flips atomically, established connections keep their target (also a
-    /// removed one, until their conntrack entry ages out), removed VIPs stop
+    /// removed one, until their flow-cache way is overwritten), removed VIPs stop
     /// matching (their packets pass to the kernel).
     ///
     /// Validation happens before any map is touched: on error nothing changed.
@@ -548,6 +557,22 @@ impl XdpBalancer {
                 slots: slots.to_vec(),
             });
         }
+        // Replies are translated statelessly: a target address serves one VIP.
+        let mut serves: StdHashMap<SocketAddr, SocketAddr> = StdHashMap::new();
+        for w in &wants {
+            for t in &w.targets {
+                if let Some(&other) = serves.get(&t.1) {
+                    if other != w.vip {
+                        return Err(Error::SharedTarget {
+                            address: t.1,
+                            first: other,
+                            second: w.vip,
+                        });
+                    }
+                }
+                serves.insert(t.1, w.vip);
+            }
+        }
         // Target ids: kept for an unchanged (vip, name, address), new ones otherwise.
         let mut keep: StdHashMap<(SocketAddr, String, SocketAddr), u32> = StdHashMap::new();
         for slot in self.vips.iter().flatten() {
@@ -570,6 +595,7 @@ impl XdpBalancer {
 
         // --- targets --------------------------------------------------------------
         let mut used = std::collections::HashSet::new();
+        let mut fresh = std::collections::HashSet::new();
         let mut plans = Vec::with_capacity(wants.len());
         for w in wants {
             let mut targets = Vec::with_capacity(w.targets.len());
@@ -582,7 +608,7 @@ impl XdpBalancer {
                             count: 0,
                             max: self.opts.max_targets,
                         })?;
-                        self.write_target(id, address)?;
+                        fresh.insert(id);
                         keep.insert(k, id);
                         id
                     }
@@ -623,10 +649,14 @@ impl XdpBalancer {
             let gone = matches!(&self.vips[i], Some(s) if !wanted.contains(&s.vip));
             if gone {
                 if let Some(slot) = self.vips[i].take() {
-                    let mut vips: HashMap<&mut MapData, VipKey, VipInfo> = HashMap::try_from(
-                        self.ebpf.map_mut("VIPS").ok_or(Error::Missing("VIPS"))?,
-                    )?;
-                    let _ = vips.remove(&slot.key);
+                    if let Some(ts) = slot.table_slot {
+                        let tomb = VipEntry {
+                            proto: 0xff,
+                            ..VipEntry::default()
+                        };
+                        self.array::<VipEntry>("VIP_TABLE")?.set(ts, tomb, 0)?;
+                        self.vip_table[ts as usize] = SlotUse::Tombstone;
+                    }
                 }
             }
         }
@@ -650,6 +680,7 @@ impl XdpBalancer {
                             service: service.clone(),
                             vip,
                             key: vip_key(vip),
+                            table_slot: None,
                             info: VipInfo {
                                 index: i as u32,
                                 flags,
@@ -664,6 +695,14 @@ impl XdpBalancer {
                         i
                     }
                 };
+            for t in &targets {
+                if fresh.contains(&t.id) {
+                    self.write_target(t.id, t.address, idx as u32)?;
+                }
+            }
+            for t in &targets {
+                self.write_reply(t.address, vip, idx as u32, &serves)?;
+            }
             self.program_vip(idx, service, flags, targets, ids)?;
         }
 
@@ -692,14 +731,82 @@ impl XdpBalancer {
         Ok(())
     }
 
-    fn write_target(&mut self, id: u32, address: SocketAddr) -> Result<(), Error> {
+    /// Points replies from `target` at `vip` in `REPLY_TABLE` (a no-op when it
+    /// already does). When no slot is free within the probe distance, entries of
+    /// targets no longer configured (`serves` names the configured ones) are
+    /// deleted first.
+    fn write_reply(
+        &mut self,
+        target: SocketAddr,
+        vip: SocketAddr,
+        index: u32,
+        serves: &StdHashMap<SocketAddr, SocketAddr>,
+    ) -> Result<(), Error> {
+        let entry = ReplyEntry {
+            taddr: words(target.ip()),
+            tport: port_word(target.port()),
+            family: family_of(target.ip()),
+            _pad0: 0,
+            vaddr: words(vip.ip()),
+            vport: port_word(vip.port()),
+            _pad1: 0,
+            vip: index,
+            _pad2: 0,
+        };
+        let slot = match self.replies.get(&target) {
+            Some(&(_, v)) if v == vip => {
+                // Same VIP; the index may differ only if the VIP was re-added.
+                let (slot, _) = self.replies[&target];
+                self.array::<ReplyEntry>("REPLY_TABLE")?
+                    .set(slot, entry, 0)?;
+                return Ok(());
+            }
+            Some(&(slot, _)) => slot,
+            None => {
+                let start = addr_slot(&entry.taddr, entry.tport, REPLY_SLOTS - 1);
+                match free_slot(&self.reply_table, start) {
+                    Some(s) => s,
+                    None => {
+                        let stale: Vec<(SocketAddr, u32)> = self
+                            .replies
+                            .iter()
+                            .filter(|(t, _)| !serves.contains_key(t))
+                            .map(|(t, &(s, _))| (*t, s))
+                            .collect();
+                        for (t, s) in stale {
+                            let tomb = ReplyEntry {
+                                family: 0xff,
+                                ..ReplyEntry::default()
+                            };
+                            self.array::<ReplyEntry>("REPLY_TABLE")?.set(s, tomb, 0)?;
+                            self.reply_table[s as usize] = SlotUse::Tombstone;
+                            self.replies.remove(&t);
+                        }
+                        free_slot(&self.reply_table, start)
+                            .ok_or(Error::TableFull("REPLY_TABLE"))?
+                    }
+                }
+            }
+        };
+        self.array::<ReplyEntry>("REPLY_TABLE")?
+            .set(slot, entry, 0)?;
+        self.reply_table[slot as usize] = SlotUse::Used;
+        self.replies.insert(target, (slot, vip));
+        Ok(())
+    }
+
+    fn write_target(&mut self, id: u32, address: SocketAddr, vip: u32) -> Result<(), Error> {
         let t = Target {
-            addr: addr16(address.ip()),
-            port: address.port().to_be_bytes(),
+            addr: words(address.ip()),
+            port: port_word(address.port()),
             family: family_of(address.ip()),
             _pad: 0,
+            vip,
         };
         self.array::<Target>("TARGETS")?.set(id, t, 0)?;
+        // Resolved again by the program at the next packet.
+        self.array::<NextHop>("NEXT_HOPS")?
+            .set(id, NextHop::default(), 0)?;
         let n = self.nr_cpus;
         let mut stats: PerCpuArray<&mut MapData, TargetCounters> = PerCpuArray::try_from(
             self.ebpf
@@ -793,11 +900,24 @@ impl XdpBalancer {
                 .set(idx as u32, state, 0)?;
         }
         if table_changed || flags_changed {
-            let mut vips: HashMap<&mut MapData, VipKey, VipInfo> =
-                HashMap::try_from(self.ebpf.map_mut("VIPS").ok_or(Error::Missing("VIPS"))?)?;
-            vips.insert(key, info, 0)?;
+            let entry = VipEntry {
+                index: info.index,
+                flags: info.flags,
+                ..key
+            };
+            let ts = match self.vips[idx].as_ref().and_then(|s| s.table_slot) {
+                Some(ts) => ts,
+                None => free_slot(
+                    &self.vip_table,
+                    addr_slot(&key.addr, key.port, VIP_SLOTS - 1),
+                )
+                .ok_or(Error::TableFull("VIP_TABLE"))?,
+            };
+            self.array::<VipEntry>("VIP_TABLE")?.set(ts, entry, 0)?;
+            self.vip_table[ts as usize] = SlotUse::Used;
             if let Some(slot) = self.vips[idx].as_mut() {
                 slot.installed = true;
+                slot.table_slot = Some(ts);
             }
         }
         Ok(())
@@ -865,12 +985,14 @@ impl XdpBalancer {
                 fragments: g(global::FRAGMENT)?,
                 parse_failures: g(global::PARSE_FAILURE)?,
                 too_deep: g(global::TOO_DEEP)?,
+                untracked: g(global::UNTRACKED)?,
+                ah: g(global::AH)?,
             },
         })
     }
 
     /// Runs the balancer once on `packet` with `BPF_PROG_TEST_RUN` (maps are real:
-    /// a SYN creates a conntrack entry). The ingress interface is the calling
+    /// a SYN creates a flow-cache entry). The ingress interface is the calling
     /// thread's network namespace's loopback unless `ingress_ifindex` is given; the
     /// next-hop lookup (`bpf_fib_lookup`) happens in that namespace too.
     ///
@@ -950,8 +1072,8 @@ impl XdpBalancer {
         Ok((Verdict::from(r.return_value), r.duration))
     }
 
-    /// Number of entries in the client → VIP connection table (walks the map: for
-    /// tests and diagnostics, not for a hot loop).
+    /// Number of flows cached (reads every set: for tests and diagnostics, not
+    /// for a hot loop).
     ///
     /// # Errors
     /// [`Error::Map`] when the map cannot be read.
@@ -961,13 +1083,51 @@ impl XdpBalancer {
     /// assert_eq!(lb.conntrack_len().unwrap(), 0);
     /// ```
     pub fn conntrack_len(&self) -> Result<usize, Error> {
-        let m: HashMap<&MapData, routing_ebpf_common::FlowKey, routing_ebpf_common::NatEntry> =
-            HashMap::try_from(
-                self.ebpf
-                    .map("CONNTRACK")
-                    .ok_or(Error::Missing("CONNTRACK"))?,
-            )?;
-        Ok(m.keys().filter(Result::is_ok).count())
+        let m4: Array<&MapData, FlowSet4> = Array::try_from(
+            self.ebpf
+                .map("FLOW_CACHE4")
+                .ok_or(Error::Missing("FLOW_CACHE4"))?,
+        )?;
+        let m6: Array<&MapData, FlowSet6> = Array::try_from(
+            self.ebpf
+                .map("FLOW_CACHE6")
+                .ok_or(Error::Missing("FLOW_CACHE6"))?,
+        )?;
+        let mut n = 0;
+        for set in m4.iter() {
+            n += set?.ways.iter().filter(|w| w.tid != 0).count();
+        }
+        for set in m6.iter() {
+            n += set?.ways.iter().filter(|w| w.tid != 0).count();
+        }
+        Ok(n)
+    }
+
+    /// Forgets every target's cached next hop (interface and MACs): the program
+    /// resolves it again (`bpf_fib_lookup`) at the next packet to that target. Call
+    /// it when neighbours or routes change — e.g. periodically, or from a netlink
+    /// neighbour-event listener; targets written by [`XdpBalancer::apply`] start
+    /// unresolved anyway.
+    ///
+    /// # Errors
+    /// [`Error::Map`] when the map cannot be written.
+    ///
+    /// ```no_run
+    /// # let mut lb = routing_ebpf::XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
+    /// lb.refresh_next_hops().unwrap();
+    /// ```
+    pub fn refresh_next_hops(&mut self) -> Result<(), Error> {
+        let ids: Vec<u32> = self
+            .vips
+            .iter()
+            .flatten()
+            .flat_map(|v| v.targets.iter().map(|t| t.id))
+            .collect();
+        let mut m = self.array::<NextHop>("NEXT_HOPS")?;
+        for id in ids {
+            m.set(id, NextHop::default(), 0)?;
+        }
+        Ok(())
     }
 }
 

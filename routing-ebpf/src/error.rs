@@ -66,6 +66,20 @@ pub enum Error {
         /// Target address.
         address: SocketAddr,
     },
+    /// One target address:port serves two VIPs: replies are translated statelessly
+    /// (target address:port → VIP), so each target must serve one VIP only.
+    #[error("target {address} serves both VIP {first} and VIP {second}; a target address:port may serve one VIP only")]
+    SharedTarget {
+        /// The target address.
+        address: SocketAddr,
+        /// One VIP it serves.
+        first: SocketAddr,
+        /// Another VIP it serves.
+        second: SocketAddr,
+    },
+    /// A lookup table of the program has no free slot within its probe distance.
+    #[error("the `{0}` table is full (too many entries hash close together)")]
+    TableFull(&'static str),
     /// [`XdpBalancer::attach`](crate::XdpBalancer::attach) on an attached balancer, or
     /// attaching a benchmark build.
     #[error("cannot attach: {0}")]

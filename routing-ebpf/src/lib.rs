@@ -4,7 +4,7 @@
 //! spread over weighted targets by the *same* weighted Maglev table that
 //! `routing-core` routes with ([`routing_core::TcpService::maglev`]), hashed with
 //! the same flow hash ([`routing_core::FiveTuple::hash`], bit for bit), and then
-//! pinned to their target by a connection table. The program (crate
+//! pinned to their target by a flow cache. The program (crate
 //! `routing-ebpf-xdp` in `ebpf/`, built by `build.rs`) is embedded in this crate:
 //! no path is needed at run time.
 //!
@@ -30,18 +30,25 @@
 //!
 //! A packet to a VIP gets its destination address and port rewritten to the
 //! target's, and its MACs set for the next hop towards the target; replies from the
-//! target get their source rewritten back to the VIP and are sent to the MAC the
-//! client's packets came from. IPv4 header and TCP checksums are updated
-//! incrementally (RFC 1624, eqn. 3). The next hop is found with the kernel's FIB
-//! and neighbour tables (`bpf_fib_lookup`) once per connection and cached in its
-//! connection-table entry; the frame leaves with `XDP_TX` when that next hop is on
-//! the ingress interface, `XDP_REDIRECT` to the interface otherwise.
+//! target get their source rewritten back to the VIP *without per-connection
+//! state*: the target's address:port names its VIP (`REPLY_TABLE`), so a target
+//! address:port may serve one VIP only ([`Error::SharedTarget`] otherwise). IPv4
+//! header and TCP checksums are updated incrementally, word by word (RFC 1624,
+//! eqn. 3). The next hop towards a target (interface, MACs) is resolved with the
+//! kernel's FIB and neighbour tables (`bpf_fib_lookup`) at the first packet to
+//! that target and kept per target (`NEXT_HOPS`), not per flow;
+//! [`XdpBalancer::refresh_next_hops`] forgets them all (call it when neighbours
+//! change), [`XdpBalancer::apply`] forgets those of targets it (re)writes. The next
+//! hop of a reply (towards the client) is looked up in the FIB per reply packet.
+//! The frame leaves with `XDP_TX` when the next hop is on the ingress interface,
+//! `XDP_REDIRECT` to the interface otherwise.
 //!
 //! What DNAT asks of the network:
 //! * **Targets** need nothing special (no VIP, no tunnel), except that their
 //!   replies must pass back through the load balancer — typically the load
 //!   balancer is their default gateway, or the route to the clients.
-//! * **The load-balancer host** needs a neighbour entry for a target before
+//! * **The load-balancer host** needs a route and neighbour entry towards the
+//!   clients (for replies) and a neighbour entry for a target before
 //!   packets can be sent to it directly. Until then (first packet of the first
 //!   connection to a target) the rewritten packet is handed to the kernel
 //!   (`XDP_PASS`), which forwards it if `net.ipv4.ip_forward` /
@@ -60,49 +67,61 @@
 //! | packet | verdict | bytes |
 //! |---|---|---|
 //! | TCP to a VIP (address + port), valid | `XDP_TX` / `XDP_REDIRECT` (`XDP_PASS` while the next hop is unresolved) | rewritten to the target |
-//! | TCP reply of a tracked connection (target → client) | `XDP_TX` / `XDP_REDIRECT` | source rewritten to the VIP |
+//! | TCP from a target's address:port (a reply, target → client) | `XDP_TX` / `XDP_REDIRECT` (`XDP_PASS` when the client's next hop is unresolved) | source rewritten to the VIP |
 //! | TCP to a VIP with a malformed TCP header (data offset < 5, header beyond the IP payload, payload shorter than 20 bytes) | `XDP_DROP` (counted as the VIP's `parse_failures` and `dropped`) | untouched |
 //! | TCP to a VIP whose every target has weight 0 | `XDP_DROP` (VIP `dropped`) | untouched |
 //! | anything else: not IP, not TCP, not to a VIP | `XDP_PASS` | untouched |
 //! | IPv4 fragment (MF or offset), IPv6 Fragment header | `XDP_PASS` (`fragments`) | untouched |
 //! | more than two VLAN tags, more than four IPv6 extension headers | `XDP_PASS` (`too_deep`) | untouched |
+//! | IPv6 with an Authentication Header (AH covers the addresses) | `XDP_PASS` (`ah`) | untouched |
+//! | ICMPv4 fragmentation-needed about a VIP flow | `XDP_TX` / `XDP_REDIRECT` | outer destination and quoted source → the flow's target |
 //! | truncated or malformed before the TCP ports can be read: short Ethernet/VLAN/IP header, IPv4 IHL < 5, version mismatch, IPv4 total length < IHL or beyond the frame, IPv6 payload length 0 (jumbogram) or beyond the frame, extension header beyond the frame | `XDP_PASS` (`parse_failures`) | untouched |
 //!
 //! The rule: a packet the program cannot prove is for a VIP belongs to the kernel,
 //! which validates it and counts it in its own statistics; a packet for a VIP is
 //! never sent to a target unless it parsed completely. Up to two 802.1Q/802.1ad
 //! tags and IPv4 options are handled (not dropped, unlike Katran); the IPv6
-//! extension headers skipped are Hop-by-Hop, Routing, Destination Options and AH.
+//! extension headers skipped are Hop-by-Hop, Routing and Destination Options.
+//! An ICMPv4 "fragmentation needed" (type 3 code 4) addressed to a VIP and quoting
+//! a segment VIP:port → client is sent on to that flow's target (its cached
+//! target, else the Maglev pick), with the outer destination, the quoted source
+//! and all three checksums rewritten (PMTU discovery through the balancer). Other
+//! ICMP, and ICMPv6 "packet too big" (not translated yet), pass untouched.
 //!
-//! # Connection tracking
+//! # Flow state (Katran's policy)
 //!
-//! Two LRU hash maps: `CONNTRACK` (client → VIP 5-tuple → target, with the cached
-//! next hop) and `REVERSE` (target → client 5-tuple → VIP, with the client's MAC).
-//! Both are created when the first packet of a connection that is not a RST
-//! arrives — a SYN, or any segment of a connection the table does not know (after
-//! a restart or an eviction: it lands where the Maglev table says, which is where
-//! it was unless the weights changed meanwhile).
+//! One set-associative flow cache per family (`FLOW_CACHE4`: 16-byte ways,
+//! `FLOW_CACHE6`: 40-byte ways; 4 ways per 64/160-byte set) in a plain ARRAY
+//! shared by all CPUs, holding client → VIP 5-tuple → target id. The Maglev table
+//! is the source of truth; the cache only keeps established connections where they
+//! are when the table changes.
 //!
-//! * **RST** never creates an entry: it is forwarded where the table says,
-//!   untracked.
-//! * **FIN/RST of a tracked connection** change nothing: entries are not deleted
-//!   (a retransmitted FIN or the last ACK still needs them; TIME_WAIT reuse of the
-//!   5-tuple goes to the same target, which is what its TIME_WAIT state expects).
-//!   Entries age out by LRU eviction only.
-//! * **Weight changes and target removal** never move an established connection:
-//!   its entry holds the target's address, so a removed target keeps its open
-//!   connections (draining) until they are evicted; it gets no new ones. Replies
-//!   of draining connections are still translated (the reply filter keeps every
-//!   target port ever configured).
+//! * **A SYN** (without ACK) always picks from the current Maglev table and
+//!   overwrites its flow's way: a reused 5-tuple never reaches a stale or removed
+//!   target.
+//! * **Any other segment** follows its way; on a miss (evicted, or after a
+//!   restart) it is routed by the Maglev table and cached again — where it was,
+//!   unless the weights changed meanwhile.
+//! * **RST** never creates state: it is forwarded where the table says.
+//! * **New-connection rate limit** ([`Options::new_flow_limit`], per CPU per
+//!   second): above it new connections are still forwarded by the table but not
+//!   cached (counted as `untracked`), so a SYN flood cannot overwrite the ways of
+//!   established flows faster than that.
+//! * **Eviction**: a new flow overwrites the oldest way of its set. Replies never
+//!   need the cache (stateless), so eviction can move a connection only if the
+//!   table changed since it started — never leak an un-NATed reply.
+//! * **Weight changes and target removal** do not move a cached connection: a
+//!   removed target keeps its cached connections (draining; its id is not reused
+//!   before every other free id, and a way naming a target of another VIP is a
+//!   miss) and its reply entry stays until its slot is needed.
+//! * **Concurrency**: each way stores `(target id + 1) ^ flow hash`; a way torn by
+//!   two CPUs writing one set at once decodes to an id that fails the target
+//!   check — a miss, not a wrong target.
 //! * **A removed VIP** stops matching at once: its packets pass to the kernel.
-//! * **Sizing** ([`Options::conntrack_capacity`], per map): at least the number of
-//!   connections open at once, with head-room for churn — an evicted entry of a
-//!   live connection is re-created by its next segment from the *current* Maglev
-//!   table, which moves it if the weights changed since (Katran issues #80, #14).
-//!   The maps use per-CPU LRU lists (`BPF_F_NO_COMMON_LRU`): no lock shared across
-//!   CPUs on insert, but each CPU evicts from its own share (capacity / CPUs), so
-//!   size for the busiest CPU. Memory is about 150 bytes per entry per map.
-//!
+//! * **Sizing** ([`Options::conntrack_capacity`]): flows per family, rounded up to
+//!   a power of two sets of 4 ways; give it head-room (a set holding more than 4
+//!   live flows thrashes). 16 (IPv4) / 40 (IPv6) bytes per flow.
+
 //! # Table updates
 //!
 //! Each VIP has two table buffers in the `MAGLEV` array and an active index in
@@ -126,7 +145,8 @@
 //!
 //! Per target (per-CPU, summed by [`XdpBalancer::stats`]): packets, bytes, new
 //! flows. Per VIP: forwarded, replies, passed (rewritten, next hop unresolved),
-//! dropped, parse failures. Global: the pass reasons of the verdict table.
+//! dropped, parse failures. Global: the pass reasons of the verdict table, and
+//! `untracked` (new connections over the rate limit).
 //!
 //! # Building
 //!
@@ -140,6 +160,7 @@ mod error;
 pub mod follow;
 pub mod metrics;
 mod stats;
+mod tables;
 
 pub use balancer::{
     AttachMode, BenchMode, Options, Program, TestRunOutput, Verdict, XdpBalancer, RETIRE_DELAY,

@@ -277,6 +277,8 @@ mod tests {
                 fragments: 4,
                 parse_failures: 5,
                 too_deep: 6,
+                untracked: 7,
+                ah: 8,
             },
         };
         let text = encode(&stats);

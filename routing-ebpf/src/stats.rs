@@ -56,7 +56,7 @@ pub struct GlobalStats {
     pub not_ip: u64,
     /// IP but not TCP.
     pub not_tcp: u64,
-    /// TCP, neither to a VIP nor a reply of a tracked connection.
+    /// TCP, neither to a VIP nor a reply from a target.
     pub not_vip: u64,
     /// IP fragments.
     pub fragments: u64,
@@ -64,4 +64,9 @@ pub struct GlobalStats {
     pub parse_failures: u64,
     /// More than two VLAN tags or four IPv6 extension headers.
     pub too_deep: u64,
+    /// New connections forwarded by the Maglev table but not tracked, because this
+    /// CPU was over [`Options::new_flow_limit`](crate::Options::new_flow_limit).
+    pub untracked: u64,
+    /// IPv6 packets with an Authentication Header (passed untouched).
+    pub ah: u64,
 }

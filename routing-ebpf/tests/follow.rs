@@ -26,9 +26,11 @@ const RELOADED: &str = r#"
 backends:
   - {name: v1, address: '203.0.113.10:8080'}
   - {name: v2, address: '203.0.113.11:8080'}
+  # Each target address:port serves one VIP (stateless reply translation).
+  - {name: pg, address: '203.0.113.10:5432'}
 tcp_services:
   - {name: web, vip: '192.0.2.1:80', backends: [{name: v1, weight: 7500}, {name: v2, weight: 2500}]}
-  - {name: db, vip: '192.0.2.2:5432', backends: [{name: v1}]}
+  - {name: db, vip: '192.0.2.2:5432', backends: [{name: pg}]}
 "#;
 
 /// The `(name, weight)` of each target of the VIP named `service`, sorted.

@@ -22,10 +22,15 @@ backends:
   - {name: c, address: '203.0.113.12:8082'}
   - {name: a6, address: '[2001:db8:d::a]:8080'}
   - {name: b6, address: '[2001:db8:d::b]:8081'}
+  # A target address:port serves one VIP (replies are translated statelessly):
+  # the sticky service has its own ports on the same hosts.
+  - {name: sa, address: '203.0.113.10:9080'}
+  - {name: sb, address: '203.0.113.11:9081'}
+  - {name: sc, address: '203.0.113.12:9082'}
 tcp_services:
   - {name: web, vip: '192.0.2.1:80', backends: [{name: a, weight: 3}, {name: b, weight: 1}]}
   - {name: web6, vip: '[2001:db8:f::1]:443', backends: [{name: a6, weight: 1}, {name: b6, weight: 1}]}
-  - {name: sticky, vip: '192.0.2.2:80', hash_on: source_ip, backends: [{name: a}, {name: b}, {name: c}]}
+  - {name: sticky, vip: '192.0.2.2:80', hash_on: source_ip, backends: [{name: sa}, {name: sb}, {name: sc}]}
 "#;
 
 const VIP4: &str = "192.0.2.1:80";
@@ -92,6 +97,25 @@ fn with_lb<T: Send>(test: &str, f: impl FnOnce(&mut XdpBalancer, u32, [u8; 6]) -
             ])
             .expect("neigh");
         }
+    }
+    // The clients are on d0 too: replies find their next hop in the FIB.
+    ns.ip(&["route", "add", "198.51.100.0/24", "dev", "d0"])
+        .expect("route");
+    ns.ip(&["-6", "route", "add", "2001:db8:c::/64", "dev", "d0"])
+        .expect("route6");
+    for a in ["198.51.100.2", "2001:db8:c::2"] {
+        ns.ip(&[
+            "neigh",
+            "replace",
+            a,
+            "lladdr",
+            "02:cc:00:00:00:01",
+            "dev",
+            "d0",
+            "nud",
+            "permanent",
+        ])
+        .expect("neigh");
     }
     let ifindex = ns.ifindex("d0").expect("ifindex");
     let mac_s = ns.mac("d0").expect("mac");
@@ -217,9 +241,9 @@ fn replies_are_rewritten_back_to_the_vip() {
             assert!(p.checksums_ok);
             assert_eq!(
                 p.dst_mac, syn.src_mac,
-                "reply goes back to the client's MAC"
+                "reply goes back to the client's MAC (its neighbour entry)"
             );
-            assert_eq!(p.src_mac, syn.dst_mac, "from the MAC the client sent to");
+            assert_eq!(p.src_mac, mac, "from the egress interface's MAC");
         }
         let s = lb.stats().expect("stats");
         assert_eq!(s.vips.iter().map(|v| v.replies).sum::<u64>(), 2);
@@ -310,7 +334,7 @@ fn ipv4_options_and_ipv6_extension_headers_are_parsed() {
             let exts: [(u8, Vec<u8>); 4] = [
                 (0, vec![1, 4, 0, 0, 0, 0]),
                 (43, vec![0, 0, 0, 0, 0, 0]),
-                (51, vec![0; 10]),
+                (60, vec![1, 4, 0, 0, 0, 0]),
                 (60, vec![1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             ];
             for n in 1..=4 {
@@ -323,6 +347,15 @@ fn ipv4_options_and_ipv6_extension_headers_are_parsed() {
             p.ipv6_ext.push((60, vec![0; 6]));
             assert_untouched(lb, ifx, &p.build(), Verdict::Pass, "five extension headers");
             assert_eq!(lb.stats().expect("stats").global.too_deep, 1);
+            // Policy: an Authentication Header covers the addresses, so a packet
+            // carrying one is never rewritten, wherever the AH sits.
+            for at in 0..3 {
+                let mut p = TcpPacket::syn(client6(6000 + at as u16), VIP6.parse().expect("a"));
+                p.ipv6_ext = exts[..3].to_vec();
+                p.ipv6_ext.insert(at, (51, vec![0; 10]));
+                assert_untouched(lb, ifx, &p.build(), Verdict::Pass, "AH");
+            }
+            assert_eq!(lb.stats().expect("stats").global.ah, 3);
         },
     );
 }

@@ -1,10 +1,16 @@
 //! The XDP datapath of `routing-ebpf`: TCP connections to a VIP are steered to the
 //! target the VIP's weighted Maglev table names, by DNAT (destination rewrite on the
-//! way in, source rewrite of the replies on the way back), sent with XDP_TX (or
-//! XDP_REDIRECT when the next hop is on another interface).
+//! way in, stateless source rewrite of the replies on the way back), sent with
+//! XDP_TX (or XDP_REDIRECT when the next hop is on another interface).
 //!
 //! See the `routing-ebpf` crate documentation for the verdict table and the
-//! connection-tracking semantics; this file implements exactly that.
+//! flow-state semantics; this file implements exactly that.
+//!
+//! Speed rules followed here: addresses and ports are loaded from the packet as
+//! whole words (the object is built with LLVM's `allows-misaligned-mem-access`),
+//! keys are 16 (IPv4) or 40 (IPv6) bytes of words, checksums are updated word by
+//! word, and an established packet costs one hash-map lookup (the VIP is found in
+//! a small array by hash and compared here).
 #![no_std]
 #![no_main]
 #![allow(clippy::missing_safety_doc)]
@@ -15,22 +21,28 @@ use core::mem::size_of;
 
 use aya_ebpf::{
     bindings::{bpf_fib_lookup, xdp_action},
-    helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_get_smp_processor_id, bpf_redirect},
+    helpers::generated::{
+        bpf_fib_lookup as fib_lookup, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_redirect,
+    },
     macros::{map, xdp},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, PerCpuArray},
     programs::XdpContext,
 };
 use routing_ebpf_common::{
-    csum_replace, global, FlowKey, NatEntry, Target,
-    TargetCounters, VipCounters, VipInfo, VipKey, VipState, FAMILY_V4, FAMILY_V6, NAT_RESOLVED,
-    PROTO_TCP, VIP_HASH_SOURCE_IP,
+    addr_slot, csum_add_word, csum_fold, flow_set, global, Flow4Key, Flow6Key, FlowSet4, FlowSet6,
+    NextHop, RateState, ReplyEntry, Target, TargetCounters, VipCounters, VipEntry, VipState,
+    FAMILY_V4, FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 // The flow hash and the Maglev reduction: the same functions routing-core runs.
 use routing_hash::{flow_hash, reduce, source_hash};
 
 // Map sizes are placeholders: the loader sets the real ones before loading.
+/// VIPs by `addr_slot(addr, port)`, linear probing.
 #[map]
-static VIPS: HashMap<VipKey, VipInfo> = HashMap::with_max_entries(16, 0);
+static VIP_TABLE: Array<VipEntry> = Array::with_max_entries(VIP_SLOTS, 0);
+/// Target (address, port) → the VIP its replies are rewritten to.
+#[map]
+static REPLY_TABLE: Array<ReplyEntry> = Array::with_max_entries(REPLY_SLOTS, 0);
 #[map]
 static VIP_STATE: Array<VipState> = Array::with_max_entries(16, 0);
 #[map]
@@ -38,23 +50,35 @@ static MAGLEV: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 static TARGETS: Array<Target> = Array::with_max_entries(1024, 0);
 #[map]
-static CONNTRACK: LruHashMap<FlowKey, NatEntry> =
-    LruHashMap::with_max_entries(1024, BPF_F_NO_COMMON_LRU);
+static NEXT_HOPS: Array<NextHop> = Array::with_max_entries(1024, 0);
+/// Client → VIP flows → target id: a set-associative cache (`WAYS` ways, a new
+/// flow overwrites the oldest way) in a plain ARRAY shared by all CPUs (one memory
+/// access per lookup; a flow's packets may arrive on any CPU — veth, generic XDP,
+/// no RSS — and still find their entry). Each way stores its target as
+/// `(id + 1) ^ hash(key)`: a way torn by two CPUs writing one set at once decodes
+/// to an id that fails the target check, i.e. a miss. The Maglev table is the
+/// source of truth: a flow missing here (evicted) is picked from it again.
 #[map]
-static REVERSE: LruHashMap<FlowKey, NatEntry> =
-    LruHashMap::with_max_entries(1024, BPF_F_NO_COMMON_LRU);
+static FLOW_CACHE4: Array<FlowSet4> = Array::with_max_entries(1, 0);
+#[map]
+static FLOW_CACHE6: Array<FlowSet6> = Array::with_max_entries(1, 0);
+/// Sets of each flow cache − 1 (a power of two − 1), set by the loader.
+#[no_mangle]
+static FLOW_SET_MASK: u32 = 0;
 /// One bit per TCP port: set for every port a target listens on. A packet that is
-/// not for a VIP is looked up in `REVERSE` only if its source port is set.
+/// not for a VIP is looked up in `REPLY_TABLE` only if its source port is set.
 #[map]
 static TARGET_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
-/// One bit per TCP port: set for every VIP port. `VIPS` is looked up only if the
-/// destination port is set.
+/// One bit per TCP port: set for every VIP port. `VIP_TABLE` is looked at only if
+/// the destination port is set.
 #[map]
 static VIP_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
+#[map]
+static NEW_FLOW_RATE: PerCpuArray<RateState> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
-fn port_set(map: &Array<u64>, port: [u8; 2]) -> bool {
-    let p = u16::from_be_bytes(port) as u32;
+fn port_set(map: &Array<u64>, port_ne: u16) -> bool {
+    let p = u16::from_be(port_ne) as u32;
     match map.get(p >> 6) {
         Some(bits) => bits & (1u64 << (p & 63)) != 0,
         None => false,
@@ -68,19 +92,23 @@ static VIP_STATS: PerCpuArray<VipCounters> = PerCpuArray::with_max_entries(16, 0
 static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(global::COUNT, 0);
 #[map]
 static PASS_COUNT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-/// Per-CPU scratch space for what does not fit the 512-byte BPF stack.
-#[map]
-static SCRATCH_FIB: PerCpuArray<bpf_fib_lookup> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static BENCH_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// Benchmark switch, set by the loader at load time (read-only data: with 0 the
-/// verifier removes the branch). Bit 1: make every packet to a VIP a new flow (the
-/// conntrack key's source address is XORed with a per-CPU sequence number and the
-/// CPU id), for `BPF_PROG_TEST_RUN` with `repeat`.
+/// verifier removes the branch). Bit 1: vary the flow key's source address per run
+/// (see `BENCH_FLOWS`), for `BPF_PROG_TEST_RUN` with `repeat`.
 #[no_mangle]
 static BENCH: u32 = 0;
 const BENCH_NEW_FLOW: u32 = 2;
+/// Number of distinct flows the benchmark cycles through (0 = a new one every run).
+#[no_mangle]
+static BENCH_FLOWS: u32 = 0;
+/// New connections tracked per CPU per second; above it new connections are
+/// forwarded by the Maglev table but get no flow entry (0 = no limit). Set by the
+/// loader at load time.
+#[no_mangle]
+static NEW_FLOW_LIMIT: u64 = 0;
 
 /// Debug events through aya-log, set by the loader at load time
 /// ([`Options::debug_log`] on the userspace side). Read-only data: with 0 (the
@@ -95,8 +123,6 @@ fn debug_on() -> bool {
     unsafe { core::ptr::read_volatile(&DEBUG) != 0 }
 }
 
-/// Per-CPU LRU lists: no lock shared between CPUs on insert (see the crate docs).
-const BPF_F_NO_COMMON_LRU: u32 = 2;
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -105,7 +131,10 @@ const ETH_P_8021AD: u16 = 0x88a8;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 
+const PROTO_ICMP: u8 = 1;
+const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
 
 #[inline(always)]
 fn bench() -> u32 {
@@ -126,6 +155,24 @@ fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
 #[inline(always)]
 fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
+}
+
+/// One word load from the packet (a single `ldxw`: misaligned access is allowed).
+#[inline(always)]
+unsafe fn rd32(p: *const u8, off: usize) -> u32 {
+    core::ptr::read_unaligned(p.add(off) as *const u32)
+}
+#[inline(always)]
+unsafe fn rd16(p: *const u8, off: usize) -> u16 {
+    core::ptr::read_unaligned(p.add(off) as *const u16)
+}
+#[inline(always)]
+unsafe fn wr32(p: *mut u8, off: usize, v: u32) {
+    core::ptr::write_unaligned(p.add(off) as *mut u32, v)
+}
+#[inline(always)]
+unsafe fn wr16(p: *mut u8, off: usize, v: u16) {
+    core::ptr::write_unaligned(p.add(off) as *mut u16, v)
 }
 
 #[inline(always)]
@@ -211,11 +258,15 @@ fn ipv4(ctx: &XdpContext, ip_off: usize) -> u32 {
     if tot_len < hlen || ip_off + tot_len > pkt_len {
         return pass(global::PARSE_FAILURE);
     }
-    if ip[9] != PROTO_TCP {
+    let proto = ip[9];
+    if proto != PROTO_TCP && proto != PROTO_ICMP {
         return pass(global::NOT_TCP);
     }
     if be16([ip[6], ip[7]]) & 0x3fff != 0 {
         return pass(global::FRAGMENT);
+    }
+    if proto == PROTO_ICMP {
+        return icmp4(ctx, ip_off, ip_off + hlen, tot_len - hlen);
     }
     tcp::<4>(ctx, ip_off, ip_off + hlen, tot_len - hlen)
 }
@@ -241,17 +292,15 @@ fn ipv6(ctx: &XdpContext, ip_off: usize) -> u32 {
     let mut i = 0;
     while i < 4 {
         match nh {
-            0 | 43 | 60 | 51 => {
+            // AH authenticates the addresses: never rewritten (policy: pass).
+            51 => return pass(global::AH),
+            0 | 43 | 60 => {
                 let Some(ext) = ptr_at::<[u8; 2]>(ctx, off) else {
                     return pass(global::PARSE_FAILURE);
                 };
                 // SAFETY: bounds checked by ptr_at.
                 let ext = unsafe { *ext };
-                let len = if nh == 51 {
-                    (ext[1] as usize + 2) * 4
-                } else {
-                    (ext[1] as usize + 1) * 8
-                };
+                let len = (ext[1] as usize + 1) * 8;
                 nh = ext[0];
                 off += len;
             }
@@ -262,7 +311,8 @@ fn ipv6(ctx: &XdpContext, ip_off: usize) -> u32 {
     }
     match nh {
         PROTO_TCP => {}
-        0 | 43 | 60 | 51 => return pass(global::TOO_DEEP),
+        51 => return pass(global::AH),
+        0 | 43 | 60 => return pass(global::TOO_DEEP),
         44 => return pass(global::FRAGMENT),
         _ => return pass(global::NOT_TCP),
     }
@@ -274,64 +324,58 @@ fn ipv6(ctx: &XdpContext, ip_off: usize) -> u32 {
 }
 
 #[inline(always)]
-fn widen<const N: usize>(a: &[u8; N]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let mut i = 0;
-    while i < N {
-        out[i] = a[i];
-        i += 1;
-    }
-    out
+fn words_eq(a: &[u32; 4], b: &[u32; 4]) -> bool {
+    a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3]
 }
 
+/// The VIP entry for (address, port), probing `VIP_TABLE` from its slot.
 #[inline(always)]
-fn narrow<const N: usize>(a: &[u8; 16]) -> [u8; N] {
-    let mut out = [0u8; N];
+fn find_vip(addr: &[u32; 4], port: u16, family: u8) -> Option<VipEntry> {
+    let mut slot = addr_slot(addr, port, VIP_SLOTS - 1);
     let mut i = 0;
-    while i < N {
-        out[i] = a[i];
+    while i < PROBES {
+        let e = VIP_TABLE.get(slot)?;
+        if e.proto == 0 {
+            return None;
+        }
+        if e.port == port && e.family == family && words_eq(&e.addr, addr) {
+            return Some(*e);
+        }
+        slot = (slot + 1) & (VIP_SLOTS - 1);
         i += 1;
     }
-    out
+    None
 }
 
-/// Offsets of the fields a rewrite touches.
-struct Layout {
+/// The VIP a reply from target (address, port) is rewritten to.
+#[inline(always)]
+fn find_reply(addr: &[u32; 4], port: u16, family: u8) -> Option<&'static ReplyEntry> {
+    let mut slot = addr_slot(addr, port, REPLY_SLOTS - 1);
+    let mut i = 0;
+    while i < PROBES {
+        let e = REPLY_TABLE.get(slot)?;
+        if e.family == 0 {
+            return None;
+        }
+        if e.tport == port && e.family == family && words_eq(&e.taddr, addr) {
+            return Some(e);
+        }
+        slot = (slot + 1) & (REPLY_SLOTS - 1);
+        i += 1;
+    }
+    None
+}
+
+/// The packet fields one TCP packet's handling needs, read once as words.
+struct Pkt {
     ip_off: usize,
     l4: usize,
+    l4_len: usize,
+    src: [u32; 4],
+    dst: [u32; 4],
+    sport: u16,
+    dport: u16,
 }
-
-impl Layout {
-    #[inline(always)]
-    fn src_addr(&self, n: usize) -> usize {
-        if n == 4 {
-            self.ip_off + 12
-        } else {
-            self.ip_off + 8
-        }
-    }
-    #[inline(always)]
-    fn dst_addr(&self, n: usize) -> usize {
-        if n == 4 {
-            self.ip_off + 16
-        } else {
-            self.ip_off + 24
-        }
-    }
-}
-
-/// Per-CPU working set of one packet: keeps the keys and entries off the 512-byte
-/// BPF stack.
-#[repr(C)]
-struct Scratch {
-    key: FlowKey,
-    rkey: FlowKey,
-    entry: NatEntry,
-    back: NatEntry,
-}
-
-#[map]
-static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn tcp<const N: usize>(ctx: &XdpContext, ip_off: usize, l4: usize, l4_len: usize) -> u32 {
@@ -343,82 +387,152 @@ fn tcp<const N: usize>(ctx: &XdpContext, ip_off: usize, l4: usize, l4_len: usize
         return pass(global::PARSE_FAILURE);
     };
     // SAFETY: bounds checked by ptr_at.
-    let ports4 = unsafe { *ports };
+    let (sport, dport) = unsafe { (rd16(ports as *const u8, 0), rd16(ports as *const u8, 2)) };
     // Prefilter: a packet whose destination port no VIP uses and whose source port
-    // no target uses cannot be ours; no hash lookup, no key built.
-    let maybe_vip = port_set(&VIP_PORTS, [ports4[2], ports4[3]]);
-    let maybe_reply = port_set(&TARGET_PORTS, [ports4[0], ports4[1]]);
+    // no target uses cannot be ours.
+    let maybe_vip = port_set(&VIP_PORTS, dport);
+    let maybe_reply = port_set(&TARGET_PORTS, sport);
     if !maybe_vip && !maybe_reply {
         return pass(global::NOT_VIP);
     }
-    let Some(sc) = SCRATCH.get_ptr_mut(0) else {
-        return xdp_action::XDP_ABORTED;
+    let mut p = Pkt {
+        ip_off,
+        l4,
+        l4_len,
+        src: [0; 4],
+        dst: [0; 4],
+        sport,
+        dport,
     };
-    // SAFETY: this CPU's scratch slot, used by this program run only.
-    let sc = unsafe { &mut *sc };
-    let layout = Layout { ip_off, l4 };
-    let Some(src) = ptr_at::<[u8; N]>(ctx, layout.src_addr(N)) else {
-        return pass(global::PARSE_FAILURE);
-    };
-    let Some(dst) = ptr_at::<[u8; N]>(ctx, layout.dst_addr(N)) else {
-        return pass(global::PARSE_FAILURE);
-    };
-    // SAFETY: bounds checked by ptr_at.
-    unsafe {
-        let ports = *ports;
-        sc.key = FlowKey {
-            src: widen(&*src),
-            dst: widen(&*dst),
-            sport: [ports[0], ports[1]],
-            dport: [ports[2], ports[3]],
-            proto: PROTO_TCP,
-            family,
-            _pad: [0; 2],
+    if N == 4 {
+        let Some(ip) = ptr_at::<[u8; 20]>(ctx, ip_off) else {
+            return pass(global::PARSE_FAILURE);
         };
-    }
-    // SAFETY: FlowKey begins with the exact layout of a VipKey (asserted in the
-    // common crate's tests); the map value is copied out at once.
-    let vkey = unsafe { &*(&sc.key as *const FlowKey as *const VipKey) };
-    if let Some(vip) = if maybe_vip {
-        unsafe { VIPS.get(vkey) }.copied()
+        // SAFETY: bounds checked by ptr_at.
+        unsafe {
+            p.src[0] = rd32(ip as *const u8, 12);
+            p.dst[0] = rd32(ip as *const u8, 16);
+        }
     } else {
-        None
-    } {
-        let Some(flags) = tcp_flags(ctx, l4, l4_len) else {
-            if let Some(s) = vip_stats(vip.index) {
-                s.parse_failures += 1;
-                s.dropped += 1;
+        let Some(ip) = ptr_at::<[u8; 40]>(ctx, ip_off) else {
+            return pass(global::PARSE_FAILURE);
+        };
+        let mut i = 0;
+        while i < 4 {
+            // SAFETY: bounds checked by ptr_at.
+            unsafe {
+                p.src[i] = rd32(ip as *const u8, 8 + 4 * i);
+                p.dst[i] = rd32(ip as *const u8, 24 + 4 * i);
             }
+            i += 1;
+        }
+    }
+    if maybe_vip {
+        if let Some(vip) = find_vip(&p.dst, dport, family) {
+            let Some(flags) = tcp_flags(ctx, l4, l4_len) else {
+                if let Some(s) = vip_stats(vip.index) {
+                    s.parse_failures += 1;
+                    s.dropped += 1;
+                }
+                return xdp_action::XDP_DROP;
+            };
+            return to_vip::<N>(ctx, &p, &vip, flags);
+        }
+    }
+    if maybe_reply {
+        if let Some(r) = find_reply(&p.src, sport, family) {
+            return reply::<N>(ctx, &p, r);
+        }
+    }
+    pass(global::NOT_VIP)
+}
+
+/// An ICMP "fragmentation needed" (type 3, code 4) about a packet a target sent
+/// as the VIP (its quoted header: VIP:port → client): sent on to that flow's
+/// target, with the outer destination and the quoted source rewritten back to
+/// the target (PMTU discovery then works through the load balancer). Other ICMP
+/// passes to the kernel untouched.
+#[inline(always)]
+fn icmp4(ctx: &XdpContext, ip_off: usize, l4: usize, l4_len: usize) -> u32 {
+    // ICMP header, the quoted IPv4 header (no options) and 8 bytes of TCP.
+    if l4_len < 36 {
+        return pass(global::NOT_TCP);
+    }
+    let (Some(ip), Some(b)) = (ptr_at::<[u8; 20]>(ctx, ip_off), ptr_at::<[u8; 36]>(ctx, l4)) else {
+        return pass(global::NOT_TCP);
+    };
+    let (ip, b) = (ip as *mut u8, b as *mut u8);
+    // SAFETY: bounds checked by ptr_at; all offsets below are inside them.
+    unsafe {
+        if *b != 3 || *b.add(1) != 4 || *b.add(8) != 0x45 || *b.add(17) != PROTO_TCP {
+            return pass(global::NOT_TCP);
+        }
+        let vaddr = rd32(b, 20);
+        let vport = rd16(b, 28);
+        if rd32(ip, 16) != vaddr {
+            return pass(global::NOT_VIP);
+        }
+        let Some(vip) = find_vip(&[vaddr, 0, 0, 0], vport, FAMILY_V4) else {
+            return pass(global::NOT_VIP);
+        };
+        // The flow as the client sends it: client → VIP.
+        let p = Pkt {
+            ip_off,
+            l4,
+            l4_len,
+            src: [rd32(b, 24), 0, 0, 0],
+            dst: [vaddr, 0, 0, 0],
+            sport: rd16(b, 30),
+            dport: vport,
+        };
+        let mut tid = u32::MAX;
+        if let Some(t) = lookup_flow::<4>(&p.src, &p) {
+            tid = t;
+        }
+        let known =
+            matches!(TARGETS.get(tid), Some(t) if t.vip == vip.index && t.family == FAMILY_V4);
+        if !known {
+            match maglev_pick::<4>(&p.src, &p, &vip) {
+                Some(t) => tid = t,
+                None => return pass(global::NOT_VIP),
+            }
+        }
+        let Some(t) = TARGETS.get(tid) else {
+            return pass(global::NOT_VIP);
+        };
+        if t.family != FAMILY_V4 {
+            return pass(global::NOT_VIP);
+        }
+        let taddr = t.addr[0];
+        let tport = t.port;
+        let Some(nh) = NEXT_HOPS.get_ptr_mut(tid) else {
             return xdp_action::XDP_DROP;
         };
-        return to_vip::<N>(ctx, sc, &layout, vip, flags);
-    }
-
-    if !maybe_reply {
-        return pass(global::NOT_VIP);
-    }
-    // SAFETY: the map value is copied out at once.
-    let Some(back) = (unsafe { REVERSE.get(&sc.key) }).copied() else {
-        return pass(global::NOT_VIP);
-    };
-    sc.back = back;
-    if tcp_flags(ctx, l4, l4_len).is_none() {
-        if let Some(s) = vip_stats(sc.back.id) {
-            s.parse_failures += 1;
-            s.dropped += 1;
+        let nh = &mut *nh;
+        if nh.resolved == 0 {
+            let from = [rd32(ip, 12), 0, 0, 0];
+            resolve::<4>(ctx, nh, &from, &t.addr);
         }
-        return xdp_action::XDP_DROP;
+        // Quoted header: source VIP:port → target, with its own checksum.
+        let old_qc = rd16(b, 18);
+        let new_qc = !csum_fold(csum_add_word(u32::from(!old_qc), vaddr, taddr));
+        // ICMP checksum over the changed quoted bytes.
+        let mut sum = csum_add_word(u32::from(!rd16(b, 2)), vaddr, taddr);
+        sum += u32::from(!vport) + u32::from(tport);
+        sum += u32::from(!old_qc) + u32::from(new_qc);
+        wr32(b, 20, taddr);
+        wr16(b, 28, tport);
+        wr16(b, 18, new_qc);
+        wr16(b, 2, !csum_fold(sum));
+        // Outer destination VIP → target.
+        wr32(ip, 16, taddr);
+        let sum = csum_add_word(u32::from(!rd16(ip, 10)), vaddr, taddr);
+        wr16(ip, 10, !csum_fold(sum));
+        if let Some(s) = vip_stats(vip.index) {
+            s.forwarded += 1;
+        }
+        send(ctx, nh)
     }
-    // Reply: the source becomes the VIP again.
-    let old: [u8; N] = narrow(&sc.key.src);
-    let new: [u8; N] = narrow(&sc.back.addr);
-    if rewrite::<N>(ctx, &layout, false, &old, &new, sc.key.sport, sc.back.port).is_none() {
-        return xdp_action::XDP_DROP;
-    }
-    if let Some(s) = vip_stats(sc.back.id) {
-        s.replies += 1;
-    }
-    send(ctx, &sc.back)
 }
 
 /// Validates the TCP header (data offset ≥ 5 and inside the IP payload) and returns
@@ -438,19 +552,215 @@ fn tcp_flags(ctx: &XdpContext, l4: usize, l4_len: usize) -> Option<u8> {
     Some(hdr[13])
 }
 
+/// Whether this CPU may track one more new connection in the current second.
 #[inline(always)]
-fn to_vip<const N: usize>(
-    ctx: &XdpContext,
-    sc: &mut Scratch,
-    layout: &Layout,
-    vip: VipInfo,
-    flags: u8,
-) -> u32 {
+fn rate_ok() -> bool {
+    // SAFETY: a plain read of a static the loader may patch before loading.
+    let limit = unsafe { core::ptr::read_volatile(&NEW_FLOW_LIMIT) };
+    if limit == 0 {
+        return true;
+    }
+    let Some(r) = NEW_FLOW_RATE.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: this CPU's slot; plain helper call.
+    unsafe {
+        let now = bpf_ktime_get_ns();
+        if now.wrapping_sub((*r).window_start) >= 1_000_000_000 {
+            (*r).window_start = now;
+            (*r).count = 0;
+        }
+        if (*r).count >= limit {
+            return false;
+        }
+        (*r).count += 1;
+    }
+    true
+}
+
+#[inline(always)]
+fn flow_mask() -> u32 {
+    // SAFETY: a plain read of a static the loader patches before loading.
+    unsafe { core::ptr::read_volatile(&FLOW_SET_MASK) }
+}
+
+#[inline(always)]
+fn key4(src: &[u32; 4], p: &Pkt, tid: u32) -> Flow4Key {
+    Flow4Key {
+        src: src[0],
+        dst: p.dst[0],
+        sport: p.sport,
+        dport: p.dport,
+        tid,
+    }
+}
+
+#[inline(always)]
+fn key6(src: &[u32; 4], p: &Pkt, tid: u32) -> Flow6Key {
+    Flow6Key {
+        src: *src,
+        dst: p.dst,
+        sport: p.sport,
+        dport: p.dport,
+        tid,
+    }
+}
+
+#[inline(always)]
+fn eq4(a: &Flow4Key, b: &Flow4Key) -> bool {
+    a.src == b.src && a.dst == b.dst && a.sport == b.sport && a.dport == b.dport
+}
+
+#[inline(always)]
+fn eq6(a: &Flow6Key, b: &Flow6Key) -> bool {
+    words_eq(&a.src, &b.src) && words_eq(&a.dst, &b.dst) && a.sport == b.sport && a.dport == b.dport
+}
+
+/// The flow's 32-bit hash: its set is `hash & mask`, and its ways store the
+/// target id XORed with it.
+#[inline(always)]
+fn flow_hash32(s: u32, d: u32, p: &Pkt) -> u32 {
+    let ports = ((p.sport as u32) << 16) | p.dport as u32;
+    flow_set(s, d, ports, u32::MAX)
+}
+
+#[inline(always)]
+fn set4(h: u32) -> Option<&'static mut FlowSet4> {
+    // SAFETY: concurrent writers are detected by the XOR check (see the map).
+    FLOW_CACHE4
+        .get_ptr_mut(h & flow_mask())
+        .map(|s| unsafe { &mut *s })
+}
+
+#[inline(always)]
+fn set6(h: u32) -> Option<&'static mut FlowSet6> {
+    // SAFETY: concurrent writers are detected by the XOR check (see the map).
+    FLOW_CACHE6
+        .get_ptr_mut(h & flow_mask())
+        .map(|s| unsafe { &mut *s })
+}
+
+#[inline(always)]
+fn fold(w: &[u32; 4]) -> u32 {
+    w[0] ^ w[1] ^ w[2] ^ w[3]
+}
+
+#[inline(always)]
+fn lookup_flow<const N: usize>(src: &[u32; 4], p: &Pkt) -> Option<u32> {
+    let mut w = 0;
+    if N == 4 {
+        let h = flow_hash32(src[0], p.dst[0], p);
+        let k = key4(src, p, 0);
+        let set = set4(h)?;
+        while w < WAYS {
+            let e = &set.ways[w];
+            if e.tid != 0 && eq4(e, &k) {
+                return (e.tid ^ h).checked_sub(1);
+            }
+            w += 1;
+        }
+    } else {
+        let h = flow_hash32(fold(src), fold(&p.dst), p);
+        let k = key6(src, p, 0);
+        let set = set6(h)?;
+        while w < WAYS {
+            let e = &set.ways[w];
+            if e.tid != 0 && eq6(e, &k) {
+                return (e.tid ^ h).checked_sub(1);
+            }
+            w += 1;
+        }
+    }
+    None
+}
+
+/// Stores the flow's target: in its own way if it is cached (a SYN re-picking),
+/// otherwise as the newest way of its set (the oldest falls out).
+#[inline(always)]
+fn insert_flow<const N: usize>(src: &[u32; 4], p: &Pkt, tid: u32) {
+    if N == 4 {
+        let h = flow_hash32(src[0], p.dst[0], p);
+        let k = key4(src, p, (tid + 1) ^ h);
+        let Some(set) = set4(h) else { return };
+        let mut w = 0;
+        while w < WAYS {
+            if set.ways[w].tid != 0 && eq4(&set.ways[w], &k) {
+                set.ways[w].tid = k.tid;
+                return;
+            }
+            w += 1;
+        }
+        set.ways[3] = set.ways[2];
+        set.ways[2] = set.ways[1];
+        set.ways[1] = set.ways[0];
+        set.ways[0] = k;
+    } else {
+        let h = flow_hash32(fold(src), fold(&p.dst), p);
+        let k = key6(src, p, (tid + 1) ^ h);
+        let Some(set) = set6(h) else { return };
+        let mut w = 0;
+        while w < WAYS {
+            if set.ways[w].tid != 0 && eq6(&set.ways[w], &k) {
+                set.ways[w].tid = k.tid;
+                return;
+            }
+            w += 1;
+        }
+        set.ways[3] = set.ways[2];
+        set.ways[2] = set.ways[1];
+        set.ways[1] = set.ways[0];
+        set.ways[0] = k;
+    }
+}
+
+/// The Maglev pick for a flow, or `None` when the VIP has no weighted target.
+#[inline(always)]
+fn maglev_pick<const N: usize>(src: &[u32; 4], p: &Pkt, vip: &VipEntry) -> Option<u32> {
+    let state = VIP_STATE.get(vip.index)?;
+    let a = (state.active & 1) as usize;
+    let size = state.size[a];
+    let base = state.base[a];
+    if size == 0 {
+        return None;
+    }
+    let mut s = [0u8; 16];
+    let mut d = [0u8; 16];
+    let mut i = 0;
+    while i < 4 {
+        let sb = src[i].to_ne_bytes();
+        let db = p.dst[i].to_ne_bytes();
+        s[4 * i] = sb[0];
+        s[4 * i + 1] = sb[1];
+        s[4 * i + 2] = sb[2];
+        s[4 * i + 3] = sb[3];
+        d[4 * i] = db[0];
+        d[4 * i + 1] = db[1];
+        d[4 * i + 2] = db[2];
+        d[4 * i + 3] = db[3];
+        i += 1;
+    }
+    let sp = p.sport.to_ne_bytes();
+    let dp = p.dport.to_ne_bytes();
+    let h = if N == 4 {
+        let s4 = [s[0], s[1], s[2], s[3]];
+        if vip.flags & VIP_HASH_SOURCE_IP != 0 {
+            source_hash(&s4)
+        } else {
+            flow_hash(&s4, &[d[0], d[1], d[2], d[3]], sp, dp, PROTO_TCP)
+        }
+    } else if vip.flags & VIP_HASH_SOURCE_IP != 0 {
+        source_hash(&s)
+    } else {
+        flow_hash(&s, &d, sp, dp, PROTO_TCP)
+    };
+    MAGLEV.get(base.wrapping_add(reduce(h, size))).copied()
+}
+
+#[inline(always)]
+fn to_vip<const N: usize>(ctx: &XdpContext, p: &Pkt, vip: &VipEntry, flags: u8) -> u32 {
     let family = if N == 4 { FAMILY_V4 } else { FAMILY_V6 };
-    let src: [u8; N] = narrow(&sc.key.src);
-    let dst: [u8; N] = narrow(&sc.key.dst);
-    let sport = sc.key.sport;
-    let dport = sc.key.dport;
+    // The flow's source as tracked and hashed (the packet's, except in a benchmark).
+    let mut src = p.src;
     if bench() & BENCH_NEW_FLOW != 0 {
         if let Some(seq) = BENCH_SEQ.get_ptr_mut(0) {
             // SAFETY: per-CPU slot of this CPU.
@@ -458,35 +768,41 @@ fn to_vip<const N: usize>(
                 *seq = (*seq).wrapping_add(1);
                 *seq
             };
-            // Per-CPU sequence + CPU id: unique even when a long test run migrates.
-            // SAFETY: plain helper call.
-            sc.key.src[11] ^= unsafe { bpf_get_smp_processor_id() } as u8;
-            sc.key.src[12] ^= s as u8;
-            sc.key.src[13] ^= (s >> 8) as u8;
-            sc.key.src[14] ^= (s >> 16) as u8;
-            sc.key.src[15] ^= (s >> 24) as u8;
+            // `BENCH_FLOWS` = 0: a new flow on every run (per-CPU sequence, CPU id
+            // in the top byte); n > 0: n distinct flows, cycled. Applied to the
+            // source address itself (its last word), before the flow hash.
+            // SAFETY: plain read of a static / helper call.
+            let flows = unsafe { core::ptr::read_volatile(&BENCH_FLOWS) };
+            let v = if flows == 0 {
+                s ^ (unsafe { bpf_get_smp_processor_id() } << 24)
+            } else {
+                s % flows
+            };
+            src[N / 4 - 1] ^= v.to_be();
         }
     }
     let pkt_len = (ctx.data_end() - ctx.data()) as u64;
 
-    // Points at the conntrack value (established) or at the scratch copy (new).
-    let entry: *const NatEntry = match CONNTRACK.get_ptr_mut(&sc.key) {
-        Some(p) => {
-            // SAFETY: the LRU value stays valid for this program run.
-            let e = unsafe { &mut *p };
-            if e.flags & NAT_RESOLVED == 0 {
-                resolve(ctx, e, &src);
+    // Katran's policy: a SYN always picks from the table (a reused 5-tuple never
+    // reaches a stale target); other packets follow their flow entry, and a miss
+    // is re-created from the table.
+    let syn = flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+    let mut tid = u32::MAX;
+    let mut target: Option<&Target> = None;
+    if !syn {
+        if let Some(t) = lookup_flow::<N>(&src, p) {
+            if let Some(tt) = TARGETS.get(t) {
+                if tt.vip == vip.index && tt.family == family {
+                    tid = t;
+                    target = Some(tt);
+                }
             }
-            p
         }
+    }
+    let target = match target {
+        Some(t) => t,
         None => {
-            let Some(state) = VIP_STATE.get(vip.index) else {
-                return xdp_action::XDP_DROP;
-            };
-            let a = (state.active & 1) as usize;
-            let size = state.size[a];
-            let base = state.base[a];
-            if size == 0 {
+            let Some(t) = maglev_pick::<N>(&src, p, vip) else {
                 if let Some(s) = vip_stats(vip.index) {
                     s.dropped += 1;
                 }
@@ -494,88 +810,54 @@ fn to_vip<const N: usize>(
                     aya_log_ebpf::warn!(ctx, "vip {}: no target has weight, dropped", vip.index);
                 }
                 return xdp_action::XDP_DROP;
-            }
-            let h = if vip.flags & VIP_HASH_SOURCE_IP != 0 {
-                source_hash(&src)
-            } else {
-                flow_hash(&src, &dst, sport, dport, PROTO_TCP)
             };
-            let Some(&tid) = MAGLEV.get(base.wrapping_add(reduce(h, size))) else {
+            let Some(tt) = TARGETS.get(t) else {
                 return xdp_action::XDP_DROP;
             };
-            let Some(t) = TARGETS.get(tid) else {
-                return xdp_action::XDP_DROP;
-            };
-            if t.family != family {
+            if tt.family != family {
                 if let Some(s) = vip_stats(vip.index) {
                     s.dropped += 1;
                 }
                 return xdp_action::XDP_DROP;
             }
-            sc.entry = NatEntry {
-                addr: t.addr,
-                port: t.port,
-                family,
-                flags: 0,
-                id: tid,
-                ifindex: 0,
-                dmac: [0; 6],
-                smac: [0; 6],
-            };
-            resolve(ctx, &mut sc.entry, &src);
-            // A RST never creates state: it is sent where the table says, untracked.
+            tid = t;
             if debug_on() {
                 aya_log_ebpf::debug!(
                     ctx,
-                    "vip {}: new flow -> target {} (flags {:x}, resolved {})",
+                    "vip {}: new flow -> target {} (flags {:x})",
                     vip.index,
                     tid,
-                    flags,
-                    sc.entry.flags & NAT_RESOLVED
+                    flags
                 );
             }
+            // A RST never creates state: it is sent where the table says, untracked.
             if flags & TCP_RST == 0 {
-                let _ = CONNTRACK.insert(&sc.key, &sc.entry, 0);
-                if let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) {
-                    // SAFETY: bounds checked by ptr_at.
-                    let eth = unsafe { &*eth };
-                    sc.back = NatEntry {
-                        addr: sc.key.dst,
-                        port: dport,
-                        family,
-                        flags: NAT_RESOLVED,
-                        id: vip.index,
-                        ifindex: ingress_ifindex(ctx),
-                        dmac: [eth[6], eth[7], eth[8], eth[9], eth[10], eth[11]],
-                        smac: [eth[0], eth[1], eth[2], eth[3], eth[4], eth[5]],
-                    };
-                    sc.rkey = FlowKey {
-                        src: sc.entry.addr,
-                        dst: sc.key.src,
-                        sport: sc.entry.port,
-                        dport: sc.key.sport,
-                        proto: PROTO_TCP,
-                        family,
-                        _pad: [0; 2],
-                    };
-                    let _ = REVERSE.insert(&sc.rkey, &sc.back, 0);
-                }
-                if let Some(ts) = TARGET_STATS.get_ptr_mut(tid) {
-                    // SAFETY: per-CPU slot of this CPU.
-                    unsafe { (*ts).new_flows += 1 };
+                if rate_ok() {
+                    insert_flow::<N>(&src, p, tid);
+                    if let Some(ts) = TARGET_STATS.get_ptr_mut(tid) {
+                        // SAFETY: per-CPU slot of this CPU.
+                        unsafe { (*ts).new_flows += 1 };
+                    }
+                } else {
+                    count_global(global::UNTRACKED);
                 }
             }
-            &sc.entry
+            tt
         }
     };
-    // SAFETY: either pointer is valid for the rest of this run.
-    let entry = unsafe { &*entry };
-
-    let new: [u8; N] = narrow(&entry.addr);
-    if rewrite::<N>(ctx, layout, true, &dst, &new, dport, entry.port).is_none() {
+    let Some(nh) = NEXT_HOPS.get_ptr_mut(tid) else {
+        return xdp_action::XDP_DROP;
+    };
+    // SAFETY: the array value stays valid for this run; concurrent writers (other
+    // CPUs resolving the same target) write the same values.
+    let nh = unsafe { &mut *nh };
+    if nh.resolved == 0 {
+        resolve::<N>(ctx, nh, &p.src, &target.addr);
+    }
+    if rewrite::<N>(ctx, p, true, &p.dst, &target.addr, p.dport, target.port).is_none() {
         return xdp_action::XDP_DROP;
     }
-    if let Some(ts) = TARGET_STATS.get_ptr_mut(entry.id) {
+    if let Some(ts) = TARGET_STATS.get_ptr_mut(tid) {
         // SAFETY: per-CPU slot of this CPU.
         unsafe {
             (*ts).packets += 1;
@@ -583,13 +865,38 @@ fn to_vip<const N: usize>(
         }
     }
     if let Some(s) = vip_stats(vip.index) {
-        if entry.flags & NAT_RESOLVED != 0 {
+        if nh.resolved != 0 {
             s.forwarded += 1;
         } else {
             s.passed += 1;
         }
     }
-    send(ctx, entry)
+    send(ctx, nh)
+}
+
+/// A reply from a target: the source becomes the VIP again (no per-connection
+/// state), the next hop towards the client comes from the FIB.
+#[inline(always)]
+fn reply<const N: usize>(ctx: &XdpContext, p: &Pkt, r: &ReplyEntry) -> u32 {
+    let vip = r.vip;
+    if tcp_flags(ctx, p.l4, p.l4_len).is_none() {
+        if let Some(s) = vip_stats(vip) {
+            s.parse_failures += 1;
+            s.dropped += 1;
+        }
+        return xdp_action::XDP_DROP;
+    }
+    let vaddr = r.vaddr;
+    let vport = r.vport;
+    if rewrite::<N>(ctx, p, false, &p.src, &vaddr, p.sport, vport).is_none() {
+        return xdp_action::XDP_DROP;
+    }
+    if let Some(s) = vip_stats(vip) {
+        s.replies += 1;
+    }
+    let mut nh = NextHop::default();
+    resolve::<N>(ctx, &mut nh, &vaddr, &p.dst);
+    send(ctx, &nh)
 }
 
 #[inline(always)]
@@ -598,128 +905,126 @@ fn ingress_ifindex(ctx: &XdpContext) -> u32 {
     unsafe { (*ctx.ctx).ingress_ifindex }
 }
 
-/// Looks up the next hop towards `e.addr` in the kernel's FIB and neighbour table.
+/// Looks up the next hop towards `dst` in the kernel's FIB and neighbour table.
 #[inline(always)]
-fn resolve<const N: usize>(ctx: &XdpContext, e: &mut NatEntry, src: &[u8; N]) {
-    let Some(p) = SCRATCH_FIB.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: this CPU's scratch slot; bpf_fib_lookup is plain old data.
-    let p = unsafe {
-        core::ptr::write_bytes(p, 0, 1);
-        &mut *p
-    };
-    p.l4_protocol = PROTO_TCP;
-    p.ifindex = ingress_ifindex(ctx);
+fn resolve<const N: usize>(ctx: &XdpContext, nh: &mut NextHop, src: &[u32; 4], dst: &[u32; 4]) {
+    // Zeroed with eight word stores (`mem::zeroed` would call a byte-wise memset).
+    let mut f = core::mem::MaybeUninit::<bpf_fib_lookup>::uninit();
+    let w = f.as_mut_ptr() as *mut u64;
+    let mut i = 0;
+    while i < size_of::<bpf_fib_lookup>() / 8 {
+        // SAFETY: inside `f`, which is 8-aligned and a multiple of 8 bytes.
+        unsafe { core::ptr::write_volatile(w.add(i), 0) };
+        i += 1;
+    }
+    // SAFETY: plain old data, all zero now: a valid value.
+    let f = unsafe { f.assume_init_mut() };
+    f.l4_protocol = PROTO_TCP;
+    f.ifindex = ingress_ifindex(ctx);
     if N == 4 {
-        p.family = AF_INET;
-        p.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes([src[0], src[1], src[2], src[3]]);
-        p.__bindgen_anon_4.ipv4_dst =
-            u32::from_ne_bytes([e.addr[0], e.addr[1], e.addr[2], e.addr[3]]);
+        f.family = AF_INET;
+        f.__bindgen_anon_3.ipv4_src = src[0];
+        f.__bindgen_anon_4.ipv4_dst = dst[0];
     } else {
-        p.family = AF_INET6;
-        let s = widen(src);
+        f.family = AF_INET6;
+        f.__bindgen_anon_3.ipv6_src = *src;
+        f.__bindgen_anon_4.ipv6_dst = *dst;
+    }
+    // SAFETY: the helper reads and writes `f`, whose size we pass.
+    let rc = unsafe { fib_lookup(ctx.ctx as *mut _, f, size_of::<bpf_fib_lookup>() as i32, 0) };
+    if rc == 0 {
+        // Byte by byte, volatile: the MAC fields sit at offsets the verifier
+        // refuses wider (combined, misaligned) stack loads from.
+        let mut m = [0u8; 12];
         let mut i = 0;
-        while i < 4 {
-            // SAFETY: writing a union field of plain integers.
+        while i < 6 {
+            // SAFETY: reads of initialised fields of `f`.
             unsafe {
-                p.__bindgen_anon_3.ipv6_src[i] =
-                    u32::from_ne_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
-                p.__bindgen_anon_4.ipv6_dst[i] = u32::from_ne_bytes([
-                    e.addr[4 * i],
-                    e.addr[4 * i + 1],
-                    e.addr[4 * i + 2],
-                    e.addr[4 * i + 3],
-                ]);
+                m[i] = core::ptr::read_volatile(&f.dmac[i]);
+                m[6 + i] = core::ptr::read_volatile(&f.smac[i]);
             }
             i += 1;
         }
-    }
-    // SAFETY: the helper reads and writes `p`, whose size we pass.
-    let rc = unsafe { fib_lookup(ctx.ctx as *mut _, p, size_of::<bpf_fib_lookup>() as i32, 0) };
-    if rc == 0 {
-        e.dmac = p.dmac;
-        e.smac = p.smac;
-        e.ifindex = p.ifindex;
-        e.flags |= NAT_RESOLVED;
+        nh.macs = [
+            u32::from_ne_bytes([m[0], m[1], m[2], m[3]]),
+            u32::from_ne_bytes([m[4], m[5], m[6], m[7]]),
+            u32::from_ne_bytes([m[8], m[9], m[10], m[11]]),
+        ];
+        nh.ifindex = f.ifindex;
+        nh.resolved = 1;
     }
 }
 
 /// Rewrites the destination (`to_target`) or the source address and port, with
-/// RFC 1624 updates of the IPv4 header checksum and the TCP checksum.
+/// word-wise RFC 1624 updates of the IPv4 header checksum and the TCP checksum.
 #[inline(always)]
 fn rewrite<const N: usize>(
     ctx: &XdpContext,
-    layout: &Layout,
+    p: &Pkt,
     to_target: bool,
-    old_addr: &[u8; N],
-    new_addr: &[u8; N],
-    old_port: [u8; 2],
-    new_port: [u8; 2],
+    old: &[u32; 4],
+    new: &[u32; 4],
+    old_port: u16,
+    new_port: u16,
 ) -> Option<()> {
-    // One bounds check per header and constant offsets from there: the verifier
-    // follows that whatever the compiler does with the arithmetic.
-    let tcp = ptr_at::<[u8; 20]>(ctx, layout.l4)?;
-    // SAFETY: bounds checked by ptr_at.
-    let tcp = unsafe { &mut *tcp };
-    let mut c = be16([tcp[16], tcp[17]]);
-    c = csum_replace(c, old_addr, new_addr);
-    c = csum_replace(c, &old_port, &new_port);
-    let c = c.to_be_bytes();
-    tcp[16] = c[0];
-    tcp[17] = c[1];
-    if to_target {
-        tcp[2] = new_port[0];
-        tcp[3] = new_port[1];
-    } else {
-        tcp[0] = new_port[0];
-        tcp[1] = new_port[1];
+    // One bounds check per header and constant offsets from there.
+    let tcp = ptr_at::<[u8; 20]>(ctx, p.l4)? as *mut u8;
+    // SAFETY: bounds checked by ptr_at; all offsets are inside the checked range.
+    unsafe {
+        let mut sum = u32::from(!rd16(tcp, 16));
+        let mut i = 0;
+        while i < N / 4 {
+            sum = csum_add_word(sum, old[i], new[i]);
+            i += 1;
+        }
+        sum += u32::from(!old_port) + u32::from(new_port);
+        wr16(tcp, 16, !csum_fold(sum));
+        wr16(tcp, if to_target { 2 } else { 0 }, new_port);
     }
     if N == 4 {
-        let ip = ptr_at::<[u8; 20]>(ctx, layout.ip_off)?;
+        let ip = ptr_at::<[u8; 20]>(ctx, p.ip_off)? as *mut u8;
         // SAFETY: bounds checked by ptr_at.
-        let ip = unsafe { &mut *ip };
-        if to_target {
-            ip[16..20].copy_from_slice(&new_addr[..4]);
-        } else {
-            ip[12..16].copy_from_slice(&new_addr[..4]);
+        unsafe {
+            wr32(ip, if to_target { 16 } else { 12 }, new[0]);
+            let sum = csum_add_word(u32::from(!rd16(ip, 10)), old[0], new[0]);
+            wr16(ip, 10, !csum_fold(sum));
         }
-        let c = csum_replace(be16([ip[10], ip[11]]), old_addr, new_addr).to_be_bytes();
-        ip[10] = c[0];
-        ip[11] = c[1];
     } else {
-        let ip = ptr_at::<[u8; 40]>(ctx, layout.ip_off)?;
+        let ip = ptr_at::<[u8; 40]>(ctx, p.ip_off)? as *mut u8;
+        let off = if to_target { 24 } else { 8 };
         // SAFETY: bounds checked by ptr_at.
-        let ip = unsafe { &mut *ip };
-        if to_target {
-            ip[24..40].copy_from_slice(&new_addr[..16]);
-        } else {
-            ip[8..24].copy_from_slice(&new_addr[..16]);
+        unsafe {
+            wr32(ip, off, new[0]);
+            wr32(ip, off + 4, new[1]);
+            wr32(ip, off + 8, new[2]);
+            wr32(ip, off + 12, new[3]);
         }
     }
     Some(())
 }
 
-/// Sets the MACs of a resolved entry and sends the frame: XDP_TX when the next hop is
-/// on the ingress interface, XDP_REDIRECT otherwise. Unresolved: XDP_PASS (the kernel
+/// Sets the MACs of a resolved next hop and sends the frame: XDP_TX when it is on
+/// the ingress interface, XDP_REDIRECT otherwise. Unresolved: XDP_PASS (the kernel
 /// routes the rewritten packet and resolves the neighbour for the next one).
 #[inline(always)]
-fn send(ctx: &XdpContext, e: &NatEntry) -> u32 {
-    if e.flags & NAT_RESOLVED != 0 {
-        if let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) {
-            // SAFETY: bounds checked by ptr_at.
-            let eth = unsafe { &mut *eth };
-            eth[0..6].copy_from_slice(&e.dmac);
-            eth[6..12].copy_from_slice(&e.smac);
+fn send(ctx: &XdpContext, nh: &NextHop) -> u32 {
+    if nh.resolved == 0 {
+        return xdp_action::XDP_PASS;
+    }
+    if let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) {
+        let eth = eth as *mut u8;
+        // SAFETY: bounds checked by ptr_at.
+        unsafe {
+            wr32(eth, 0, nh.macs[0]);
+            wr32(eth, 4, nh.macs[1]);
+            wr32(eth, 8, nh.macs[2]);
         }
-        if e.ifindex == ingress_ifindex(ctx) {
-            xdp_action::XDP_TX
-        } else {
-            // SAFETY: plain helper call.
-            unsafe { bpf_redirect(e.ifindex, 0) as u32 }
-        }
+    }
+    if nh.ifindex == ingress_ifindex(ctx) {
+        xdp_action::XDP_TX
     } else {
-        xdp_action::XDP_PASS
+        // SAFETY: plain helper call.
+        unsafe { bpf_redirect(nh.ifindex, 0) as u32 }
     }
 }
 
