@@ -104,7 +104,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use routing_core::{ClientAddr, Config, ConfigError, ModifyError, Router, WeightedBackendConfig};
+use routing_core::{Config, ConfigError, ModifyError, Router, WeightedBackendConfig};
 use routing_rollout::{
     BackendFigures, Rollout, RolloutEventKind, RolloutPlan, RolloutPlanSpec, RolloutState,
     RolloutTarget,
@@ -112,16 +112,11 @@ use routing_rollout::{
 use routing_tower::client::HttpBackend;
 use routing_tower::clock::SystemClock;
 use routing_tower::rollout::Driver;
+use routing_tower::server::ServerLimits;
 use routing_tower::RoutingLayer;
 use routing_tower::{Backends, Routing};
 use tokio::net::TcpListener;
 
-/// How long a client may take to send a request head (nginx's
-/// `client_header_timeout` default is 60 s; a proxy in front of services can be
-/// stricter).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Client connections held at once.
-const MAX_CONNECTIONS: usize = 10_000;
 use tower::ServiceExt as _;
 
 /// How often the config file's metadata is checked.
@@ -266,71 +261,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.config.display()
     );
 
-    // Connections held at once: beyond this, accepting waits (the kernel's backlog
-    // queues new ones) instead of exhausting memory and descriptors.
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let accept = async {
-        loop {
-            let Ok(slot) = Arc::clone(&connections).acquire_owned().await else {
-                break;
-            };
-            let (stream, peer) = match listener.accept().await {
-                Ok(conn) => conn,
-                Err(err) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    eprintln!("accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let proxy = proxy.clone();
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                type Answer = std::pin::Pin<
-                    Box<
-                        dyn std::future::Future<
-                                Output = Result<
-                                    http::Response<routing_tower::Body>,
-                                    std::convert::Infallible,
-                                >,
-                            > + Send,
-                    >,
-                >;
-                if req.uri().path() == "/metrics" {
-                    // The proxy's own Prometheus/OpenMetrics scrape (not forwarded).
-                    let text = routing_tower::metrics::encode_layer(&proxy.layer());
-                    let mut res = http::Response::new(routing_tower::body::full(text));
-                    res.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static(routing_tower::metrics::CONTENT_TYPE),
-                    );
-                    return Box::pin(std::future::ready(Ok(res))) as Answer;
-                }
-                // The source address, for x-forwarded-for and source-IP stickiness.
-                req.extensions_mut().insert(ClientAddr(peer));
-                Box::pin(proxy.clone().oneshot(req)) as Answer
-            });
-            tokio::spawn(async move {
-                let _slot = slot;
-                // A client must send its whole request head within HEADER_READ_TIMEOUT
-                // (hyper's timer), so half-sent requests cannot hold connections open.
-                if let Err(err) = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    if !err.is_incomplete_message() {
-                        eprintln!("connection from {peer}: {err}");
-                    }
-                }
-            });
+    // The proxy's own /metrics scrape beside the proxied traffic.
+    let served = proxy.clone();
+    let service = tower::service_fn(move |req: Request<Incoming>| {
+        let proxy = served.clone();
+        type Answer = std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = Result<http::Response<routing_tower::Body>, Infallible>,
+                    > + Send,
+            >,
+        >;
+        if req.uri().path() == "/metrics" {
+            // The proxy's own Prometheus/OpenMetrics scrape (not forwarded).
+            let text = routing_tower::metrics::encode_layer(&proxy.layer());
+            let mut res = http::Response::new(routing_tower::body::full(text));
+            res.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(routing_tower::metrics::CONTENT_TYPE),
+            );
+            return Box::pin(std::future::ready(Ok(res))) as Answer;
+        }
+        Box::pin(proxy.clone().oneshot(req)) as Answer
+    });
+    // A client must send its request head within 10 s (hyper's timer) and at most
+    // 10 000 connections are held at once: routing_tower::server's defaults.
+    let shutdown = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            eprintln!("waiting for Ctrl-C: {err}");
         }
     };
-    tokio::select! {
-        () = accept => {}
-        res = tokio::signal::ctrl_c() => res.context("waiting for Ctrl-C")?,
-    }
+    routing_tower::server::serve(listener, service, ServerLimits::default(), shutdown).await;
     eprintln!("shutting down; requests per backend:");
     for (name, s) in proxy.layer().stats() {
         eprintln!(

@@ -101,6 +101,7 @@ mod retry;
 mod rng;
 pub mod rollout;
 mod routing;
+pub mod server;
 mod state;
 pub mod stats;
 mod sticky;

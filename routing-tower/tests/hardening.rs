@@ -1039,3 +1039,107 @@ routes:
         driver.state()
     );
 }
+
+/// Item 5 (the server) — `routing_tower::server::serve`, which the `reverse_proxy`
+/// example runs: a client that never finishes its request head is disconnected at the
+/// header-read timeout (10 s by default), and connections beyond the cap wait to be
+/// accepted instead of being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_bounds_request_heads_and_connections() {
+    use routing_tower::server::{serve as serve_limited, ServerLimits};
+    assert_eq!(
+        ServerLimits::default(),
+        ServerLimits {
+            header_read_timeout: Some(Duration::from_secs(10)),
+            max_connections: 10_000
+        }
+    );
+    let app = echo("app").await;
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: app, address: "{}"}}]
+routes: [{{name: r, rules: [{{backends: [{{name: app}}]}}]}}]
+"#,
+        app.addr
+    ))
+    .unwrap();
+    let svc = Routing::dispatch(
+        router,
+        Backends::new().with("app", HttpBackend::new(app.addr)),
+    );
+    // Two servers: one with a short head deadline, one with the default and a cap
+    // of two connections.
+    let start = |limits: ServerLimits| {
+        let svc = svc.clone();
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(serve_limited(listener, svc, limits, async {
+                let _ = stopped.await;
+            }));
+            (addr, stop, server)
+        }
+    };
+    let (addr, stop, server) = start(ServerLimits {
+        header_read_timeout: Some(Duration::from_millis(300)),
+        ..ServerLimits::default()
+    })
+    .await;
+
+    // A half-sent head: closed at the header-read timeout, not held open.
+    let started = std::time::Instant::now();
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /x HTTP/1.1\r\nHost: sh")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf))
+        .await
+        .expect("closed within 5 s")
+        .ok();
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_millis(250)..Duration::from_secs(2)).contains(&took),
+        "closed after {took:?}"
+    );
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("serve returns on shutdown")
+        .unwrap();
+
+    // Two idle keep-alive connections fill the cap: a third is not served while they
+    // are open, and is as soon as one closes.
+    let (addr, stop, server) = start(ServerLimits {
+        max_connections: 2,
+        ..ServerLimits::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /held HTTP/1.1\r\nHost: shop\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        c.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        held.push(c);
+    }
+    let third = tokio::spawn(async move { raw(addr, "GET /third HTTP/1.1\r\nHost: shop").await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!third.is_finished(), "served beyond the connection cap");
+    drop(held.pop());
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("served once a slot freed")
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "app /third"));
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("serve returns on shutdown")
+        .unwrap();
+}
