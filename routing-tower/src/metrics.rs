@@ -53,6 +53,7 @@
 //! | `routing_backend_ejected` | gauge | | 1 while ejected by outlier detection, else 0 |
 //! | `routing_backend_ejections_total` | counter | | ejections so far |
 //! | `routing_backend_request_duration_seconds` | histogram | `le` | response latency |
+//! | `routing_rule_backend_requests_total`, `_responses_total`, `_in_flight`, `_request_duration_seconds` | as above | `route`, `rule`, `backend` (instead of `backend` alone) | a backend's share of one named rule that splits traffic: what a rollout of that rule is judged on |
 //! | `routing_rollout_candidate_percent` | gauge | `rollout` | candidate share set by a rollout |
 //! | `routing_rollout_state` | gauge | `rollout`, `state` | 1 for the current state, 0 for the others |
 //!
@@ -166,7 +167,8 @@ impl LayerCollector {
 impl Collector for LayerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         encode_backends(&self.layer.stats(), &mut encoder)?;
-        encode_routes(&self.layer.route_stats(), &mut encoder)
+        encode_routes(&self.layer.route_stats(), &mut encoder)?;
+        encode_rule_backends(&self.layer.stats_registry().rule_snapshot(), &mut encoder)
     }
 }
 
@@ -204,7 +206,12 @@ fn encode_backends(
     stats: &[(Arc<str>, StatsSnapshot)],
     encoder: &mut DescriptorEncoder<'_>,
 ) -> fmt::Result {
-    encode_stats("routing_backend", "backend", true, stats, encoder)
+    encode_stats(
+        "routing_backend",
+        true,
+        &one_label("backend", stats),
+        encoder,
+    )
 }
 
 /// The per-route families (`routing_route_*`, label `route`): requests, responses
@@ -214,14 +221,56 @@ fn encode_routes(
     stats: &[(Arc<str>, StatsSnapshot)],
     encoder: &mut DescriptorEncoder<'_>,
 ) -> fmt::Result {
-    encode_stats("routing_route", "route", false, stats, encoder)
+    encode_stats("routing_route", false, &one_label("route", stats), encoder)
+}
+
+/// One labelled set of statistics: its labels (e.g. `backend="v1"`) and snapshot.
+type Series<'a> = (Vec<(&'static str, &'a str)>, &'a StatsSnapshot);
+
+/// `stats` keyed by one label, as [`Series`].
+fn one_label<'a>(label: &'static str, stats: &'a [(Arc<str>, StatsSnapshot)]) -> Vec<Series<'a>> {
+    stats
+        .iter()
+        .map(|(k, s)| (vec![(label, &**k)], s))
+        .collect()
+}
+
+/// The labels of `key` plus one more.
+fn with<'a>(
+    key: &[(&'static str, &'a str)],
+    extra: (&'static str, &'a str),
+) -> Vec<(&'static str, &'a str)> {
+    let mut l = key.to_vec();
+    l.push(extra);
+    l
+}
+
+/// The per-(route, rule, backend) families of split rules (`routing_rule_backend_*`,
+/// labels `route`, `rule`, `backend`): what a rollout of the rule is judged on.
+fn encode_rule_backends(
+    stats: &[crate::stats::RuleBackendSnapshot],
+    encoder: &mut DescriptorEncoder<'_>,
+) -> fmt::Result {
+    let series: Vec<Series<'_>> = stats
+        .iter()
+        .map(|(route, rule, backend, s)| {
+            (
+                vec![
+                    ("route", &**route),
+                    ("rule", &**rule),
+                    ("backend", &**backend),
+                ],
+                s,
+            )
+        })
+        .collect();
+    encode_stats("routing_rule_backend", false, &series, encoder)
 }
 
 fn encode_stats(
     prefix: &str,
-    label: &str,
     backend_only: bool,
-    stats: &[(Arc<str>, StatsSnapshot)],
+    stats: &[Series<'_>],
     encoder: &mut DescriptorEncoder<'_>,
 ) -> fmt::Result {
     let n_responses = format!("{prefix}_responses");
@@ -236,8 +285,7 @@ fn encode_stats(
         let name = format!("{prefix}_{suffix}");
         let mut family = encoder.encode_descriptor(&name, help, None, MetricType::Counter)?;
         for (key, s) in stats {
-            let labels = [(label, &**key)];
-            ConstCounter::new(value(s)).encode(family.encode_family(&labels)?)?;
+            ConstCounter::new(value(s)).encode(family.encode_family(key)?)?;
         }
     }
 
@@ -250,7 +298,7 @@ fn encode_stats(
     for (key, s) in stats {
         let classes = CLASSES.iter().zip(s.responses);
         for (class, n) in classes.chain([(&"other", s.responses_other)]) {
-            let labels = [(label, &**key), ("class", class)];
+            let labels = with(key, ("class", class));
             ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
         }
     }
@@ -269,7 +317,7 @@ fn encode_stats(
                 ("timeout", s.failures_timeout),
                 ("other", s.failures_other),
             ] {
-                let labels = [(label, &**key), ("kind", kind)];
+                let labels = with(key, ("kind", kind));
                 ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -282,8 +330,7 @@ fn encode_stats(
         MetricType::Gauge,
     )?;
     for (key, s) in stats {
-        let labels = [(label, &**key)];
-        ConstGauge::new(s.in_flight).encode(family.encode_family(&labels)?)?;
+        ConstGauge::new(s.in_flight).encode(family.encode_family(key)?)?;
     }
 
     if backend_only {
@@ -294,8 +341,7 @@ fn encode_stats(
             MetricType::Gauge,
         )?;
         for (key, s) in stats {
-            let labels = [(label, &**key)];
-            ConstGauge::new(u64::from(s.ejected)).encode(family.encode_family(&labels)?)?;
+            ConstGauge::new(u64::from(s.ejected)).encode(family.encode_family(key)?)?;
         }
     }
 
@@ -306,12 +352,14 @@ fn encode_stats(
         MetricType::Histogram,
     )?;
     for (key, s) in stats {
-        let labels = [(label, &**key)];
         let buckets = exported_buckets(&s.latency.buckets);
         let sum = s.latency.sum_nanos as f64 / 1e9;
-        family
-            .encode_family(&labels)?
-            .encode_histogram::<NoLabelSet>(sum, s.latency.count(), &buckets, None)?;
+        family.encode_family(key)?.encode_histogram::<NoLabelSet>(
+            sum,
+            s.latency.count(),
+            &buckets,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -624,6 +672,30 @@ mod tests {
                 assert_eq!(b.iter().position(|&c| c == 1), Some(bucket), "{ns} ns");
             }
         }
+    }
+
+    #[test]
+    fn rule_backend_series_carry_route_rule_and_backend() {
+        let router = routing_core::Router::from_yaml(
+            "backends: [{name: v1}, {name: v2}]\nroutes: [{name: shop, rules: [{name: main, backends: [{name: v1}, {name: v2}]}]}]",
+        )
+        .unwrap();
+        let layer = crate::RoutingLayer::new(router, crate::Backends::new());
+        let s = layer.stats_registry().rule_backend("shop", "main", "v2");
+        drop(s.begin());
+        s.record(
+            crate::outcome::Outcome::Status(http::StatusCode::BAD_GATEWAY),
+            std::time::Duration::from_millis(3),
+        );
+        let text = encode_layer(&layer);
+        assert!(
+            text.contains("routing_rule_backend_requests_total{route=\"shop\",rule=\"main\",backend=\"v2\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("routing_rule_backend_responses_total{route=\"shop\",rule=\"main\",backend=\"v2\",class=\"5xx\"} 1\n"),
+            "{text}"
+        );
     }
 
     #[test]
