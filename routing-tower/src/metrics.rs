@@ -679,7 +679,7 @@ mod tests {
         let router = routing_core::Router::from_yaml(
             "backends: [{name: v1}, {name: v2}]\nroutes: [{name: shop, rules: [{name: main, backends: [{name: v1}, {name: v2}]}]}]",
         )
-        .unwrap();
+        .expect("valid config");
         let layer = crate::RoutingLayer::new(router, crate::Backends::new());
         let s = layer.stats_registry().rule_backend("shop", "main", "v2");
         drop(s.begin());
