@@ -283,6 +283,193 @@ fn suites() -> Vec<Suite> {
                 get("/").method("PATCH").h("version", "four").to(V2),
             ],
         },
+        Suite {
+            test: "HTTPRouteQueryParamMatching",
+            manifest: "httproute-query-param-matching.yaml",
+            cases: vec![
+                get("/?animal=whale").to(V1),
+                get("/?animal=dolphin").to(V2),
+                get("/?animal=dolphin&color=blue").to(V3),
+                get("/?ANIMAL=Whale").to(V3),
+                get("/?animal=whale&otherparam=irrelevant").to(V1),
+                get("/?animal=dolphin&color=yellow").to(V2),
+                get("/?color=blue").status(404),
+                get("/?animal=dog").status(404),
+                get("/?animal=whaledolphin").status(404),
+                get("/").status(404),
+                get("/path1?animal=whale").to(V1),
+                get("/?animal=whale").h("version", "one").to(V2),
+                get("/path2?animal=whale").h("version", "two").to(V3),
+                get("/path3?animal=shark").to(V1),
+                get("/path4?animal=kraken").h("version", "three").to(V1),
+                get("/?animal=shark").status(404),
+                get("/path4?animal=kraken").status(404),
+                get("/path5?animal=hydra").to(V1),
+                get("/?animal=hydra").h("version", "four").to(V3),
+            ],
+        },
+        Suite {
+            test: "HTTPRoutePathMatchOrder",
+            manifest: "httproute-path-match-order.yaml",
+            cases: vec![
+                get("/match/exact/one").to(V3),
+                get("/match/exact").to(V2),
+                get("/match").to(V1),
+                get("/match/prefix/one/any").to(V2),
+                get("/match/prefix/any").to(V1),
+                get("/match/any").to(V3),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteMatchingAcrossRoutes",
+            manifest: "httproute-matching-across-routes.yaml",
+            cases: vec![
+                get("/").host("example.com").to(V1),
+                get("/example").host("example.com").to(V1),
+                get("/example").host("example.net").to(V1),
+                get("/example")
+                    .host("example.com")
+                    .h("Version", "one")
+                    .to(V1),
+                get("/v2").host("example.com").to(V2),
+                get("/v2").host("example.net").to(V1),
+                get("/v2/example").host("example.com").to(V2),
+                get("/").host("example.com").h("Version", "two").to(V2),
+            ],
+        },
+        Suite {
+            test: "HTTPRoute303Redirect",
+            manifest: "httproute-303-redirect.yaml",
+            cases: vec![get("/see-other")
+                .method("POST")
+                .redirect(303, redirect().path("/see-other"))],
+        },
+        Suite {
+            test: "HTTPRoute307Redirect",
+            manifest: "httproute-307-redirect.yaml",
+            cases: vec![get("/temporary").redirect(307, redirect().path("/temporary"))],
+        },
+        Suite {
+            test: "HTTPRoute308Redirect",
+            manifest: "httproute-308-redirect.yaml",
+            cases: vec![get("/permanent").redirect(308, redirect().path("/permanent"))],
+        },
+        Suite {
+            test: "HTTPRouteRedirectPath",
+            manifest: "httproute-redirect-path.yaml",
+            cases: vec![
+                get("/original-prefix/lemon")
+                    .redirect(302, redirect().path("/replacement-prefix/lemon")),
+                get("/full/path/original").redirect(302, redirect().path("/full-path-replacement")),
+                get("/path-and-host").redirect(
+                    302,
+                    redirect().host("example.org").path("/replacement-prefix"),
+                ),
+                get("/path-and-status").redirect(301, redirect().path("/replacement-prefix")),
+                get("/full-path-and-host").redirect(
+                    302,
+                    redirect().host("example.org").path("/replacement-full"),
+                ),
+                get("/full-path-and-status").redirect(301, redirect().path("/replacement-full")),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteRedirectHostAndStatus",
+            manifest: "httproute-redirect-host-and-status.yaml",
+            cases: vec![
+                get("/hostname-redirect").redirect(302, redirect().host("example.org")),
+                get("/host-and-status").redirect(301, redirect().host("example.org")),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteRewriteHost",
+            manifest: "httproute-rewrite-host.yaml",
+            cases: vec![
+                get("/one")
+                    .host("rewrite.example")
+                    .to(V1)
+                    .seen_path("/one")
+                    .seen_host("one.example.org"),
+                get("/two")
+                    .host("rewrite.example")
+                    .to(V2)
+                    .seen_path("/two")
+                    .seen_host("example.org"),
+                get("/rewrite-host-and-modify-headers")
+                    .host("rewrite.example")
+                    .h("X-Header-Remove", "remove-val")
+                    .h("X-Header-Add-Append", "append-val-1")
+                    .to(V2)
+                    .seen_path("/rewrite-host-and-modify-headers")
+                    .seen_host("test.example.org")
+                    .seen("X-Header-Add", "header-val-1")
+                    .seen("X-Header-Add-Append", "append-val-1,header-val-2")
+                    .seen("X-Header-Set", "set-overwrites-values")
+                    .seen_absent("X-Header-Remove"),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteRewritePath",
+            manifest: "httproute-rewrite-path.yaml",
+            cases: vec![
+                get("/prefix/one/two").to(V1).seen_path("/one/two"),
+                get("/strip-prefix/three").to(V1).seen_path("/three"),
+                get("/strip-prefix").to(V1).seen_path("/"),
+                get("/full/one/two").to(V1).seen_path("/one"),
+                get("/full/rewrite-path-and-modify-headers/test")
+                    .h("X-Header-Remove", "remove-val")
+                    .h("X-Header-Add-Append", "append-val-1")
+                    .h("X-Header-Set", "set-val")
+                    .to(V1)
+                    .seen_path("/test")
+                    .seen("X-Header-Add", "header-val-1")
+                    .seen("X-Header-Add-Append", "append-val-1,header-val-2")
+                    .seen("X-Header-Set", "set-overwrites-values")
+                    .seen_absent("X-Header-Remove"),
+                get("/prefix/rewrite-path-and-modify-headers/one")
+                    .h("X-Header-Remove", "remove-val")
+                    .h("X-Header-Add-Append", "append-val-1")
+                    .h("X-Header-Set", "set-val")
+                    .to(V1)
+                    .seen_path("/prefix/one")
+                    .seen("X-Header-Add", "header-val-1")
+                    .seen("X-Header-Add-Append", "append-val-1,header-val-2")
+                    .seen("X-Header-Set", "set-overwrites-values")
+                    .seen_absent("X-Header-Remove"),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteNoBackendRefs",
+            manifest: "httproute-omitted-backendrefs.yaml",
+            cases: vec![
+                get("/forward").to(V1),
+                get("/omitted-no-forward").status(500),
+                get("/empty-no-forward").status(500),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteNamedRule",
+            manifest: "httproute-named-rule.yaml",
+            cases: vec![get("/named").to(V1), get("/unnamed").to(V2)],
+        },
+        Suite {
+            test: "HTTPRouteTimeoutRequest",
+            manifest: "httproute-timeout-request.yaml",
+            cases: vec![
+                get("/request-timeout").to(V1),
+                get("/request-timeout?delay=1s").status(504),
+                get("/disable-request-timeout?delay=1s").to(V1),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteTimeoutBackendRequest",
+            manifest: "httproute-timeout-backend-request.yaml",
+            cases: vec![
+                get("/backend-timeout").to(V1),
+                get("/backend-timeout?delay=1s").status(504),
+                get("/disable-backend-timeout?delay=1s").to(V1),
+            ],
+        },
     ]
 }
 
@@ -308,13 +495,16 @@ fn delay_of(v: &str) -> Option<Duration> {
     if let Some(ms) = v.strip_suffix("ms") {
         return ms.parse().ok().map(Duration::from_millis);
     }
-    v.strip_suffix('s')?.parse().ok().map(Duration::from_secs_f64)
+    v.strip_suffix('s')?
+        .parse()
+        .ok()
+        .map(Duration::from_secs_f64)
 }
 
 /// An echo server as the upstream suite's: answers 200 (or the simulated retry
 /// status) naming itself in `x-backend` / `x-backend-namespace`, and reports the
 /// request it saw (`x-echo-path`, `x-echo-host`, `x-echo-method`, and every request
-/// header as `x-echo-h-<name>`, values joined with `, `). `?delay=1s` waits first;
+/// header as `x-echo-h-<name>`, values joined with `,` as upstream compares them). `?delay=1s` waits first;
 /// `?responseCode=500&succeedAfter=2` fails the first two requests of one case
 /// (counted by its `x-case` header).
 async fn echo(native: String, service: String, ns: String, hits: Hits) -> Server {
@@ -339,7 +529,8 @@ async fn echo(native: String, service: String, ns: String, hits: Hits) -> Server
                 tokio::time::sleep(d).await;
             }
             let mut status = StatusCode::OK;
-            if let (Some(code), Some(after)) = (query.get("responseCode"), query.get("succeedAfter"))
+            if let (Some(code), Some(after)) =
+                (query.get("responseCode"), query.get("succeedAfter"))
             {
                 let key = req
                     .headers()
@@ -379,7 +570,7 @@ async fn echo(native: String, service: String, ns: String, hits: Hits) -> Server
             }
             for (k, v) in seen {
                 let name = http::HeaderName::from_bytes(format!("x-echo-h-{k}").as_bytes());
-                if let (Ok(name), Ok(value)) = (name, v.join(", ").parse()) {
+                if let (Ok(name), Ok(value)) = (name, v.join(",").parse()) {
                     h.insert(name, value);
                 }
             }
@@ -409,7 +600,10 @@ async fn stand(manifest: &str) -> Stand {
     let base = read("base.yaml");
     let text = read(manifest);
     let imported = import(
-        &[Source::new("base.yaml", &base), Source::new(manifest, &text)],
+        &[
+            Source::new("base.yaml", &base),
+            Source::new(manifest, &text),
+        ],
         &ImportOptions::default(),
     )
     .unwrap_or_else(|e| panic!("{manifest}: {e}"));
@@ -473,7 +667,10 @@ async fn check(stand: &Stand, c: &Case, id: &str) -> Result<(), String> {
     let a = send(&client(), b.body(Full::new(Bytes::new())).unwrap()).await;
     let mut errs = Vec::new();
     if a.status.as_u16() != c.status {
-        errs.push(format!("status {} (body {:?}), want {}", a.status, a.body, c.status));
+        errs.push(format!(
+            "status {} (body {:?}), want {}",
+            a.status, a.body, c.status
+        ));
     }
     let hdr = |name: &str| {
         let all: Vec<String> = a
@@ -495,7 +692,10 @@ async fn check(stand: &Stand, c: &Case, id: &str) -> Result<(), String> {
         }
     } else if c.status != 200 {
         if let Some(got) = hdr("x-backend") {
-            errs.push(format!("answered by backend {got}, want the layer's {}", c.status));
+            errs.push(format!(
+                "answered by backend {got}, want the layer's {}",
+                c.status
+            ));
         }
     }
     if let Some(want) = c.seen_path {
@@ -533,7 +733,7 @@ async fn check(stand: &Stand, c: &Case, id: &str) -> Result<(), String> {
         }
     }
     if let Some(r) = &c.redirect {
-        check_location(hdr("location"), r, c.path, &mut errs);
+        check_location(hdr("location"), r, c.path, addr.port(), &mut errs);
     }
     for m in &c.mirrored {
         let key = stand
@@ -545,7 +745,11 @@ async fn check(stand: &Stand, c: &Case, id: &str) -> Result<(), String> {
         let was = before.get(key.as_str()).copied().unwrap_or(0);
         let mut ok = false;
         for _ in 0..200 {
-            if stand.hits.get(&key).is_some_and(|h| h.load(Ordering::SeqCst) > was) {
+            if stand
+                .hits
+                .get(&key)
+                .is_some_and(|h| h.load(Ordering::SeqCst) > was)
+            {
                 ok = true;
                 break;
             }
@@ -563,7 +767,15 @@ async fn check(stand: &Stand, c: &Case, id: &str) -> Result<(), String> {
 }
 
 /// Compares a `Location` with the expectation, defaults as upstream.
-fn check_location(got: Option<String>, r: &Redirect, req_path: &str, errs: &mut Vec<String>) {
+/// The layer listens on `listener_port`, where upstream's Gateway listener is on 80:
+/// that port in a `Location` stands for 80.
+fn check_location(
+    got: Option<String>,
+    r: &Redirect,
+    req_path: &str,
+    listener_port: u16,
+    errs: &mut Vec<String>,
+) {
     let Some(loc) = got else {
         errs.push("no Location".to_owned());
         return;
@@ -575,7 +787,9 @@ fn check_location(got: Option<String>, r: &Redirect, req_path: &str, errs: &mut 
     let scheme = uri.scheme_str().unwrap_or("");
     let want_scheme = r.scheme.unwrap_or("http");
     if scheme != want_scheme {
-        errs.push(format!("Location {loc}: scheme {scheme}, want {want_scheme}"));
+        errs.push(format!(
+            "Location {loc}: scheme {scheme}, want {want_scheme}"
+        ));
     }
     let host = uri.host().unwrap_or("");
     if let Some(h) = r.host {
@@ -583,7 +797,9 @@ fn check_location(got: Option<String>, r: &Redirect, req_path: &str, errs: &mut 
             errs.push(format!("Location {loc}: host {host}, want {h}"));
         }
     }
-    let port = uri.port_u16().map(|p| p.to_string());
+    let port = uri
+        .port_u16()
+        .map(|p| if p == listener_port { 80 } else { p }.to_string());
     match r.port {
         Some(p) => {
             if port.as_deref() != Some(p) {
@@ -593,7 +809,9 @@ fn check_location(got: Option<String>, r: &Redirect, req_path: &str, errs: &mut 
         None => {
             let default = if scheme == "https" { "443" } else { "80" };
             if port.as_deref().is_some_and(|p| p != default) {
-                errs.push(format!("Location {loc}: port {port:?}, want none or {default}"));
+                errs.push(format!(
+                    "Location {loc}: port {port:?}, want none or {default}"
+                ));
             }
         }
     }
