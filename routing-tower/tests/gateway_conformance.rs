@@ -96,6 +96,8 @@ struct Case {
     resp_absent: Vec<&'static str>,
     /// Backends that must receive a mirrored copy.
     mirrored: Vec<&'static str>,
+    /// Response headers the echo backend sets (upstream `BackendSetResponseHeaders`).
+    backend_sets: Vec<(&'static str, &'static str)>,
 }
 
 /// `GET path`, expected 200.
@@ -116,6 +118,7 @@ fn get(path: &'static str) -> Case {
         resp_headers: Vec::new(),
         resp_absent: Vec::new(),
         mirrored: Vec::new(),
+        backend_sets: Vec::new(),
     }
 }
 
@@ -172,6 +175,10 @@ impl Case {
     }
     fn resp_absent(mut self, name: &'static str) -> Self {
         self.resp_absent.push(name);
+        self
+    }
+    fn backend_sets(mut self, name: &'static str, value: &'static str) -> Self {
+        self.backend_sets.push((name, value));
         self
     }
     fn mirrored(mut self, backend: &'static str) -> Self {
@@ -470,6 +477,218 @@ fn suites() -> Vec<Suite> {
                 get("/disable-backend-timeout?delay=1s").to(V1),
             ],
         },
+        Suite {
+            test: "HTTPRouteRedirectPort",
+            manifest: "httproute-redirect-port.yaml",
+            cases: vec![
+                get("/port").redirect(302, redirect().port("8083")),
+                get("/port-and-host").redirect(302, redirect().host("example.org").port("8083")),
+                get("/port-and-status").redirect(301, redirect().port("8083")),
+                get("/port-and-host-and-status")
+                    .redirect(302, redirect().host("example.org").port("8083")),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteRedirectScheme",
+            manifest: "httproute-redirect-scheme.yaml",
+            cases: vec![
+                get("/scheme").redirect(302, redirect().scheme("https")),
+                get("/scheme-and-host")
+                    .redirect(302, redirect().scheme("https").host("example.org")),
+                get("/scheme-and-status").redirect(301, redirect().scheme("https")),
+                get("/scheme-and-host-and-status")
+                    .redirect(302, redirect().scheme("https").host("example.org")),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteRequestHeaderModifier",
+            manifest: "httproute-request-header-modifier.yaml",
+            cases: vec![
+                get("/set")
+                    .h("Some-Other-Header", "val")
+                    .to(V1)
+                    .seen_path("/set")
+                    .seen("Some-Other-Header", "val")
+                    .seen("X-Header-Set", "set-overwrites-values"),
+                get("/set")
+                    .h("Some-Other-Header", "val")
+                    .h("X-Header-Set", "some-other-value")
+                    .to(V1)
+                    .seen("Some-Other-Header", "val")
+                    .seen("X-Header-Set", "set-overwrites-values"),
+                get("/add")
+                    .h("Some-Other-Header", "val")
+                    .to(V1)
+                    .seen("Some-Other-Header", "val")
+                    .seen("X-Header-Add", "add-appends-values"),
+                get("/add")
+                    .h("Some-Other-Header", "val")
+                    .h("X-Header-Add", "some-other-value")
+                    .to(V1)
+                    .seen("Some-Other-Header", "val")
+                    .seen("X-Header-Add", "some-other-value,add-appends-values"),
+                get("/remove")
+                    .h("X-Header-Remove", "val")
+                    .to(V1)
+                    .seen_path("/remove")
+                    .seen_absent("X-Header-Remove"),
+                get("/multiple")
+                    .h("X-Header-Set-2", "set-val-2")
+                    .h("X-Header-Add-2", "add-val-2")
+                    .h("X-Header-Remove-2", "remove-val-2")
+                    .h("Another-Header", "another-header-val")
+                    .to(V1)
+                    .seen("X-Header-Set-1", "header-set-1")
+                    .seen("X-Header-Set-2", "header-set-2")
+                    .seen("X-Header-Add-1", "header-add-1")
+                    .seen("X-Header-Add-2", "add-val-2,header-add-2")
+                    .seen("X-Header-Add-3", "header-add-3")
+                    .seen("Another-Header", "another-header-val")
+                    .seen_absent("X-Header-Remove-1")
+                    .seen_absent("X-Header-Remove-2"),
+                get("/case-insensitivity")
+                    .h("x-header-set", "original-val-set")
+                    .h("x-header-add", "original-val-add")
+                    .h("x-header-remove", "original-val-remove")
+                    .h("Another-Header", "another-header-val")
+                    .to(V1)
+                    .seen("X-Header-Set", "header-set")
+                    .seen("X-Header-Add", "original-val-add,header-add")
+                    .seen("Another-Header", "another-header-val")
+                    .seen_absent("X-Header-Remove"),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteResponseHeaderModifier",
+            manifest: "httproute-response-header-modifier.yaml",
+            cases: vec![
+                get("/set")
+                    .backend_sets("Some-Other-Header", "val")
+                    .to(V1)
+                    .resp("Some-Other-Header", "val")
+                    .resp("X-Header-Set", "set-overwrites-values"),
+                get("/set")
+                    .backend_sets("Some-Other-Header", "val")
+                    .backend_sets("X-Header-Set", "some-other-value")
+                    .to(V1)
+                    .resp("Some-Other-Header", "val")
+                    .resp("X-Header-Set", "set-overwrites-values"),
+                get("/add")
+                    .backend_sets("Some-Other-Header", "val")
+                    .to(V1)
+                    .resp("Some-Other-Header", "val")
+                    .resp("X-Header-Add", "add-appends-values"),
+                get("/add")
+                    .backend_sets("Some-Other-Header", "val")
+                    .backend_sets("X-Header-Add", "some-other-value")
+                    .to(V1)
+                    .resp("Some-Other-Header", "val")
+                    .resp("X-Header-Add", "some-other-value,add-appends-values"),
+                get("/remove")
+                    .backend_sets("X-Header-Remove", "val")
+                    .to(V1)
+                    .resp_absent("X-Header-Remove"),
+                get("/multiple")
+                    .backend_sets("X-Header-Set-2", "set-val-2")
+                    .backend_sets("X-Header-Add-2", "add-val-2")
+                    .backend_sets("X-Header-Remove-2", "remove-val-2")
+                    .backend_sets("Another-Header", "another-header-val")
+                    .backend_sets("X-Header-Remove-1", "val")
+                    .to(V1)
+                    .resp("X-Header-Set-1", "header-set-1")
+                    .resp("X-Header-Set-2", "header-set-2")
+                    .resp("X-Header-Add-1", "header-add-1")
+                    .resp("X-Header-Add-2", "add-val-2,header-add-2")
+                    .resp("X-Header-Add-3", "header-add-3")
+                    .resp("Another-Header", "another-header-val")
+                    .resp_absent("X-Header-Remove-1")
+                    .resp_absent("X-Header-Remove-2"),
+                get("/case-insensitivity")
+                    .backend_sets("x-header-set", "original-val-set")
+                    .backend_sets("x-header-add", "original-val-add")
+                    .backend_sets("x-header-remove", "original-val-remove")
+                    .backend_sets("Another-Header", "another-header-val")
+                    .to(V1)
+                    .resp("X-Header-Set", "header-set")
+                    .resp("X-Header-Add", "original-val-add,header-add")
+                    .resp("X-Lowercase-Add", "lowercase-add")
+                    .resp("X-Mixedcase-Add-1", "mixedcase-add-1")
+                    .resp("X-Mixedcase-Add-2", "mixedcase-add-2")
+                    .resp("X-Uppercase-Add", "uppercase-add")
+                    .resp("Another-Header", "another-header-val")
+                    .resp_absent("x-header-remove"),
+                get("/response-and-request-header-modifiers")
+                    .h("X-Header-Remove", "remove-val")
+                    .h("X-Header-Add-Append", "append-val-1")
+                    .h("X-Header-Echo", "echo")
+                    .backend_sets("X-Header-Set-2", "set-val-2")
+                    .backend_sets("X-Header-Add-2", "add-val-2")
+                    .backend_sets("X-Header-Remove-2", "remove-val-2")
+                    .backend_sets("Another-Header", "another-header-val")
+                    .backend_sets("X-Header-Remove-1", "remove-val-1")
+                    .backend_sets("X-Header-Echo", "echo")
+                    .to(V1)
+                    .seen("X-Header-Add", "header-val-1")
+                    .seen("X-Header-Set", "set-overwrites-values")
+                    .seen("X-Header-Add-Append", "append-val-1,header-val-2")
+                    .seen("X-Header-Echo", "echo")
+                    .seen_absent("X-Header-Remove")
+                    .resp("X-Header-Set-1", "header-set-1")
+                    .resp("X-Header-Set-2", "header-set-2")
+                    .resp("X-Header-Add-1", "header-add-1")
+                    .resp("X-Header-Add-2", "add-val-2,header-add-2")
+                    .resp("Another-Header", "another-header-val")
+                    .resp("X-Header-Echo", "echo")
+                    .resp_absent("X-Header-Remove-1")
+                    .resp_absent("X-Header-Remove-2"),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteRequestMirror",
+            manifest: "httproute-request-mirror.yaml",
+            cases: vec![
+                get("/mirror").to(V1).seen_path("/mirror").mirrored(V2),
+                get("/mirror-and-modify-headers")
+                    .h("X-Header-Remove", "remove-val")
+                    .h("X-Header-Add-Append", "append-val-1")
+                    .to(V1)
+                    .seen_path("/mirror-and-modify-headers")
+                    .seen("X-Header-Add", "header-val-1")
+                    .seen("X-Header-Add-Append", "append-val-1,header-val-2")
+                    .seen("X-Header-Set", "set-overwrites-values")
+                    .seen_absent("X-Header-Remove")
+                    .mirrored(V2),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteRetry",
+            manifest: "httproute-retry.yaml",
+            cases: vec![
+                get("/retry/code-500-attempts-3?responseCode=500&succeedAfter=2").to(V3),
+                get("/retry/code-500-attempts-3?responseCode=500&succeedAfter=4")
+                    .to(V3)
+                    .status(500),
+                get("/retry/code-500-attempts-3?responseCode=503&succeedAfter=2")
+                    .to(V3)
+                    .status(503),
+                get("/retry/code-all-attempts-2?responseCode=500&succeedAfter=1").to(V3),
+                get("/retry/code-all-attempts-2?responseCode=500&succeedAfter=3")
+                    .to(V3)
+                    .status(500),
+                get("/retry/code-all-attempts-2?responseCode=502&succeedAfter=1").to(V3),
+                get("/retry/code-all-attempts-2?responseCode=502&succeedAfter=3")
+                    .to(V3)
+                    .status(502),
+                get("/retry/code-all-attempts-2?responseCode=503&succeedAfter=1").to(V3),
+                get("/retry/code-all-attempts-2?responseCode=503&succeedAfter=3")
+                    .to(V3)
+                    .status(503),
+                get("/retry/code-all-attempts-2?responseCode=504&succeedAfter=1").to(V3),
+                get("/retry/code-all-attempts-2?responseCode=504&succeedAfter=3")
+                    .to(V3)
+                    .status(504),
+            ],
+        },
     ]
 }
 
@@ -506,7 +725,8 @@ fn delay_of(v: &str) -> Option<Duration> {
 /// request it saw (`x-echo-path`, `x-echo-host`, `x-echo-method`, and every request
 /// header as `x-echo-h-<name>`, values joined with `,` as upstream compares them). `?delay=1s` waits first;
 /// `?responseCode=500&succeedAfter=2` fails the first two requests of one case
-/// (counted by its `x-case` header).
+/// (counted by its `x-case` header); each `x-echo-set-header: Name:value` becomes a
+/// response header.
 async fn echo(native: String, service: String, ns: String, hits: Hits) -> Server {
     let tries: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let svc = tower::service_fn(move |req: Request<Incoming>| {
@@ -567,6 +787,17 @@ async fn echo(native: String, service: String, ns: String, hits: Hits) -> Server
                 seen.entry(k.as_str().to_owned())
                     .or_default()
                     .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+            }
+            for v in req.headers().get_all("x-echo-set-header") {
+                let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                if let Some((k, v)) = text.split_once(':') {
+                    if let (Ok(k), Ok(v)) = (
+                        http::HeaderName::from_bytes(k.trim().as_bytes()),
+                        v.trim().parse::<http::HeaderValue>(),
+                    ) {
+                        h.append(k, v);
+                    }
+                }
             }
             for (k, v) in seen {
                 let name = http::HeaderName::from_bytes(format!("x-echo-h-{k}").as_bytes());
@@ -659,6 +890,9 @@ async fn check(stand: &Stand, c: &Case, id: &str) -> Result<(), String> {
     for (k, v) in &c.headers {
         b = b.header(*k, *v);
     }
+    for (k, v) in &c.backend_sets {
+        b = b.header("x-echo-set-header", format!("{k}:{v}"));
+    }
     let before: HashMap<&str, u64> = stand
         .hits
         .iter()
@@ -679,7 +913,7 @@ async fn check(stand: &Stand, c: &Case, id: &str) -> Result<(), String> {
             .iter()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect();
-        (!all.is_empty()).then(|| all.join(", "))
+        (!all.is_empty()).then(|| all.join(","))
     };
     if let Some(want) = c.backend {
         let got = hdr("x-backend");
