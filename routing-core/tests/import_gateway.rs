@@ -713,6 +713,13 @@ spec:
     - matches: [{path: {value: /h}}]
       sessionPersistence: {type: Header, sessionName: x-session}
       backendRefs: [{name: api}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: web-to-shared, namespace: shared}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]
+  to: [{group: '', kind: Service}]
 ";
     let imported = import_str(text).unwrap();
     let got: Vec<(&str, Option<usize>)> = imported
@@ -726,7 +733,6 @@ spec:
             ("spec.useDefaultGateways", Some(5)),
             ("spec.rules[0].matches[0].headers[1].name", Some(10)),
             ("spec.rules[0].matches[0].queryParams[1].name", Some(13)),
-            ("spec.rules[0].backendRefs[0].namespace", Some(15)),
             ("spec.rules[0].backendRefs", Some(14)),
             ("spec.rules[1].retry", Some(19)),
             ("spec.rules[2].sessionPersistence", Some(21)),
@@ -773,6 +779,13 @@ spec:
       backendRefs: [{name: api}]
     - matches: [{path: {value: /c}}]
       backendRefs: [{name: api, namespace: other}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: from-web, namespace: other}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]
+  to: [{group: '', kind: Service, name: api}]
 ";
     let mut map = BackendMap::default();
     map.insert("web/api:8080", BackendTarget::Name("api-8080".into()));

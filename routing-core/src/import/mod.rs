@@ -101,6 +101,10 @@ pub enum SourceKind {
     DestinationRule,
     /// AWS ELBv2 `describe-rules` output.
     AlbRules,
+    /// Gateway API `Gateway` (listeners `HTTPRoute`s attach to).
+    Gateway,
+    /// Gateway API `ReferenceGrant` (allows cross-namespace `backendRefs`).
+    ReferenceGrant,
 }
 
 impl fmt::Display for SourceKind {
@@ -111,6 +115,8 @@ impl fmt::Display for SourceKind {
             SourceKind::VirtualService => "VirtualService",
             SourceKind::DestinationRule => "DestinationRule",
             SourceKind::AlbRules => "ALB rules",
+            SourceKind::Gateway => "Gateway",
+            SourceKind::ReferenceGrant => "ReferenceGrant",
         })
     }
 }
@@ -634,8 +640,11 @@ impl Imported {
 pub fn import(sources: &[Source<'_>], options: &ImportOptions) -> Result<Imported, ImportErrors> {
     let mut out = Out::new(options);
     let mut docs = Vec::new();
+    // Kubernetes `Service`s and `Namespace`s: not routing configuration, but what
+    // Gateway API references resolve against.
+    let mut context = Vec::new();
     for src in sources {
-        split(src, &mut docs, &mut out);
+        split(src, &mut docs, &mut context, &mut out);
     }
     let kinds: BTreeSet<SourceKind> = docs.iter().map(|d| d.kind).collect();
     let of = |k: SourceKind| docs.iter().filter(move |d| d.kind == k).collect::<Vec<_>>();
@@ -644,7 +653,10 @@ pub fn import(sources: &[Source<'_>], options: &ImportOptions) -> Result<Importe
     }
     let routes = of(SourceKind::HttpRoute);
     if !routes.is_empty() {
-        gateway::import(&routes, &mut out);
+        let mut around = of(SourceKind::Gateway);
+        around.extend(of(SourceKind::ReferenceGrant));
+        around.extend(context.iter());
+        gateway::import(&routes, &around, &mut out);
     }
     let (vs, dr) = (
         of(SourceKind::VirtualService),
@@ -953,7 +965,12 @@ impl<'o> Out<'o> {
 const MAX_SOURCE_BYTES: usize = 16 << 20;
 
 /// Splits a source into documents and detects each one's kind.
-fn split<'a>(src: &Source<'a>, docs: &mut Vec<Doc<'a>>, out: &mut Out<'_>) {
+fn split<'a>(
+    src: &Source<'a>,
+    docs: &mut Vec<Doc<'a>>,
+    context: &mut Vec<Doc<'a>>,
+    out: &mut Out<'_>,
+) {
     let whole = Location {
         source: src.name.to_owned(),
         document: 0,
@@ -1011,17 +1028,31 @@ fn split<'a>(src: &Source<'a>, docs: &mut Vec<Doc<'a>>, out: &mut Out<'_>) {
                 .unwrap_or_default();
             for (i, item) in items.into_iter().enumerate() {
                 let d = doc(item, format!("items[{i}]"), SourceKind::Native);
-                if let Some(kind) = detect(&d, out) {
-                    docs.push(Doc { kind, ..d });
+                match detect(&d, out) {
+                    Some(kind) => docs.push(Doc { kind, ..d }),
+                    None if is_context(&d) => context.push(d),
+                    None => {}
                 }
             }
         } else {
             let d = doc(value, String::new(), SourceKind::Native);
-            if let Some(kind) = detect(&d, out) {
-                docs.push(Doc { kind, ..d });
+            match detect(&d, out) {
+                Some(kind) => docs.push(Doc { kind, ..d }),
+                None if is_context(&d) => context.push(d),
+                None => {}
             }
         }
     }
+}
+
+/// Whether a skipped document is a core `v1` `Service` or `Namespace`, which Gateway
+/// API references resolve against.
+fn is_context(d: &Doc<'_>) -> bool {
+    d.value.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && matches!(
+            d.value.get("kind").and_then(Value::as_str),
+            Some("Service" | "Namespace")
+        )
 }
 
 /// The kind of a document, or `None` (with a warning) for Kubernetes resources that
@@ -1048,6 +1079,14 @@ fn detect(d: &Doc<'_>, out: &mut Out<'_>) -> Option<SourceKind> {
                     } else {
                         SourceKind::DestinationRule
                     })
+                }
+                ("gateway.networking.k8s.io", "Gateway") if matches!(version, "v1" | "v1beta1") => {
+                    Some(SourceKind::Gateway)
+                }
+                ("gateway.networking.k8s.io", "ReferenceGrant")
+                    if matches!(version, "v1" | "v1beta1" | "v1alpha2") =>
+                {
+                    Some(SourceKind::ReferenceGrant)
                 }
                 ("gateway.networking.k8s.io", "HTTPRoute")
                 | ("networking.istio.io", "VirtualService" | "DestinationRule") => {

@@ -253,12 +253,21 @@ impl Cx<'_, '_, '_> {
             namespace: b.namespace.as_deref(),
             port: b.port,
         };
-        let backend = self.backend(&target, &format!("{p}.backendRef"))?;
+        let bp = format!("{p}.backendRef");
+        let backend = match self.backend(&target, &bp)? {
+            Ok(b) => b,
+            Err(why) => {
+                self.warn(&bp, format!("the mirror is dropped: {why}"));
+                return None;
+            }
+        };
         Some(MirrorConfig { backend, percent })
     }
 
-    /// Resolves a backend reference to a declared native backend.
-    pub(super) fn backend(&mut self, t: &Target<'_>, p: &str) -> Option<String> {
+    /// Resolves a backend reference to a declared native backend: `None` after an
+    /// error, `Some(Err(why))` for a reference the spec calls invalid (requests
+    /// sent to it are answered 500).
+    pub(super) fn backend(&mut self, t: &Target<'_>, p: &str) -> Option<Result<String, String>> {
         if t.name.is_empty() {
             self.invalid(&format!("{p}.name"), "a backend reference needs a name");
             return None;
@@ -278,20 +287,32 @@ impl Cx<'_, '_, '_> {
         };
         let group = t.group.unwrap_or("");
         let kind = t.kind.unwrap_or("Service");
-        if !(matches!(group, "" | "core") && kind == "Service") {
-            let g = if group.is_empty() { "core" } else { group };
-            self.warn(
-                p,
-                format!("backend kind `{kind}` (group `{g}`) is mapped by name like a Service"),
-            );
-        }
         let ns = t.namespace.unwrap_or(self.ns);
         let same = ns == self.ns;
-        if !same {
+        let core = matches!(group, "" | "core") && kind == "Service";
+        if core {
+            if self.parents.missing_service(ns, t.name) {
+                return Some(Err(format!(
+                    "Service `{ns}/{}` is not in the input (which has Gateways and Services)",
+                    t.name
+                )));
+            }
+        } else if group == "multicluster.x-k8s.io" && kind == "ServiceImport" {
             self.warn(
-                &format!("{p}.namespace"),
-                format!("cross-namespace reference to `{ns}/{}`: the ReferenceGrant that must allow it is not checked", t.name),
+                p,
+                format!("backend kind `{kind}` (group `{group}`) is mapped by name like a Service"),
             );
+        } else {
+            let g = if group.is_empty() { "core" } else { group };
+            return Some(Err(format!(
+                "backend kind `{kind}` (group `{g}`) is not supported"
+            )));
+        }
+        if !self.parents.granted(self.ns, ns, t.name) {
+            return Some(Err(format!(
+                "no ReferenceGrant in namespace `{ns}` allows HTTPRoutes of `{}` to refer to `{}`",
+                self.ns, t.name
+            )));
         }
         let name = t.name;
         let mut keys = Vec::with_capacity(4);
@@ -315,7 +336,7 @@ impl Cx<'_, '_, '_> {
             None => base,
         };
         let at = self.at(p);
-        self.out.backend(&keys, &default, &at)
+        self.out.backend(&keys, &default, &at).map(Ok)
     }
 
     pub(super) fn duration(&mut self, s: &str, p: &str) -> Option<ConfigDuration> {

@@ -66,7 +66,9 @@ use crate::config::{
 use crate::ConfigDuration;
 
 mod filters;
+mod parents;
 mod spec;
+use parents::{Attach, Parents};
 use spec::*;
 
 /// Session cookie (or header) name when `sessionName` is not given.
@@ -102,8 +104,10 @@ struct Converted {
     origin: RouteOrigin,
 }
 
-/// Imports every `HTTPRoute` document, merged by the spec's precedence rules.
-pub(crate) fn import(docs: &[&Doc<'_>], out: &mut Out<'_>) {
+/// Imports every `HTTPRoute` document, merged by the spec's precedence rules;
+/// `around` are the `Gateway`, `ReferenceGrant`, `Service` and `Namespace` documents.
+pub(crate) fn import(docs: &[&Doc<'_>], around: &[&Doc<'_>], out: &mut Out<'_>) {
+    let mut parents = Parents::read(around, out);
     let mut converted: Vec<Converted> = Vec::new();
     let mut seen: BTreeMap<String, Location> = BTreeMap::new();
     for doc in docs {
@@ -121,6 +125,7 @@ pub(crate) fn import(docs: &[&Doc<'_>], out: &mut Out<'_>) {
             resource: &resource,
             ns: &ns,
             out,
+            parents: &mut parents,
         };
         let name = route.metadata.name.clone().unwrap_or_default();
         if name.is_empty() {
@@ -139,6 +144,26 @@ pub(crate) fn import(docs: &[&Doc<'_>], out: &mut Out<'_>) {
             if cx.out.error_count() == before {
                 converted.push(c);
             }
+        }
+    }
+    if let Some(at) = parents.first_attached.clone() {
+        if parents.attached_gateways.len() > 1 {
+            let list = parents
+                .attached_gateways
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("`, `");
+            out.lossy(at.clone(), format!("routes attach to several Gateways (`{list}`): one layer would serve each Gateway's routes to requests sent to the others; choose one with `gateways` (`--gateway NS/NAME[/section]`)"));
+        }
+        if parents.ports.len() > 1 {
+            let list = parents
+                .ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.lossy(at, format!("routes attach to listeners on ports {list}: the layer does not see the port a request came to; choose listeners of one port with `gateways` (`--gateway NS/NAME/section`)"));
         }
     }
     // The spec's tie-breakers across routes: oldest first, then `namespace/name`.
@@ -161,6 +186,8 @@ struct Cx<'a, 'd, 'o> {
     /// The route's namespace.
     ns: &'a str,
     out: &'a mut Out<'o>,
+    /// Gateways, grants and Services around the routes.
+    parents: &'a mut Parents,
 }
 
 impl Cx<'_, '_, '_> {
@@ -207,16 +234,10 @@ impl Cx<'_, '_, '_> {
             },
         };
         let spec = &r.spec;
-        if !spec.parent_refs.is_empty() {
-            self.warn(
-                "spec.parentRefs",
-                "attachment to Gateways is not applied in-process: the routes serve every request the layer sees",
-            );
-        }
         if let Some(u) = &spec.use_default_gateways {
             self.warn(
                 "spec.useDefaultGateways",
-                format!("`useDefaultGateways: {u}` (attachment to default Gateways) is not applied in-process: the routes serve every request the layer sees"),
+                format!("`useDefaultGateways: {u}` (attachment to default Gateways) is not applied in-process: only `parentRefs` attach the route"),
             );
         }
         let mut hostnames = Vec::new();
@@ -238,6 +259,12 @@ impl Cx<'_, '_, '_> {
                 }
             }
         }
+        // Attachment: to the listeners of the Gateways in the input, to Services
+        // (GAMMA), or (no Gateway in the input) by name only.
+        let hostnames = match self.attachment(spec, hostnames) {
+            Some(h) => h,
+            None => return None,
+        };
         let mut rules = Vec::new();
         let mut origins = Vec::new();
         match &spec.rules {
@@ -304,6 +331,52 @@ impl Cx<'_, '_, '_> {
                 rules: origins,
             },
         })
+    }
+
+    /// The hostnames the route serves through its `parentRefs`; `None` (with a
+    /// warning) when it is left out.
+    fn attachment(&mut self, spec: &Spec, hostnames: Vec<String>) -> Option<Vec<String>> {
+        let service_parent = spec
+            .parent_refs
+            .iter()
+            .any(|p| p.kind.as_deref() == Some("Service"));
+        if self.parents.has_gateways() || service_parent {
+            return match self.parents.attach(self.ns, &spec.parent_refs, &hostnames) {
+                Attach::Hosts(h) => {
+                    if self.parents.first_attached.is_none() {
+                        self.parents.first_attached = Some(self.at("spec.parentRefs"));
+                    }
+                    Some(h)
+                }
+                Attach::LeftOut(why) => {
+                    self.warn("spec.parentRefs", format!("left out: {why}"));
+                    None
+                }
+            };
+        }
+        let named: Vec<String> = spec
+            .parent_refs
+            .iter()
+            .map(|p| format!("{}/{}", p.namespace.as_deref().unwrap_or(self.ns), p.name))
+            .collect();
+        let chosen = self.out.options.gateways.iter().any(|g| g != "mesh");
+        if chosen && !named.iter().any(|n| self.parents.selects_name(n)) {
+            self.warn(
+                "spec.parentRefs",
+                format!(
+                    "left out: its parents (`{}`) are not among the chosen gateways",
+                    named.join("`, `")
+                ),
+            );
+            return None;
+        }
+        if !spec.parent_refs.is_empty() {
+            self.warn(
+                "spec.parentRefs",
+                "no Gateway in the input: attachment to Gateways (listener hostnames, ports, allowedRoutes) is not applied; the route serves every request the layer sees for its hostnames",
+            );
+        }
+        Some(hostnames)
     }
 
     /// One rule; `p` is its path (`spec.rules[2]`).
@@ -492,6 +565,7 @@ impl Cx<'_, '_, '_> {
             if !self.limit(&bp, r.backend_refs.len(), MAX_BACKEND_REFS, "backendRefs") {
                 return None;
             }
+            let mut invalid: Vec<(String, String, i64)> = Vec::new();
             for (k, b) in r.backend_refs.iter().enumerate() {
                 let bk = format!("{bp}[{k}]");
                 if !b.filters.is_empty() {
@@ -518,16 +592,52 @@ impl Cx<'_, '_, '_> {
                     namespace: b.namespace.as_deref(),
                     port: b.port,
                 };
-                if let Some(name) = self.backend(&target, &bk) {
-                    let weight = u64::try_from(weight).unwrap_or(0);
-                    // The same backend twice: its shares add up.
-                    match rc.backends.iter_mut().find(|wb| wb.name == name) {
-                        Some(wb) => wb.weight = wb.weight.saturating_add(weight),
-                        None => rc.backends.push(WeightedBackendConfig { name, weight }),
+                match self.backend(&target, &bk) {
+                    Some(Ok(name)) => {
+                        let weight = u64::try_from(weight).unwrap_or(0);
+                        // The same backend twice: its shares add up.
+                        match rc.backends.iter_mut().find(|wb| wb.name == name) {
+                            Some(wb) => wb.weight = wb.weight.saturating_add(weight),
+                            None => rc.backends.push(WeightedBackendConfig { name, weight }),
+                        }
                     }
+                    Some(Err(why)) => invalid.push((bk, why, weight)),
+                    None => {}
                 }
             }
-            if !rc.backends.is_empty() && rc.backends.iter().all(|b| b.weight == 0) {
+            // Invalid references: "requests that would have been sent to [them]
+            // MUST receive a 500 status code" (HTTPRoute reference, `backendRefs`).
+            if !invalid.is_empty() {
+                let live: i64 = r
+                    .backend_refs
+                    .iter()
+                    .map(|b| b.weight.unwrap_or(1))
+                    .sum::<i64>()
+                    - invalid.iter().map(|(_, _, w)| *w).sum::<i64>();
+                if rc.backends.is_empty() || live <= 0 {
+                    for (bk, why, _) in &invalid {
+                        self.warn(
+                            bk,
+                            format!("invalid backendRef, its requests are answered 500: {why}"),
+                        );
+                    }
+                    rc.backends.clear();
+                    rc.fixed_response = Some(FixedResponseConfig {
+                        status: 500,
+                        body: None,
+                        headers: BTreeMap::new(),
+                    });
+                } else {
+                    for (bk, why, _) in &invalid {
+                        self.unsupported(bk, format!("invalid backendRef next to valid ones ({why}): the spec answers its share of requests 500, which a native rule cannot express"));
+                    }
+                    return None;
+                }
+            }
+            if rc.fixed_response.is_none()
+                && !rc.backends.is_empty()
+                && rc.backends.iter().all(|b| b.weight == 0)
+            {
                 self.warn(
                     &bp,
                     "every backendRef has weight 0: matching requests are answered 503 here",
