@@ -428,7 +428,9 @@ pub struct ImportOptions {
     /// The gateways this router stands for, when the source binds routes to gateways
     /// (Istio `gateways`: `mesh`, `name` or `namespace/name`). Empty means `mesh`:
     /// in-process (sidecar) traffic. A VirtualService or match bound only to other
-    /// gateways is left out, with a warning.
+    /// gateways is left out, with a warning. For the Gateway API, entries are
+    /// `namespace/name` or `namespace/name/section` of `Gateway`s (listeners);
+    /// empty means every Gateway in the input (see [`gateway`]).
     pub gateways: Vec<String>,
 }
 

@@ -415,9 +415,11 @@ impl Cx<'_, '_, '_> {
         if !ok || attempts == 0 {
             return None;
         }
-        // GEP-1731: retry the listed codes and connections that could not be made;
-        // not resets after the request was sent (it may have been processed).
-        let mut on = vec![RetryOn::ConnectFailure];
+        // GEP-1731: retry the listed codes, and (the API's SHOULD) disconnects,
+        // resets and timeouts: `connect-failure` and `reset` (which covers a per-try
+        // timeout). A request that is not idempotent is still retried only when no
+        // connection was made (`non_idempotent` stays off), so it is never sent twice.
+        let mut on = vec![RetryOn::ConnectFailure, RetryOn::Reset];
         if !codes.is_empty() {
             on.push(RetryOn::RetriableStatusCodes);
         }

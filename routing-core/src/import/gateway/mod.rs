@@ -26,25 +26,59 @@
 //! | `URLRewrite` | `filters.url_rewrite` |
 //! | `RequestMirror` (`percent`, or `fraction` → percent; neither = 100) | `mirror` |
 //! | `timeouts.request` / `timeouts.backendRequest` (`0s` = none) | `timeouts.request` / `timeouts.per_try` |
-//! | `retry` {`codes`, `attempts` (default 1, 0 = none), `backoff`} | `retry` {`attempts`, `on: [connect-failure, retriable-status-codes]`, `status_codes`, `backoff`} |
+//! | `retry` {`codes`, `attempts` (default 1, 0 = none), `backoff`} | `retry` {`attempts`, `on: [connect-failure, reset, retriable-status-codes]` (disconnects, resets and per-try timeouts, as the API says retries SHOULD; a non-idempotent request only after a connect failure), `status_codes`, `backoff`} |
 //! | `sessionPersistence` `Cookie` (default) / `Header` | `session_persistence.cookie` (name `sessionName` or `gw-session`; `ttl` = `absoluteTimeout` when `Permanent`) / `.header` |
 //!
 //! With a [`BackendMap`](super::BackendMap), a `backendRef` is looked up as
 //! `namespace/name:port`, `namespace/name`, then (for a reference in the route's own
 //! namespace only) `name:port` and `name`.
 //!
-//! **Warnings** (understood, not applied in-process): `parentRefs` (once per route)
-//! and `useDefaultGateways` — attachment to Gateways; `CORS` filters; backend kinds
-//! other than core `Service` (mapped by name); cross-namespace `backendRefs` (the
-//! `ReferenceGrant` is not checked); `backendRefs` next to a `RequestRedirect` (the
-//! redirect answers); `sessionPersistence.idleTimeout`, `absoluteTimeout` of a
-//! session cookie, `Header` persistence (pinned by the value clients send); repeated
-//! header / query match names; retry, mirror and session persistence on a rule that
-//! does not forward; a rule whose every backend weighs 0 (answered 503 here).
+//! **Attachment** (`parentRefs`). When the input carries `Gateway` documents, a route
+//! is served only through the listeners its `parentRefs` select (`sectionName`,
+//! `port`) on the Gateways this router stands for
+//! ([`ImportOptions::gateways`](super::ImportOptions::gateways), `namespace/name` or
+//! `namespace/name/section`, the CLI's `--gateway`; none = every Gateway in the
+//! input), if the listener's protocol is `HTTP`/`HTTPS`, its `allowedRoutes.kinds`
+//! admit `HTTPRoute` and its `allowedRoutes.namespaces` (`Same` by default, `All`,
+//! `Selector` with `matchLabels` over the `Namespace` documents) admit the route's
+//! namespace. The route's hostnames become the intersection of each listener
+//! hostname with its own (the spec's rules: exact names must be equal, `*.` matches
+//! any name with that suffix, of two wildcards the narrower wins; no hostname on
+//! either side takes the other's; none on both: every host). A route that no
+//! listener accepts is left out with a warning. Routes attached to more than one
+//! Gateway, or to listeners on more than one port, are a
+//! [`Lossy`](super::ImportErrorKind::Lossy) error: the layer cannot tell which
+//! address or port a request came to. A `parentRef` of kind `Service` (GAMMA)
+//! binds the route to that Service's hosts: `name`, `name.ns`, `name.ns.svc`,
+//! `name.ns.svc.cluster.local`. Without `Gateway` documents, a route serves every
+//! request of its hostnames (a warning), or, when `gateways` names Gateways, only if
+//! a `parentRef` names one of them.
+//!
+//! **Invalid `backendRefs`** answer 500, as the spec requires, while the rest of
+//! the route stays live: a reference to another namespace that no `ReferenceGrant`
+//! there allows (from `HTTPRoute`s of the route's namespace, to that `Service` or
+//! every one), a kind other than core `Service` (a `multicluster.x-k8s.io`
+//! `ServiceImport` is mapped by name, with a warning), and, when the input carries
+//! Gateways and Services (it describes the cluster), a `Service` not among them. A
+//! rule whose every reference is invalid becomes `fixed_response: {status: 500}`
+//! (with a warning per reference); an invalid reference next to valid ones is
+//! `Unsupported` (its share would have to be answered 500, which a native rule
+//! cannot express). An invalid mirror `backendRef` drops the mirror, with a warning.
+//!
+//! **Warnings** (understood, not applied in-process): `parentRefs` without Gateways
+//! in the input, `useDefaultGateways`; routes left out by their `parentRefs`;
+//! invalid `backendRefs` (answered 500); `CORS` filters; `ServiceImport` backends;
+//! `backendRefs` next to a `RequestRedirect` (the redirect answers);
+//! `sessionPersistence.idleTimeout`, `absoluteTimeout` of a session cookie, `Header`
+//! persistence (pinned by the value clients send); repeated header / query match
+//! names; retry, mirror and session persistence on a rule that does not forward; a
+//! rule whose every backend weighs 0 (answered 503 here).
 //!
 //! **Errors**: unknown fields and values (`Parse`); `ExtensionRef` and
 //! `ExternalAuth` filters, filters on a `backendRef`, a second `RequestMirror`,
-//! more than 10 retry attempts (`Unsupported`); what the CRD's own validation
+//! more than 10 retry attempts, namespace selectors with `matchExpressions`, an
+//! invalid `backendRef` next to valid ones (`Unsupported`); routes on several
+//! Gateways or listener ports (`Lossy`); what the CRD's own validation
 //! refuses — bad hostnames and paths, out-of-range ports, weights, percents, codes
 //! and durations, repeated filters, `RequestRedirect` with `URLRewrite`,
 //! `ReplacePrefixMatch` without exactly one `PathPrefix` match, `backendRequest`
@@ -261,10 +295,7 @@ impl Cx<'_, '_, '_> {
         }
         // Attachment: to the listeners of the Gateways in the input, to Services
         // (GAMMA), or (no Gateway in the input) by name only.
-        let hostnames = match self.attachment(spec, hostnames) {
-            Some(h) => h,
-            None => return None,
-        };
+        let hostnames = self.attachment(spec, hostnames)?;
         let mut rules = Vec::new();
         let mut origins = Vec::new();
         match &spec.rules {
