@@ -137,9 +137,9 @@ impl Case {
     }
     /// Answered by `backend` in the infrastructure namespace.
     fn to(self, backend: &'static str) -> Self {
-        self.to_ns(backend, INFRA)
+        self.answered_in(backend, INFRA)
     }
-    fn to_ns(mut self, backend: &'static str, ns: &'static str) -> Self {
+    fn answered_in(mut self, backend: &'static str, ns: &'static str) -> Self {
         self.backend = Some(backend);
         self.ns = Some(ns);
         self
@@ -257,7 +257,7 @@ fn aimed_suites() -> Vec<Aimed> {
             "httproute-cross-namespace.yaml",
             &["gateway-conformance-infra/backend-namespaces"],
             None,
-            vec![get("/").to_ns("web-backend", WEB)],
+            vec![get("/").answered_in("web-backend", WEB)],
         ),
         aimed(
             "HTTPRouteInvalidBackendRefUnknownKind",
@@ -294,7 +294,7 @@ fn aimed_suites() -> Vec<Aimed> {
             None,
             vec![
                 get("/v2").status(500),
-                get("/").to_ns("app-backend-v1", APP),
+                get("/").answered_in("app-backend-v1", APP),
             ],
         ),
         aimed(
@@ -302,7 +302,7 @@ fn aimed_suites() -> Vec<Aimed> {
             "httproute-reference-grant.yaml",
             SAME,
             None,
-            vec![get("/").to_ns("web-backend", WEB)],
+            vec![get("/").answered_in("web-backend", WEB)],
         ),
         aimed(
             "HTTPRouteReferenceGrant (grant deleted)",
