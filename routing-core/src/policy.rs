@@ -28,6 +28,8 @@ pub struct Policy {
     pub mirror: Option<Mirror>,
     /// Sticky sessions.
     pub session_persistence: Option<SessionPersistence>,
+    /// Cross-origin resource sharing.
+    pub cors: Option<crate::Cors>,
 }
 
 /// Header changes, applied in the order remove, set, add.

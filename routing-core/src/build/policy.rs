@@ -217,6 +217,9 @@ impl Builder<'_> {
                     path,
                 });
             }
+            if let Some(c) = &f.cors {
+                policy.cors = self.cors(c, &format!("{fp}.cors"));
+            }
         }
         if let Some(t) = &rc.timeouts {
             policy.timeouts = Timeouts {
@@ -451,5 +454,24 @@ impl Builder<'_> {
                 same_site,
             })
         })
+    }
+}
+
+impl Builder<'_> {
+    /// A rule's CORS policy; `None` (with an error) when a value is not valid.
+    pub(super) fn cors(&mut self, c: &crate::CorsConfig, p: &str) -> Option<crate::Cors> {
+        match crate::Cors::new(c) {
+            Ok(cors) => Some(cors),
+            Err((field, i, value)) => {
+                let what = match field {
+                    "allow_origins" => "origin (`*`, `scheme://host[:port]` or `scheme://*.host`)",
+                    "allow_methods" => "method",
+                    _ => "header name",
+                };
+                self.errs
+                    .push(format!("{p}.{field}[{i}]"), K::InvalidHttp { what, value });
+                None
+            }
+        }
     }
 }
