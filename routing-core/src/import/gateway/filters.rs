@@ -1,6 +1,7 @@
 //! A rule's filters, backends, timeouts, retry and session persistence in native form.
 
 use super::*;
+use crate::config::CorsConfig;
 
 impl Cx<'_, '_, '_> {
     /// Checks that a filter holds exactly the configuration its `type` names.
@@ -517,5 +518,53 @@ impl Cx<'_, '_, '_> {
                 })
             }
         }
+    }
+
+    /// A `CORS` filter; `None` after an error.
+    pub(super) fn cors(&mut self, c: &CorsFilter, p: &str) -> Option<CorsConfig> {
+        if !self.limit(
+            &format!("{p}.allowOrigins"),
+            c.allow_origins.len(),
+            64,
+            "origins",
+        ) {
+            return None;
+        }
+        let max_age = match c.max_age {
+            None => None,
+            Some(n) => match u32::try_from(n) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    self.invalid(
+                        &format!("{p}.maxAge"),
+                        format!("{n} is out of range 0 ..= 4294967295"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let config = CorsConfig {
+            allow_origins: c.allow_origins.clone(),
+            allow_methods: c.allow_methods.clone(),
+            allow_headers: c.allow_headers.clone(),
+            expose_headers: c.expose_headers.clone(),
+            allow_credentials: c.allow_credentials.unwrap_or(false),
+            max_age,
+        };
+        // The native checks, reported at the source's field.
+        if let Err((field, i, value)) = crate::Cors::new(&config) {
+            let src = match field {
+                "allow_origins" => "allowOrigins",
+                "allow_methods" => "allowMethods",
+                "allow_headers" => "allowHeaders",
+                _ => "exposeHeaders",
+            };
+            self.invalid(
+                &format!("{p}.{src}[{i}]"),
+                format!("`{value}` is not valid here"),
+            );
+            return None;
+        }
+        Some(config)
     }
 }

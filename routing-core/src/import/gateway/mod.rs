@@ -25,6 +25,7 @@
 //! | `RequestRedirect` | `redirect` (scheme, hostname, port, `ReplaceFullPath` → `path.full`, `ReplacePrefixMatch` → `path.prefix`, status default 302) |
 //! | `URLRewrite` | `filters.url_rewrite` |
 //! | `RequestMirror` (`percent`, or `fraction` → percent; neither = 100) | `mirror` |
+//! | `CORS` {`allowOrigins`, `allowMethods`, `allowHeaders`, `exposeHeaders`, `allowCredentials`, `maxAge` (default 5)} | `filters.cors` (preflights answered by the layer) |
 //! | `timeouts.request` / `timeouts.backendRequest` (`0s` = none) | `timeouts.request` / `timeouts.per_try` |
 //! | `retry` {`codes`, `attempts` (default 1, 0 = none), `backoff`} | `retry` {`attempts`, `on: [connect-failure, reset, retriable-status-codes]` (disconnects, resets and per-try timeouts, as the API says retries SHOULD; a non-idempotent request only after a connect failure), `status_codes`, `backoff`} |
 //! | `sessionPersistence` `Cookie` (default) / `Header` | `session_persistence.cookie` (name `sessionName` or `gw-session`; `ttl` = `absoluteTimeout` when `Permanent`) / `.header` |
@@ -67,7 +68,7 @@
 //!
 //! **Warnings** (understood, not applied in-process): `parentRefs` without Gateways
 //! in the input, `useDefaultGateways`; routes left out by their `parentRefs`;
-//! invalid `backendRefs` (answered 500); `CORS` filters; `ServiceImport` backends;
+//! invalid `backendRefs` (answered 500); `ServiceImport` backends;
 //! `backendRefs` next to a `RequestRedirect` (the redirect answers);
 //! `sessionPersistence.idleTimeout`, `absoluteTimeout` of a session cookie, `Header`
 //! persistence (pinned by the value clients send); repeated header / query match
@@ -547,10 +548,9 @@ impl Cx<'_, '_, '_> {
                         once(self);
                         continue;
                     }
-                    self.warn(
-                        &format!("{fk}.cors"),
-                        "the CORS filter is not applied in-process: preflight requests are routed like any other and no CORS headers are added",
-                    );
+                    if let Some(c) = &f.cors {
+                        filters.cors = self.cors(c, &format!("{fk}.cors"));
+                    }
                 }
             }
         }
