@@ -33,7 +33,7 @@ enum Origin {
 /// "#).unwrap();
 /// let cors = t.rules()[0].policy().cors.as_ref().unwrap();
 /// let origin = http::HeaderValue::from_static("https://app.example.com");
-/// let pre = cors.preflight(&origin, None);
+/// let pre = cors.preflight(&origin, None, None);
 /// assert_eq!(pre["access-control-allow-methods"], "GET, PUT");
 /// assert_eq!(pre["access-control-max-age"], "5");
 /// let res = cors.response_headers(&origin);
@@ -121,20 +121,24 @@ impl Cors {
     }
 
     /// The headers of the layer's answer to a preflight from `origin` asking for
-    /// `request_headers` (`Access-Control-Request-Headers`); empty when the origin
-    /// is not allowed.
+    /// `request_method` and `request_headers` (`Access-Control-Request-Method`,
+    /// `-Headers`); empty when the origin is not allowed. A `*` list answers with
+    /// what was asked (a literal `*` is not honoured with credentials).
     ///
     /// ```
     /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}], filters: {cors: {allow_origins: ['*'], allow_headers: ['*']}}}]}]").unwrap();
     /// let cors = t.rules()[0].policy().cors.as_ref().unwrap();
     /// let asked = http::HeaderValue::from_static("x-a, x-b");
-    /// let h = cors.preflight(&http::HeaderValue::from_static("https://o.example"), Some(&asked));
+    /// let put = http::HeaderValue::from_static("PUT");
+    /// let h = cors.preflight(&http::HeaderValue::from_static("https://o.example"), Some(&put), Some(&asked));
     /// assert_eq!(h["access-control-allow-headers"], "x-a, x-b");
+    /// assert_eq!(h["access-control-allow-methods"], "PUT");
     /// ```
     #[must_use]
     pub fn preflight(
         &self,
         origin: &HeaderValue,
+        request_method: Option<&HeaderValue>,
         request_headers: Option<&HeaderValue>,
     ) -> HeaderMap {
         let mut h = self.response_headers(origin);
@@ -147,7 +151,9 @@ impl Cors {
             }
             Some(_) => {}
             None => {
-                h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("*"));
+                if let Some(m) = request_method {
+                    h.insert(ACCESS_CONTROL_ALLOW_METHODS, m.clone());
+                }
             }
         }
         if self.any_header {

@@ -187,6 +187,16 @@ impl Case {
     }
 }
 
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`,
+/// answered by the layer (upstream accepts 200 or 204; the layer answers 204).
+fn preflight(path: &'static str, origin: &'static str, method: &'static str) -> Case {
+    get(path)
+        .method("OPTIONS")
+        .h("Origin", origin)
+        .h("access-control-request-method", method)
+        .status(204)
+}
+
 fn redirect() -> Redirect {
     Redirect::default()
 }
@@ -857,6 +867,110 @@ fn suites() -> Vec<Suite> {
                 get("/retry/code-all-attempts-2?responseCode=504&succeedAfter=3")
                     .to(V3)
                     .status(504),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteCORS",
+            manifest: "httproute-cors.yaml",
+            cases: vec![
+                preflight("/cors-1", "https://www.foo.com", "GET")
+                    .h("access-control-request-headers", "x-header-1, x-header-2")
+                    .resp("access-control-allow-origin", "https://www.foo.com")
+                    .resp("access-control-allow-methods", "GET, OPTIONS")
+                    .resp("access-control-allow-headers", "x-header-1, x-header-2")
+                    .resp("access-control-expose-headers", "x-header-3, x-header-4")
+                    .resp("access-control-max-age", "3600")
+                    .resp("access-control-allow-credentials", "true"),
+                preflight("/cors-1", "https://www.bar.com", "GET")
+                    .h("access-control-request-headers", "x-header-1, x-header-2")
+                    .resp("access-control-allow-origin", "https://www.bar.com")
+                    .resp("access-control-allow-methods", "GET, OPTIONS")
+                    .resp("access-control-allow-headers", "x-header-1, x-header-2")
+                    .resp("access-control-expose-headers", "x-header-3, x-header-4")
+                    .resp("access-control-max-age", "3600")
+                    .resp("access-control-allow-credentials", "true"),
+                preflight("/cors-1", "https://xpto.www.bar.com", "GET")
+                    .h("access-control-request-headers", "x-header-1, x-header-2")
+                    .resp("access-control-allow-origin", "https://xpto.www.bar.com")
+                    .resp("access-control-allow-methods", "GET, OPTIONS")
+                    .resp("access-control-allow-headers", "x-header-1, x-header-2")
+                    .resp("access-control-expose-headers", "x-header-3, x-header-4")
+                    .resp("access-control-max-age", "3600")
+                    .resp("access-control-allow-credentials", "true"),
+                preflight("/cors-1", "https://foobar.com", "GET")
+                    .resp_absent("access-control-allow-origin"),
+                get("/cors-1")
+                    .h("Origin", "https://www.foo.com")
+                    .h("access-control-request-method", "GET")
+                    .h("access-control-request-headers", "x-header-1, x-header-2")
+                    .to(V1)
+                    .resp("access-control-allow-origin", "https://www.foo.com"),
+                get("/cors-1")
+                    .h("Origin", "https://www.bar.com")
+                    .h("access-control-request-method", "GET")
+                    .h("access-control-request-headers", "x-header-1, x-header-2")
+                    .to(V1)
+                    .resp("access-control-allow-origin", "https://www.bar.com"),
+                get("/cors-1")
+                    .h("Origin", "https://foobar.com")
+                    .h("access-control-request-method", "GET")
+                    .to(V1)
+                    .resp_absent("access-control-allow-origin"),
+                preflight("/cors-2", "https://www.foo.com", "POST")
+                    .resp("access-control-allow-methods", "POST")
+                    .resp("access-control-allow-origin", "https://www.foo.com")
+                    .resp_absent("access-control-allow-credentials"),
+                preflight("/cors-2", "https://www.foo.com", "POST")
+                    .resp_absent("access-control-allow-credentials"),
+                preflight("/cors-wildcard-origin", "https://foobar.com", "PUT")
+                    .resp("access-control-allow-origin", "https://foobar.com")
+                    .resp("access-control-allow-methods", "PUT")
+                    .resp_absent("access-control-allow-credentials"),
+                preflight("/cors-wildcard-origin", "https://foobar.com:12345", "PUT")
+                    .resp("access-control-allow-origin", "https://foobar.com:12345")
+                    .resp("access-control-allow-methods", "PUT")
+                    .resp_absent("access-control-allow-credentials"),
+                get("/cors-wildcard-origin")
+                    .method("PUT")
+                    .h("Origin", "https://foobar.com:12345")
+                    .to(V1)
+                    .resp("access-control-allow-origin", "https://foobar.com:12345"),
+                get("/cors-wildcard-origin")
+                    .method("PUT")
+                    .h("Origin", "https://foobar.com")
+                    .to(V1)
+                    .resp("access-control-allow-origin", "https://foobar.com")
+                    .resp_absent("access-control-allow-credentials"),
+                preflight(
+                    "/cors-wildcard-methods-headers",
+                    "https://other.foo.com",
+                    "PUT",
+                )
+                .h("access-control-request-headers", "x-header-1, x-header-2")
+                .resp("access-control-allow-origin", "https://other.foo.com")
+                .resp("access-control-allow-methods", "PUT")
+                .resp("access-control-allow-headers", "x-header-1, x-header-2")
+                .resp("access-control-allow-credentials", "true"),
+                preflight(
+                    "/cors-wildcard-methods-headers-unauth",
+                    "https://other.foo.com",
+                    "PUT",
+                )
+                .h("access-control-request-headers", "x-header-1, x-header-2")
+                .resp("access-control-allow-origin", "https://other.foo.com")
+                .resp("access-control-allow-methods", "PUT")
+                .resp("access-control-allow-headers", "x-header-1, x-header-2")
+                .resp_absent("access-control-allow-credentials"),
+                get("/cors-wildcard-methods-headers")
+                    .h("Origin", "https://other.foo.com")
+                    .to(V1)
+                    .resp("access-control-allow-origin", "https://other.foo.com")
+                    .resp("access-control-allow-credentials", "true"),
+                get("/cors-wildcard-methods-headers-unauth")
+                    .h("Origin", "https://other.foo.com")
+                    .to(V1)
+                    .resp("access-control-allow-origin", "https://other.foo.com")
+                    .resp_absent("access-control-allow-credentials"),
             ],
         },
     ]

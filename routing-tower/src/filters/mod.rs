@@ -7,6 +7,8 @@ use routing_core::PathMatch;
 
 use crate::body::{self, Body};
 
+pub(crate) mod cors;
+
 /// The redirect answer for `req` (Gateway API `RequestRedirect` semantics).
 pub(crate) fn redirect<B>(
     req: &Request<B>,

@@ -225,6 +225,9 @@ fn finish(
 ) -> Response<Body> {
     route.0.record(Outcome::Status(res.status()), route.1);
     policy.response_headers.apply(res.headers_mut());
+    if let Some(h) = &plan.cors_headers {
+        filters::cors::apply(h, res.headers_mut());
+    }
     if let (Some(id), Some(routing_core::SessionPersistence::Cookie(cp))) =
         (served_by, &policy.session_persistence)
     {

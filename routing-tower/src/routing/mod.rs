@@ -193,22 +193,31 @@ where
             return ready(error_response(RoutingError::NoRoute(error::NoRoute)));
         };
         let rule = &table.rules()[found.rule];
-        let answered = match rule.action() {
-            Action::Redirect(r) => Some(crate::filters::redirect(
-                &req,
-                r,
-                rule.matches()[found.r#match].path(),
-            )),
-            Action::FixedResponse(f) => {
-                let mut res = Response::new(body::full(f.body.clone()));
-                *res.status_mut() = f.status;
-                *res.headers_mut() = f.headers.clone();
-                rule.policy().response_headers.apply(res.headers_mut());
-                Some(res)
-            }
-            _ => None,
+        // CORS: a preflight is answered here; other answers get the headers.
+        let cors = rule.policy().cors.as_ref();
+        let cors_headers = cors.and_then(|c| crate::filters::cors::response_headers(&req, c));
+        let answered = match cors.and_then(|c| crate::filters::cors::preflight(&req, c)) {
+            Some(res) => Some(res),
+            None => match rule.action() {
+                Action::Redirect(r) => Some(crate::filters::redirect(
+                    &req,
+                    r,
+                    rule.matches()[found.r#match].path(),
+                )),
+                Action::FixedResponse(f) => {
+                    let mut res = Response::new(body::full(f.body.clone()));
+                    *res.status_mut() = f.status;
+                    *res.headers_mut() = f.headers.clone();
+                    rule.policy().response_headers.apply(res.headers_mut());
+                    Some(res)
+                }
+                _ => None,
+            },
         };
-        if let Some(res) = answered {
+        if let Some(mut res) = answered {
+            if let Some(h) = &cors_headers {
+                crate::filters::cors::apply(h, res.headers_mut());
+            }
             if let Some(route) = state.routes.get(rule.route_index()) {
                 drop(route.begin());
                 route.record(Outcome::Status(res.status()), Duration::ZERO);
@@ -248,6 +257,7 @@ where
             sticky_key: decision.sticky_key(),
             issue_cookie,
             body_watch,
+            cors_headers,
         };
         let annotate_inner = shared.annotate.then(|| {
             self.erased_inner
@@ -285,4 +295,6 @@ pub(crate) struct Plan {
     /// What the client's request body did (absent for requests without a body), so
     /// a client-side failure is not blamed on the backend.
     pub(crate) body_watch: Option<Arc<body::BodyWatch>>,
+    /// CORS headers for the answer (the rule's CORS policy, an allowed `Origin`).
+    pub(crate) cors_headers: Option<http::HeaderMap>,
 }
