@@ -245,7 +245,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let cors = Cors::new(&c).unwrap();
+        let cors = Cors::new(&c).expect("valid origins");
         for ok in [
             "https://www.foo.com",
             "HTTPS://WWW.FOO.COM",
