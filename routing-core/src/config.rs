@@ -356,6 +356,10 @@ pub struct RuleConfig {
     /// Request mirroring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorConfig>,
+    /// Further mirrors (Gateway API allows several `RequestMirror` filters): each
+    /// gets its own copy, sampled on its own percentage, as `mirror` does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorConfig>,
     /// Session persistence (sticky sessions by cookie or header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_persistence: Option<SessionPersistenceConfig>,
@@ -616,7 +620,8 @@ pub struct CorsConfig {
     /// for every origin.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_origins: Vec<String>,
-    /// Methods a preflight may ask for; `*` allows any.
+    /// Methods a preflight may ask for; `*` allows any (the answer names the one
+    /// asked for); empty: none beyond the CORS-safelisted `GET`, `HEAD`, `POST`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_methods: Vec<String>,
     /// Request headers a preflight may ask for; `*` allows any.

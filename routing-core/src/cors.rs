@@ -126,7 +126,7 @@ impl Cors {
     /// what was asked (a literal `*` is not honoured with credentials).
     ///
     /// ```
-    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}], filters: {cors: {allow_origins: ['*'], allow_headers: ['*']}}}]}]").unwrap();
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a}], filters: {cors: {allow_origins: ['*'], allow_methods: ['*'], allow_headers: ['*']}}}]}]").unwrap();
     /// let cors = t.rules()[0].policy().cors.as_ref().unwrap();
     /// let asked = http::HeaderValue::from_static("x-a, x-b");
     /// let put = http::HeaderValue::from_static("PUT");

@@ -475,6 +475,10 @@ fn everything() -> Config {
             backend: "shadow".into(),
             percent: Some(33.3),
         }),
+        mirrors: vec![MirrorConfig {
+            backend: "shadow".into(),
+            percent: Some(5.0),
+        }],
         session_persistence: Some(SessionPersistenceConfig {
             cookie: Some(CookieConfig {
                 name: "sticky".into(),
@@ -1358,6 +1362,7 @@ fn rule() -> impl Strategy<Value = RuleConfig> {
                 retry,
                 fault,
                 mirror,
+                mirrors: vec![],
                 session_persistence,
             },
         )
@@ -1812,6 +1817,7 @@ fn valid_policy_rule() -> impl Strategy<Value = RuleConfig> {
                     retry,
                     fault,
                     mirror,
+                    mirrors: vec![],
                     session_persistence,
                 }
             },

@@ -563,10 +563,11 @@ fn errors_name_their_field() {
             8,
         ),
         (
-            one_rule("    - filters:\n        - type: RequestMirror\n          requestMirror: {backendRef: {name: m1}}\n        - type: RequestMirror\n          requestMirror: {backendRef: {name: m2}}\n      backendRefs: [{name: a}]\n"),
-            unsupported,
-            "spec.rules[0].filters[1]",
-            9,
+            // A second mirror is read (several are allowed), and checked as the first.
+            one_rule("    - filters:\n        - type: RequestMirror\n          requestMirror: {backendRef: {name: m1}}\n        - type: RequestMirror\n          requestMirror: {backendRef: {name: m2}, percent: 101}\n      backendRefs: [{name: a}]\n"),
+            invalid,
+            "spec.rules[0].filters[1].requestMirror.percent",
+            10,
         ),
         (
             one_rule("    - retry: {attempts: 11}\n      backendRefs: [{name: a}]\n"),
@@ -1200,4 +1201,40 @@ spec:
         matches!(err.errors()[0].kind, ImportErrorKind::Unsupported(_)),
         "{err}"
     );
+}
+
+#[test]
+fn several_request_mirrors_each_get_a_copy() {
+    let text = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: web}
+spec:
+  rules:
+    - filters:
+        - {type: RequestMirror, requestMirror: {backendRef: {name: m1, port: 80}}}
+        - {type: RequestMirror, requestMirror: {backendRef: {name: m2, port: 80}, percent: 10}}
+        - {type: RequestMirror, requestMirror: {backendRef: {name: m3, port: 80}}}
+      backendRefs: [{name: api, port: 80}]
+";
+    let imported = import_str(text).unwrap();
+    let rule = &imported.config.routes[0].rules[0];
+    assert_eq!(rule.mirror.as_ref().unwrap().backend, "m1:80");
+    let rest: Vec<(&str, Option<f64>)> = rule
+        .mirrors
+        .iter()
+        .map(|m| (m.backend.as_str(), m.percent))
+        .collect();
+    assert_eq!(rest, [("m2:80", Some(10.0)), ("m3:80", None)]);
+    let table = imported.validate().unwrap();
+    let policy = table.rules()[0].policy();
+    let names: Vec<&str> = policy
+        .mirror
+        .iter()
+        .chain(&policy.mirrors)
+        .map(|m| table.backend(m.backend).name())
+        .collect();
+    assert_eq!(names, ["m1:80", "m2:80", "m3:80"]);
+    assert!((policy.mirrors[0].fraction - 0.1).abs() < 1e-9);
+    round_trip(&imported);
 }

@@ -973,6 +973,28 @@ fn suites() -> Vec<Suite> {
                     .resp_absent("access-control-allow-credentials"),
             ],
         },
+        Suite {
+            test: "HTTPRouteRequestMultipleMirrors",
+            manifest: "httproute-request-multiple-mirrors.yaml",
+            cases: vec![
+                get("/multi-mirror")
+                    .to(V1)
+                    .seen_path("/multi-mirror")
+                    .mirrored(V2)
+                    .mirrored(V3),
+                get("/multi-mirror-and-modify-request-headers")
+                    .h("X-Header-Remove", "remove-val")
+                    .h("X-Header-Add-Append", "append-val-1")
+                    .to(V1)
+                    .seen_path("/multi-mirror-and-modify-request-headers")
+                    .seen("X-Header-Add", "header-val-1")
+                    .seen("X-Header-Add-Append", "append-val-1,header-val-2")
+                    .seen("X-Header-Set", "set-overwrites-values")
+                    .seen_absent("X-Header-Remove")
+                    .mirrored(V2)
+                    .mirrored(V3),
+            ],
+        },
     ]
 }
 

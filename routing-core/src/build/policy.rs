@@ -348,12 +348,27 @@ impl Builder<'_> {
             });
         }
         self.only_forwarding(forwards, rc.mirror.is_some(), p, "mirror");
-        if let Some(m) = &rc.mirror {
-            let mp = format!("{p}.mirror");
+        self.only_forwarding(forwards, !rc.mirrors.is_empty(), p, "mirrors");
+        let further = rc
+            .mirrors
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("{p}.mirrors[{i}]"), m));
+        for (k, (mp, m)) in rc
+            .mirror
+            .iter()
+            .map(|m| (format!("{p}.mirror"), m))
+            .chain(further)
+            .enumerate()
+        {
             let id = self.backend_ref(&m.backend, format!("{mp}.backend"));
             let frac = self.percent(m.percent.unwrap_or(100.0), format!("{mp}.percent"));
             if let (Some(backend), Some(fraction)) = (id, frac) {
-                policy.mirror = Some(Mirror { backend, fraction });
+                if k == 0 && rc.mirror.is_some() {
+                    policy.mirror = Some(Mirror { backend, fraction });
+                } else {
+                    policy.mirrors.push(Mirror { backend, fraction });
+                }
             }
         }
         self.only_forwarding(

@@ -43,6 +43,7 @@ pub(super) fn forward(
     let single = policy.fault.is_none()
         && policy.retry.is_none()
         && policy.mirror.is_none()
+        && policy.mirrors.is_empty()
         && policy.timeouts.request.is_none_or(|t| t.is_zero());
     // Instrumented after boxing, so the future is moved only once.
     let future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = if single {
@@ -91,7 +92,8 @@ async fn forward_with_policy(
     // retry or a mirror too, so a slow upload cannot stretch a 2 s timeout.
     let work = async {
         // Buffer the body when a retry or a mirror needs it again.
-        let limit = match (&policy.retry, &policy.mirror) {
+        let mirrors = policy.mirror.iter().chain(&policy.mirrors);
+        let limit = match (&policy.retry, mirrors.clone().next()) {
             (Some(r), _) => Some(r.max_body_bytes),
             (None, Some(_)) => Some(mirror::MIRROR_MAX_BODY),
             (None, None) => None,
@@ -101,7 +103,7 @@ async fn forward_with_policy(
             None => Buffered::Streaming(body),
         };
 
-        if let Some(m) = &policy.mirror {
+        for m in mirrors {
             if mirror::sampled(m, &mut shared.rng.draw()) {
                 mirror::mirror(
                     &shared,

@@ -24,7 +24,7 @@
 //! | `RequestHeaderModifier` / `ResponseHeaderModifier` | `filters.request_headers` / `filters.response_headers` |
 //! | `RequestRedirect` | `redirect` (scheme, hostname, port, `ReplaceFullPath` → `path.full`, `ReplacePrefixMatch` → `path.prefix`, status default 302) |
 //! | `URLRewrite` | `filters.url_rewrite` |
-//! | `RequestMirror` (`percent`, or `fraction` → percent; neither = 100) | `mirror` |
+//! | `RequestMirror` (`percent`, or `fraction` → percent; neither = 100) | `mirror`, and `mirrors` for the second and later ones |
 //! | `CORS` {`allowOrigins`, `allowMethods`, `allowHeaders`, `exposeHeaders`, `allowCredentials`, `maxAge` (default 5)} | `filters.cors` (preflights answered by the layer) |
 //! | `timeouts.request` / `timeouts.backendRequest` (`0s` = none) | `timeouts.request` / `timeouts.per_try` |
 //! | `retry` {`codes`, `attempts` (default 1, 0 = none), `backoff`} | `retry` {`attempts`, `on: [connect-failure, reset, retriable-status-codes]` (disconnects, resets and per-try timeouts, as the API says retries SHOULD; a non-idempotent request only after a connect failure), `status_codes`, `backoff`} |
@@ -76,7 +76,7 @@
 //! rule whose every backend weighs 0 (answered 503 here).
 //!
 //! **Errors**: unknown fields and values (`Parse`); `ExtensionRef` and
-//! `ExternalAuth` filters, filters on a `backendRef`, a second `RequestMirror`,
+//! `ExternalAuth` filters, filters on a `backendRef`,
 //! more than 10 retry attempts, namespace selectors with `matchExpressions`, an
 //! invalid `backendRef` next to valid ones (`Unsupported`); routes on several
 //! Gateways or listener ports (`Lossy`); what the CRD's own validation
@@ -456,7 +456,7 @@ impl Cx<'_, '_, '_> {
         }
         let mut filters = FiltersConfig::default();
         let mut redirect: Option<(RedirectConfig, String)> = None;
-        let mut mirror: Option<MirrorConfig> = None;
+        let mut mirrors: Vec<MirrorConfig> = Vec::new();
         let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
         for (k, f) in r.filters.iter().enumerate() {
             let fk = format!("{fp}[{k}]");
@@ -519,15 +519,9 @@ impl Cx<'_, '_, '_> {
                     }
                 }
                 FilterType::RequestMirror => {
-                    if mirror.is_some() {
-                        self.unsupported(
-                            &fk,
-                            "a second RequestMirror filter: requests are mirrored to one backend here",
-                        );
-                        continue;
-                    }
+                    // Several mirrors are allowed (each gets its own copy).
                     if let Some(m) = &f.request_mirror {
-                        mirror = self.mirror(m, &format!("{fk}.requestMirror"));
+                        mirrors.extend(self.mirror(m, &format!("{fk}.requestMirror")));
                     }
                 }
                 FilterType::ExtensionRef => {
@@ -678,9 +672,11 @@ impl Cx<'_, '_, '_> {
         let forwards = rc.redirect.is_none() && rc.fixed_response.is_none();
 
         // Policy that needs a forwarding rule.
-        if let Some(m) = mirror {
+        if !mirrors.is_empty() {
             if forwards {
-                rc.mirror = Some(m);
+                let mut all = mirrors.into_iter();
+                rc.mirror = all.next();
+                rc.mirrors = all.collect();
             } else {
                 self.warn(
                     &fp,
