@@ -34,8 +34,6 @@
 //!   by the importer), `HTTPRouteBackendRequestRedirect` and
 //!   `HTTPRouteBackendURLRewrite` (same reason); their manifests are kept as
 //!   fixtures for when backendRef filters land.
-//! * Only the first Gateway of `HTTPRouteHostnameIntersection` is replayed (the
-//!   `-all` Gateway's cases need a second stand; same rules).
 //!
 //! The cases per upstream test are in `suites()` and `aimed_suites()`;
 //! `every_ported_case_passes` prints the count per test; `HTTPRouteWeight` is
@@ -359,6 +357,20 @@ fn aimed_suites() -> Vec<Aimed> {
                 get("/").host("multiple.prefixes.foo.com").to(V3),
                 get("/").host("foo.com").status(404),
                 get("/").host("no.matching.host").status(404),
+            ],
+        ),
+        aimed(
+            "HTTPRouteHostnameIntersection (-all Gateway)",
+            "httproute-hostname-intersection.yaml",
+            &["gateway-conformance-infra/httproute-hostname-intersection-all"],
+            None,
+            vec![
+                get("/").host("first.com").to(V2),
+                get("/").host("sub.first.com").to(V2),
+                get("/").host("second.com").to(V2),
+                get("/").host("sub.second.com").to(V2),
+                get("/").host("third.com").status(404),
+                get("/").host("sub.third.com").status(404),
             ],
         ),
         aimed(
