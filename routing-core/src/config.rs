@@ -356,6 +356,10 @@ pub struct RuleConfig {
     /// Request mirroring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorConfig>,
+    /// Further mirrors (Gateway API allows several `RequestMirror` filters): each
+    /// gets its own copy, sampled on its own percentage, as `mirror` does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorConfig>,
     /// Session persistence (sticky sessions by cookie or header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_persistence: Option<SessionPersistenceConfig>,
@@ -581,6 +585,57 @@ pub struct FiltersConfig {
     /// URL rewrite before forwarding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_rewrite: Option<UrlRewriteConfig>,
+    /// Cross-origin resource sharing: preflights answered by the layer, CORS
+    /// headers added to the answers of allowed origins (Gateway API `CORS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsConfig>,
+}
+
+/// CORS (Gateway API `HTTPCORSFilter`). A preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`) is answered `204` by the layer, never
+/// forwarded: with the `Access-Control-Allow-*` headers when the origin is allowed,
+/// without them otherwise. Other requests from an allowed origin get
+/// `Access-Control-Allow-Origin` (the origin itself), `-Allow-Credentials` and
+/// `-Expose-Headers` on their answer.
+///
+/// ```
+/// let t = routing_core::RouteTable::from_yaml(r#"
+/// backends: [{name: a}]
+/// routes:
+///   - name: api
+///     rules:
+///       - backends: [{name: a}]
+///         filters:
+///           cors: {allow_origins: ["https://*.example.com"], allow_methods: [GET], max_age: 600}
+/// "#).unwrap();
+/// let cors = t.rules()[0].policy().cors.as_ref().unwrap();
+/// assert!(cors.allows_origin("https://shop.example.com"));
+/// assert!(!cors.allows_origin("http://shop.example.com"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Allowed origins: `scheme://host[:port]`, a `*` as the whole first host label
+    /// matching any non-empty run of labels (`https://*.example.com`), or `*` alone
+    /// for every origin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<String>,
+    /// Methods a preflight may ask for; `*` allows any (the answer names the one
+    /// asked for); empty: none beyond the CORS-safelisted `GET`, `HEAD`, `POST`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for; `*` allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    /// Response headers the browser may expose to the page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// Send `Access-Control-Allow-Credentials: true`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_credentials: bool,
+    /// How long a browser may cache a preflight answer, in seconds (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u32>,
 }
 
 /// Header changes: `set` replaces, `add` appends, `remove` deletes.

@@ -65,6 +65,7 @@ struct ReadmeDoctests;
 mod backend;
 mod build;
 mod config;
+mod cors;
 mod duration;
 mod error;
 mod hash;
@@ -85,14 +86,15 @@ mod table;
 
 pub use backend::{Backend, BackendId, ConnectionPool, MAX_WEIGHT};
 pub use config::{
-    BackendConfig, Config, ConnectionPoolConfig, CookieConfig, FaultAbortConfig, FaultConfig,
-    FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig, HeaderMatchConfig,
-    HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig, MatchConfig, MirrorConfig,
-    OutlierDetectionConfig, PathMatchConfig, PathModifierConfig, QueryMatchConfig, RedirectConfig,
-    RetryConfig, RouteConfig, RuleConfig, RulePrecedence, SessionPersistenceConfig,
+    BackendConfig, Config, ConnectionPoolConfig, CookieConfig, CorsConfig, FaultAbortConfig,
+    FaultConfig, FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig,
+    HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig, MatchConfig,
+    MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig, QueryMatchConfig,
+    RedirectConfig, RetryConfig, RouteConfig, RuleConfig, RulePrecedence, SessionPersistenceConfig,
     SimpleLoadBalancer, StringMatchConfig, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig,
     WeightedBackendConfig,
 };
+pub use cors::Cors;
 pub use duration::{ConfigDuration, DurationParseError};
 pub use error::{
     ConfigError, Format, RouteError, ValidationError, ValidationErrorKind, ValidationErrors,

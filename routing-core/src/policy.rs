@@ -26,8 +26,12 @@ pub struct Policy {
     pub fault: Option<FaultPolicy>,
     /// Mirroring.
     pub mirror: Option<Mirror>,
+    /// Further mirrors, each sampled on its own.
+    pub mirrors: Vec<Mirror>,
     /// Sticky sessions.
     pub session_persistence: Option<SessionPersistence>,
+    /// Cross-origin resource sharing.
+    pub cors: Option<crate::Cors>,
 }
 
 /// Header changes, applied in the order remove, set, add.

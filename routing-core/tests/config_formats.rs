@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use routing_core::{
-    BackendConfig, Config, ConfigDuration, ConnectionPoolConfig, CookieConfig, FaultAbortConfig,
-    FaultConfig, FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig,
-    HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig, MatchConfig,
-    MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig, QueryMatchConfig,
-    RedirectConfig, RetryConfig, RetryOn, RouteConfig, RuleConfig, RulePrecedence,
-    SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig, TcpHashOn, TcpServiceConfig,
-    TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    BackendConfig, Config, ConfigDuration, ConnectionPoolConfig, CookieConfig, CorsConfig,
+    FaultAbortConfig, FaultConfig, FaultDelayConfig, FiltersConfig, FixedResponseConfig,
+    HashOnConfig, HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig,
+    MatchConfig, MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig,
+    QueryMatchConfig, RedirectConfig, RetryConfig, RetryOn, RouteConfig, RuleConfig,
+    RulePrecedence, SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig, TcpHashOn,
+    TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -428,6 +428,14 @@ fn everything() -> Config {
                     prefix: Some("/internal".into()),
                 }),
             }),
+            cors: Some(CorsConfig {
+                allow_origins: vec!["https://*.example.com".into()],
+                allow_methods: vec!["GET".into()],
+                allow_headers: vec!["x-a".into()],
+                expose_headers: vec!["x-b".into()],
+                allow_credentials: true,
+                max_age: Some(600),
+            }),
         }),
         timeouts: Some(TimeoutsConfig {
             request: Some(dur("1h2m3s4ms")),
@@ -467,6 +475,10 @@ fn everything() -> Config {
             backend: "shadow".into(),
             percent: Some(33.3),
         }),
+        mirrors: vec![MirrorConfig {
+            backend: "shadow".into(),
+            percent: Some(5.0),
+        }],
         session_persistence: Some(SessionPersistenceConfig {
             cookie: Some(CookieConfig {
                 name: "sticky".into(),
@@ -577,6 +589,7 @@ fn everything() -> Config {
                 remove: vec![],
             }),
             url_rewrite: None,
+            cors: None,
         }),
         ..RuleConfig::default()
     };
@@ -1215,6 +1228,7 @@ fn filters() -> impl Strategy<Value = FiltersConfig> {
                 request_headers,
                 response_headers,
                 url_rewrite,
+                cors: None,
             },
         )
 }
@@ -1350,6 +1364,7 @@ fn rule() -> impl Strategy<Value = RuleConfig> {
                 retry,
                 fault,
                 mirror,
+                mirrors: vec![],
                 session_persistence,
             },
         )
@@ -1767,6 +1782,7 @@ fn valid_policy_rule() -> impl Strategy<Value = RuleConfig> {
                         prefix: None,
                     }),
                 }),
+                cors: None,
             },
         );
     (
@@ -1804,6 +1820,7 @@ fn valid_policy_rule() -> impl Strategy<Value = RuleConfig> {
                     retry,
                     fault,
                     mirror,
+                    mirrors: vec![],
                     session_persistence,
                 }
             },

@@ -390,7 +390,11 @@ fn filters_redirects_rewrites_and_policy() {
     assert_eq!(retry.attempts, 3);
     assert_eq!(
         retry.on,
-        [RetryOn::ConnectFailure, RetryOn::RetriableStatusCodes]
+        [
+            RetryOn::ConnectFailure,
+            RetryOn::Reset,
+            RetryOn::RetriableStatusCodes
+        ]
     );
     let codes: Vec<u16> = retry.status_codes.iter().map(|c| c.as_u16()).collect();
     assert_eq!(codes, [502, 503]);
@@ -434,10 +438,6 @@ fn filters_redirects_rewrites_and_policy() {
                 Some(line_of(&text, "backendRefs:", 0))
             ),
             (
-                "spec.rules[2].filters[4].cors",
-                Some(line_of(&text, "cors:", 0))
-            ),
-            (
                 "spec.rules[3].backendRefs[1]",
                 Some(line_of(&text, "ServiceImport", 0))
             ),
@@ -455,9 +455,23 @@ fn filters_redirects_rewrites_and_policy() {
         .map(|w| w.message.as_str())
         .collect();
     assert!(msgs[0].contains("RequestRedirect"), "{}", msgs[0]);
-    assert!(msgs[1].contains("CORS"), "{}", msgs[1]);
-    assert!(msgs[2].contains("ServiceImport"), "{}", msgs[2]);
-    assert!(msgs[3].contains("idleTimeout"), "{}", msgs[3]);
+    assert!(msgs[1].contains("ServiceImport"), "{}", msgs[1]);
+    assert!(msgs[2].contains("idleTimeout"), "{}", msgs[2]);
+    // The CORS filter is applied (no warning): its lists as written.
+    let edge = imported
+        .config
+        .routes
+        .iter()
+        .find(|r| r.name == "edge-ns/edge")
+        .unwrap();
+    let cors = edge.rules[2]
+        .filters
+        .as_ref()
+        .and_then(|f| f.cors.as_ref())
+        .unwrap();
+    assert_eq!(cors.allow_origins, ["https://app.example.com"]);
+    assert_eq!(cors.allow_methods, ["GET", "POST"]);
+    assert!(!cors.allow_credentials);
     assert!(imported
         .warnings
         .iter()
@@ -549,10 +563,11 @@ fn errors_name_their_field() {
             8,
         ),
         (
-            one_rule("    - filters:\n        - type: RequestMirror\n          requestMirror: {backendRef: {name: m1}}\n        - type: RequestMirror\n          requestMirror: {backendRef: {name: m2}}\n      backendRefs: [{name: a}]\n"),
-            unsupported,
-            "spec.rules[0].filters[1]",
-            9,
+            // A second mirror is read (several are allowed), and checked as the first.
+            one_rule("    - filters:\n        - type: RequestMirror\n          requestMirror: {backendRef: {name: m1}}\n        - type: RequestMirror\n          requestMirror: {backendRef: {name: m2}, percent: 101}\n      backendRefs: [{name: a}]\n"),
+            invalid,
+            "spec.rules[0].filters[1].requestMirror.percent",
+            10,
         ),
         (
             one_rule("    - retry: {attempts: 11}\n      backendRefs: [{name: a}]\n"),
@@ -713,6 +728,13 @@ spec:
     - matches: [{path: {value: /h}}]
       sessionPersistence: {type: Header, sessionName: x-session}
       backendRefs: [{name: api}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: web-to-shared, namespace: shared}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]
+  to: [{group: '', kind: Service}]
 ";
     let imported = import_str(text).unwrap();
     let got: Vec<(&str, Option<usize>)> = imported
@@ -726,7 +748,6 @@ spec:
             ("spec.useDefaultGateways", Some(5)),
             ("spec.rules[0].matches[0].headers[1].name", Some(10)),
             ("spec.rules[0].matches[0].queryParams[1].name", Some(13)),
-            ("spec.rules[0].backendRefs[0].namespace", Some(15)),
             ("spec.rules[0].backendRefs", Some(14)),
             ("spec.rules[1].retry", Some(19)),
             ("spec.rules[2].sessionPersistence", Some(21)),
@@ -773,6 +794,13 @@ spec:
       backendRefs: [{name: api}]
     - matches: [{path: {value: /c}}]
       backendRefs: [{name: api, namespace: other}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: from-web, namespace: other}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]
+  to: [{group: '', kind: Service, name: api}]
 ";
     let mut map = BackendMap::default();
     map.insert("web/api:8080", BackendTarget::Name("api-8080".into()));
@@ -830,5 +858,383 @@ fn defaults_without_rules_or_matches() {
         )
         .unwrap();
     assert!(matches!(d.rule().action(), Action::FixedResponse(f) if f.status == 500));
+    round_trip(&imported);
+}
+
+// ---------------------------------------------------------------------------------
+// Gateways, parentRefs, ReferenceGrants, invalid references.
+// ---------------------------------------------------------------------------------
+
+const GATEWAY: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: x
+  listeners:
+    - {name: web, port: 80, protocol: HTTP, hostname: '*.example.com'}
+    - {name: api, port: 80, protocol: HTTP, hostname: api.example.com}
+    - name: shared
+      port: 80
+      protocol: HTTP
+      hostname: shared.example.com
+      allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: shop}}}}
+    - {name: alt, port: 8080, protocol: HTTP}
+    - {name: tcp, port: 9000, protocol: TCP}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {team: shop}}
+";
+
+fn route(name: &str, ns: &str, parents: &str, hostnames: &str, backend: &str) -> String {
+    format!(
+        "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  parentRefs: {parents}
+  hostnames: {hostnames}
+  rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]
+"
+    )
+}
+
+fn hosts_of(imported: &Imported, route: &str) -> Vec<String> {
+    imported
+        .config
+        .routes
+        .iter()
+        .find(|r| r.name == route)
+        .unwrap_or_else(|| panic!("no route {route}"))
+        .hostnames
+        .clone()
+}
+
+#[test]
+fn listeners_decide_which_routes_attach_and_their_hostnames() {
+    let text = [
+        GATEWAY.to_owned(),
+        // Listener hostname ∩ route hostnames.
+        route(
+            "a",
+            "infra",
+            "[{name: gw, sectionName: web}]",
+            "[a.example.com, b.other.com]",
+            "a",
+        ),
+        // No route hostname: the listener's.
+        route("b", "infra", "[{name: gw, sectionName: api}]", "[]", "b"),
+        // No intersection: left out.
+        route(
+            "c",
+            "infra",
+            "[{name: gw, sectionName: web}]",
+            "[x.other.com]",
+            "c",
+        ),
+        // `from: Same` refuses another namespace.
+        route(
+            "d",
+            "shop",
+            "[{name: gw, namespace: infra, sectionName: api}]",
+            "[]",
+            "d",
+        ),
+        // `from: Selector` admits a namespace with the label.
+        route(
+            "e",
+            "shop",
+            "[{name: gw, namespace: infra, sectionName: shared}]",
+            "[]",
+            "e",
+        ),
+        // A TCP listener takes no HTTPRoute; a wildcard route narrows to the listener.
+        route(
+            "f",
+            "infra",
+            "[{name: gw, sectionName: tcp}, {name: gw, sectionName: api}]",
+            "['*.example.com']",
+            "f",
+        ),
+        // A Gateway not in the input.
+        route("g", "infra", "[{name: elsewhere}]", "[]", "g"),
+    ]
+    .concat();
+    let imported = import(&[Source::new("gw.yaml", &text)], &ImportOptions::default()).unwrap();
+    let names: Vec<&str> = imported
+        .config
+        .routes
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["infra/a", "infra/b", "infra/f", "shop/e"]);
+    assert_eq!(hosts_of(&imported, "infra/a"), ["a.example.com"]);
+    assert_eq!(hosts_of(&imported, "infra/b"), ["api.example.com"]);
+    assert_eq!(hosts_of(&imported, "infra/f"), ["api.example.com"]);
+    assert_eq!(hosts_of(&imported, "shop/e"), ["shared.example.com"]);
+    let left: Vec<(&str, &str)> = imported
+        .warnings
+        .iter()
+        .filter(|w| w.message.starts_with("left out"))
+        .map(|w| (w.at.resource.as_deref().unwrap_or(""), w.at.path.as_str()))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("HTTPRoute infra/c", "spec.parentRefs"),
+            ("HTTPRoute shop/d", "spec.parentRefs"),
+            ("HTTPRoute infra/g", "spec.parentRefs"),
+        ],
+        "{:#?}",
+        imported.warnings
+    );
+    let table = imported.validate().unwrap();
+    let host = |h: &str| RequestInfo::get(&format!("http://{h}/"));
+    assert_eq!(backend(&table, &host("a.example.com")), "a:80");
+    assert!(
+        table
+            .decide(&host("b.other.com"), &mut rand::rng())
+            .is_err(),
+        "outside the listener"
+    );
+    assert_eq!(backend(&table, &host("shared.example.com")), "e:80");
+}
+
+#[test]
+fn routes_on_two_gateways_or_ports_are_lossy_until_one_is_chosen() {
+    let second = GATEWAY.replace("name: gw,", "name: gw2,");
+    let text = [
+        GATEWAY.to_owned(),
+        "---\n".to_owned(),
+        second,
+        route("a", "infra", "[{name: gw, sectionName: api}]", "[]", "a"),
+        route("b", "infra", "[{name: gw2, sectionName: api}]", "[]", "b"),
+        route("c", "infra", "[{name: gw, sectionName: alt}]", "[]", "c"),
+    ]
+    .concat();
+    let err = import(&[Source::new("gw.yaml", &text)], &ImportOptions::default()).unwrap_err();
+    let lossy: Vec<&str> = err
+        .errors()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            ImportErrorKind::Lossy(m) => Some(m.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lossy.len(), 2, "{err}");
+    assert!(
+        lossy[0].contains("several Gateways") && lossy[0].contains("infra/gw2"),
+        "{err}"
+    );
+    assert!(lossy[1].contains("ports 80, 8080"), "{err}");
+    // One Gateway, one port: only its routes.
+    let opts = ImportOptions::default().with_gateways(["infra/gw/api"]);
+    let imported = import(&[Source::new("gw.yaml", &text)], &opts).unwrap();
+    let names: Vec<&str> = imported
+        .config
+        .routes
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["infra/a"]);
+    // allow_lossy imports both, with the warnings.
+    let opts = ImportOptions::default().with_allow_lossy(true);
+    let imported = import(&[Source::new("gw.yaml", &text)], &opts).unwrap();
+    assert_eq!(imported.config.routes.len(), 3);
+}
+
+#[test]
+fn a_service_parent_binds_the_route_to_the_service_hosts() {
+    let text = route(
+        "mesh",
+        "shop",
+        "[{group: '', kind: Service, name: reviews, port: 9080}]",
+        "[]",
+        "reviews-v2",
+    );
+    let imported = import(
+        &[Source::new("gamma.yaml", &text)],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        hosts_of(&imported, "shop/mesh"),
+        [
+            "reviews",
+            "reviews.shop",
+            "reviews.shop.svc",
+            "reviews.shop.svc.cluster.local"
+        ]
+    );
+    let table = imported.validate().unwrap();
+    for h in ["reviews", "reviews.shop.svc.cluster.local:9080"] {
+        let req = RequestInfo::get(&format!("http://{h}/"));
+        assert_eq!(backend(&table, &req), "reviews-v2:80", "{h}");
+    }
+    let other = RequestInfo::get("http://ratings.shop/");
+    assert!(
+        table.decide(&other, &mut rand::rng()).is_err(),
+        "not every host"
+    );
+}
+
+const INVALID: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: web}
+spec:
+  rules:
+    - matches: [{path: {value: /same}}]
+      backendRefs: [{name: api, port: 80}]
+    - matches: [{path: {value: /cross}}]
+      backendRefs: [{name: api, namespace: shared, port: 80}]
+    - matches: [{path: {value: /kind}}]
+      backendRefs: [{group: example.com, kind: Bucket, name: b}]
+";
+
+fn status_of(table: &RouteTable, path: &str) -> Option<u16> {
+    let d = table
+        .decide(&RequestInfo::get(path), &mut rand::rng())
+        .unwrap();
+    match d.rule().action() {
+        Action::FixedResponse(f) => Some(f.status.as_u16()),
+        _ => None,
+    }
+}
+
+#[test]
+fn invalid_backend_refs_answer_500_and_the_rest_stays_live() {
+    let imported = import(&[Source::new("r.yaml", INVALID)], &ImportOptions::default()).unwrap();
+    let table = imported.validate().unwrap();
+    assert_eq!(backend(&table, &RequestInfo::get("/same")), "api:80");
+    assert_eq!(status_of(&table, "/cross"), Some(500), "no ReferenceGrant");
+    assert_eq!(status_of(&table, "/kind"), Some(500), "unknown kind");
+    let paths: Vec<&str> = imported
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("answered 500"))
+        .map(|w| w.at.path.as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "spec.rules[1].backendRefs[0]",
+            "spec.rules[2].backendRefs[0]"
+        ]
+    );
+
+    // A grant in the target namespace for HTTPRoutes of `web` allows it.
+    let grant = "---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g, namespace: shared}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]
+  to: [{group: '', kind: Service, name: api}]
+";
+    let text = format!("{INVALID}{grant}");
+    let imported = import(&[Source::new("r.yaml", &text)], &ImportOptions::default()).unwrap();
+    let table = imported.validate().unwrap();
+    assert_eq!(
+        backend(&table, &RequestInfo::get("/cross")),
+        "shared/api:80"
+    );
+    // A grant for another namespace or another Service does not.
+    for wrong in [
+        grant.replace("namespace: web", "namespace: shop"),
+        grant.replace("name: api", "name: other"),
+    ] {
+        let text = format!("{INVALID}{wrong}");
+        let imported = import(&[Source::new("r.yaml", &text)], &ImportOptions::default()).unwrap();
+        assert_eq!(
+            status_of(&imported.validate().unwrap(), "/cross"),
+            Some(500),
+            "{wrong}"
+        );
+    }
+
+    // With Gateways and Services in the input, a Service not among them is invalid.
+    let cluster = "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: web}
+spec: {gatewayClassName: x, listeners: [{name: http, port: 80, protocol: HTTP}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: web}
+";
+    let text = INVALID
+        .replace(
+            "spec:\n  rules:",
+            "spec:\n  parentRefs: [{name: gw}]\n  rules:",
+        )
+        .replace(
+            "/same}}]\n      backendRefs: [{name: api,",
+            "/same}}]\n      backendRefs: [{name: ghost,",
+        )
+        + cluster;
+    let imported = import(&[Source::new("r.yaml", &text)], &ImportOptions::default()).unwrap();
+    assert_eq!(
+        status_of(&imported.validate().unwrap(), "/same"),
+        Some(500),
+        "no such Service"
+    );
+
+    // An invalid reference next to a valid one: its share cannot be answered 500.
+    let mixed = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: web}
+spec:
+  rules:
+    - backendRefs:
+        - {name: api, port: 80, weight: 9}
+        - {name: api, namespace: shared, port: 80, weight: 1}
+";
+    let err = import(&[Source::new("m.yaml", mixed)], &ImportOptions::default()).unwrap_err();
+    assert_eq!(err.errors().len(), 1, "{err}");
+    assert_eq!(err.errors()[0].at.path, "spec.rules[0].backendRefs[1]");
+    assert!(
+        matches!(err.errors()[0].kind, ImportErrorKind::Unsupported(_)),
+        "{err}"
+    );
+}
+
+#[test]
+fn several_request_mirrors_each_get_a_copy() {
+    let text = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: web}
+spec:
+  rules:
+    - filters:
+        - {type: RequestMirror, requestMirror: {backendRef: {name: m1, port: 80}}}
+        - {type: RequestMirror, requestMirror: {backendRef: {name: m2, port: 80}, percent: 10}}
+        - {type: RequestMirror, requestMirror: {backendRef: {name: m3, port: 80}}}
+      backendRefs: [{name: api, port: 80}]
+";
+    let imported = import_str(text).unwrap();
+    let rule = &imported.config.routes[0].rules[0];
+    assert_eq!(rule.mirror.as_ref().unwrap().backend, "m1:80");
+    let rest: Vec<(&str, Option<f64>)> = rule
+        .mirrors
+        .iter()
+        .map(|m| (m.backend.as_str(), m.percent))
+        .collect();
+    assert_eq!(rest, [("m2:80", Some(10.0)), ("m3:80", None)]);
+    let table = imported.validate().unwrap();
+    let policy = table.rules()[0].policy();
+    let names: Vec<&str> = policy
+        .mirror
+        .iter()
+        .chain(&policy.mirrors)
+        .map(|m| table.backend(m.backend).name())
+        .collect();
+    assert_eq!(names, ["m1:80", "m2:80", "m3:80"]);
+    assert!((policy.mirrors[0].fraction - 0.1).abs() < 1e-9);
     round_trip(&imported);
 }

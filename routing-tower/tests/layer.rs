@@ -851,9 +851,17 @@ routes: [{name: r, rules: [{backends: [{name: b}]}]}]
     )
     .expect("config");
     let svc = Routing::dispatch(router, Backends::new().with("b", blocked));
+    // Each client reads its answer to the end: a backend's slot is held until the
+    // response body is done, not only its head.
     let mut held = Vec::new();
     for _ in 0..5 {
-        held.push(tokio::spawn(svc.clone().oneshot(req("http://x/"))));
+        let call = svc.clone().oneshot(req("http://x/"));
+        held.push(tokio::spawn(async move {
+            let res = call.await.expect("infallible");
+            let status = res.status();
+            let body = res.into_body().collect().await.expect("body").to_bytes();
+            (status, body)
+        }));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..10 {
@@ -870,8 +878,9 @@ routes: [{name: r, rules: [{backends: [{name: b}]}]}]
     }
     gate.add_permits(5);
     for h in held {
-        let res = h.await.expect("task").expect("infallible");
-        assert_eq!(res.status(), StatusCode::OK, "queued requests are served");
+        let (status, body) = h.await.expect("task");
+        assert_eq!(status, StatusCode::OK, "queued requests are served");
+        assert_eq!(&body[..], b"done");
     }
 }
 

@@ -217,6 +217,9 @@ impl Builder<'_> {
                     path,
                 });
             }
+            if let Some(c) = &f.cors {
+                policy.cors = self.cors(c, &format!("{fp}.cors"));
+            }
         }
         if let Some(t) = &rc.timeouts {
             policy.timeouts = Timeouts {
@@ -345,12 +348,27 @@ impl Builder<'_> {
             });
         }
         self.only_forwarding(forwards, rc.mirror.is_some(), p, "mirror");
-        if let Some(m) = &rc.mirror {
-            let mp = format!("{p}.mirror");
+        self.only_forwarding(forwards, !rc.mirrors.is_empty(), p, "mirrors");
+        let further = rc
+            .mirrors
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("{p}.mirrors[{i}]"), m));
+        for (k, (mp, m)) in rc
+            .mirror
+            .iter()
+            .map(|m| (format!("{p}.mirror"), m))
+            .chain(further)
+            .enumerate()
+        {
             let id = self.backend_ref(&m.backend, format!("{mp}.backend"));
             let frac = self.percent(m.percent.unwrap_or(100.0), format!("{mp}.percent"));
             if let (Some(backend), Some(fraction)) = (id, frac) {
-                policy.mirror = Some(Mirror { backend, fraction });
+                if k == 0 && rc.mirror.is_some() {
+                    policy.mirror = Some(Mirror { backend, fraction });
+                } else {
+                    policy.mirrors.push(Mirror { backend, fraction });
+                }
             }
         }
         self.only_forwarding(
@@ -452,5 +470,24 @@ impl Builder<'_> {
                 keep_at_zero_weight: c.keep_at_zero_weight,
             })
         })
+    }
+}
+
+impl Builder<'_> {
+    /// A rule's CORS policy; `None` (with an error) when a value is not valid.
+    pub(super) fn cors(&mut self, c: &crate::CorsConfig, p: &str) -> Option<crate::Cors> {
+        match crate::Cors::new(c) {
+            Ok(cors) => Some(cors),
+            Err((field, i, value)) => {
+                let what = match field {
+                    "allow_origins" => "origin (`*`, `scheme://host[:port]` or `scheme://*.host`)",
+                    "allow_methods" => "method",
+                    _ => "header name",
+                };
+                self.errs
+                    .push(format!("{p}.{field}[{i}]"), K::InvalidHttp { what, value });
+                None
+            }
+        }
     }
 }

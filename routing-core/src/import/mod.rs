@@ -46,7 +46,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -63,6 +62,8 @@ pub mod alb;
 pub mod gateway;
 pub mod istio;
 mod lines;
+mod time;
+pub(crate) use time::{go_duration, to_config_duration};
 
 /// A file (or any text) to import, with the name its messages use.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +102,10 @@ pub enum SourceKind {
     DestinationRule,
     /// AWS ELBv2 `describe-rules` output.
     AlbRules,
+    /// Gateway API `Gateway` (listeners `HTTPRoute`s attach to).
+    Gateway,
+    /// Gateway API `ReferenceGrant` (allows cross-namespace `backendRefs`).
+    ReferenceGrant,
 }
 
 impl fmt::Display for SourceKind {
@@ -111,6 +116,8 @@ impl fmt::Display for SourceKind {
             SourceKind::VirtualService => "VirtualService",
             SourceKind::DestinationRule => "DestinationRule",
             SourceKind::AlbRules => "ALB rules",
+            SourceKind::Gateway => "Gateway",
+            SourceKind::ReferenceGrant => "ReferenceGrant",
         })
     }
 }
@@ -422,7 +429,9 @@ pub struct ImportOptions {
     /// The gateways this router stands for, when the source binds routes to gateways
     /// (Istio `gateways`: `mesh`, `name` or `namespace/name`). Empty means `mesh`:
     /// in-process (sidecar) traffic. A VirtualService or match bound only to other
-    /// gateways is left out, with a warning.
+    /// gateways is left out, with a warning. For the Gateway API, entries are
+    /// `namespace/name` or `namespace/name/section` of `Gateway`s (listeners);
+    /// empty means every Gateway in the input (see [`gateway`]).
     pub gateways: Vec<String>,
     /// ALB target-group stickiness with ALB's semantics: a session cookie keeps its
     /// target group even when that group's weight is 0 (cookies beat weights), via
@@ -653,8 +662,11 @@ impl Imported {
 pub fn import(sources: &[Source<'_>], options: &ImportOptions) -> Result<Imported, ImportErrors> {
     let mut out = Out::new(options);
     let mut docs = Vec::new();
+    // Kubernetes `Service`s and `Namespace`s: not routing configuration, but what
+    // Gateway API references resolve against.
+    let mut context = Vec::new();
     for src in sources {
-        split(src, &mut docs, &mut out);
+        split(src, &mut docs, &mut context, &mut out);
     }
     let kinds: BTreeSet<SourceKind> = docs.iter().map(|d| d.kind).collect();
     let of = |k: SourceKind| docs.iter().filter(move |d| d.kind == k).collect::<Vec<_>>();
@@ -663,7 +675,10 @@ pub fn import(sources: &[Source<'_>], options: &ImportOptions) -> Result<Importe
     }
     let routes = of(SourceKind::HttpRoute);
     if !routes.is_empty() {
-        gateway::import(&routes, &mut out);
+        let mut around = of(SourceKind::Gateway);
+        around.extend(of(SourceKind::ReferenceGrant));
+        around.extend(context.iter());
+        gateway::import(&routes, &around, &mut out);
     }
     let (vs, dr) = (
         of(SourceKind::VirtualService),
@@ -972,7 +987,12 @@ impl<'o> Out<'o> {
 const MAX_SOURCE_BYTES: usize = 16 << 20;
 
 /// Splits a source into documents and detects each one's kind.
-fn split<'a>(src: &Source<'a>, docs: &mut Vec<Doc<'a>>, out: &mut Out<'_>) {
+fn split<'a>(
+    src: &Source<'a>,
+    docs: &mut Vec<Doc<'a>>,
+    context: &mut Vec<Doc<'a>>,
+    out: &mut Out<'_>,
+) {
     let whole = Location {
         source: src.name.to_owned(),
         document: 0,
@@ -1030,17 +1050,31 @@ fn split<'a>(src: &Source<'a>, docs: &mut Vec<Doc<'a>>, out: &mut Out<'_>) {
                 .unwrap_or_default();
             for (i, item) in items.into_iter().enumerate() {
                 let d = doc(item, format!("items[{i}]"), SourceKind::Native);
-                if let Some(kind) = detect(&d, out) {
-                    docs.push(Doc { kind, ..d });
+                match detect(&d, out) {
+                    Some(kind) => docs.push(Doc { kind, ..d }),
+                    None if is_context(&d) => context.push(d),
+                    None => {}
                 }
             }
         } else {
             let d = doc(value, String::new(), SourceKind::Native);
-            if let Some(kind) = detect(&d, out) {
-                docs.push(Doc { kind, ..d });
+            match detect(&d, out) {
+                Some(kind) => docs.push(Doc { kind, ..d }),
+                None if is_context(&d) => context.push(d),
+                None => {}
             }
         }
     }
+}
+
+/// Whether a skipped document is a core `v1` `Service` or `Namespace`, which Gateway
+/// API references resolve against.
+fn is_context(d: &Doc<'_>) -> bool {
+    d.value.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && matches!(
+            d.value.get("kind").and_then(Value::as_str),
+            Some("Service" | "Namespace")
+        )
 }
 
 /// The kind of a document, or `None` (with a warning) for Kubernetes resources that
@@ -1067,6 +1101,14 @@ fn detect(d: &Doc<'_>, out: &mut Out<'_>) -> Option<SourceKind> {
                     } else {
                         SourceKind::DestinationRule
                     })
+                }
+                ("gateway.networking.k8s.io", "Gateway") if matches!(version, "v1" | "v1beta1") => {
+                    Some(SourceKind::Gateway)
+                }
+                ("gateway.networking.k8s.io", "ReferenceGrant")
+                    if matches!(version, "v1" | "v1beta1" | "v1alpha2") =>
+                {
+                    Some(SourceKind::ReferenceGrant)
                 }
                 ("gateway.networking.k8s.io", "HTTPRoute")
                 | ("networking.istio.io", "VirtualService" | "DestinationRule") => {
@@ -1137,56 +1179,6 @@ fn native(d: &Doc<'_>, out: &mut Out<'_>) {
     if let Some(od) = cfg.outlier_detection {
         out.outlier_detection(od, d.loc(None, "outlier_detection"));
     }
-}
-
-/// Parses a Go / protobuf duration (`1h2m3.5s`, `300ms`, `1.5s`, `10us`, `0s`) as
-/// Istio writes them. Fractions are kept to the nanosecond.
-pub(crate) fn go_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration `{s}` (expected e.g. `10s`, `1.5s`, `250ms`, `1h30m`)");
-    let t = s.trim();
-    if t.is_empty() || t.len() > 64 {
-        return Err(bad());
-    }
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut rest = t;
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total += n * scale;
-    }
-    if !total.is_finite() || total > 359_999_999.0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
-/// A duration as a native one, rounded up to whole milliseconds (the native
-/// format's unit); `None` when it is zero.
-pub(crate) fn to_config_duration(d: Duration) -> crate::ConfigDuration {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    crate::ConfigDuration::new(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
 }
 
 #[cfg(test)]

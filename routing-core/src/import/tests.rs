@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use std::time::Duration;
 
 #[test]
 fn go_durations() {

@@ -7,6 +7,8 @@ use routing_core::PathMatch;
 
 use crate::body::{self, Body};
 
+pub(crate) mod cors;
+
 /// The redirect answer for `req` (Gateway API `RequestRedirect` semantics; the
 /// `Location` is [`Redirect::location`](routing_core::Redirect::location)).
 pub(crate) fn redirect<B>(

@@ -40,7 +40,10 @@ pub(super) fn forward(
     // The common case (one try, nothing to buffer or wait for) has its own, much
     // smaller future: a future's size is memory written and moved on every request.
     let policy = table.rules()[plan.found.rule].policy();
-    let single = policy.fault.is_none() && policy.retry.is_none() && policy.mirror.is_none();
+    let single = policy.fault.is_none()
+        && policy.retry.is_none()
+        && policy.mirror.is_none()
+        && policy.mirrors.is_empty();
     // Instrumented after boxing, so the future is moved only once.
     let future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = if single {
         forward_single(shared, table, state, plan, annotate_inner, req)
@@ -102,7 +105,8 @@ async fn forward_with_policy(
     let plan = plan;
     let work = async {
         // Buffer the body when a retry or a mirror needs it again.
-        let limit = match (&policy.retry, &policy.mirror) {
+        let mirrors = policy.mirror.iter().chain(&policy.mirrors);
+        let limit = match (&policy.retry, mirrors.clone().next()) {
             (Some(r), _) => Some(r.max_body_bytes),
             (None, Some(_)) => Some(mirror::MIRROR_MAX_BODY),
             (None, None) => None,
@@ -112,7 +116,7 @@ async fn forward_with_policy(
             None => Buffered::Streaming(body),
         };
 
-        if let Some(m) = &policy.mirror {
+        for m in mirrors {
             if mirror::sampled(m, &mut shared.rng.draw()) {
                 mirror::mirror(
                     &shared,
@@ -238,6 +242,9 @@ fn finish(
 ) -> Response<Body> {
     route.0.record(Outcome::Status(res.status()), route.1);
     policy.response_headers.apply(res.headers_mut());
+    if let Some(h) = &plan.cors_headers {
+        filters::cors::apply(h, res.headers_mut());
+    }
     if let (Some(id), Some(routing_core::SessionPersistence::Cookie(cp))) =
         (served_by, &policy.session_persistence)
     {

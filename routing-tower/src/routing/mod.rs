@@ -193,22 +193,31 @@ where
             return ready(error_response(RoutingError::NoRoute(error::NoRoute)));
         };
         let rule = &table.rules()[found.rule];
-        let answered = match rule.action() {
-            Action::Redirect(r) => Some(crate::filters::redirect(
-                &req,
-                r,
-                rule.matches()[found.r#match].path(),
-            )),
-            Action::FixedResponse(f) => {
-                let mut res = Response::new(body::full(f.body.clone()));
-                *res.status_mut() = f.status;
-                *res.headers_mut() = f.headers.clone();
-                rule.policy().response_headers.apply(res.headers_mut());
-                Some(res)
-            }
-            _ => None,
+        // CORS: a preflight is answered here; other answers get the headers.
+        let cors = rule.policy().cors.as_ref();
+        let cors_headers = cors.and_then(|c| crate::filters::cors::response_headers(&req, c));
+        let answered = match cors.and_then(|c| crate::filters::cors::preflight(&req, c)) {
+            Some(res) => Some(res),
+            None => match rule.action() {
+                Action::Redirect(r) => Some(crate::filters::redirect(
+                    &req,
+                    r,
+                    rule.matches()[found.r#match].path(),
+                )),
+                Action::FixedResponse(f) => {
+                    let mut res = Response::new(body::full(f.body.clone()));
+                    *res.status_mut() = f.status;
+                    *res.headers_mut() = f.headers.clone();
+                    rule.policy().response_headers.apply(res.headers_mut());
+                    Some(res)
+                }
+                _ => None,
+            },
         };
-        if let Some(res) = answered {
+        if let Some(mut res) = answered {
+            if let Some(h) = &cors_headers {
+                crate::filters::cors::apply(h, res.headers_mut());
+            }
             if let Some(route) = state.routes.get(rule.route_index()) {
                 drop(route.begin());
                 route.record(Outcome::Status(res.status()), Duration::ZERO);
@@ -249,6 +258,7 @@ where
             issue_cookie,
             body_watch,
             deadline: None,
+            cors_headers,
         };
         let annotate_inner = shared.annotate.then(|| {
             self.erased_inner
@@ -289,4 +299,6 @@ pub(crate) struct Plan {
     /// When the request must be done (tokio time) and the timeout that set it;
     /// set when forwarding starts.
     pub(crate) deadline: Option<(tokio::time::Instant, std::time::Duration)>,
+    /// CORS headers for the answer (the rule's CORS policy, an allowed `Origin`).
+    pub(crate) cors_headers: Option<http::HeaderMap>,
 }

@@ -1,6 +1,7 @@
 //! A rule's filters, backends, timeouts, retry and session persistence in native form.
 
 use super::*;
+use crate::config::CorsConfig;
 
 impl Cx<'_, '_, '_> {
     /// Checks that a filter holds exactly the configuration its `type` names.
@@ -253,12 +254,21 @@ impl Cx<'_, '_, '_> {
             namespace: b.namespace.as_deref(),
             port: b.port,
         };
-        let backend = self.backend(&target, &format!("{p}.backendRef"))?;
+        let bp = format!("{p}.backendRef");
+        let backend = match self.backend(&target, &bp)? {
+            Ok(b) => b,
+            Err(why) => {
+                self.warn(&bp, format!("the mirror is dropped: {why}"));
+                return None;
+            }
+        };
         Some(MirrorConfig { backend, percent })
     }
 
-    /// Resolves a backend reference to a declared native backend.
-    pub(super) fn backend(&mut self, t: &Target<'_>, p: &str) -> Option<String> {
+    /// Resolves a backend reference to a declared native backend: `None` after an
+    /// error, `Some(Err(why))` for a reference the spec calls invalid (requests
+    /// sent to it are answered 500).
+    pub(super) fn backend(&mut self, t: &Target<'_>, p: &str) -> Option<Result<String, String>> {
         if t.name.is_empty() {
             self.invalid(&format!("{p}.name"), "a backend reference needs a name");
             return None;
@@ -278,20 +288,32 @@ impl Cx<'_, '_, '_> {
         };
         let group = t.group.unwrap_or("");
         let kind = t.kind.unwrap_or("Service");
-        if !(matches!(group, "" | "core") && kind == "Service") {
-            let g = if group.is_empty() { "core" } else { group };
-            self.warn(
-                p,
-                format!("backend kind `{kind}` (group `{g}`) is mapped by name like a Service"),
-            );
-        }
         let ns = t.namespace.unwrap_or(self.ns);
         let same = ns == self.ns;
-        if !same {
+        let core = matches!(group, "" | "core") && kind == "Service";
+        if core {
+            if self.parents.missing_service(ns, t.name) {
+                return Some(Err(format!(
+                    "Service `{ns}/{}` is not in the input (which has Gateways and Services)",
+                    t.name
+                )));
+            }
+        } else if group == "multicluster.x-k8s.io" && kind == "ServiceImport" {
             self.warn(
-                &format!("{p}.namespace"),
-                format!("cross-namespace reference to `{ns}/{}`: the ReferenceGrant that must allow it is not checked", t.name),
+                p,
+                format!("backend kind `{kind}` (group `{group}`) is mapped by name like a Service"),
             );
+        } else {
+            let g = if group.is_empty() { "core" } else { group };
+            return Some(Err(format!(
+                "backend kind `{kind}` (group `{g}`) is not supported"
+            )));
+        }
+        if !self.parents.granted(self.ns, ns, t.name) {
+            return Some(Err(format!(
+                "no ReferenceGrant in namespace `{ns}` allows HTTPRoutes of `{}` to refer to `{}`",
+                self.ns, t.name
+            )));
         }
         let name = t.name;
         let mut keys = Vec::with_capacity(4);
@@ -315,7 +337,7 @@ impl Cx<'_, '_, '_> {
             None => base,
         };
         let at = self.at(p);
-        self.out.backend(&keys, &default, &at)
+        self.out.backend(&keys, &default, &at).map(Ok)
     }
 
     pub(super) fn duration(&mut self, s: &str, p: &str) -> Option<ConfigDuration> {
@@ -394,9 +416,11 @@ impl Cx<'_, '_, '_> {
         if !ok || attempts == 0 {
             return None;
         }
-        // GEP-1731: retry the listed codes and connections that could not be made;
-        // not resets after the request was sent (it may have been processed).
-        let mut on = vec![RetryOn::ConnectFailure];
+        // GEP-1731: retry the listed codes, and (the API's SHOULD) disconnects,
+        // resets and timeouts: `connect-failure` and `reset` (which covers a per-try
+        // timeout). A request that is not idempotent is still retried only when no
+        // connection was made (`non_idempotent` stays off), so it is never sent twice.
+        let mut on = vec![RetryOn::ConnectFailure, RetryOn::Reset];
         if !codes.is_empty() {
             on.push(RetryOn::RetriableStatusCodes);
         }
@@ -494,5 +518,53 @@ impl Cx<'_, '_, '_> {
                 })
             }
         }
+    }
+
+    /// A `CORS` filter; `None` after an error.
+    pub(super) fn cors(&mut self, c: &CorsFilter, p: &str) -> Option<CorsConfig> {
+        if !self.limit(
+            &format!("{p}.allowOrigins"),
+            c.allow_origins.len(),
+            64,
+            "origins",
+        ) {
+            return None;
+        }
+        let max_age = match c.max_age {
+            None => None,
+            Some(n) => match u32::try_from(n) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    self.invalid(
+                        &format!("{p}.maxAge"),
+                        format!("{n} is out of range 0 ..= 4294967295"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let config = CorsConfig {
+            allow_origins: c.allow_origins.clone(),
+            allow_methods: c.allow_methods.clone(),
+            allow_headers: c.allow_headers.clone(),
+            expose_headers: c.expose_headers.clone(),
+            allow_credentials: c.allow_credentials.unwrap_or(false),
+            max_age,
+        };
+        // The native checks, reported at the source's field.
+        if let Err((field, i, value)) = crate::Cors::new(&config) {
+            let src = match field {
+                "allow_origins" => "allowOrigins",
+                "allow_methods" => "allowMethods",
+                "allow_headers" => "allowHeaders",
+                _ => "exposeHeaders",
+            };
+            self.invalid(
+                &format!("{p}.{src}[{i}]"),
+                format!("`{value}` is not valid here"),
+            );
+            return None;
+        }
+        Some(config)
     }
 }

@@ -24,27 +24,62 @@
 //! | `RequestHeaderModifier` / `ResponseHeaderModifier` | `filters.request_headers` / `filters.response_headers` |
 //! | `RequestRedirect` | `redirect` (scheme, hostname, port, `ReplaceFullPath` → `path.full`, `ReplacePrefixMatch` → `path.prefix`, status default 302) |
 //! | `URLRewrite` | `filters.url_rewrite` |
-//! | `RequestMirror` (`percent`, or `fraction` → percent; neither = 100) | `mirror` |
+//! | `RequestMirror` (`percent`, or `fraction` → percent; neither = 100) | `mirror`, and `mirrors` for the second and later ones |
+//! | `CORS` {`allowOrigins`, `allowMethods`, `allowHeaders`, `exposeHeaders`, `allowCredentials`, `maxAge` (default 5)} | `filters.cors` (preflights answered by the layer) |
 //! | `timeouts.request` / `timeouts.backendRequest` (`0s` = none) | `timeouts.request` / `timeouts.per_try` |
-//! | `retry` {`codes`, `attempts` (default 1, 0 = none), `backoff`} | `retry` {`attempts`, `on: [connect-failure, retriable-status-codes]`, `status_codes`, `backoff`} |
+//! | `retry` {`codes`, `attempts` (default 1, 0 = none), `backoff`} | `retry` {`attempts`, `on: [connect-failure, reset, retriable-status-codes]` (disconnects, resets and per-try timeouts, as the API says retries SHOULD; a non-idempotent request only after a connect failure), `status_codes`, `backoff`} |
 //! | `sessionPersistence` `Cookie` (default) / `Header` | `session_persistence.cookie` (name `sessionName` or `gw-session`; `ttl` = `absoluteTimeout` when `Permanent`) / `.header` |
 //!
 //! With a [`BackendMap`](super::BackendMap), a `backendRef` is looked up as
 //! `namespace/name:port`, `namespace/name`, then (for a reference in the route's own
 //! namespace only) `name:port` and `name`.
 //!
-//! **Warnings** (understood, not applied in-process): `parentRefs` (once per route)
-//! and `useDefaultGateways` — attachment to Gateways; `CORS` filters; backend kinds
-//! other than core `Service` (mapped by name); cross-namespace `backendRefs` (the
-//! `ReferenceGrant` is not checked); `backendRefs` next to a `RequestRedirect` (the
-//! redirect answers); `sessionPersistence.idleTimeout`, `absoluteTimeout` of a
-//! session cookie, `Header` persistence (pinned by the value clients send); repeated
-//! header / query match names; retry, mirror and session persistence on a rule that
-//! does not forward; a rule whose every backend weighs 0 (answered 503 here).
+//! **Attachment** (`parentRefs`). When the input carries `Gateway` documents, a route
+//! is served only through the listeners its `parentRefs` select (`sectionName`,
+//! `port`) on the Gateways this router stands for
+//! ([`ImportOptions::gateways`](super::ImportOptions::gateways), `namespace/name` or
+//! `namespace/name/section`, the CLI's `--gateway`; none = every Gateway in the
+//! input), if the listener's protocol is `HTTP`/`HTTPS`, its `allowedRoutes.kinds`
+//! admit `HTTPRoute` and its `allowedRoutes.namespaces` (`Same` by default, `All`,
+//! `Selector` with `matchLabels` over the `Namespace` documents) admit the route's
+//! namespace. The route's hostnames become the intersection of each listener
+//! hostname with its own (the spec's rules: exact names must be equal, `*.` matches
+//! any name with that suffix, of two wildcards the narrower wins; no hostname on
+//! either side takes the other's; none on both: every host). A route that no
+//! listener accepts is left out with a warning. Routes attached to more than one
+//! Gateway, or to listeners on more than one port, are a
+//! [`Lossy`](super::ImportErrorKind::Lossy) error: the layer cannot tell which
+//! address or port a request came to. A `parentRef` of kind `Service` (GAMMA)
+//! binds the route to that Service's hosts: `name`, `name.ns`, `name.ns.svc`,
+//! `name.ns.svc.cluster.local`. Without `Gateway` documents, a route serves every
+//! request of its hostnames (a warning), or, when `gateways` names Gateways, only if
+//! a `parentRef` names one of them.
+//!
+//! **Invalid `backendRefs`** answer 500, as the spec requires, while the rest of
+//! the route stays live: a reference to another namespace that no `ReferenceGrant`
+//! there allows (from `HTTPRoute`s of the route's namespace, to that `Service` or
+//! every one), a kind other than core `Service` (a `multicluster.x-k8s.io`
+//! `ServiceImport` is mapped by name, with a warning), and, when the input carries
+//! Gateways and Services (it describes the cluster), a `Service` not among them. A
+//! rule whose every reference is invalid becomes `fixed_response: {status: 500}`
+//! (with a warning per reference); an invalid reference next to valid ones is
+//! `Unsupported` (its share would have to be answered 500, which a native rule
+//! cannot express). An invalid mirror `backendRef` drops the mirror, with a warning.
+//!
+//! **Warnings** (understood, not applied in-process): `parentRefs` without Gateways
+//! in the input, `useDefaultGateways`; routes left out by their `parentRefs`;
+//! invalid `backendRefs` (answered 500); `ServiceImport` backends;
+//! `backendRefs` next to a `RequestRedirect` (the redirect answers);
+//! `sessionPersistence.idleTimeout`, `absoluteTimeout` of a session cookie, `Header`
+//! persistence (pinned by the value clients send); repeated header / query match
+//! names; retry, mirror and session persistence on a rule that does not forward; a
+//! rule whose every backend weighs 0 (answered 503 here).
 //!
 //! **Errors**: unknown fields and values (`Parse`); `ExtensionRef` and
-//! `ExternalAuth` filters, filters on a `backendRef`, a second `RequestMirror`,
-//! more than 10 retry attempts (`Unsupported`); what the CRD's own validation
+//! `ExternalAuth` filters, filters on a `backendRef`,
+//! more than 10 retry attempts, namespace selectors with `matchExpressions`, an
+//! invalid `backendRef` next to valid ones (`Unsupported`); routes on several
+//! Gateways or listener ports (`Lossy`); what the CRD's own validation
 //! refuses — bad hostnames and paths, out-of-range ports, weights, percents, codes
 //! and durations, repeated filters, `RequestRedirect` with `URLRewrite`,
 //! `ReplacePrefixMatch` without exactly one `PathPrefix` match, `backendRequest`
@@ -66,7 +101,9 @@ use crate::config::{
 use crate::ConfigDuration;
 
 mod filters;
+mod parents;
 mod spec;
+use parents::{Attach, Parents};
 use spec::*;
 
 /// Session cookie (or header) name when `sessionName` is not given.
@@ -102,8 +139,10 @@ struct Converted {
     origin: RouteOrigin,
 }
 
-/// Imports every `HTTPRoute` document, merged by the spec's precedence rules.
-pub(crate) fn import(docs: &[&Doc<'_>], out: &mut Out<'_>) {
+/// Imports every `HTTPRoute` document, merged by the spec's precedence rules;
+/// `around` are the `Gateway`, `ReferenceGrant`, `Service` and `Namespace` documents.
+pub(crate) fn import(docs: &[&Doc<'_>], around: &[&Doc<'_>], out: &mut Out<'_>) {
+    let mut parents = Parents::read(around, out);
     let mut converted: Vec<Converted> = Vec::new();
     let mut seen: BTreeMap<String, Location> = BTreeMap::new();
     for doc in docs {
@@ -121,6 +160,7 @@ pub(crate) fn import(docs: &[&Doc<'_>], out: &mut Out<'_>) {
             resource: &resource,
             ns: &ns,
             out,
+            parents: &mut parents,
         };
         let name = route.metadata.name.clone().unwrap_or_default();
         if name.is_empty() {
@@ -139,6 +179,26 @@ pub(crate) fn import(docs: &[&Doc<'_>], out: &mut Out<'_>) {
             if cx.out.error_count() == before {
                 converted.push(c);
             }
+        }
+    }
+    if let Some(at) = parents.first_attached.clone() {
+        if parents.attached_gateways.len() > 1 {
+            let list = parents
+                .attached_gateways
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("`, `");
+            out.lossy(at.clone(), format!("routes attach to several Gateways (`{list}`): one layer would serve each Gateway's routes to requests sent to the others; choose one with `gateways` (`--gateway NS/NAME[/section]`)"));
+        }
+        if parents.ports.len() > 1 {
+            let list = parents
+                .ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.lossy(at, format!("routes attach to listeners on ports {list}: the layer does not see the port a request came to; choose listeners of one port with `gateways` (`--gateway NS/NAME/section`)"));
         }
     }
     // The spec's tie-breakers across routes: oldest first, then `namespace/name`.
@@ -161,6 +221,8 @@ struct Cx<'a, 'd, 'o> {
     /// The route's namespace.
     ns: &'a str,
     out: &'a mut Out<'o>,
+    /// Gateways, grants and Services around the routes.
+    parents: &'a mut Parents,
 }
 
 impl Cx<'_, '_, '_> {
@@ -207,16 +269,10 @@ impl Cx<'_, '_, '_> {
             },
         };
         let spec = &r.spec;
-        if !spec.parent_refs.is_empty() {
-            self.warn(
-                "spec.parentRefs",
-                "attachment to Gateways is not applied in-process: the routes serve every request the layer sees",
-            );
-        }
         if let Some(u) = &spec.use_default_gateways {
             self.warn(
                 "spec.useDefaultGateways",
-                format!("`useDefaultGateways: {u}` (attachment to default Gateways) is not applied in-process: the routes serve every request the layer sees"),
+                format!("`useDefaultGateways: {u}` (attachment to default Gateways) is not applied in-process: only `parentRefs` attach the route"),
             );
         }
         let mut hostnames = Vec::new();
@@ -238,6 +294,9 @@ impl Cx<'_, '_, '_> {
                 }
             }
         }
+        // Attachment: to the listeners of the Gateways in the input, to Services
+        // (GAMMA), or (no Gateway in the input) by name only.
+        let hostnames = self.attachment(spec, hostnames)?;
         let mut rules = Vec::new();
         let mut origins = Vec::new();
         match &spec.rules {
@@ -306,6 +365,52 @@ impl Cx<'_, '_, '_> {
         })
     }
 
+    /// The hostnames the route serves through its `parentRefs`; `None` (with a
+    /// warning) when it is left out.
+    fn attachment(&mut self, spec: &Spec, hostnames: Vec<String>) -> Option<Vec<String>> {
+        let service_parent = spec
+            .parent_refs
+            .iter()
+            .any(|p| p.kind.as_deref() == Some("Service"));
+        if self.parents.has_gateways() || service_parent {
+            return match self.parents.attach(self.ns, &spec.parent_refs, &hostnames) {
+                Attach::Hosts(h) => {
+                    if self.parents.first_attached.is_none() {
+                        self.parents.first_attached = Some(self.at("spec.parentRefs"));
+                    }
+                    Some(h)
+                }
+                Attach::LeftOut(why) => {
+                    self.warn("spec.parentRefs", format!("left out: {why}"));
+                    None
+                }
+            };
+        }
+        let named: Vec<String> = spec
+            .parent_refs
+            .iter()
+            .map(|p| format!("{}/{}", p.namespace.as_deref().unwrap_or(self.ns), p.name))
+            .collect();
+        let chosen = self.out.options.gateways.iter().any(|g| g != "mesh");
+        if chosen && !named.iter().any(|n| self.parents.selects_name(n)) {
+            self.warn(
+                "spec.parentRefs",
+                format!(
+                    "left out: its parents (`{}`) are not among the chosen gateways",
+                    named.join("`, `")
+                ),
+            );
+            return None;
+        }
+        if !spec.parent_refs.is_empty() {
+            self.warn(
+                "spec.parentRefs",
+                "no Gateway in the input: attachment to Gateways (listener hostnames, ports, allowedRoutes) is not applied; the route serves every request the layer sees for its hostnames",
+            );
+        }
+        Some(hostnames)
+    }
+
     /// One rule; `p` is its path (`spec.rules[2]`).
     fn rule(&mut self, r: &Rule, p: &str) -> Option<RuleConfig> {
         let mut rc = RuleConfig {
@@ -351,7 +456,7 @@ impl Cx<'_, '_, '_> {
         }
         let mut filters = FiltersConfig::default();
         let mut redirect: Option<(RedirectConfig, String)> = None;
-        let mut mirror: Option<MirrorConfig> = None;
+        let mut mirrors: Vec<MirrorConfig> = Vec::new();
         let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
         for (k, f) in r.filters.iter().enumerate() {
             let fk = format!("{fp}[{k}]");
@@ -414,15 +519,9 @@ impl Cx<'_, '_, '_> {
                     }
                 }
                 FilterType::RequestMirror => {
-                    if mirror.is_some() {
-                        self.unsupported(
-                            &fk,
-                            "a second RequestMirror filter: requests are mirrored to one backend here",
-                        );
-                        continue;
-                    }
+                    // Several mirrors are allowed (each gets its own copy).
                     if let Some(m) = &f.request_mirror {
-                        mirror = self.mirror(m, &format!("{fk}.requestMirror"));
+                        mirrors.extend(self.mirror(m, &format!("{fk}.requestMirror")));
                     }
                 }
                 FilterType::ExtensionRef => {
@@ -443,10 +542,9 @@ impl Cx<'_, '_, '_> {
                         once(self);
                         continue;
                     }
-                    self.warn(
-                        &format!("{fk}.cors"),
-                        "the CORS filter is not applied in-process: preflight requests are routed like any other and no CORS headers are added",
-                    );
+                    if let Some(c) = &f.cors {
+                        filters.cors = self.cors(c, &format!("{fk}.cors"));
+                    }
                 }
             }
         }
@@ -492,6 +590,7 @@ impl Cx<'_, '_, '_> {
             if !self.limit(&bp, r.backend_refs.len(), MAX_BACKEND_REFS, "backendRefs") {
                 return None;
             }
+            let mut invalid: Vec<(String, String, i64)> = Vec::new();
             for (k, b) in r.backend_refs.iter().enumerate() {
                 let bk = format!("{bp}[{k}]");
                 if !b.filters.is_empty() {
@@ -518,16 +617,52 @@ impl Cx<'_, '_, '_> {
                     namespace: b.namespace.as_deref(),
                     port: b.port,
                 };
-                if let Some(name) = self.backend(&target, &bk) {
-                    let weight = u64::try_from(weight).unwrap_or(0);
-                    // The same backend twice: its shares add up.
-                    match rc.backends.iter_mut().find(|wb| wb.name == name) {
-                        Some(wb) => wb.weight = wb.weight.saturating_add(weight),
-                        None => rc.backends.push(WeightedBackendConfig { name, weight }),
+                match self.backend(&target, &bk) {
+                    Some(Ok(name)) => {
+                        let weight = u64::try_from(weight).unwrap_or(0);
+                        // The same backend twice: its shares add up.
+                        match rc.backends.iter_mut().find(|wb| wb.name == name) {
+                            Some(wb) => wb.weight = wb.weight.saturating_add(weight),
+                            None => rc.backends.push(WeightedBackendConfig { name, weight }),
+                        }
                     }
+                    Some(Err(why)) => invalid.push((bk, why, weight)),
+                    None => {}
                 }
             }
-            if !rc.backends.is_empty() && rc.backends.iter().all(|b| b.weight == 0) {
+            // Invalid references: "requests that would have been sent to [them]
+            // MUST receive a 500 status code" (HTTPRoute reference, `backendRefs`).
+            if !invalid.is_empty() {
+                let live: i64 = r
+                    .backend_refs
+                    .iter()
+                    .map(|b| b.weight.unwrap_or(1))
+                    .sum::<i64>()
+                    - invalid.iter().map(|(_, _, w)| *w).sum::<i64>();
+                if rc.backends.is_empty() || live <= 0 {
+                    for (bk, why, _) in &invalid {
+                        self.warn(
+                            bk,
+                            format!("invalid backendRef, its requests are answered 500: {why}"),
+                        );
+                    }
+                    rc.backends.clear();
+                    rc.fixed_response = Some(FixedResponseConfig {
+                        status: 500,
+                        body: None,
+                        headers: BTreeMap::new(),
+                    });
+                } else {
+                    for (bk, why, _) in &invalid {
+                        self.unsupported(bk, format!("invalid backendRef next to valid ones ({why}): the spec answers its share of requests 500, which a native rule cannot express"));
+                    }
+                    return None;
+                }
+            }
+            if rc.fixed_response.is_none()
+                && !rc.backends.is_empty()
+                && rc.backends.iter().all(|b| b.weight == 0)
+            {
                 self.warn(
                     &bp,
                     "every backendRef has weight 0: matching requests are answered 503 here",
@@ -537,9 +672,11 @@ impl Cx<'_, '_, '_> {
         let forwards = rc.redirect.is_none() && rc.fixed_response.is_none();
 
         // Policy that needs a forwarding rule.
-        if let Some(m) = mirror {
+        if !mirrors.is_empty() {
             if forwards {
-                rc.mirror = Some(m);
+                let mut all = mirrors.into_iter();
+                rc.mirror = all.next();
+                rc.mirrors = all.collect();
             } else {
                 self.warn(
                     &fp,

@@ -169,9 +169,8 @@ pub(super) struct Filter {
     pub(super) request_redirect: Option<RedirectFilter>,
     #[serde(default)]
     pub(super) url_rewrite: Option<RewriteFilter>,
-    /// Not applied: only its presence matters.
     #[serde(default)]
-    pub(super) cors: Option<Value>,
+    pub(super) cors: Option<CorsFilter>,
     /// Refused: only its presence matters.
     #[serde(default)]
     pub(super) external_auth: Option<Value>,
@@ -394,4 +393,22 @@ pub(super) struct CookieCfg {
 pub(super) enum Lifetime {
     Permanent,
     Session,
+}
+
+/// `HTTPCORSFilter` (experimental channel).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct CorsFilter {
+    #[serde(default)]
+    pub(super) allow_origins: Vec<String>,
+    #[serde(default)]
+    pub(super) allow_credentials: Option<bool>,
+    #[serde(default)]
+    pub(super) allow_methods: Vec<String>,
+    #[serde(default)]
+    pub(super) allow_headers: Vec<String>,
+    #[serde(default)]
+    pub(super) expose_headers: Vec<String>,
+    #[serde(default)]
+    pub(super) max_age: Option<i64>,
 }
