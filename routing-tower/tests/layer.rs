@@ -855,13 +855,8 @@ routes: [{name: r, rules: [{backends: [{name: b}]}]}]
     // response body is done, not only its head.
     let mut held = Vec::new();
     for _ in 0..5 {
-        let call = svc.clone().oneshot(req("http://x/"));
-        held.push(tokio::spawn(async move {
-            let res = call.await.expect("infallible");
-            let status = res.status();
-            let body = res.into_body().collect().await.expect("body").to_bytes();
-            (status, body)
-        }));
+        let call = tokio::spawn(svc.clone().oneshot(req("http://x/")));
+        held.push(tokio::spawn(read_to_end(call)));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..10 {
@@ -882,6 +877,16 @@ routes: [{name: r, rules: [{backends: [{name: b}]}]}]
         assert_eq!(status, StatusCode::OK, "queued requests are served");
         assert_eq!(&body[..], b"done");
     }
+}
+
+/// The status and whole body of the answer `call` gives.
+async fn read_to_end(
+    call: tokio::task::JoinHandle<Result<Response<Body>, Infallible>>,
+) -> (StatusCode, bytes::Bytes) {
+    let res = call.await.expect("task").expect("infallible");
+    let status = res.status();
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (status, body)
 }
 
 #[tokio::test]
