@@ -358,6 +358,9 @@ mod tests {
             ("[::1]:80", "::1"),
             ("[2001:db8::1]", "2001:db8::1"),
             ("127.0.0.1:9", "127.0.0.1"),
+            ("a.test:", "a.test"),
+            ("A.test:x1", "a.test:x1"),
+            ("a:1:2", "a:1"),
         ] {
             assert_eq!(normalize_host(input), want, "{input}");
         }
