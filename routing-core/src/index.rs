@@ -324,10 +324,15 @@ impl PathIndex {
         if self.prefix.is_empty() {
             return None;
         }
+        let key = path.trim_end_matches('/');
+        let bits = self.prefix_depths;
+        if bits & depth_bit(63) == 0 && bits.count_ones() as usize <= SHALLOW_DEPTHS {
+            return self.find_prefix_shallow(key, headers, memo, holds);
+        }
         // `/api/v1/users/` → `/api/v1/users`, `/api/v1`, `/api`, `` (the root prefix).
         // Each cut removes one `/`, so `depth` stays the exact slash count and only
         // depths some prefix has are looked up.
-        let mut key = path.trim_end_matches('/');
+        let mut key = key;
         let mut depth = slashes(key);
         loop {
             if self.prefix_depths & depth_bit(depth) != 0 {
@@ -348,4 +353,63 @@ impl PathIndex {
             depth = depth.saturating_sub(1);
         }
     }
+
+    /// The prefix walk when prefixes have few distinct depths, all under 63: one scan
+    /// from the left notes where the key of each such depth ends and stops past the
+    /// deepest, then the keys are probed deepest first. The same keys as the walk
+    /// from the right, without counting every `/` of a long path first.
+    #[inline]
+    fn find_prefix_shallow<'r>(
+        &self,
+        key: &str,
+        headers: &'r http::HeaderMap,
+        memo: &HeaderMemo<'r>,
+        holds: impl Fn(&Candidate) -> bool + Copy,
+    ) -> Option<Candidate> {
+        let bits = self.prefix_depths;
+        let deepest = 63 - bits.leading_zeros() as usize;
+        let b = key.as_bytes();
+        let mut ends = [0usize; SHALLOW_DEPTHS];
+        let mut n = 0;
+        let mut depth = 0;
+        let mut whole = true;
+        for (i, &c) in b.iter().enumerate() {
+            if c == b'/' {
+                // `key[..i]` has `depth` slashes.
+                if bits & depth_bit(depth) != 0 {
+                    ends[n] = i;
+                    n += 1;
+                }
+                depth += 1;
+                if depth > deepest {
+                    whole = false;
+                    break;
+                }
+            }
+        }
+        if whole && bits & depth_bit(depth) != 0 {
+            ends[n] = b.len();
+            n += 1;
+        }
+        for &end in ends[..n].iter().rev() {
+            if let Some(c) = self
+                .prefix
+                .get(&b[..end])
+                .and_then(|v| v.find(headers, memo, holds))
+            {
+                return Some(c);
+            }
+        }
+        // A path that does not start with `/` (`*`) still gets the root prefix.
+        if bits & 1 != 0 && b.first().is_some_and(|&c| c != b'/') {
+            return self
+                .prefix
+                .get(b"")
+                .and_then(|v| v.find(headers, memo, holds));
+        }
+        None
+    }
 }
+
+/// Distinct prefix depths [`PathIndex::find_prefix_shallow`] handles.
+const SHALLOW_DEPTHS: usize = 8;
