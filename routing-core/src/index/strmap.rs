@@ -7,7 +7,8 @@
 
 use std::hash::Hasher as _;
 
-/// Open addressing with linear probing, at most half full.
+/// Open addressing with linear probing, at most a quarter full: a miss (an unknown
+/// host) usually ends on its first slot.
 #[derive(Debug)]
 pub(crate) struct StrMap<V> {
     /// `0` is empty; `n` is `entries[n - 1]`. The length is a power of two.
@@ -79,7 +80,7 @@ impl<V> StrMap<V> {
         }
         let mask = self.slots.len() - 1;
         let mut i = h as usize & mask;
-        // At most half the slots are taken, so an empty slot ends every probe: the
+        // At most a quarter of the slots are taken, so an empty slot ends every probe: the
         // loop runs at most `slots.len()` times.
         for _ in 0..self.slots.len() {
             let s = self.slots[i] as usize;
@@ -106,8 +107,8 @@ impl<V> StrMap<V> {
             Some(at) => at,
             None => {
                 self.entries.push((h, key.into(), V::default()));
-                if self.slots.len() < 2 * self.entries.len() {
-                    self.rehash((2 * self.entries.len()).next_power_of_two().max(4));
+                if self.slots.len() < 4 * self.entries.len() {
+                    self.rehash((4 * self.entries.len()).next_power_of_two().max(8));
                 } else {
                     self.place(self.entries.len() - 1);
                 }
