@@ -100,37 +100,42 @@ pub struct HeaderMatch {
 }
 
 /// Header lookups already made while matching one request: candidates that test the
-/// same header (`x-tenant: a`, `x-tenant: b`, …) share one `HeaderMap` lookup.
+/// same header (`x-tenant: a`, `x-tenant: b`, …) share one `HeaderMap` lookup. Header
+/// ids are dense per table, so the first [`MEMO_SLOTS`] names have a slot each.
 #[derive(Default)]
 pub(crate) struct HeaderMemo<'r> {
-    slots: std::cell::RefCell<[Option<(u16, Lookup<'r>)>; 8]>,
+    slots: [std::cell::Cell<Option<Lookup<'r>>>; MEMO_SLOTS],
 }
+
+/// Header names with a slot in [`HeaderMemo`]; the others are looked up each time.
+const MEMO_SLOTS: usize = 8;
 
 /// The first value of a header, and whether it has more.
 #[derive(Clone, Copy)]
 pub(crate) struct Lookup<'r> {
-    first: Option<&'r http::HeaderValue>,
-    more: bool,
+    pub(crate) first: Option<&'r http::HeaderValue>,
+    pub(crate) more: bool,
 }
 
 impl<'r> HeaderMemo<'r> {
-    fn lookup(&self, id: u16, name: &HeaderName, headers: &'r http::HeaderMap) -> Lookup<'r> {
-        let mut slots = self.slots.borrow_mut();
-        let mut free = None;
-        for (i, slot) in slots.iter().enumerate() {
-            match slot {
-                Some((sid, l)) if *sid == id => return *l,
-                None if free.is_none() => free = Some(i),
-                _ => {}
-            }
+    #[inline]
+    pub(crate) fn lookup(
+        &self,
+        id: u16,
+        name: &HeaderName,
+        headers: &'r http::HeaderMap,
+    ) -> Lookup<'r> {
+        let slot = self.slots.get(usize::from(id));
+        if let Some(l) = slot.and_then(std::cell::Cell::get) {
+            return l;
         }
         let mut values = headers.get_all(name).iter();
         let l = Lookup {
             first: values.next(),
             more: values.next().is_some(),
         };
-        if let Some(i) = free {
-            slots[i] = Some((id, l));
+        if let Some(s) = slot {
+            s.set(Some(l));
         }
         l
     }

@@ -236,20 +236,43 @@ pub(crate) fn normalize_host(authority: &str) -> std::borrow::Cow<'_, str> {
         // IPv6 literal: keep the brackets' content.
         rest.split(']').next().unwrap_or(rest)
     } else {
-        authority.rsplit_once(':').map_or(authority, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                authority
-            }
-        })
+        // A port is the digits after the last `:`: walking back over digits reaches
+        // that `:` exactly when every byte after it is a digit (usually the walk stops
+        // at once, on the host's last letter).
+        let b = authority.as_bytes();
+        let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+        match b.len().checked_sub(digits + 1) {
+            Some(colon) if b[colon] == b':' => &authority[..colon],
+            _ => authority,
+        }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+    if has_uppercase(host.as_bytes()) {
         std::borrow::Cow::Owned(host.to_ascii_lowercase())
     } else {
         std::borrow::Cow::Borrowed(host)
     }
+}
+
+/// Whether `s` has an ASCII uppercase letter, eight bytes at a time.
+#[inline]
+fn has_uppercase(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_ne_bytes(w);
+        // Bytes under 0x80 only: the high bit of `x + (0x80 - 'A')` is set from `A`
+        // up, that of `x + (0x80 - 'Z' - 1)` from `[` up.
+        let ge_a = (x & !HIGH).wrapping_add(ONES * u64::from(0x80 - b'A'));
+        let gt_z = (x & !HIGH).wrapping_add(ONES * u64::from(0x80 - b'Z' - 1));
+        if ge_a & !gt_z & !x & HIGH != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(u8::is_ascii_uppercase)
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers (first occurrence).
@@ -350,6 +373,26 @@ mod tests {
     }
 
     #[test]
+    fn uppercase_is_found_at_every_position() {
+        for n in 0..40usize {
+            for at in 0..n {
+                for (c, want) in [
+                    (b'A', true),
+                    (b'Z', true),
+                    (b'@', false),
+                    (b'[', false),
+                    (0xc1, false),
+                    (b'a', false),
+                ] {
+                    let mut s = vec![b'z'; n];
+                    s[at] = c;
+                    assert_eq!(has_uppercase(&s), want, "{c:#x} at {at} of {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn host_normalisation() {
         for (input, want) in [
             ("Shop.Example.COM", "shop.example.com"),
@@ -358,6 +401,16 @@ mod tests {
             ("[::1]:80", "::1"),
             ("[2001:db8::1]", "2001:db8::1"),
             ("127.0.0.1:9", "127.0.0.1"),
+            ("a.test:", "a.test"),
+            ("A.test:x1", "a.test:x1"),
+            ("a:1:2", "a:1"),
+            ("a.test:12x", "a.test:12x"),
+            ("8080", "8080"),
+            (":80", ""),
+            (
+                "SHOP.EXAMPLE.COM.longer.Name:1",
+                "shop.example.com.longer.name",
+            ),
         ] {
             assert_eq!(normalize_host(input), want, "{input}");
         }

@@ -345,6 +345,160 @@ proptest! {
     }
 }
 
+// ---- dense tables: the first_match trie and the header-keyed buckets ----
+
+/// Literals that share prefixes byte by byte and segment by segment, so the trie of
+/// `first_match` routes branches, and prefix buckets fill up.
+const LITERALS: &[&str] = &[
+    "/", "/a", "/a/", "/ab", "/a/b", "/a/b/", "/abc", "/b", "/ba/a", "/a/bb",
+];
+const DENSE_REGEX: &[&str] = &["/a.*", "/a/[ab]+", ".*b"];
+
+fn dense_path_strategy() -> impl Strategy<Value = Option<PathMatchConfig>> {
+    let lit = || prop::sample::select(LITERALS).prop_map(String::from);
+    prop_oneof![
+        1 => Just(None),
+        3 => lit().prop_map(|p| Some(PathMatchConfig { exact: Some(p), ..Default::default() })),
+        3 => lit().prop_map(|p| Some(PathMatchConfig { prefix: Some(p), ..Default::default() })),
+        4 => lit().prop_map(|p| Some(PathMatchConfig { starts_with: Some(p), ..Default::default() })),
+        1 => prop::sample::select(DENSE_REGEX)
+            .prop_map(|p| Some(PathMatchConfig { regex: Some(p.into()), ..Default::default() })),
+    ]
+}
+
+/// Mostly `x-a` exact conditions with several values, so buckets get keyed by value.
+fn dense_header_strategy() -> impl Strategy<Value = HeaderMatchConfig> {
+    prop_oneof![
+        4 => (prop::sample::select(&["1", "2", "3", "4"][..]), prop::bool::weighted(0.1)).prop_map(
+            |(v, invert)| HeaderMatchConfig {
+                name: "x-a".into(),
+                exact: Some(v.into()),
+                invert,
+                ..Default::default()
+            }
+        ),
+        1 => header_strategy(),
+    ]
+}
+
+fn dense_config_strategy() -> impl Strategy<Value = Config> {
+    let m = (
+        dense_path_strategy(),
+        prop::option::of(prop::sample::select(&["GET", "POST"][..])),
+        prop::collection::vec(dense_header_strategy(), 0..3),
+    )
+        .prop_map(|(path, method, headers)| MatchConfig {
+            path,
+            method: method.map(Into::into),
+            headers,
+            ..Default::default()
+        });
+    let rule = prop::collection::vec(m, 1..3).prop_map(|matches| RuleConfig {
+        matches,
+        backends: vec![WeightedBackendConfig {
+            name: "b".into(),
+            weight: 1,
+        }],
+        ..Default::default()
+    });
+    let route = (
+        prop::sample::subsequence(HOSTS, 0..2),
+        prop::collection::vec(rule, 1..40),
+        prop::bool::weighted(0.7),
+    );
+    prop::collection::vec(route, 1..4).prop_map(|routes| Config {
+        backends: vec![BackendConfig {
+            name: "b".into(),
+            address: None,
+            connection_pool: None,
+        }],
+        routes: routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (hosts, rules, first))| RouteConfig {
+                precedence: first.then_some(RulePrecedence::FirstMatch),
+                name: format!("r{i}"),
+                hostnames: hosts.into_iter().map(Into::into).collect(),
+                rules,
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+fn dense_request_strategy() -> impl Strategy<Value = RequestInfo> {
+    (
+        prop::sample::select(REQ_HOSTS),
+        prop_oneof![
+            prop::sample::select(LITERALS).prop_map(String::from),
+            "/[ab/]{0,6}",
+        ],
+        prop::sample::select(&["GET", "POST"][..]),
+        // Repeated `x-a` values too: a keyed bucket must fall back to a scan.
+        prop::collection::vec(
+            (
+                prop::sample::select(&["x-a", "x-a", "x-b"][..]),
+                prop::sample::select(&["1", "2", "3", "4"][..]),
+            ),
+            0..3,
+        ),
+    )
+        .prop_map(|(host, path, method, headers)| {
+            let mut r = RequestInfo::new(method.parse().unwrap(), &path);
+            if let Some(h) = host {
+                r = r.header("host", h);
+            }
+            for (k, v) in headers {
+                r = r.header(k, v);
+            }
+            r
+        })
+}
+
+/// The first match in declaration order among `first_match` routes of the best host
+/// tier, using the crate's own predicates: what the index replaced.
+fn linear_first_match(t: &RouteTable, req: &RequestInfo) -> Option<(usize, usize)> {
+    let mut best: Option<(HostSpecificity, (usize, usize))> = None;
+    for route in t.routes() {
+        let Some(host) = route.host_specificity(req.host()) else {
+            continue;
+        };
+        if best.is_some_and(|(h, _)| h >= host) {
+            continue;
+        }
+        let hit = route.rule_indices().find_map(|ri| {
+            t.rules()[ri]
+                .matches()
+                .iter()
+                .position(|m| m.matches(req))
+                .map(|mi| (ri, mi))
+        });
+        if let Some(hit) = hit {
+            best = Some((host, hit));
+        }
+    }
+    best.map(|(_, hit)| hit)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
+
+    /// Large `first_match` tables (the trie) and specificity tables with many
+    /// candidates per bucket (keyed by a header value) against the reference.
+    #[test]
+    fn dense_tables_agree_with_linear_reference(cfg in dense_config_strategy(), reqs in prop::collection::vec(dense_request_strategy(), 1..30)) {
+        let table = cfg.clone().validate().unwrap();
+        let all_first = table.routes().iter().all(|r| r.precedence() == RulePrecedence::FirstMatch);
+        for req in &reqs {
+            let got = table.find(req).map(|c| (c.rule, c.r#match));
+            prop_assert_eq!(got, reference(&cfg, req), "request {:?}", req);
+            if all_first {
+                prop_assert_eq!(got, linear_first_match(&table, req), "indexed vs linear first_match, request {:?}", req);
+            }
+        }
+    }
+}
+
 fn table(yaml: &str) -> RouteTable {
     RouteTable::from_yaml(yaml).unwrap()
 }

@@ -161,7 +161,7 @@ pub(crate) fn build(
             }
         }
     }
-    index.finish();
+    index.finish(&rules);
     Ok(RouteTable {
         generation,
         backends: b.backends.into(),
