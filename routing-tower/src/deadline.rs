@@ -214,3 +214,47 @@ impl http_body::Body for GuardedBody {
         self.inner.size_hint()
     }
 }
+
+pin_project_lite::pin_project! {
+    /// `inner` until `at`: a timeout whose timer is created only if `inner` is not
+    /// ready at its first poll. A backend that answers at once (an in-process
+    /// handler) costs no timer — and needs no tokio time driver.
+    pub(crate) struct Deadline<F> {
+        #[pin]
+        inner: F,
+        at: Instant,
+        #[pin]
+        sleep: Option<Sleep>,
+    }
+}
+
+/// [`Deadline`] of `inner` at `at`.
+pub(crate) fn deadline<F: std::future::Future>(at: Instant, inner: F) -> Deadline<F> {
+    Deadline {
+        inner,
+        at,
+        sleep: None,
+    }
+}
+
+/// The deadline passed first.
+#[derive(Debug)]
+pub(crate) struct Elapsed;
+
+impl<F: std::future::Future> std::future::Future for Deadline<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(v) = this.inner.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep_until(*this.at)));
+        }
+        match this.sleep.as_pin_mut().map(|s| s.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Elapsed)),
+            _ => Poll::Pending,
+        }
+    }
+}

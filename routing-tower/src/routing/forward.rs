@@ -142,7 +142,7 @@ async fn forward_with_policy(
         .await
     };
     let (res, served_by) = match plan.deadline {
-        Some((at, t)) => match Box::pin(tokio::time::timeout_at(at, work)).await {
+        Some((at, t)) => match Box::pin(deadline::deadline(at, work)).await {
             Ok(r) => r,
             // Still receiving the client's body: the client was too slow (408).
             Err(_) if plan.body_watch.as_ref().is_some_and(|w| w.streaming()) => (
@@ -475,7 +475,7 @@ async fn one_try(
         (None, None) => None,
     };
     let (result, outcome) = match until {
-        Some((at, per_try, after)) => match tokio::time::timeout_at(at, call).await {
+        Some((at, per_try, after)) => match deadline::deadline(at, call).await {
             Ok(r) => settle(slot, r),
             Err(_) => {
                 let e = RoutingError::Timeout(error::Timeout { per_try, after });

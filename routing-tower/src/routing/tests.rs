@@ -216,3 +216,36 @@ routes: [{name: r, rules: [{backends: [{name: a}, {name: b}]}]}]
         .build();
     assert_eq!(limits(&layer), vec![None, Some((8, 0))]);
 }
+
+/// The default timeouts arm a timer only when a backend is not ready at once: an
+/// in-process backend that answers at once works on a runtime without tokio's time
+/// driver (as before the defaults), its body read to the end.
+#[test]
+fn default_timeouts_need_no_timer_for_an_immediate_answer() {
+    use http_body_util::BodyExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let router = Router::from_yaml(SPLIT).unwrap();
+    let backends = Backends::new()
+        .with(
+            "a",
+            tower::service_fn(|_r: Request<Body>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(body::full("hello")))
+            }),
+        )
+        .with("b", named!("b"))
+        .with("c", named!("c"));
+    let svc = RoutingLayer::new(router, backends).layer(NotFound);
+    rt.block_on(async {
+        for _ in 0..20 {
+            let res = svc
+                .clone()
+                .oneshot(Request::get("http://x/").body(body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let _ = res.into_body().collect().await.unwrap();
+        }
+    });
+}
