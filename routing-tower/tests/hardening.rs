@@ -764,6 +764,19 @@ async fn timed_get(addr: SocketAddr, path: &str) -> (u16, usize, Duration) {
     (status, body, started.elapsed())
 }
 
+/// A dispatching service with one rule sending everything to backend `app` at
+/// `addr`, over HTTP.
+fn one_backend(addr: SocketAddr) -> Routing<routing_tower::NotFound> {
+    let router = Router::from_yaml(&format!(
+        r#"
+backends: [{{name: app, address: "{addr}"}}]
+routes: [{{name: r, rules: [{{backends: [{{name: app}}]}}]}}]
+"#
+    ))
+    .unwrap();
+    Routing::dispatch(router, Backends::new().with("app", HttpBackend::new(addr)))
+}
+
 /// Item 5 (defaults) — a rule without a timeout still has one: a hung backend is
 /// answered 504 at the layer's default request timeout (15 s, Envoy's), and the
 /// hung try counts against the backend.
@@ -774,18 +787,7 @@ async fn a_hung_backend_is_answered_504_by_default() {
         Ok::<_, Infallible>(Response::new(body::full("late")))
     }))
     .await;
-    let router = Router::from_yaml(&format!(
-        r#"
-backends: [{{name: app, address: "{}"}}]
-routes: [{{name: r, rules: [{{backends: [{{name: app}}]}}]}}]
-"#,
-        hung.addr
-    ))
-    .unwrap();
-    let svc = Routing::dispatch(
-        router,
-        Backends::new().with("app", HttpBackend::new(hung.addr)),
-    );
+    let svc = one_backend(hung.addr);
     let layer = svc.layer();
     let proxy = serve(svc).await;
     let started = std::time::Instant::now();
@@ -1055,18 +1057,7 @@ async fn the_server_bounds_request_heads_and_connections() {
         }
     );
     let app = echo("app").await;
-    let router = Router::from_yaml(&format!(
-        r#"
-backends: [{{name: app, address: "{}"}}]
-routes: [{{name: r, rules: [{{backends: [{{name: app}}]}}]}}]
-"#,
-        app.addr
-    ))
-    .unwrap();
-    let svc = Routing::dispatch(
-        router,
-        Backends::new().with("app", HttpBackend::new(app.addr)),
-    );
+    let svc = one_backend(app.addr);
     // Two servers: one with a short head deadline, one with the default and a cap
     // of two connections.
     let start = |limits: ServerLimits| {
