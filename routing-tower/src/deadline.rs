@@ -1,4 +1,4 @@
-//! The response side of a try's limits: [`GuardedBody`] keeps the backend's
+//! The response side of a try's limits: a guarded body keeps the backend's
 //! concurrency permit until the response body is done, and fails the body when the
 //! request's deadline passes or the backend sends nothing for the idle timeout.
 //!
