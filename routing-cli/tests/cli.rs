@@ -161,9 +161,14 @@ fn explain_shows_everything_a_forwarding_rule_does() {
         serde_json::json!([
             ["host", "api.internal"],
             ["cookie", "sticky=abc"],
-            ["x-env", "prod"]
+            ["x-env", "prod"],
+            ["x-picked", "v1"]
         ]),
-        "x-debug removed, x-env set"
+        "x-debug removed, x-env set, then v1's own filter"
+    );
+    assert_eq!(
+        e["backend_filters"]["response_headers"],
+        serde_json::json!({"set": [["x-version", "v1"]], "add": [], "remove": []})
     );
     assert_eq!(
         e["request_headers"],
@@ -175,7 +180,7 @@ fn explain_shows_everything_a_forwarding_rule_does() {
     );
     assert_eq!(
         e["mirrors"],
-        serde_json::json!([{"backend": "shadow", "percent": 25.0}])
+        serde_json::json!([{"backend": "shadow", "percent": 25.0}, {"backend": "shadow2", "percent": 5.0}])
     );
     assert_eq!(
         e["fault"],
@@ -183,7 +188,12 @@ fn explain_shows_everything_a_forwarding_rule_does() {
     );
     assert_eq!(
         e["timeouts"],
-        serde_json::json!({"request_ms": 3000, "per_try_ms": 1000})
+        serde_json::json!({"request_ms": 3000, "request_is_default": false, "per_try_ms": 1000, "response_idle_ms": 60000})
+    );
+    assert_eq!(
+        e["cors"]["origin"],
+        serde_json::Value::Null,
+        "no Origin sent"
     );
     assert_eq!(e["retry"]["attempts"], 2);
     assert_eq!(
@@ -229,6 +239,65 @@ fn explain_shows_everything_a_forwarding_rule_does() {
     ]);
     assert_eq!(e["fault"]["applies"], true);
     assert_eq!(e["stickiness"]["key_present"], false);
+    // A rule without timeouts gets the layer's defaults, reported as such.
+    assert_eq!(
+        e["timeouts"],
+        serde_json::json!({"request_ms": 15000, "request_is_default": true, "per_try_ms": null, "response_idle_ms": 60000})
+    );
+}
+
+#[test]
+fn explain_shows_cors_and_a_backend_that_answers_for_itself() {
+    let e = effect(&[
+        EFFECTS,
+        "--request",
+        "OPTIONS http://shop.example.com/api/x -H origin:https://app.example.com -H access-control-request-method:POST",
+    ]);
+    assert_eq!(e["cors"]["preflight"], true, "{e}");
+    assert_eq!(e["cors"]["allowed"], true);
+    let headers = e["cors"]["headers"].as_array().unwrap();
+    assert!(
+        headers.contains(&serde_json::json!([
+            "access-control-allow-origin",
+            "https://app.example.com"
+        ])),
+        "{headers:?}"
+    );
+    assert!(
+        headers.contains(&serde_json::json!(["access-control-max-age", "600"])),
+        "{headers:?}"
+    );
+    let e = effect(&[
+        EFFECTS,
+        "--request",
+        "GET http://shop.example.com/api/x -H origin:http://app.example.com",
+    ]);
+    assert_eq!(e["cors"]["allowed"], false, "http is not https: {e}");
+    assert_eq!(e["cors"]["headers"], serde_json::json!([]));
+
+    // v1's filter in the `legacy` rule redirects: nothing is forwarded.
+    let e = effect(&[
+        EFFECTS,
+        "--request",
+        "GET http://shop.example.com/legacy/a?b=1",
+    ]);
+    assert_eq!(
+        e["redirect"],
+        serde_json::json!({"status": 308, "location": "http://legacy.example.com/legacy/a?b=1", "by_backend": "v1"})
+    );
+    assert!(e["forwarded"].is_null(), "{e}");
+    let o = routing(&[
+        "explain",
+        EFFECTS,
+        "--request",
+        "GET http://shop.example.com/legacy/a",
+    ]);
+    assert!(
+        stdout(&o)
+            .contains("308 Location: http://legacy.example.com/legacy/a (backend v1's filter)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

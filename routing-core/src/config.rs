@@ -375,6 +375,68 @@ pub struct WeightedBackendConfig {
     /// Relative weight, `0 ..= 1_000_000` (default 1).
     #[serde(default = "default_weight")]
     pub weight: u64,
+    /// Filters applied only to the requests this backend is picked for (Gateway
+    /// API `backendRefs[].filters`), after the rule's own filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<BackendFiltersConfig>,
+}
+
+impl WeightedBackendConfig {
+    /// A reference to backend `name` with `weight` and no filters.
+    ///
+    /// ```
+    /// let b = routing_core::WeightedBackendConfig::new("v2", 10);
+    /// assert_eq!((b.name.as_str(), b.weight, b.filters), ("v2", 10, None));
+    /// ```
+    #[must_use]
+    pub fn new(name: impl Into<String>, weight: u64) -> Self {
+        Self {
+            name: name.into(),
+            weight,
+            filters: None,
+        }
+    }
+}
+
+/// Filters of one backend of a rule: applied only when that backend is picked
+/// (for each try, to the backend of that try), after the rule's filters. A
+/// `redirect` or `fixed_response` answers the requests that pick the backend
+/// without forwarding them (at most one of the two, and neither with a
+/// `url_rewrite`); an importer uses `fixed_response: {status: 500}` for a
+/// reference it cannot resolve, so only that backend's share fails.
+///
+/// ```
+/// let t = routing_core::RouteTable::from_yaml(r#"
+/// backends: [{name: v1}, {name: v2}]
+/// routes:
+///   - name: api
+///     rules:
+///       - backends:
+///           - {name: v1, filters: {request_headers: {set: [{name: x-backend, value: v1}]}}}
+///           - {name: v2, filters: {fixed_response: {status: 500}}}
+/// "#).unwrap();
+/// let fwd = t.rules()[0].forward().unwrap();
+/// let v2 = fwd.filters_for(t.backend_id("v2").unwrap()).unwrap();
+/// assert_eq!(v2.fixed_response.as_ref().unwrap().status, 500);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendFiltersConfig {
+    /// Changes to request headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifierConfig>,
+    /// Changes to response headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifierConfig>,
+    /// URL rewrite before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_rewrite: Option<UrlRewriteConfig>,
+    /// Answer with a redirect instead of forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectConfig>,
+    /// Answer with a fixed response instead of forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_response: Option<FixedResponseConfig>,
 }
 
 /// One set of ANDed conditions.

@@ -66,6 +66,7 @@ mod backend;
 mod build;
 mod config;
 mod cors;
+pub mod defaults;
 mod duration;
 mod error;
 mod hash;
@@ -86,13 +87,13 @@ mod table;
 
 pub use backend::{Backend, BackendId, ConnectionPool, MAX_WEIGHT};
 pub use config::{
-    BackendConfig, Config, ConnectionPoolConfig, CookieConfig, CorsConfig, FaultAbortConfig,
-    FaultConfig, FaultDelayConfig, FiltersConfig, FixedResponseConfig, HashOnConfig,
-    HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig, MatchConfig,
-    MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig, QueryMatchConfig,
-    RedirectConfig, RetryConfig, RouteConfig, RuleConfig, RulePrecedence, SessionPersistenceConfig,
-    SimpleLoadBalancer, StringMatchConfig, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig,
-    WeightedBackendConfig,
+    BackendConfig, BackendFiltersConfig, Config, ConnectionPoolConfig, CookieConfig, CorsConfig,
+    FaultAbortConfig, FaultConfig, FaultDelayConfig, FiltersConfig, FixedResponseConfig,
+    HashOnConfig, HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig,
+    MatchConfig, MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig,
+    QueryMatchConfig, RedirectConfig, RetryConfig, RouteConfig, RuleConfig, RulePrecedence,
+    SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig, TcpServiceConfig,
+    TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
 };
 pub use cors::Cors;
 pub use duration::{ConfigDuration, DurationParseError};
@@ -105,9 +106,9 @@ pub use l4::{FiveTuple, FlowDecision, TcpHashOn, TcpService, IPPROTO_TCP};
 pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, ValueMatch};
 pub use path::{EscapedSlashes, PathError, PathNormalization};
 pub use policy::{
-    CookiePolicy, FaultPolicy, FixedResponse, HeaderModifier, Mirror, OutlierDetection,
-    PathModifier, Policy, Redirect, RetryOn, RetryPolicy, SameSite, SessionPersistence, Timeouts,
-    UrlRewrite,
+    BackendFilters, CookiePolicy, FaultPolicy, FixedResponse, HeaderModifier, Mirror,
+    OutlierDetection, PathModifier, Policy, Redirect, RetryOn, RetryPolicy, SameSite,
+    SessionPersistence, Timeouts, UrlRewrite,
 };
 pub use precedence::{DeclarationOrder, HostSpecificity, MatchSummary, PathSpecificity};
 pub use request::{cookie, ClientAddr, RequestInfo, RouteRequest};

@@ -434,6 +434,55 @@ fn split_host_port(authority: &str) -> (&str, Option<u16>) {
     }
 }
 
+/// The filters of one backend of a rule
+/// ([`BackendFiltersConfig`](crate::BackendFiltersConfig)), validated: applied
+/// only to the tries sent to that backend, after the rule's filters.
+#[derive(Debug, Clone, Default)]
+pub struct BackendFilters {
+    /// Request header changes.
+    pub request_headers: HeaderModifier,
+    /// Response header changes.
+    pub response_headers: HeaderModifier,
+    /// URL rewrite before forwarding.
+    pub url_rewrite: Option<UrlRewrite>,
+    /// Answer with this redirect instead of forwarding.
+    pub redirect: Option<Redirect>,
+    /// Answer with this response instead of forwarding.
+    pub fixed_response: Option<FixedResponse>,
+}
+
+impl BackendFilters {
+    /// Applies the request filters to `parts` as the HTTP layer does before a try
+    /// to this backend: header changes, then the URL rewrite for the rule's match
+    /// whose path condition is `matched`.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a, filters: {request_headers: {set: [{name: x-b, value: a}]}, url_rewrite: {path: {full: /new}}}}]}]}]").unwrap();
+    /// let rule = &t.rules()[0];
+    /// let f = rule.forward().unwrap().filters_for(t.backend_id("a").unwrap()).unwrap();
+    /// let (mut parts, ()) = http::Request::get("http://shop/old?q=1").body(()).unwrap().into_parts();
+    /// f.apply_request(&mut parts, rule.matches()[0].path());
+    /// assert_eq!(parts.headers["x-b"], "a");
+    /// assert_eq!(parts.uri, "http://shop/new?q=1");
+    /// ```
+    pub fn apply_request(&self, parts: &mut http::request::Parts, matched: &crate::PathMatch) {
+        self.request_headers.apply(&mut parts.headers);
+        if let Some(rw) = &self.url_rewrite {
+            rw.apply(parts, matched);
+        }
+    }
+
+    /// Whether the backend's requests are answered here, never forwarded.
+    ///
+    /// ```
+    /// assert!(!routing_core::BackendFilters::default().answers());
+    /// ```
+    #[must_use]
+    pub fn answers(&self) -> bool {
+        self.redirect.is_some() || self.fixed_response.is_some()
+    }
+}
+
 /// A fixed answer.
 #[derive(Debug, Clone)]
 pub struct FixedResponse {

@@ -377,18 +377,9 @@ fn everything() -> Config {
             },
         ],
         backends: vec![
-            WeightedBackendConfig {
-                name: "v1".into(),
-                weight: 1_000_000,
-            },
-            WeightedBackendConfig {
-                name: "v2".into(),
-                weight: 0,
-            },
-            WeightedBackendConfig {
-                name: "v3".into(),
-                weight: 1,
-            },
+            WeightedBackendConfig::new("v1", 1_000_000),
+            WeightedBackendConfig::new("v2", 0),
+            WeightedBackendConfig::new("v3", 1),
         ],
         load_balancer: Some(LoadBalancerConfig {
             simple: None,
@@ -505,14 +496,8 @@ fn everything() -> Config {
             ..MatchConfig::default()
         }],
         backends: vec![
-            WeightedBackendConfig {
-                name: "v1".into(),
-                weight: 3,
-            },
-            WeightedBackendConfig {
-                name: "v2".into(),
-                weight: 1,
-            },
+            WeightedBackendConfig::new("v1", 3),
+            WeightedBackendConfig::new("v2", 1),
         ],
         load_balancer: Some(LoadBalancerConfig {
             simple: Some(SimpleLoadBalancer::RoundRobin),
@@ -535,10 +520,7 @@ fn everything() -> Config {
             }),
             ..MatchConfig::default()
         }],
-        backends: vec![WeightedBackendConfig {
-            name: "v1".into(),
-            weight: 1,
-        }],
+        backends: vec![WeightedBackendConfig::new("v1", 1)],
         load_balancer: Some(LoadBalancerConfig {
             simple: None,
             consistent_hash: Some(on),
@@ -552,10 +534,7 @@ fn everything() -> Config {
             scheme: Some("http".into()),
             ..MatchConfig::default()
         }],
-        backends: vec![WeightedBackendConfig {
-            name: "v3".into(),
-            weight: 7,
-        }],
+        backends: vec![WeightedBackendConfig::new("v3", 7)],
         load_balancer: Some(LoadBalancerConfig {
             simple: Some(SimpleLoadBalancer::Random),
             consistent_hash: None,
@@ -732,24 +711,15 @@ fn everything() -> Config {
                 name: "db".into(),
                 vip: "10.1.0.1:5432".parse().expect("vip"),
                 backends: vec![
-                    WeightedBackendConfig {
-                        name: "v1".into(),
-                        weight: 2,
-                    },
-                    WeightedBackendConfig {
-                        name: "v2".into(),
-                        weight: 1,
-                    },
+                    WeightedBackendConfig::new("v1", 2),
+                    WeightedBackendConfig::new("v2", 1),
                 ],
                 hash_on: Some(TcpHashOn::SourceIp),
             },
             TcpServiceConfig {
                 name: "db6".into(),
                 vip: "[2001:db8::100]:5432".parse().expect("vip"),
-                backends: vec![WeightedBackendConfig {
-                    name: "v3".into(),
-                    weight: 1,
-                }],
+                backends: vec![WeightedBackendConfig::new("v3", 1)],
                 hash_on: Some(TcpHashOn::FiveTuple),
             },
         ],
@@ -1067,7 +1037,7 @@ fn duration() -> impl Strategy<Value = ConfigDuration> {
 }
 
 fn weighted_backend() -> impl Strategy<Value = WeightedBackendConfig> {
-    (name(), 0u64..=1_000_000).prop_map(|(name, weight)| WeightedBackendConfig { name, weight })
+    (name(), 0u64..=1_000_000).prop_map(|(name, weight)| WeightedBackendConfig::new(name, weight))
 }
 
 fn path_match() -> impl Strategy<Value = PathMatchConfig> {
@@ -1498,10 +1468,7 @@ fn valid_backends() -> impl Strategy<Value = Vec<WeightedBackendConfig>> {
             names
                 .iter()
                 .zip(weights)
-                .map(|(name, weight)| WeightedBackendConfig {
-                    name: (*name).to_owned(),
-                    weight,
-                })
+                .map(|(name, weight)| WeightedBackendConfig::new((*name).to_owned(), weight))
                 .collect()
         })
     })

@@ -9,6 +9,7 @@ use common::line_of;
 use std::time::Duration;
 
 use http::Method;
+use rand::SeedableRng;
 use routing_core::import::{
     import, BackendMap, BackendTarget, ImportErrorKind, ImportErrors, ImportOptions, Imported,
     Source,
@@ -82,10 +83,7 @@ fn weights(imported: &Imported, route: &str, rule: &str) -> Vec<WeightedBackendC
 }
 
 fn wb(name: &str, weight: u64) -> WeightedBackendConfig {
-    WeightedBackendConfig {
-        name: name.into(),
-        weight,
-    }
+    WeightedBackendConfig::new(name, weight)
 }
 
 #[test]
@@ -551,10 +549,10 @@ fn errors_name_their_field() {
     let parse: Check = |k| matches!(k, ImportErrorKind::Parse(_));
     let cases: Vec<(String, Check, &str, usize)> = vec![
         (
-            one_rule("    - backendRefs:\n        - name: a\n          filters:\n            - type: RequestHeaderModifier\n              requestHeaderModifier: {set: [{name: x, value: y}]}\n"),
+            one_rule("    - backendRefs:\n        - name: a\n          filters:\n            - type: RequestMirror\n              requestMirror: {backendRef: {name: m}}\n"),
             unsupported,
-            "spec.rules[0].backendRefs[0].filters",
-            8,
+            "spec.rules[0].backendRefs[0].filters[0].requestMirror",
+            10,
         ),
         (
             one_rule("    - filters:\n        - type: ExternalAuth\n          externalAuth: {protocol: HTTP, backendRef: {name: auth}}\n      backendRefs: [{name: a}]\n"),
@@ -1183,7 +1181,8 @@ metadata: {name: api, namespace: web}
         "no such Service"
     );
 
-    // An invalid reference next to a valid one: its share cannot be answered 500.
+    // Invalid references next to valid ones: exactly their share answers 500, from
+    // one backend slot of their summed weight whose filter answers.
     let mixed = "\
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1191,16 +1190,55 @@ metadata: {name: r, namespace: web}
 spec:
   rules:
     - backendRefs:
-        - {name: api, port: 80, weight: 9}
+        - {name: api, port: 80, weight: 8}
         - {name: api, namespace: shared, port: 80, weight: 1}
+        - {name: db, kind: Database, port: 80, weight: 1}
 ";
-    let err = import(&[Source::new("m.yaml", mixed)], &ImportOptions::default()).unwrap_err();
-    assert_eq!(err.errors().len(), 1, "{err}");
-    assert_eq!(err.errors()[0].at.path, "spec.rules[0].backendRefs[1]");
-    assert!(
-        matches!(err.errors()[0].kind, ImportErrorKind::Unsupported(_)),
-        "{err}"
+    let imported = import(&[Source::new("m.yaml", mixed)], &ImportOptions::default()).unwrap();
+    let warned: Vec<&str> = imported
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("share of the requests is answered 500"))
+        .map(|w| w.at.path.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "spec.rules[0].backendRefs[1]",
+            "spec.rules[0].backendRefs[2]"
+        ]
     );
+    let table = imported.validate().unwrap();
+    let fwd = table.rules()[0].forward().unwrap();
+    let unresolved = table
+        .backend_id(routing_core::import::UNRESOLVED_BACKEND)
+        .unwrap();
+    let shares: Vec<(String, u32)> = fwd
+        .backends()
+        .iter()
+        .map(|b| (table.backend(b.id()).name().to_owned(), b.weight()))
+        .collect();
+    assert_eq!(
+        shares,
+        [
+            ("api:80".to_owned(), 8),
+            (routing_core::import::UNRESOLVED_BACKEND.to_owned(), 2)
+        ]
+    );
+    let answer = fwd.filters_for(unresolved).unwrap();
+    assert_eq!(answer.fixed_response.as_ref().unwrap().status, 500);
+    assert!(table.backend(unresolved).address().is_none());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let failed = (0..10_000)
+        .filter(|_| {
+            table
+                .decide(&RequestInfo::get("/"), &mut rng)
+                .unwrap()
+                .backend_id()
+                == Some(unresolved)
+        })
+        .count();
+    assert!((1_700..2_300).contains(&failed), "{failed} of 10 000");
 }
 
 #[test]

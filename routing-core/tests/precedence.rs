@@ -120,10 +120,7 @@ fn match_strategy() -> impl Strategy<Value = MatchConfig> {
 fn config_strategy() -> impl Strategy<Value = Config> {
     let rule = prop::collection::vec(match_strategy(), 0..3).prop_map(|matches| RuleConfig {
         matches,
-        backends: vec![WeightedBackendConfig {
-            name: "b".into(),
-            weight: 1,
-        }],
+        backends: vec![WeightedBackendConfig::new("b", 1)],
         ..Default::default()
     });
     let route = (
@@ -395,10 +392,7 @@ fn dense_config_strategy() -> impl Strategy<Value = Config> {
         });
     let rule = prop::collection::vec(m, 1..3).prop_map(|matches| RuleConfig {
         matches,
-        backends: vec![WeightedBackendConfig {
-            name: "b".into(),
-            weight: 1,
-        }],
+        backends: vec![WeightedBackendConfig::new("b", 1)],
         ..Default::default()
     });
     let route = (

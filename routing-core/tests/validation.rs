@@ -1931,3 +1931,70 @@ fn regexes_have_a_budget_over_the_whole_config() {
     );
     assert!(err.to_string().contains("2 MiB"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Backend filters (`backends[].filters`)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn backend_filters_are_validated_at_their_path() {
+    let rule = |filters: &str, matches: &str| {
+        format!(
+            "backends: [{{name: a}}, {{name: b}}]\nroutes: [{{name: r, rules: [{{{matches}backends: [{{name: a}}, {{name: b, filters: {filters}}}]}}]}}]"
+        )
+    };
+    let p = "routes[0].rules[0].backends[1].filters";
+    type Case = (String, String, fn(&K) -> bool);
+    let cases: Vec<Case> = vec![
+        (
+            rule("{redirect: {status: 302}, fixed_response: {status: 500}}", ""),
+            p.to_owned(),
+            |k| matches!(k, K::Conflict { .. }),
+        ),
+        (
+            rule("{redirect: {hostname: x.test}, url_rewrite: {hostname: y.test}}", ""),
+            format!("{p}.url_rewrite"),
+            |k| matches!(k, K::Conflict { .. }),
+        ),
+        (
+            rule("{request_headers: {set: [{name: 'bad name', value: v}]}}", ""),
+            format!("{p}.request_headers.set[0].name"),
+            |k| matches!(k, K::InvalidHttp { .. }),
+        ),
+        (
+            rule("{fixed_response: {status: 700}}", ""),
+            format!("{p}.fixed_response.status"),
+            |k| matches!(k, K::OutOfRange { .. }),
+        ),
+        (
+            rule("{redirect: {status: 200}}", ""),
+            format!("{p}.redirect.status"),
+            |k| matches!(k, K::OutOfRange { .. }),
+        ),
+        // A prefix replacement needs prefix matches, as on the rule.
+        (
+            rule(
+                "{url_rewrite: {path: {prefix: /v2}}}",
+                "matches: [{path: {exact: /x}}], ",
+            ),
+            format!("{p}.url_rewrite.path.prefix"),
+            |k| matches!(k, K::Conflict { .. }),
+        ),
+        (
+            tcp("{name: t, vip: '10.0.0.9:80', backends: [{name: a, filters: {fixed_response: {status: 500}}}]}"),
+            "tcp_services[0].backends[0].filters".to_owned(),
+            |k| matches!(k, K::Conflict { .. }),
+        ),
+    ];
+    for (yaml, path, kind) in cases {
+        let errs = errors(&yaml);
+        assert_eq!(errs.len(), 1, "{yaml}: {errs:#?}");
+        assert_eq!(errs[0].path, path, "{yaml}");
+        assert!(kind(&errs[0].kind), "{yaml}: {:?}", errs[0].kind);
+    }
+    // Unknown fields are parse errors, as everywhere.
+    assert!(matches!(
+        Config::from_yaml(&rule("{mirror: {backend: a}}", "")),
+        Err(ConfigError::Parse { .. })
+    ));
+}

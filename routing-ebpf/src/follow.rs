@@ -30,7 +30,7 @@ use crate::{Error, XdpBalancer};
 /// assert_eq!(follower.sync(&mut lb)?, Some(1));             // generation 1 applied
 /// // A rollout step (or a file reload) changes the router …
 /// router.modify(|cfg| {
-///     cfg.tcp_services[0].backends.push(routing_core::WeightedBackendConfig { name: "v2".into(), weight: 1 });
+///     cfg.tcp_services[0].backends.push(routing_core::WeightedBackendConfig::new("v2", 1));
 ///     Ok::<_, std::convert::Infallible>(())
 /// })?;
 /// assert_eq!(follower.sync(&mut lb)?, Some(2));             // … and the VIP's table flips

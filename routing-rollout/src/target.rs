@@ -215,10 +215,7 @@ impl RolloutTarget {
         for (name, weight) in [(self.stable(), stable_w), (self.candidate(), candidate_w)] {
             match backends.iter_mut().find(|b| b.name == name) {
                 Some(b) => b.weight = weight,
-                None => backends.push(WeightedBackendConfig {
-                    name: name.to_owned(),
-                    weight,
-                }),
+                None => backends.push(WeightedBackendConfig::new(name.to_owned(), weight)),
             }
         }
         Ok(())

@@ -346,10 +346,9 @@ impl OwnedRule {
                 for (name, weight) in [(&self.stable, stable_w), (&self.candidate, candidate_w)] {
                     match rule.backends.iter_mut().find(|b| &b.name == name) {
                         Some(b) => b.weight = weight,
-                        None if weight > 0 => rule.backends.push(WeightedBackendConfig {
-                            name: name.clone(),
-                            weight,
-                        }),
+                        None if weight > 0 => rule
+                            .backends
+                            .push(WeightedBackendConfig::new(name.clone(), weight)),
                         None => {}
                     }
                 }

@@ -29,9 +29,9 @@ pub(crate) struct Defaults {
 }
 
 /// Envoy's default route timeout: the whole response within 15 s.
-pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = routing_core::defaults::REQUEST_TIMEOUT;
 /// nginx's default `proxy_read_timeout`: 60 s between two reads from the backend.
-pub(crate) const DEFAULT_RESPONSE_IDLE: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RESPONSE_IDLE: Duration = routing_core::defaults::RESPONSE_IDLE_TIMEOUT;
 
 impl Default for Defaults {
     fn default() -> Self {

@@ -111,10 +111,7 @@ pub(crate) const DEFAULT_MIRROR_TIMEOUT: std::time::Duration = std::time::Durati
 /// The concurrency limit of a backend without `connection_pool`: Envoy's circuit
 /// breaker defaults (1024 requests in flight, 1024 pending).
 pub(crate) const DEFAULT_BACKEND_LIMIT: routing_core::ConnectionPool =
-    routing_core::ConnectionPool {
-        max_concurrent_requests: 1024,
-        max_pending_requests: 1024,
-    };
+    routing_core::defaults::BACKEND_CONNECTION_POOL;
 
 /// Request-body bytes a layer holds for replay at once, by default: 256 MiB.
 pub(crate) const DEFAULT_BUFFER_BUDGET: u64 = 256 << 20;

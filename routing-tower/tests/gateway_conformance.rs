@@ -29,15 +29,12 @@
 //!   `HTTPRouteRedirectPortAndScheme` (several listener ports on one Gateway: the
 //!   layer serves one socket), `HTTPRouteRequestPercentageMirror` (a statistical
 //!   count over the cluster's logs).
-//! * Not yet passing here: `HTTPRouteRequestHeaderModifierBackendWeights`,
-//!   `HTTPRouteBackendRequestHeaderModifier` (filters on a `backendRef` are refused
-//!   by the importer), `HTTPRouteBackendRequestRedirect` and
-//!   `HTTPRouteBackendURLRewrite` (same reason); their manifests are kept as
-//!   fixtures for when backendRef filters land.
 //!
 //! The cases per upstream test are in `suites()` and `aimed_suites()`;
 //! `every_ported_case_passes` prints the count per test; `HTTPRouteWeight` is
-//! `weights_split_as_upstream_expects`; the status-only
+//! `weights_split_as_upstream_expects`,
+//! `HTTPRouteRequestHeaderModifierBackendWeights` is
+//! `backend_filters_follow_the_weighted_pick`; the status-only
 //! `HTTPRouteInvalidCrossNamespaceParentRef` and
 //! `HTTPRouteInvalidParentRefNotMatchingSectionName` are checked on the import
 //! (the route is left out) in `routes_upstream_refuses_are_left_out`.
@@ -265,6 +262,65 @@ fn aimed(
 const WEB: &str = "gateway-conformance-web-backend";
 const APP: &str = "gateway-conformance-app-backend";
 const SAME: &[&str] = &["gateway-conformance-infra/same-namespace"];
+
+/// `HTTPRouteRequestHeaderModifier`'s cases, which upstream also runs for
+/// `HTTPRouteBackendRequestHeaderModifier` (the filters on the backendRefs).
+fn request_header_modifier_cases() -> Vec<Case> {
+    vec![
+        get("/set")
+            .h("Some-Other-Header", "val")
+            .to(V1)
+            .seen_path("/set")
+            .seen("Some-Other-Header", "val")
+            .seen("X-Header-Set", "set-overwrites-values"),
+        get("/set")
+            .h("Some-Other-Header", "val")
+            .h("X-Header-Set", "some-other-value")
+            .to(V1)
+            .seen("Some-Other-Header", "val")
+            .seen("X-Header-Set", "set-overwrites-values"),
+        get("/add")
+            .h("Some-Other-Header", "val")
+            .to(V1)
+            .seen("Some-Other-Header", "val")
+            .seen("X-Header-Add", "add-appends-values"),
+        get("/add")
+            .h("Some-Other-Header", "val")
+            .h("X-Header-Add", "some-other-value")
+            .to(V1)
+            .seen("Some-Other-Header", "val")
+            .seen("X-Header-Add", "some-other-value,add-appends-values"),
+        get("/remove")
+            .h("X-Header-Remove", "val")
+            .to(V1)
+            .seen_path("/remove")
+            .seen_absent("X-Header-Remove"),
+        get("/multiple")
+            .h("X-Header-Set-2", "set-val-2")
+            .h("X-Header-Add-2", "add-val-2")
+            .h("X-Header-Remove-2", "remove-val-2")
+            .h("Another-Header", "another-header-val")
+            .to(V1)
+            .seen("X-Header-Set-1", "header-set-1")
+            .seen("X-Header-Set-2", "header-set-2")
+            .seen("X-Header-Add-1", "header-add-1")
+            .seen("X-Header-Add-2", "add-val-2,header-add-2")
+            .seen("X-Header-Add-3", "header-add-3")
+            .seen("Another-Header", "another-header-val")
+            .seen_absent("X-Header-Remove-1")
+            .seen_absent("X-Header-Remove-2"),
+        get("/case-insensitivity")
+            .h("x-header-set", "original-val-set")
+            .h("x-header-add", "original-val-add")
+            .h("x-header-remove", "original-val-remove")
+            .h("Another-Header", "another-header-val")
+            .to(V1)
+            .seen("X-Header-Set", "header-set")
+            .seen("X-Header-Add", "original-val-add,header-add")
+            .seen("Another-Header", "another-header-val")
+            .seen_absent("X-Header-Remove"),
+    ]
+}
 
 /// The suites about attachment (Gateways, listeners, ReferenceGrants, invalid
 /// references).
@@ -705,59 +761,32 @@ fn suites() -> Vec<Suite> {
         Suite {
             test: "HTTPRouteRequestHeaderModifier",
             manifest: "httproute-request-header-modifier.yaml",
+            cases: request_header_modifier_cases(),
+        },
+        // The same expectations with the filters on the backendRefs (upstream runs
+        // `HTTPRouteRequestHeaderModifier.Test` on the `-backend` manifest).
+        Suite {
+            test: "HTTPRouteBackendRequestHeaderModifier",
+            manifest: "httproute-request-header-modifier-backend.yaml",
+            cases: request_header_modifier_cases(),
+        },
+        Suite {
+            test: "HTTPRouteBackendURLRewrite",
+            manifest: "httproute-backend-url-rewrite.yaml",
             cases: vec![
-                get("/set")
-                    .h("Some-Other-Header", "val")
+                get("/full/original").to(V1).seen_path("/rewritten-full"),
+                get("/prefix/original")
                     .to(V1)
-                    .seen_path("/set")
-                    .seen("Some-Other-Header", "val")
-                    .seen("X-Header-Set", "set-overwrites-values"),
-                get("/set")
-                    .h("Some-Other-Header", "val")
-                    .h("X-Header-Set", "some-other-value")
-                    .to(V1)
-                    .seen("Some-Other-Header", "val")
-                    .seen("X-Header-Set", "set-overwrites-values"),
-                get("/add")
-                    .h("Some-Other-Header", "val")
-                    .to(V1)
-                    .seen("Some-Other-Header", "val")
-                    .seen("X-Header-Add", "add-appends-values"),
-                get("/add")
-                    .h("Some-Other-Header", "val")
-                    .h("X-Header-Add", "some-other-value")
-                    .to(V1)
-                    .seen("Some-Other-Header", "val")
-                    .seen("X-Header-Add", "some-other-value,add-appends-values"),
-                get("/remove")
-                    .h("X-Header-Remove", "val")
-                    .to(V1)
-                    .seen_path("/remove")
-                    .seen_absent("X-Header-Remove"),
-                get("/multiple")
-                    .h("X-Header-Set-2", "set-val-2")
-                    .h("X-Header-Add-2", "add-val-2")
-                    .h("X-Header-Remove-2", "remove-val-2")
-                    .h("Another-Header", "another-header-val")
-                    .to(V1)
-                    .seen("X-Header-Set-1", "header-set-1")
-                    .seen("X-Header-Set-2", "header-set-2")
-                    .seen("X-Header-Add-1", "header-add-1")
-                    .seen("X-Header-Add-2", "add-val-2,header-add-2")
-                    .seen("X-Header-Add-3", "header-add-3")
-                    .seen("Another-Header", "another-header-val")
-                    .seen_absent("X-Header-Remove-1")
-                    .seen_absent("X-Header-Remove-2"),
-                get("/case-insensitivity")
-                    .h("x-header-set", "original-val-set")
-                    .h("x-header-add", "original-val-add")
-                    .h("x-header-remove", "original-val-remove")
-                    .h("Another-Header", "another-header-val")
-                    .to(V1)
-                    .seen("X-Header-Set", "header-set")
-                    .seen("X-Header-Add", "original-val-add,header-add")
-                    .seen("Another-Header", "another-header-val")
-                    .seen_absent("X-Header-Remove"),
+                    .seen_path("/rewritten-prefix/original"),
+            ],
+        },
+        Suite {
+            test: "HTTPRouteBackendRequestRedirect",
+            manifest: "httproute-backend-request-redirect.yaml",
+            cases: vec![
+                get("/full/original").redirect(302, redirect().path("/redirected-full")),
+                get("/prefix/original")
+                    .redirect(302, redirect().path("/redirected-prefix/original")),
             ],
         },
         Suite {
@@ -1156,7 +1185,6 @@ struct Stand {
 }
 
 async fn stand(manifest: &str, gateways: &[&str], without: Option<&str>) -> Stand {
-    let base = read("base.yaml");
     let mut text = read(manifest);
     if let Some(kind) = without {
         text = text
@@ -1165,11 +1193,14 @@ async fn stand(manifest: &str, gateways: &[&str], without: Option<&str>) -> Stan
             .collect::<Vec<_>>()
             .join("\n---\n");
     }
+    stand_from(manifest, &text, gateways).await
+}
+
+/// [`stand`] for a manifest given as text (`manifest` names it in messages).
+async fn stand_from(manifest: &str, text: &str, gateways: &[&str]) -> Stand {
+    let base = read("base.yaml");
     let imported = import(
-        &[
-            Source::new("base.yaml", &base),
-            Source::new(manifest, &text),
-        ],
+        &[Source::new("base.yaml", &base), Source::new(manifest, text)],
         &ImportOptions::default().with_gateways(gateways.iter().copied()),
     )
     .unwrap_or_else(|e| panic!("{manifest}: {e}"));
@@ -1454,6 +1485,84 @@ async fn weights_split_as_upstream_expects() {
         );
     }
     assert_eq!(seen.get(V3), None, "weight 0 gets nothing");
+}
+
+/// `HTTPRouteRequestHeaderModifierBackendWeights`: two backendRefs of equal weight,
+/// each setting `Backend: <its name>`; over 100 requests every one reaches the
+/// backend its header names (the filter goes with the backend picked), and both
+/// are picked.
+#[tokio::test]
+async fn backend_filters_follow_the_weighted_pick() {
+    let stand = stand(
+        "httproute-request-header-modifier-backend-weights.yaml",
+        &[],
+        None,
+    )
+    .await;
+    let c = client();
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for i in 0..100 {
+        let req = Request::get(format!("http://{}/", stand.proxy.addr))
+            .header("x-case", format!("backend-weights#{i}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let a = send(&c, req).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let told: Vec<_> = a.headers.get_all("x-echo-h-backend").iter().collect();
+        assert_eq!(told.len(), 1, "one Backend header: {told:?}");
+        assert_eq!(told[0].to_str().unwrap(), a.body, "request {i}");
+        *seen.entry(a.body).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 2, "both backends picked: {seen:?}");
+}
+
+/// The spec's rule for an invalid backendRef next to valid ones ("requests that
+/// would have been sent to it MUST receive a 500"), on the wire: a route
+/// splitting 1:1 between a live Service and one that does not exist answers about
+/// half its requests 500, the rest from the live backend, and the stand-in
+/// backend for the unresolved reference is never called.
+#[tokio::test]
+async fn an_invalid_backend_ref_fails_only_its_share() {
+    let manifest = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: half-invalid
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs: [{name: same-namespace}]
+  rules:
+    - backendRefs:
+        - {name: infra-backend-v1, port: 8080, weight: 1}
+        - {name: no-such-service, port: 8080, weight: 1}
+";
+    let stand = stand_from("half-invalid.yaml", manifest, SAME).await;
+    let c = client();
+    let (mut ok, mut failed) = (0u32, 0u32);
+    for i in 0..400 {
+        let req = Request::get(format!("http://{}/", stand.proxy.addr))
+            .header("x-case", format!("half-invalid#{i}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let a = send(&c, req).await;
+        match a.status.as_u16() {
+            200 => {
+                assert_eq!(a.body, V1);
+                ok += 1;
+            }
+            500 => failed += 1,
+            other => panic!("status {other}: {}", a.body),
+        }
+    }
+    assert!(
+        (140..=260).contains(&failed),
+        "{failed} of 400 answered 500 ({ok} ok)"
+    );
+    let unresolved = stand
+        .hits
+        .get(routing_core::import::UNRESOLVED_BACKEND)
+        .expect("the stand-in backend is declared");
+    assert_eq!(unresolved.load(Ordering::SeqCst), 0, "never called");
 }
 
 /// Status-only upstream tests whose route must not be accepted

@@ -771,6 +771,89 @@ routes:
     );
 }
 
+/// Backend filters go with the backend of each try: a first try to `a` (which
+/// fails) carries `a`'s header and rewrite, the retry to `b` carries `b`'s only,
+/// and the answer gets `b`'s response header after the rule's. A backend whose
+/// filter answers (a redirect) is never called.
+#[tokio::test]
+async fn backend_filters_apply_to_the_try_of_their_backend() {
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let echo = |name: &'static str, status: u16| {
+        let seen = Arc::clone(&seen);
+        tower::service_fn(move |r: Request<Body>| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let who = r
+                    .headers()
+                    .get_all("x-picked")
+                    .iter()
+                    .map(|v| v.to_str().unwrap_or("?").to_owned())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                seen.lock()
+                    .expect("lock")
+                    .push(format!("{name} {} picked={who}", r.uri()));
+                let mut res = Response::new(body::full(name));
+                *res.status_mut() = StatusCode::from_u16(status).expect("status");
+                Ok::<_, Infallible>(res)
+            }
+        })
+    };
+    let router = Router::from_yaml(
+        r#"
+backends: [{name: a}, {name: b}, {name: moved}]
+routes:
+  - name: r
+    rules:
+      - matches: [{path: {prefix: /api}}]
+        backends:
+          - {name: a, weight: 1000000, filters: {request_headers: {set: [{name: x-picked, value: a}]}, url_rewrite: {path: {prefix: /a-api}}}}
+          - {name: b, weight: 1, filters: {request_headers: {add: [{name: x-picked, value: b}]}, response_headers: {set: [{name: x-layer, value: from-b}]}}}
+        retry: {attempts: 1, on: [5xx], backoff: 1ms}
+        filters: {response_headers: {add: [{name: x-rule, value: r}]}}
+      - matches: [{path: {prefix: /old}}]
+        backends: [{name: moved, filters: {redirect: {hostname: new.test, status: 308}}}]
+"#,
+    )
+    .expect("config");
+    let svc = Routing::dispatch(
+        router,
+        Backends::new()
+            .with("a", echo("a", 503))
+            .with("b", echo("b", 200))
+            .with("moved", echo("moved", 200)),
+    );
+    let res = svc
+        .clone()
+        .oneshot(req("http://shop.test/api/x"))
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-layer"], "from-b");
+    assert_eq!(res.headers()["x-rule"], "r");
+    assert_eq!(text(res).await, "b");
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [
+            "a http://shop.test/a-api/x picked=a",
+            "b http://shop.test/api/x picked=b"
+        ]
+    );
+
+    let res = svc
+        .clone()
+        .oneshot(req("http://shop.test/old/page"))
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(res.headers()["location"], "http://new.test/old/page");
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        2,
+        "the redirecting backend is never called"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirrored_copies_follow_the_percentage_and_never_delay_the_client() {
     let copies = Arc::new(AtomicU64::new(0));

@@ -125,32 +125,6 @@ pub(super) fn effect(
         _ => {}
     }
     if let Action::Forward(fwd) = rule.action() {
-        let mut parts = parts_of(req);
-        rule.apply_request_filters(win.r#match, &mut parts);
-        let target = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), ToString::to_string);
-        let host = parts
-            .headers
-            .get(HOST)
-            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
-        let line = format!("{} {target} HTTP/1.1", parts.method);
-        lines.push(("forward", line.clone()));
-        if let Some(h) = &host {
-            lines.push(("host", h.clone()));
-        }
-        j.insert(
-            "forwarded".into(),
-            json!({
-                "request_line": line,
-                "path": parts.uri.path(),
-                "host": host,
-                "headers": parts.headers.iter()
-                    .map(|(n, v)| json!([n.as_str(), String::from_utf8_lossy(v.as_bytes())]))
-                    .collect::<Vec<_>>(),
-            }),
-        );
         // Stickiness and the backend: the selection the layer makes, with the
         // cookie's backend as its preference.
         let cookie = match &policy.session_persistence {
@@ -190,6 +164,13 @@ pub(super) fn effect(
             },
         ));
         j.insert("backend".into(), json!({"name": backend, "by": how}));
+        // The picked backend's own filters, after the rule's (as the layer does for
+        // each try).
+        let backend_filters = decision
+            .as_ref()
+            .ok()
+            .and_then(routing_core::Decision::backend_id)
+            .and_then(|id| fwd.filters_for(id));
         let sticky = match (&policy.session_persistence, rule.hash_on()) {
             (Some(SessionPersistence::Cookie(c)), _) => {
                 let present = routing_core::cookie(req.headers(), &c.name).is_some();
@@ -248,6 +229,87 @@ pub(super) fn effect(
             _ => Value::Null,
         };
         j.insert("stickiness".into(), sticky);
+        match backend_filters {
+            Some(f) if f.answers() => {
+                // The backend's filter answers for it: nothing is forwarded.
+                let b = backend.as_deref().unwrap_or("");
+                if let Some(r) = &f.redirect {
+                    let location = r.location(req, matched);
+                    lines.push((
+                        "redirect",
+                        format!(
+                            "{} Location: {location} (backend {b}'s filter)",
+                            r.status.as_u16()
+                        ),
+                    ));
+                    j.insert(
+                        "redirect".into(),
+                        json!({"status": r.status.as_u16(), "location": location, "by_backend": b}),
+                    );
+                }
+                if let Some(fr) = &f.fixed_response {
+                    lines.push((
+                        "answer",
+                        format!(
+                            "{} with a {}-byte body (backend {b}'s filter)",
+                            fr.status.as_u16(),
+                            fr.body.len()
+                        ),
+                    ));
+                    j.insert(
+                        "fixed_response".into(),
+                        json!({"status": fr.status.as_u16(), "body": fr.body, "by_backend": b}),
+                    );
+                }
+            }
+            _ => {
+                let mut parts = parts_of(req);
+                rule.apply_request_filters(win.r#match, &mut parts);
+                if let Some(f) = backend_filters {
+                    f.apply_request(&mut parts, matched);
+                }
+                let target = parts
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_owned(), ToString::to_string);
+                let host = parts
+                    .headers
+                    .get(HOST)
+                    .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+                let line = format!("{} {target} HTTP/1.1", parts.method);
+                lines.push(("forward", line.clone()));
+                if let Some(h) = &host {
+                    lines.push(("host", h.clone()));
+                }
+                j.insert(
+                    "forwarded".into(),
+                    json!({
+                        "request_line": line,
+                        "path": parts.uri.path(),
+                        "host": host,
+                        "headers": parts.headers.iter()
+                            .map(|(n, v)| json!([n.as_str(), String::from_utf8_lossy(v.as_bytes())]))
+                            .collect::<Vec<_>>(),
+                    }),
+                );
+            }
+        }
+        if let Some(f) = backend_filters {
+            if let Some(t) = modifier_text(&f.request_headers) {
+                lines.push(("backend req hdrs", t));
+            }
+            if let Some(t) = modifier_text(&f.response_headers) {
+                lines.push(("backend res hdrs", t));
+            }
+            j.insert(
+                "backend_filters".into(),
+                json!({
+                    "request_headers": modifier_json(&f.request_headers),
+                    "response_headers": modifier_json(&f.response_headers),
+                    "url_rewrite": f.url_rewrite.is_some(),
+                }),
+            );
+        }
     }
     if let Some(t) = modifier_text(&policy.request_headers) {
         lines.push(("req hdrs", t));
@@ -266,6 +328,7 @@ pub(super) fn effect(
     let mirrors: Vec<Value> = policy
         .mirror
         .iter()
+        .chain(&policy.mirrors)
         .map(|m| {
             let name = table.backend(m.backend).name();
             lines.push((
@@ -297,24 +360,42 @@ pub(super) fn effect(
         })
     });
     j.insert("fault".into(), fault.unwrap_or(Value::Null));
+    // Timeouts as the layer applies them: the rule's, else the layer's default
+    // (`0s` turns the request timeout off).
     let t = policy.timeouts;
-    if t.request.is_some() || t.per_try.is_some() {
-        let mut s = String::new();
-        if let Some(d) = t.request {
-            let _ = write!(s, "request {} ms", ms(d));
-        }
-        if let Some(d) = t.per_try {
-            if !s.is_empty() {
-                s.push_str(", ");
-            }
-            let _ = write!(s, "per try {} ms", ms(d));
-        }
-        lines.push(("timeouts", s));
+    let defaults = routing_core::defaults::REQUEST_TIMEOUT;
+    let request = match t.request {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None => Some(defaults),
+    };
+    let mut s = match (request, t.request) {
+        (Some(d), Some(_)) => format!("request {} ms", ms(d)),
+        (Some(d), None) => format!("request {} ms (layer default)", ms(d)),
+        (None, _) => "request: none (`timeouts.request: 0s`)".to_owned(),
+    };
+    if let Some(d) = t.per_try {
+        let _ = write!(s, ", per try {} ms", ms(d));
     }
+    let idle = routing_core::defaults::RESPONSE_IDLE_TIMEOUT;
+    let _ = write!(s, ", response idle {} ms (layer default)", ms(idle));
+    lines.push(("timeouts", s));
     j.insert(
         "timeouts".into(),
-        json!({"request_ms": t.request.map(ms), "per_try_ms": t.per_try.map(ms)}),
+        json!({
+            "request_ms": request.map(ms),
+            "request_is_default": t.request.is_none(),
+            "per_try_ms": t.per_try.map(ms),
+            "response_idle_ms": ms(idle),
+        }),
     );
+    if let Some(c) = &policy.cors {
+        let (text, value) = cors(c, req);
+        lines.push(("cors", text));
+        j.insert("cors".into(), value);
+    } else {
+        j.insert("cors".into(), Value::Null);
+    }
     let retry = policy.retry.as_ref().map(|r| {
         let method_ok = r.allows(req.method(), false);
         let codes: Vec<u16> = r
@@ -361,4 +442,48 @@ pub(super) fn effect(
         json: Value::Object(j),
         lines,
     }
+}
+
+/// What the rule's CORS policy does with `req`, as the layer applies it: a
+/// preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is
+/// answered 204 here; another request from an allowed origin gets the headers.
+fn cors(c: &routing_core::Cors, req: &RequestInfo) -> (String, Value) {
+    let h = req.headers();
+    let Some(origin) = h.get(http::header::ORIGIN) else {
+        return (
+            "a CORS policy; this request has no Origin: nothing added".to_owned(),
+            json!({"origin": null, "preflight": false, "allowed": null, "headers": []}),
+        );
+    };
+    let origin_text = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+    let allowed = c.allows_origin(&origin_text);
+    let method = h.get(http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    let preflight = req.method() == http::Method::OPTIONS && method.is_some();
+    let headers = if preflight {
+        c.preflight(
+            origin,
+            method,
+            h.get(http::header::ACCESS_CONTROL_REQUEST_HEADERS),
+        )
+    } else {
+        c.response_headers(origin)
+    };
+    let list: Vec<Value> = headers
+        .iter()
+        .map(|(n, v)| json!([n.as_str(), String::from_utf8_lossy(v.as_bytes())]))
+        .collect();
+    let shown: Vec<String> = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v.as_bytes())))
+        .collect();
+    let text = match (preflight, allowed) {
+        (true, true) => format!("preflight from {origin_text}: answered 204 by the layer with {}", shown.join("; ")),
+        (true, false) => format!("preflight from {origin_text}: answered 204 by the layer without CORS headers (origin not allowed)"),
+        (false, true) => format!("origin {origin_text} allowed: the answer gets {}", shown.join("; ")),
+        (false, false) => format!("origin {origin_text} not allowed: no CORS headers"),
+    };
+    (
+        text,
+        json!({"origin": origin_text, "preflight": preflight, "allowed": allowed, "headers": list}),
+    )
 }

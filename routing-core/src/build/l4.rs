@@ -25,7 +25,7 @@ impl Builder<'_> {
                 self.errs.push(format!("{p}.backends"), K::Empty);
                 continue;
             }
-            let backends = self.weighted_backends(&s.backends, &p);
+            let backends = self.weighted_backends(&s.backends, &p, None);
             for (k, wb) in s.backends.iter().enumerate() {
                 let id = self.backend_ids.get(wb.name.as_str()).copied();
                 if let Some(id) = id {

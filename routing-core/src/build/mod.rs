@@ -399,10 +399,13 @@ impl Builder<'_> {
         id
     }
 
+    /// The backends of an HTTP rule (`http: Some(all_prefix)`, see
+    /// [`Self::backend_filters`]) or an L4 service (`None`: no filters).
     fn weighted_backends(
         &mut self,
         list: &[WeightedBackendConfig],
         p: &str,
+        http: Option<bool>,
     ) -> Vec<WeightedBackend> {
         let mut out = Vec::new();
         let mut seen: HashMap<&str, String> = HashMap::new();
@@ -422,11 +425,29 @@ impl Builder<'_> {
                 );
                 continue;
             }
+            let filters = match (&wb.filters, http) {
+                (None, _) => None,
+                (Some(f), Some(all_prefix)) => Some(Arc::new(self.backend_filters(
+                    f,
+                    &format!("{bp}.filters"),
+                    all_prefix,
+                ))),
+                (Some(_), None) => {
+                    self.errs.push(
+                        format!("{bp}.filters"),
+                        K::Conflict {
+                            reason: "backend filters apply to HTTP rules, not to TCP services",
+                        },
+                    );
+                    None
+                }
+            };
             if let Some(id) = id {
                 out.push(WeightedBackend {
                     id,
                     weight: wb.weight as u32,
                     health: Arc::clone(&self.backends[id.index()].health),
+                    filters,
                 });
             }
         }
@@ -517,7 +538,7 @@ impl Builder<'_> {
         let mut hash_on = None;
         let mut action = None;
         if forwards {
-            let backends = self.weighted_backends(&rc.backends, p);
+            let backends = self.weighted_backends(&rc.backends, p, Some(all_prefix));
             let lb = rc.load_balancer.clone().unwrap_or_default();
             let lp = format!("{p}.load_balancer");
             if rc.load_balancer.is_some()

@@ -69,6 +69,94 @@ impl Builder<'_> {
         HeaderModifier { set, add, remove }
     }
 
+    pub(super) fn url_rewrite(
+        &mut self,
+        u: &UrlRewriteConfig,
+        up: &str,
+        all_prefix: bool,
+    ) -> Option<UrlRewrite> {
+        if u.hostname.is_none() && u.path.is_none() {
+            self.errs.push(
+                up,
+                K::AtLeastOne {
+                    fields: &["hostname", "path"],
+                },
+            );
+        }
+        if let Some(h) = &u.hostname {
+            if let Err(reason) = check_hostname(h, false) {
+                self.errs.push(
+                    format!("{up}.hostname"),
+                    K::InvalidHostname {
+                        host: h.clone(),
+                        reason,
+                    },
+                );
+            }
+        }
+        let path = u
+            .path
+            .as_ref()
+            .and_then(|pm| self.path_modifier(pm, &format!("{up}.path"), all_prefix));
+        Some(UrlRewrite {
+            hostname: u.hostname.clone(),
+            path,
+        })
+    }
+
+    /// The filters of one backend of a rule (`all_prefix`: whether every match of
+    /// the rule is a path prefix, for prefix rewrites and redirects).
+    pub(super) fn backend_filters(
+        &mut self,
+        f: &BackendFiltersConfig,
+        p: &str,
+        all_prefix: bool,
+    ) -> BackendFilters {
+        let answers = [f.redirect.is_some(), f.fixed_response.is_some()];
+        if answers.iter().filter(|a| **a).count() > 1 {
+            self.errs.push(
+                p,
+                K::Conflict {
+                    reason: "a backend answers with at most one of `redirect` and `fixed_response`",
+                },
+            );
+        }
+        if f.url_rewrite.is_some() && answers.contains(&true) {
+            self.errs.push(
+                format!("{p}.url_rewrite"),
+                K::Conflict {
+                    reason: "a backend that answers with a redirect or a fixed response is never forwarded to, so it cannot rewrite",
+                },
+            );
+        }
+        BackendFilters {
+            request_headers: f
+                .request_headers
+                .as_ref()
+                .map_or_else(HeaderModifier::default, |h| {
+                    self.header_modifier(h, &format!("{p}.request_headers"))
+                }),
+            response_headers: f
+                .response_headers
+                .as_ref()
+                .map_or_else(HeaderModifier::default, |h| {
+                    self.header_modifier(h, &format!("{p}.response_headers"))
+                }),
+            url_rewrite: f
+                .url_rewrite
+                .as_ref()
+                .and_then(|u| self.url_rewrite(u, &format!("{p}.url_rewrite"), all_prefix)),
+            redirect: f
+                .redirect
+                .as_ref()
+                .and_then(|r| self.redirect(r, &format!("{p}.redirect"), all_prefix)),
+            fixed_response: f
+                .fixed_response
+                .as_ref()
+                .and_then(|r| self.fixed_response(r, &format!("{p}.fixed_response"))),
+        }
+    }
+
     pub(super) fn redirect(
         &mut self,
         r: &RedirectConfig,
@@ -188,34 +276,7 @@ impl Builder<'_> {
                     self.header_modifier(h, &format!("{fp}.response_headers"));
             }
             if let Some(u) = &f.url_rewrite {
-                let up = format!("{fp}.url_rewrite");
-                if u.hostname.is_none() && u.path.is_none() {
-                    self.errs.push(
-                        &*up,
-                        K::AtLeastOne {
-                            fields: &["hostname", "path"],
-                        },
-                    );
-                }
-                if let Some(h) = &u.hostname {
-                    if let Err(reason) = check_hostname(h, false) {
-                        self.errs.push(
-                            format!("{up}.hostname"),
-                            K::InvalidHostname {
-                                host: h.clone(),
-                                reason,
-                            },
-                        );
-                    }
-                }
-                let path = u
-                    .path
-                    .as_ref()
-                    .and_then(|pm| self.path_modifier(pm, &format!("{up}.path"), all_prefix));
-                policy.url_rewrite = Some(UrlRewrite {
-                    hostname: u.hostname.clone(),
-                    path,
-                });
+                policy.url_rewrite = self.url_rewrite(u, &format!("{fp}.url_rewrite"), all_prefix);
             }
             if let Some(c) = &f.cors {
                 policy.cors = self.cors(c, &format!("{fp}.cors"));

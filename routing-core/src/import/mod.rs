@@ -846,6 +846,24 @@ impl<'o> Out<'o> {
         self.errors.len()
     }
 
+    /// Declares (once) and names the backend that stands for references the source
+    /// has but that cannot be resolved (a missing Service, a kind not supported, a
+    /// cross-namespace reference no grant allows): it has no address, and the rules
+    /// that use it answer its share with a fixed `500` filter, so no request reaches it.
+    pub(crate) fn unresolved_backend(&mut self) -> &'static str {
+        let name = UNRESOLVED_BACKEND;
+        if !self.backend_index.contains_key(name) {
+            self.backend_index
+                .insert(name.to_owned(), self.config.backends.len());
+            self.config.backends.push(BackendConfig {
+                name: name.to_owned(),
+                address: None,
+                connection_pool: None,
+            });
+        }
+        name
+    }
+
     /// Resolves a source backend reference to a native backend name and declares it.
     /// `keys` are the map keys to try, most specific first; `default_name` is used
     /// when no map was given. With a map and no key in it, an error is recorded at
@@ -985,6 +1003,10 @@ impl<'o> Out<'o> {
 /// Largest source accepted, in bytes: far above any real routing manifest, and it keeps
 /// hostile inputs from costing seconds.
 const MAX_SOURCE_BYTES: usize = 16 << 20;
+
+/// The name of the backend that stands for unresolvable references (see
+/// [`Out::unresolved_backend`]). Its `:` cannot come from a Kubernetes name.
+pub const UNRESOLVED_BACKEND: &str = "unresolved:backend-ref";
 
 /// Splits a source into documents and detects each one's kind.
 fn split<'a>(

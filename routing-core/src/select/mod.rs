@@ -29,6 +29,7 @@ pub struct WeightedBackend {
     pub(crate) id: BackendId,
     pub(crate) weight: u32,
     pub(crate) health: Arc<BackendHealth>,
+    pub(crate) filters: Option<Arc<crate::policy::BackendFilters>>,
 }
 
 impl WeightedBackend {
@@ -66,6 +67,18 @@ impl WeightedBackend {
     pub fn is_available(&self) -> bool {
         self.health.is_available()
     }
+
+    /// Its filters ([`BackendFilters`](crate::BackendFilters)), if it has any.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}]\nroutes: [{name: r, rules: [{backends: [{name: a, filters: {request_headers: {remove: [x-debug]}}}]}]}]").unwrap();
+    /// let f = t.rules()[0].forward().unwrap().backends()[0].filters().unwrap();
+    /// assert_eq!(f.request_headers.remove[0], "x-debug");
+    /// ```
+    #[must_use]
+    pub fn filters(&self) -> Option<&crate::policy::BackendFilters> {
+        self.filters.as_deref()
+    }
 }
 
 /// The pick strategy of a [`Forward`] action.
@@ -89,6 +102,8 @@ pub struct Forward {
     strategy: Strategy,
     /// Panic threshold as a fraction in `0.0 ..= 1.0` (0 disables).
     panic_threshold: f64,
+    /// Whether any backend has filters (the per-request lookup is skipped if not).
+    any_filters: bool,
 }
 
 impl Forward {
@@ -99,11 +114,33 @@ impl Forward {
     ) -> Self {
         let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
         Self {
+            any_filters: backends.iter().any(|b| b.filters.is_some()),
             alias: AliasTable::new(&weights),
             backends: backends.into(),
             strategy,
             panic_threshold,
         }
+    }
+
+    /// The filters of backend `id` in this rule, if it has any (a backend appears
+    /// at most once in a rule).
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}, {name: b}]\nroutes: [{name: r, rules: [{backends: [{name: a}, {name: b, filters: {fixed_response: {status: 500}}}]}]}]").unwrap();
+    /// let fwd = t.rules()[0].forward().unwrap();
+    /// assert!(fwd.filters_for(t.backend_id("a").unwrap()).is_none());
+    /// assert!(fwd.filters_for(t.backend_id("b").unwrap()).unwrap().answers());
+    /// ```
+    #[inline]
+    #[must_use]
+    pub fn filters_for(&self, id: BackendId) -> Option<&crate::policy::BackendFilters> {
+        if !self.any_filters {
+            return None;
+        }
+        self.backends
+            .iter()
+            .find(|b| b.id == id)
+            .and_then(|b| b.filters.as_deref())
     }
 
     /// The weighted backends, in configuration order.

@@ -28,6 +28,14 @@ pub(crate) fn redirect<B>(
     res
 }
 
+/// The answer of a fixed response (a rule's action or a backend's filter).
+pub(crate) fn fixed_response(f: &routing_core::FixedResponse) -> Response<Body> {
+    let mut res = Response::new(body::full(f.body.clone()));
+    *res.status_mut() = f.status;
+    *res.headers_mut() = f.headers.clone();
+    res
+}
+
 /// Applies the rule's request header filters and URL rewrite to `parts`
 /// ([`Rule::apply_request_filters`](routing_core::Rule::apply_request_filters)).
 pub(crate) fn request_filters(

@@ -167,7 +167,7 @@ async fn forward_with_policy(
         &state,
         &plan,
         table.routes()[rule.route_index()].name(),
-        policy,
+        rule,
         res,
         served_by,
         (route, latency),
@@ -200,7 +200,24 @@ fn forward_single(
         0,
         Request::from_parts(parts, body),
     ) {
-        Ok(call) => call,
+        Ok(Prepared::Call(call)) => call,
+        Ok(Prepared::Answer(res)) => {
+            // The backend's filters answered: recorded for the route, not the backend.
+            let route = &state.routes[rule.route_index()];
+            drop(route.begin());
+            let route_name = table.routes()[rule.route_index()].name();
+            let res = finish(
+                &shared,
+                &state,
+                &plan,
+                route_name,
+                rule,
+                res,
+                None,
+                (route, Duration::ZERO),
+            );
+            return Box::pin(std::future::ready(res));
+        }
         Err(e) => return Box::pin(std::future::ready(error_response(e))),
     };
     let per_try = rule.policy().timeouts.per_try;
@@ -213,14 +230,14 @@ fn forward_single(
         // One clock read for the backend's and the route's latency.
         let done = one_try(&shared, &state, (backend, slot), call, per_try, &plan).await;
         let (res, served_by) = done.result.into_response(backend);
-        let policy = table.rules()[plan.found.rule].policy();
-        let route_name = table.routes()[table.rules()[plan.found.rule].route_index()].name();
+        let rule = &table.rules()[plan.found.rule];
+        let route_name = table.routes()[rule.route_index()].name();
         finish(
             &shared,
             &state,
             &plan,
             route_name,
-            policy,
+            rule,
             res,
             served_by,
             (route, done.latency),
@@ -228,19 +245,24 @@ fn forward_single(
     })
 }
 
-/// Response filters and the stickiness cookie.
+/// Response filters (the serving backend's, then the rule's) and the stickiness
+/// cookie.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     shared: &Shared,
     state: &GenState,
     plan: &Plan,
     route_name: &str,
-    policy: &routing_core::Policy,
+    rule: &routing_core::Rule,
     mut res: Response<Body>,
     served_by: Option<BackendId>,
     route: (&BackendStats, Duration),
 ) -> Response<Body> {
     route.0.record(Outcome::Status(res.status()), route.1);
+    let policy = rule.policy();
+    if let Some(f) = served_by.and_then(|id| rule.forward()?.filters_for(id)) {
+        f.response_headers.apply(res.headers_mut());
+    }
     policy.response_headers.apply(res.headers_mut());
     if let Some(h) = &plan.cors_headers {
         filters::cors::apply(h, res.headers_mut());
@@ -256,8 +278,17 @@ fn finish(
     res
 }
 
-/// The call of one try to `backend` (not yet polled), or the answer when the layer
-/// has no service for it. In annotate mode the request carries its
+/// What a try to one backend starts with.
+enum Prepared {
+    /// The backend call, not yet polled.
+    Call(BackendFuture),
+    /// The backend's filters answer in its place (a redirect or a fixed response).
+    Answer(Response<Body>),
+}
+
+/// The call of one try to `backend` (not yet polled) with the backend's own
+/// filters applied, the answer its filters give instead, or the error when the
+/// layer has no service for it. In annotate mode the request carries its
 /// [`RouteDecision`](crate::RouteDecision).
 #[allow(clippy::too_many_arguments)]
 fn prepare_try(
@@ -269,7 +300,20 @@ fn prepare_try(
     backend: BackendId,
     attempt: u32,
     mut req: Request<Body>,
-) -> Result<BackendFuture, RoutingError> {
+) -> Result<Prepared, RoutingError> {
+    let rule = &table.rules()[plan.found.rule];
+    if let Some(f) = rule.forward().and_then(|fw| fw.filters_for(backend)) {
+        let matched = rule.matches()[plan.found.r#match].path();
+        if let Some(r) = &f.redirect {
+            return Ok(Prepared::Answer(crate::filters::redirect(&req, r, matched)));
+        }
+        if let Some(fixed) = &f.fixed_response {
+            return Ok(Prepared::Answer(crate::filters::fixed_response(fixed)));
+        }
+        let (mut parts, body) = req.into_parts();
+        f.apply_request(&mut parts, matched);
+        req = Request::from_parts(parts, body);
+    }
     let Some(slot) = state.backends.get(backend.index()) else {
         return Err(no_healthy_error(table, Some(plan.found.rule), None));
     };
@@ -290,7 +334,7 @@ fn prepare_try(
         ));
     }
     tracing::Span::current().record("backend", &*slot.name);
-    Ok(call_backend(svc, req))
+    Ok(Prepared::Call(call_backend(svc, req)))
 }
 
 /// The tries: the first backend, then retries while the policy, the budget and the
@@ -348,7 +392,8 @@ async fn tries(
             attempt,
             req,
         ) {
-            Ok(call) => call,
+            Ok(Prepared::Call(call)) => call,
+            Ok(Prepared::Answer(res)) => return (res, None),
             Err(e) => return (error_response(e), None),
         };
         let slot = &state.backends[backend.index()];

@@ -205,9 +205,7 @@ where
                     rule.matches()[found.r#match].path(),
                 )),
                 Action::FixedResponse(f) => {
-                    let mut res = Response::new(body::full(f.body.clone()));
-                    *res.status_mut() = f.status;
-                    *res.headers_mut() = f.headers.clone();
+                    let mut res = crate::filters::fixed_response(f);
                     rule.policy().response_headers.apply(res.headers_mut());
                     Some(res)
                 }

@@ -216,10 +216,7 @@ pub(super) fn forward(
         };
         match backends.iter_mut().find(|b| b.name == name) {
             Some(b) => b.weight = b.weight.saturating_add(*weight),
-            None => backends.push(WeightedBackendConfig {
-                name,
-                weight: *weight,
-            }),
+            None => backends.push(WeightedBackendConfig::new(name, *weight)),
         }
     }
     let sticky = a

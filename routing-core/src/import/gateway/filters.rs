@@ -39,6 +39,90 @@ impl Cx<'_, '_, '_> {
         ok
     }
 
+    /// The filters of one backendRef (`p`: its `filters` path): header modifiers,
+    /// a URL rewrite or a redirect, applied only to the requests that backend is
+    /// picked for. Mirrors, CORS and the implementation-specific kinds are refused.
+    pub(super) fn backend_ref_filters(
+        &mut self,
+        list: &[Filter],
+        p: &str,
+        single_prefix: bool,
+    ) -> Option<BackendFiltersConfig> {
+        if !self.limit(p, list.len(), MAX_FILTERS, "filters") {
+            return None;
+        }
+        let mut out = BackendFiltersConfig::default();
+        let mut seen: BTreeMap<&'static str, ()> = BTreeMap::new();
+        for (k, f) in list.iter().enumerate() {
+            let fk = format!("{p}[{k}]");
+            if !self.filter_shape(f, &fk) {
+                continue;
+            }
+            if seen.insert(f.kind.name(), ()).is_some() {
+                self.invalid(
+                    &format!("{fk}.type"),
+                    format!("the {} filter cannot be repeated", f.kind.name()),
+                );
+                continue;
+            }
+            let field = format!("{fk}.{}", f.kind.field());
+            match f.kind {
+                FilterType::RequestHeaderModifier => {
+                    if let Some(h) = &f.request_header_modifier {
+                        out.request_headers = self.header_filter(h, &field);
+                    }
+                }
+                FilterType::ResponseHeaderModifier => {
+                    if let Some(h) = &f.response_header_modifier {
+                        out.response_headers = self.header_filter(h, &field);
+                    }
+                }
+                FilterType::UrlRewrite => {
+                    if let Some(u) = &f.url_rewrite {
+                        let path = match &u.path {
+                            Some(pm) => self.path_modifier(pm, &format!("{field}.path"), single_prefix),
+                            None => None,
+                        };
+                        if u.hostname.is_some() || path.is_some() {
+                            out.url_rewrite = Some(UrlRewriteConfig {
+                                hostname: u.hostname.clone(),
+                                path,
+                            });
+                        }
+                    }
+                }
+                FilterType::RequestRedirect => {
+                    if let Some(rr) = &f.request_redirect {
+                        out.redirect = self.redirect(rr, &field, single_prefix);
+                    }
+                }
+                FilterType::RequestMirror => self.unsupported(
+                    &field,
+                    "RequestMirror on a backendRef: mirrors here copy every request of the rule, not the share one backend gets; put the filter on the rule",
+                ),
+                FilterType::Cors => self.unsupported(
+                    &field,
+                    "CORS on a backendRef: preflights are answered before a backend is picked; put the filter on the rule",
+                ),
+                FilterType::ExtensionRef => self.unsupported(
+                    &field,
+                    "ExtensionRef filter: an implementation-specific filter changes requests in ways that cannot be known here",
+                ),
+                FilterType::ExternalAuth => self.unsupported(
+                    &field,
+                    "ExternalAuth filter: an external authorization server would decide which requests pass",
+                ),
+            }
+        }
+        if seen.contains_key("RequestRedirect") && seen.contains_key("URLRewrite") {
+            self.invalid(
+                p,
+                "RequestRedirect and URLRewrite filters cannot be used on the same backendRef",
+            );
+        }
+        (out != BackendFiltersConfig::default()).then_some(out)
+    }
+
     pub(super) fn header_filter(
         &mut self,
         h: &HeaderFilter,

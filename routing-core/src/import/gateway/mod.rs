@@ -29,6 +29,7 @@
 //! | `timeouts.request` / `timeouts.backendRequest` (`0s` = none) | `timeouts.request` / `timeouts.per_try` |
 //! | `retry` {`codes`, `attempts` (default 1, 0 = none), `backoff`} | `retry` {`attempts`, `on: [connect-failure, reset, retriable-status-codes]` (disconnects, resets and per-try timeouts, as the API says retries SHOULD; a non-idempotent request only after a connect failure), `status_codes`, `backoff`} |
 //! | `sessionPersistence` `Cookie` (default) / `Header` | `session_persistence.cookie` (name `sessionName` or `gw-session`; `ttl` = `absoluteTimeout` when `Permanent`) / `.header` |
+//! | `backendRefs[].filters`: `RequestHeaderModifier`, `ResponseHeaderModifier`, `URLRewrite`, `RequestRedirect` | `backends[].filters` (applied only to the requests that backend is picked for) |
 //!
 //! With a [`BackendMap`](super::BackendMap), a `backendRef` is looked up as
 //! `namespace/name:port`, `namespace/name`, then (for a reference in the route's own
@@ -62,9 +63,11 @@
 //! `ServiceImport` is mapped by name, with a warning), and, when the input carries
 //! Gateways and Services (it describes the cluster), a `Service` not among them. A
 //! rule whose every reference is invalid becomes `fixed_response: {status: 500}`
-//! (with a warning per reference); an invalid reference next to valid ones is
-//! `Unsupported` (its share would have to be answered 500, which a native rule
-//! cannot express). An invalid mirror `backendRef` drops the mirror, with a warning.
+//! (with a warning per reference); invalid references next to valid ones become one
+//! backend slot of their summed weight, named
+//! [`UNRESOLVED_BACKEND`](super::UNRESOLVED_BACKEND) and answered by its
+//! `fixed_response: {status: 500}` filter, so exactly their share of the requests
+//! fails. An invalid mirror `backendRef` drops the mirror, with a warning.
 //!
 //! **Warnings** (understood, not applied in-process): `parentRefs` without Gateways
 //! in the input, `useDefaultGateways`; routes left out by their `parentRefs`;
@@ -76,9 +79,10 @@
 //! rule whose every backend weighs 0 (answered 503 here).
 //!
 //! **Errors**: unknown fields and values (`Parse`); `ExtensionRef` and
-//! `ExternalAuth` filters, filters on a `backendRef`,
-//! more than 10 retry attempts, namespace selectors with `matchExpressions`, an
-//! invalid `backendRef` next to valid ones (`Unsupported`); routes on several
+//! `ExternalAuth` filters, `RequestMirror` and `CORS` on a `backendRef`, one backend
+//! referenced twice in a rule with different filters,
+//! more than 10 retry attempts, namespace selectors with `matchExpressions`
+//! (`Unsupported`); routes on several
 //! Gateways or listener ports (`Lossy`); what the CRD's own validation
 //! refuses — bad hostnames and paths, out-of-range ports, weights, percents, codes
 //! and durations, repeated filters, `RequestRedirect` with `URLRewrite`,
@@ -93,10 +97,10 @@ use serde_yaml_ng::Value;
 
 use super::{Doc, ImportErrorKind, Location, Out, RouteOrigin};
 use crate::config::{
-    CookieConfig, FiltersConfig, FixedResponseConfig, HeaderMatchConfig, HeaderModifierConfig,
-    HeaderValueConfig, MatchConfig, MirrorConfig, PathMatchConfig, PathModifierConfig,
-    QueryMatchConfig, RedirectConfig, RetryConfig, RetryOn, RouteConfig, RuleConfig,
-    SessionPersistenceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    BackendFiltersConfig, CookieConfig, FiltersConfig, FixedResponseConfig, HeaderMatchConfig,
+    HeaderModifierConfig, HeaderValueConfig, MatchConfig, MirrorConfig, PathMatchConfig,
+    PathModifierConfig, QueryMatchConfig, RedirectConfig, RetryConfig, RetryOn, RouteConfig,
+    RuleConfig, SessionPersistenceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
 };
 use crate::ConfigDuration;
 
@@ -593,12 +597,8 @@ impl Cx<'_, '_, '_> {
             let mut invalid: Vec<(String, String, i64)> = Vec::new();
             for (k, b) in r.backend_refs.iter().enumerate() {
                 let bk = format!("{bp}[{k}]");
-                if !b.filters.is_empty() {
-                    self.unsupported(
-                        &format!("{bk}.filters"),
-                        "filters on a backendRef: natively, filters apply to the whole rule, not to the requests one backend gets",
-                    );
-                }
+                let filters =
+                    self.backend_ref_filters(&b.filters, &format!("{bk}.filters"), single_prefix);
                 let weight = match b.weight {
                     None => 1,
                     Some(w) if (0..=MAX_WEIGHT).contains(&w) => w,
@@ -620,10 +620,20 @@ impl Cx<'_, '_, '_> {
                 match self.backend(&target, &bk) {
                     Some(Ok(name)) => {
                         let weight = u64::try_from(weight).unwrap_or(0);
-                        // The same backend twice: its shares add up.
+                        // The same backend twice: its shares add up (if both
+                        // references filter alike).
                         match rc.backends.iter_mut().find(|wb| wb.name == name) {
-                            Some(wb) => wb.weight = wb.weight.saturating_add(weight),
-                            None => rc.backends.push(WeightedBackendConfig { name, weight }),
+                            Some(wb) if wb.filters == filters => {
+                                wb.weight = wb.weight.saturating_add(weight);
+                            }
+                            Some(_) => self.unsupported(
+                                &format!("{bk}.filters"),
+                                format!("backend `{name}` is referenced twice with different filters: a rule names each backend once"),
+                            ),
+                            None => rc.backends.push(WeightedBackendConfig {
+                                filters,
+                                ..WeightedBackendConfig::new(name, weight)
+                            }),
                         }
                     }
                     Some(Err(why)) => invalid.push((bk, why, weight)),
@@ -653,10 +663,27 @@ impl Cx<'_, '_, '_> {
                         headers: BTreeMap::new(),
                     });
                 } else {
+                    // Their share answers 500: one backend slot, the invalid
+                    // references' weights summed, whose filter answers 500.
                     for (bk, why, _) in &invalid {
-                        self.unsupported(bk, format!("invalid backendRef next to valid ones ({why}): the spec answers its share of requests 500, which a native rule cannot express"));
+                        self.warn(
+                            bk,
+                            format!("invalid backendRef, its share of the requests is answered 500: {why}"),
+                        );
                     }
-                    return None;
+                    let weight: i64 = invalid.iter().map(|(_, _, w)| *w).sum();
+                    let name = self.out.unresolved_backend().to_owned();
+                    rc.backends.push(WeightedBackendConfig {
+                        filters: Some(BackendFiltersConfig {
+                            fixed_response: Some(FixedResponseConfig {
+                                status: 500,
+                                body: None,
+                                headers: BTreeMap::new(),
+                            }),
+                            ..BackendFiltersConfig::default()
+                        }),
+                        ..WeightedBackendConfig::new(name, u64::try_from(weight).unwrap_or(0))
+                    });
                 }
             }
             if rc.fixed_response.is_none()

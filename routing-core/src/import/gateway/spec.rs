@@ -338,7 +338,7 @@ pub(super) struct HttpBackendRef {
     #[serde(default)]
     pub(super) weight: Option<i64>,
     #[serde(default)]
-    pub(super) filters: Vec<Value>,
+    pub(super) filters: Vec<Filter>,
 }
 
 #[derive(Deserialize)]

@@ -639,10 +639,7 @@ fn http_rule(
         }
         rule.backends = dests
             .into_iter()
-            .map(|d| WeightedBackendConfig {
-                name: d.name,
-                weight: d.weight,
-            })
+            .map(|d| WeightedBackendConfig::new(d.name, d.weight))
             .collect();
     }
 
