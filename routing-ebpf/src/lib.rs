@@ -37,8 +37,11 @@
 //! eqn. 3). The next hop towards a target (interface, MACs) is resolved with the
 //! kernel's FIB and neighbour tables (`bpf_fib_lookup`) at the first packet to
 //! that target and kept per target (`NEXT_HOPS`), not per flow;
-//! [`XdpBalancer::refresh_next_hops`] forgets them all (call it when neighbours
-//! change), [`XdpBalancer::apply`] forgets those of targets it (re)writes. The next
+//! [`XdpBalancer::refresh_next_hops`] forgets them all, and a
+//! [`next_hops::NextHopWatch`] calls it after netlink neighbour, route and link
+//! events (and at least every [`next_hops::REFRESH_INTERVAL`]), so a target whose
+//! MAC changes keeps its flows; [`XdpBalancer::apply`] forgets the next hops of
+//! targets it (re)writes. The next
 //! hop of a reply (towards the client) is looked up in the FIB per reply packet.
 //! The frame leaves with `XDP_TX` when the next hop is on the ingress interface,
 //! `XDP_REDIRECT` to the interface otherwise.
@@ -163,6 +166,7 @@ mod balancer;
 mod error;
 pub mod follow;
 pub mod metrics;
+pub mod next_hops;
 mod stats;
 mod tables;
 
