@@ -34,7 +34,7 @@ use routing_ebpf_common::{
     FAMILY_V4, FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 // The flow hash and the Maglev reduction: the same functions routing-core runs.
-use routing_hash::{flow_hash, reduce, source_hash};
+use routing_hash::{flow_hash_words, reduce, source_hash_words};
 
 mod icmp;
 use icmp::{icmp4, icmp6};
@@ -637,35 +637,20 @@ fn maglev_pick<const N: usize>(src: &[u32; 4], p: &Pkt, vip: &VipEntry) -> Optio
     if size == 0 {
         return None;
     }
-    let mut s = [0u8; 16];
-    let mut d = [0u8; 16];
-    let mut i = 0;
-    while i < 4 {
-        let sb = src[i].to_ne_bytes();
-        let db = p.dst[i].to_ne_bytes();
-        s[4 * i] = sb[0];
-        s[4 * i + 1] = sb[1];
-        s[4 * i + 2] = sb[2];
-        s[4 * i + 3] = sb[3];
-        d[4 * i] = db[0];
-        d[4 * i + 1] = db[1];
-        d[4 * i + 2] = db[2];
-        d[4 * i + 3] = db[3];
-        i += 1;
-    }
-    let sp = p.sport.to_ne_bytes();
-    let dp = p.dport.to_ne_bytes();
+    // The words as loaded from the packet (native = little-endian loads): the
+    // word-wise hash routing-core computes from the octets.
+    let ports = p.sport as u32 | (p.dport as u32) << 16;
     let h = if N == 4 {
-        let s4 = [s[0], s[1], s[2], s[3]];
+        let s4 = [src[0]];
         if vip.flags & VIP_HASH_SOURCE_IP != 0 {
-            source_hash(&s4)
+            source_hash_words(&s4)
         } else {
-            flow_hash(&s4, &[d[0], d[1], d[2], d[3]], sp, dp, PROTO_TCP)
+            flow_hash_words(&s4, &[p.dst[0]], ports, PROTO_TCP)
         }
     } else if vip.flags & VIP_HASH_SOURCE_IP != 0 {
-        source_hash(&s)
+        source_hash_words(src)
     } else {
-        flow_hash(&s, &d, sp, dp, PROTO_TCP)
+        flow_hash_words(src, &p.dst, ports, PROTO_TCP)
     };
     MAGLEV.get(base.wrapping_add(reduce(h, size))).copied()
 }
