@@ -15,7 +15,12 @@
 //!    or that the loader refuses, is reported and the previous configuration stays
 //!    live; a valid one is applied atomically (`XdpBalancer::apply`: established
 //!    connections keep their target).
-//! 5. On Ctrl-C (SIGINT) or SIGTERM detaches the program and exits 0.
+//! 5. Keeps the program's next hops current: a netlink listener
+//!    (`routing_ebpf::next_hops::NextHopWatch`) is polled once a second; after any
+//!    neighbour, route or link change, and at least every 30 s
+//!    (`routing_ebpf::next_hops::REFRESH_INTERVAL`), the program resolves every
+//!    target's next hop again (a target whose MAC changed keeps its flows).
+//! 6. On Ctrl-C (SIGINT) or SIGTERM detaches the program and exits 0.
 //!
 //! Signals are taken with `tokio::signal`, not the `ctrlc` crate: the task already
 //! runs a tokio runtime for its one-second ticks, so the signal is one more branch of
@@ -163,7 +168,9 @@ mod imp {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let result = rt.block_on(serve(&mut lb, opts, &mut stamp, stop));
+        let mut watch = routing_ebpf::next_hops::NextHopWatch::new()
+            .context("opening the netlink socket for next-hop changes")?;
+        let result = rt.block_on(serve(&mut lb, &mut watch, opts, &mut stamp, stop));
         lb.detach().context("detaching")?;
         eprintln!("routing: run: detached from {}", opts.iface);
         result
@@ -189,6 +196,7 @@ mod imp {
     /// The loop: one tick a second until a signal.
     async fn serve(
         lb: &mut XdpBalancer,
+        watch: &mut routing_ebpf::next_hops::NextHopWatch,
         opts: &Options,
         stamp: &mut Stamp,
         stop: &AtomicBool,
@@ -210,6 +218,9 @@ mod imp {
             }
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
+            }
+            if let Err(e) = watch.poll(lb) {
+                eprintln!("routing: run: refreshing next hops: {e}");
             }
             if let Some(msg) = reload(lb, &opts.config, stamp) {
                 eprintln!("routing: run: {msg}");

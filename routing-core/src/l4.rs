@@ -63,17 +63,17 @@ impl FiveTuple {
         }
     }
 
-    /// The flow hash: [`stable_hash`] over source address, destination address (4 or
-    /// 16 bytes each, network order), source port, destination port (big-endian) and
-    /// protocol, with seed 0 — `routing_hash::flow_hash`, the function the XDP program
-    /// runs (a tuple mixing IPv4 and IPv6, which no packet carries, hashes the same
-    /// bytes through [`stable_hash`]).
+    /// The flow hash: `routing_hash::flow_hash`, the word-wise hash of source and
+    /// destination address (network order, cut into 4-byte words), the ports and the
+    /// protocol — the XDP program computes the same value with
+    /// `routing_hash::flow_hash_words` from the words it loads (a tuple mixing IPv4
+    /// and IPv6, which no packet carries, hashes its bytes through [`stable_hash`]).
     ///
     /// ```
-    /// use routing_core::{FiveTuple, stable_hash};
+    /// use routing_core::FiveTuple;
     /// let t = FiveTuple::tcp("10.0.0.1:1000".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
-    /// let bytes = [10, 0, 0, 1, 10, 0, 0, 2, 0x03, 0xe8, 0, 80, 6];
-    /// assert_eq!(t.hash(), stable_hash(&bytes, 0));
+    /// let h = routing_hash::flow_hash(&[10, 0, 0, 1], &[10, 0, 0, 2], [0x03, 0xe8], [0, 80], 6);
+    /// assert_eq!(t.hash(), h);
     /// ```
     #[must_use]
     pub fn hash(&self) -> u64 {

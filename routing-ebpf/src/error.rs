@@ -84,6 +84,9 @@ pub enum Error {
     /// attaching a benchmark build.
     #[error("cannot attach: {0}")]
     Attach(&'static str),
+    /// The netlink socket of a [`NextHopWatch`](crate::next_hops::NextHopWatch) failed.
+    #[error("netlink (next-hop watch): {0}")]
+    Netlink(#[source] std::io::Error),
     /// The aya-log reader could not be set up ([`Options::debug_log`](crate::Options::debug_log)).
     #[error("aya-log: {0}")]
     Log(String),

@@ -37,8 +37,11 @@
 //! eqn. 3). The next hop towards a target (interface, MACs) is resolved with the
 //! kernel's FIB and neighbour tables (`bpf_fib_lookup`) at the first packet to
 //! that target and kept per target (`NEXT_HOPS`), not per flow;
-//! [`XdpBalancer::refresh_next_hops`] forgets them all (call it when neighbours
-//! change), [`XdpBalancer::apply`] forgets those of targets it (re)writes. The next
+//! [`XdpBalancer::refresh_next_hops`] forgets them all, and a
+//! [`next_hops::NextHopWatch`] calls it after netlink neighbour, route and link
+//! events (and at least every [`next_hops::REFRESH_INTERVAL`]), so a target whose
+//! MAC changes keeps its flows; [`XdpBalancer::apply`] forgets the next hops of
+//! targets it (re)writes. The next
 //! hop of a reply (towards the client) is looked up in the FIB per reply packet.
 //! The frame leaves with `XDP_TX` when the next hop is on the ingress interface,
 //! `XDP_REDIRECT` to the interface otherwise.
@@ -74,7 +77,7 @@
 //! | IPv4 fragment (MF or offset), IPv6 Fragment header | `XDP_PASS` (`fragments`) | untouched |
 //! | more than two VLAN tags, more than four IPv6 extension headers | `XDP_PASS` (`too_deep`) | untouched |
 //! | IPv6 with an Authentication Header (AH covers the addresses) | `XDP_PASS` (`ah`) | untouched |
-//! | ICMPv4 fragmentation-needed about a VIP flow | `XDP_TX` / `XDP_REDIRECT` | outer destination and quoted source → the flow's target |
+//! | ICMPv4 fragmentation-needed or ICMPv6 packet-too-big about a VIP flow | `XDP_TX` / `XDP_REDIRECT` | outer destination and quoted source → the flow's target |
 //! | truncated or malformed before the TCP ports can be read: short Ethernet/VLAN/IP header, IPv4 IHL < 5, version mismatch, IPv4 total length < IHL or beyond the frame, IPv6 payload length 0 (jumbogram) or beyond the frame, extension header beyond the frame | `XDP_PASS` (`parse_failures`) | untouched |
 //!
 //! The rule: a packet the program cannot prove is for a VIP belongs to the kernel,
@@ -82,11 +85,15 @@
 //! never sent to a target unless it parsed completely. Up to two 802.1Q/802.1ad
 //! tags and IPv4 options are handled (not dropped, unlike Katran); the IPv6
 //! extension headers skipped are Hop-by-Hop, Routing and Destination Options.
-//! An ICMPv4 "fragmentation needed" (type 3 code 4) addressed to a VIP and quoting
-//! a segment VIP:port → client is sent on to that flow's target (its cached
-//! target, else the Maglev pick), with the outer destination, the quoted source
-//! and all three checksums rewritten (PMTU discovery through the balancer). Other
-//! ICMP, and ICMPv6 "packet too big" (not translated yet), pass untouched.
+//! An ICMPv4 "fragmentation needed" (type 3 code 4) or ICMPv6 "packet too big"
+//! (type 2 code 0) addressed to a VIP and quoting a segment VIP:port → client is
+//! sent on to that flow's target (its cached target, else the Maglev pick), with
+//! the outer destination, the quoted source address and port and the checksums
+//! rewritten (IPv4: outer header, quoted header and ICMP; ICMPv6: its checksum,
+//! whose pseudo-header covers the outer destination), so path MTU discovery works
+//! through the balancer (`tests/pmtu.rs` shows it end to end over veth). A quote
+//! with IPv4 options or IPv6 extension headers, and all other ICMP, pass
+//! untouched.
 //!
 //! # Flow state (Katran's policy)
 //!
@@ -159,6 +166,7 @@ mod balancer;
 mod error;
 pub mod follow;
 pub mod metrics;
+pub mod next_hops;
 mod stats;
 mod tables;
 

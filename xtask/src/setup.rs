@@ -12,9 +12,9 @@
 //!    ships inside the nightly toolchain (there is no matching system LLVM), done when
 //!    `bpf-linker --version` runs and reports that version — a nightly update that
 //!    removes the LLVM it was linked against makes it fail to start, so it is rebuilt;
-//! 4. the Debian packages the root-only tests, the L4 demo and the nftables baseline
-//!    use ([`DEBIAN_PACKAGES`]), done when `dpkg-query` reports them installed. As
-//!    root: one `apt-get update`, then `apt-get install -y`; otherwise it prints the
+//! 4. the Debian packages the root-only tests, the L4 demo, the nftables baseline and
+//!    the packet-rate comparison (`benches/l4/pps.sh`) use ([`DEBIAN_PACKAGES`]),
+//!    done when `dpkg-query` reports them installed. As root: one `apt-get update`, then `apt-get install -y`; otherwise it prints the
 //!    command to run and goes on (those tests skip loudly without root anyway).
 //!
 //! Each step prints what it did and how long it took; a step that cannot finish stops
@@ -31,7 +31,15 @@ use anyhow::{bail, Context, Result};
 pub(crate) const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages and the command each provides (the command is what is checked
 /// first; `dpkg-query` decides when the command is missing).
-const DEBIAN_PACKAGES: &[(&str, &str)] = &[("iproute2", "ip"), ("nftables", "nft")];
+/// The last three are for the packet-rate comparison `benches/l4/pps.sh` (the
+/// generator, GRO switches and the XDP program's run-time statistics).
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "ip"),
+    ("nftables", "nft"),
+    ("netsniff-ng", "trafgen"),
+    ("ethtool", "ethtool"),
+    ("bpftool", "bpftool"),
+];
 /// Set (to `1`) for tasks started after a successful setup, which then skip it.
 pub(crate) const DONE_ENV: &str = "XTASK_SETUP_DONE";
 /// The toolchain the eBPF crate is built with.

@@ -34,7 +34,10 @@ use routing_ebpf_common::{
     FAMILY_V4, FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 // The flow hash and the Maglev reduction: the same functions routing-core runs.
-use routing_hash::{flow_hash, reduce, source_hash};
+use routing_hash::{flow_hash_words, reduce, source_hash_words};
+
+mod icmp;
+use icmp::{icmp4, icmp6};
 
 // Map sizes are placeholders: the loader sets the real ones before loading.
 /// VIPs by `addr_slot(addr, port)`, linear probing.
@@ -132,6 +135,7 @@ const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 
 const PROTO_ICMP: u8 = 1;
+const PROTO_ICMPV6: u8 = 58;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
@@ -309,18 +313,16 @@ fn ipv6(ctx: &XdpContext, ip_off: usize) -> u32 {
         }
         i += 1;
     }
-    match nh {
-        PROTO_TCP => {}
-        51 => return pass(global::AH),
-        0 | 43 | 60 => return pass(global::TOO_DEEP),
-        44 => return pass(global::FRAGMENT),
-        _ => return pass(global::NOT_TCP),
-    }
     let end = ip_off + 40 + payload;
-    if off > end {
-        return pass(global::PARSE_FAILURE);
+    match nh {
+        PROTO_TCP | PROTO_ICMPV6 if off > end => pass(global::PARSE_FAILURE),
+        PROTO_TCP => tcp::<16>(ctx, ip_off, off, end - off),
+        PROTO_ICMPV6 => icmp6(ctx, ip_off, off, end - off),
+        51 => pass(global::AH),
+        0 | 43 | 60 => pass(global::TOO_DEEP),
+        44 => pass(global::FRAGMENT),
+        _ => pass(global::NOT_TCP),
     }
-    tcp::<16>(ctx, ip_off, off, end - off)
 }
 
 #[inline(always)]
@@ -445,94 +447,6 @@ fn tcp<const N: usize>(ctx: &XdpContext, ip_off: usize, l4: usize, l4_len: usize
         }
     }
     pass(global::NOT_VIP)
-}
-
-/// An ICMP "fragmentation needed" (type 3, code 4) about a packet a target sent
-/// as the VIP (its quoted header: VIP:port → client): sent on to that flow's
-/// target, with the outer destination and the quoted source rewritten back to
-/// the target (PMTU discovery then works through the load balancer). Other ICMP
-/// passes to the kernel untouched.
-#[inline(always)]
-fn icmp4(ctx: &XdpContext, ip_off: usize, l4: usize, l4_len: usize) -> u32 {
-    // ICMP header, the quoted IPv4 header (no options) and 8 bytes of TCP.
-    if l4_len < 36 {
-        return pass(global::NOT_TCP);
-    }
-    let (Some(ip), Some(b)) = (ptr_at::<[u8; 20]>(ctx, ip_off), ptr_at::<[u8; 36]>(ctx, l4)) else {
-        return pass(global::NOT_TCP);
-    };
-    let (ip, b) = (ip as *mut u8, b as *mut u8);
-    // SAFETY: bounds checked by ptr_at; all offsets below are inside them.
-    unsafe {
-        if *b != 3 || *b.add(1) != 4 || *b.add(8) != 0x45 || *b.add(17) != PROTO_TCP {
-            return pass(global::NOT_TCP);
-        }
-        let vaddr = rd32(b, 20);
-        let vport = rd16(b, 28);
-        if rd32(ip, 16) != vaddr {
-            return pass(global::NOT_VIP);
-        }
-        let Some(vip) = find_vip(&[vaddr, 0, 0, 0], vport, FAMILY_V4) else {
-            return pass(global::NOT_VIP);
-        };
-        // The flow as the client sends it: client → VIP.
-        let p = Pkt {
-            ip_off,
-            l4,
-            l4_len,
-            src: [rd32(b, 24), 0, 0, 0],
-            dst: [vaddr, 0, 0, 0],
-            sport: rd16(b, 30),
-            dport: vport,
-        };
-        let mut tid = u32::MAX;
-        if let Some(t) = lookup_flow::<4>(&p.src, &p) {
-            tid = t;
-        }
-        let known =
-            matches!(TARGETS.get(tid), Some(t) if t.vip == vip.index && t.family == FAMILY_V4);
-        if !known {
-            match maglev_pick::<4>(&p.src, &p, &vip) {
-                Some(t) => tid = t,
-                None => return pass(global::NOT_VIP),
-            }
-        }
-        let Some(t) = TARGETS.get(tid) else {
-            return pass(global::NOT_VIP);
-        };
-        if t.family != FAMILY_V4 {
-            return pass(global::NOT_VIP);
-        }
-        let taddr = t.addr[0];
-        let tport = t.port;
-        let Some(nh) = NEXT_HOPS.get_ptr_mut(tid) else {
-            return xdp_action::XDP_DROP;
-        };
-        let nh = &mut *nh;
-        if nh.resolved == 0 {
-            let from = [rd32(ip, 12), 0, 0, 0];
-            resolve::<4>(ctx, nh, &from, &t.addr);
-        }
-        // Quoted header: source VIP:port → target, with its own checksum.
-        let old_qc = rd16(b, 18);
-        let new_qc = !csum_fold(csum_add_word(u32::from(!old_qc), vaddr, taddr));
-        // ICMP checksum over the changed quoted bytes.
-        let mut sum = csum_add_word(u32::from(!rd16(b, 2)), vaddr, taddr);
-        sum += u32::from(!vport) + u32::from(tport);
-        sum += u32::from(!old_qc) + u32::from(new_qc);
-        wr32(b, 20, taddr);
-        wr16(b, 28, tport);
-        wr16(b, 18, new_qc);
-        wr16(b, 2, !csum_fold(sum));
-        // Outer destination VIP → target.
-        wr32(ip, 16, taddr);
-        let sum = csum_add_word(u32::from(!rd16(ip, 10)), vaddr, taddr);
-        wr16(ip, 10, !csum_fold(sum));
-        if let Some(s) = vip_stats(vip.index) {
-            s.forwarded += 1;
-        }
-        send(ctx, nh)
-    }
 }
 
 /// Validates the TCP header (data offset ≥ 5 and inside the IP payload) and returns
@@ -723,35 +637,20 @@ fn maglev_pick<const N: usize>(src: &[u32; 4], p: &Pkt, vip: &VipEntry) -> Optio
     if size == 0 {
         return None;
     }
-    let mut s = [0u8; 16];
-    let mut d = [0u8; 16];
-    let mut i = 0;
-    while i < 4 {
-        let sb = src[i].to_ne_bytes();
-        let db = p.dst[i].to_ne_bytes();
-        s[4 * i] = sb[0];
-        s[4 * i + 1] = sb[1];
-        s[4 * i + 2] = sb[2];
-        s[4 * i + 3] = sb[3];
-        d[4 * i] = db[0];
-        d[4 * i + 1] = db[1];
-        d[4 * i + 2] = db[2];
-        d[4 * i + 3] = db[3];
-        i += 1;
-    }
-    let sp = p.sport.to_ne_bytes();
-    let dp = p.dport.to_ne_bytes();
+    // The words as loaded from the packet (native = little-endian loads): the
+    // word-wise hash routing-core computes from the octets.
+    let ports = p.sport as u32 | (p.dport as u32) << 16;
     let h = if N == 4 {
-        let s4 = [s[0], s[1], s[2], s[3]];
+        let s4 = [src[0]];
         if vip.flags & VIP_HASH_SOURCE_IP != 0 {
-            source_hash(&s4)
+            source_hash_words(&s4)
         } else {
-            flow_hash(&s4, &[d[0], d[1], d[2], d[3]], sp, dp, PROTO_TCP)
+            flow_hash_words(&s4, &[p.dst[0]], ports, PROTO_TCP)
         }
     } else if vip.flags & VIP_HASH_SOURCE_IP != 0 {
-        source_hash(&s)
+        source_hash_words(src)
     } else {
-        flow_hash(&s, &d, sp, dp, PROTO_TCP)
+        flow_hash_words(src, &p.dst, ports, PROTO_TCP)
     };
     MAGLEV.get(base.wrapping_add(reduce(h, size))).copied()
 }
