@@ -79,16 +79,7 @@ impl Cx<'_, '_, '_> {
                 }
                 FilterType::UrlRewrite => {
                     if let Some(u) = &f.url_rewrite {
-                        let path = match &u.path {
-                            Some(pm) => self.path_modifier(pm, &format!("{field}.path"), single_prefix),
-                            None => None,
-                        };
-                        if u.hostname.is_some() || path.is_some() {
-                            out.url_rewrite = Some(UrlRewriteConfig {
-                                hostname: u.hostname.clone(),
-                                path,
-                            });
-                        }
+                        out.url_rewrite = self.url_rewrite(u, &field, single_prefix);
                     }
                 }
                 FilterType::RequestRedirect => {
@@ -121,6 +112,24 @@ impl Cx<'_, '_, '_> {
             );
         }
         (out != BackendFiltersConfig::default()).then_some(out)
+    }
+
+    /// A `URLRewrite` filter (`p`: its `urlRewrite` path); `None` when it
+    /// changes nothing or its path modifier was refused (an error is recorded).
+    pub(super) fn url_rewrite(
+        &mut self,
+        u: &RewriteFilter,
+        p: &str,
+        single_prefix: bool,
+    ) -> Option<UrlRewriteConfig> {
+        let path = match &u.path {
+            Some(pm) => self.path_modifier(pm, &format!("{p}.path"), single_prefix),
+            None => None,
+        };
+        (u.hostname.is_some() || path.is_some()).then(|| UrlRewriteConfig {
+            hostname: u.hostname.clone(),
+            path,
+        })
     }
 
     pub(super) fn header_filter(

@@ -509,17 +509,8 @@ impl Cx<'_, '_, '_> {
                         continue;
                     }
                     if let Some(u) = &f.url_rewrite {
-                        let up = format!("{fk}.urlRewrite");
-                        let path = match &u.path {
-                            Some(pm) => self.path_modifier(pm, &format!("{up}.path"), single_prefix),
-                            None => None,
-                        };
-                        if u.hostname.is_some() || path.is_some() {
-                            filters.url_rewrite = Some(UrlRewriteConfig {
-                                hostname: u.hostname.clone(),
-                                path,
-                            });
-                        }
+                        filters.url_rewrite =
+                            self.url_rewrite(u, &format!("{fk}.urlRewrite"), single_prefix);
                     }
                 }
                 FilterType::RequestMirror => {
