@@ -112,6 +112,9 @@ type SharedClient = Client<Connector, Body>;
 /// (inside one client, hyper-util keys connections by upstream address).
 type PoolKey = (UpstreamProtocol, Option<[u8; 32]>);
 
+/// A TLS identity and its rustls configuration (without ALPN).
+type TlsSetting = ([u8; 32], Arc<rustls::ClientConfig>);
+
 /// How a backend speaks to its upstream.
 ///
 /// ```
@@ -287,7 +290,7 @@ impl HttpBackendBuilder {
     }
 
     /// The TLS configuration in effect (with the web roots for a bare `H2`).
-    fn effective_tls(&self) -> Result<Option<([u8; 32], Arc<rustls::ClientConfig>)>, TlsError> {
+    fn effective_tls(&self) -> Result<Option<TlsSetting>, TlsError> {
         match (&self.tls, self.protocol) {
             (Some((_, id, config)), _) => Ok(Some((*id, Arc::clone(config)))),
             (None, UpstreamProtocol::H2) => {

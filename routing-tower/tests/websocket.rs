@@ -45,7 +45,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 async fn connect(px: SocketAddr) -> Ws {
     let tcp = tokio::net::TcpStream::connect(px).await.unwrap();
-    let (ws, res) = tokio_tungstenite::client_async(format!("ws://shop.test/chat"), tcp)
+    let (ws, res) = tokio_tungstenite::client_async("ws://shop.test/chat", tcp)
         .await
         .unwrap();
     assert_eq!(res.status(), 101);
