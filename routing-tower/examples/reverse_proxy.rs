@@ -732,9 +732,12 @@ async fn spawn_upstream(name: String, addr: SocketAddr, failing: bool) -> anyhow
                 async move { Ok::<_, Infallible>(res) }
             });
             tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                // HTTP/1.1 and h2c: backends set to `--upstream NAME=h2c` reach it too.
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
             });
         }
     });
