@@ -1,7 +1,7 @@
 //! An HTTP client backend: a [`tower::Service`] that forwards each request to one
 //! upstream [`SocketAddr`] over pooled connections, in HTTP/1.1, HTTP/2 with prior
 //! knowledge (h2c), or over TLS with HTTP/2 or HTTP/1.1 chosen by ALPN
-//! ([`UpstreamProtocol`], [`UpstreamTls`](crate::tls::UpstreamTls)).
+//! ([`UpstreamProtocol`], [`UpstreamTls`]).
 //!
 //! [`HttpBackend`] is what a reverse proxy puts behind the routing layer: one per
 //! upstream, all sharing one connection pool when built from one

@@ -93,7 +93,7 @@ pub async fn serve<S, B>(
 
 /// [`serve`] over TLS: each connection's handshake (bounded by the header read
 /// timeout) picks HTTP/2 or HTTP/1.1 by ALPN; requests carry
-/// [`Transport::Tls`](crate::client::Transport::Tls), so upstreams see
+/// [`Transport::Tls`], so upstreams see
 /// `X-Forwarded-Proto: https`. A failed handshake closes that connection only.
 pub async fn serve_tls<S, B>(
     listener: TcpListener,
