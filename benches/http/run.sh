@@ -16,12 +16,17 @@
 #
 # Usage: benches/http/run.sh            (from anywhere; builds the examples in release)
 # Knobs (environment):
-#   PARTS="layer proxies"  which comparisons to run
+#   PARTS="layer proxies"  which comparisons to run; add "h2c" for the HTTP/2 case:
+#                          h2load (Debian nghttp2-client) sending gRPC-shaped POSTs
+#                          (content-type application/grpc, te: trailers, a framed
+#                          body) over h2c, straight to an h2c upstream vs through the
+#                          reverse_proxy (layer + HttpBackend speaking h2c upstream)
+#   H2_STREAMS=10          h2load -m (concurrent streams per connection), h2c part
 #   PROXIES="reverse_proxy haproxy nginx"  which proxies the proxies part runs
 #   REPEATS=5  DURATION=5  (seconds per measurement)  WARMUP=1 (seconds)
 #   CONNS="64 1"           wrk connections; each value is its own table
 #   SERVER_CPU=0 LOADGEN_CPU=1 UPSTREAM_CPU=1   taskset pinning ("" = no pinning)
-#   BASE_PORT=19100        ports BASE_PORT .. BASE_PORT+9 on 127.0.0.1 must be free
+#   BASE_PORT=19100        ports BASE_PORT .. BASE_PORT+12 on 127.0.0.1 must be free
 #   NICE=0                 nice level for servers and wrk (e.g. -10 on a machine busy with
 #                          builds, so the measured processes are not preempted as often)
 #   BUILD=1                0 = use the binaries already in target/release/examples
@@ -45,7 +50,17 @@ BUILD=${BUILD:-1}
 NICE=${NICE:-0}
 OUT=${OUT:-/dev/null}
 
-for tool in wrk haproxy nginx taskset python3; do
+H2_STREAMS=${H2_STREAMS:-10}
+if [[ " $PARTS " == *" h2c "* ]]; then
+    command -v h2load >/dev/null || {
+        echo "missing h2load: apt-get install -y nghttp2-client" >&2
+        exit 1
+    }
+fi
+TOOLS="taskset python3"
+[[ " $PARTS " != *" layer "* && " $PARTS " != *" proxies "* ]] || TOOLS+=" wrk"
+[[ " $PARTS " != *" proxies "* ]] || TOOLS+=" haproxy nginx"
+for tool in $TOOLS; do
     command -v "$tool" >/dev/null || {
         echo "missing $tool: apt-get install -y wrk haproxy nginx util-linux python3" >&2
         exit 1
@@ -123,16 +138,17 @@ P_UP1=$BASE_PORT P_UP2=$((BASE_PORT + 1))
 P_BARE=$((BASE_PORT + 2)) P_ANNOTATE=$((BASE_PORT + 3)) P_DISPATCH=$((BASE_PORT + 7))
 P_RPROXY=$((BASE_PORT + 4)) P_HAPROXY=$((BASE_PORT + 5)) P_NGINX=$((BASE_PORT + 6))
 P_CLIENT=$((BASE_PORT + 8))
+P_H2UP1=$((BASE_PORT + 9)) P_H2UP2=$((BASE_PORT + 10)) P_H2PROXY=$((BASE_PORT + 11)) P_H2SPARE=$((BASE_PORT + 12))
 
 echo "== building examples (release)" >&2
 EXAMPLES=(--example bench_axum)
-if [[ " $PARTS " == *" proxies "* && " $PROXIES " == *" reverse_proxy "* ]]; then
+if [[ " $PARTS " == *" h2c "* || (" $PARTS " == *" proxies "* && " $PROXIES " == *" reverse_proxy "*) ]]; then
     EXAMPLES+=(--example reverse_proxy)
 fi
 if [[ "$BUILD" != 0 ]]; then
     (cd "$ROOT" && cargo build --release -q -p routing-tower "${EXAMPLES[@]}")
 fi
-EX=$ROOT/target/release/examples
+EX=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples
 
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
@@ -315,12 +331,76 @@ EOF
     rounds proxies "${VARIANTS[@]}"
 fi
 
+H2RESULTS=$TMP/h2.tsv
+: >"$H2RESULTS"
+if [[ " $PARTS " == *" h2c "* ]]; then
+    echo "== h2c: gRPC-shaped HTTP/2 straight to an h2c upstream vs through reverse_proxy" >&2
+    cat >"$TMP/h2c.yaml" <<EOF
+backends:
+  - {name: v1, address: "127.0.0.1:$P_H2UP1"}
+  - {name: v2, address: "127.0.0.1:$P_H2UP2"}
+routes:
+  - name: grpc
+    rules:
+      - backends: [{name: v1, weight: 90}, {name: v2, weight: 10}]
+EOF
+    # The upstreams: a reverse_proxy process that only hosts --spawn-upstreams (h1 + h2c).
+    start h2up "$UPSTREAM_CPU" "$EX/reverse_proxy" --config "$TMP/h2c.yaml" --listen "127.0.0.1:$P_H2SPARE" --spawn-upstreams --threads 1
+    # The proxy under test: layer + HttpBackend speaking h2c to both upstreams.
+    start h2proxy "$SERVER_CPU" "$EX/reverse_proxy" --config "$TMP/h2c.yaml" --listen "127.0.0.1:$P_H2PROXY" --upstream v1=h2c --upstream v2=h2c --threads 1
+    H2PROXY_PID=$LAST_PID
+    wait_port "$P_H2UP1"
+    wait_port "$P_H2PROXY"
+    # One gRPC message: the 5-byte frame header and 16 bytes.
+    printf '\x00\x00\x00\x00\x10aaaaaaaaaaaaaaaa' >"$TMP/grpc.bin"
+    h2measure() { # h2measure NAME URL PID CONNS [record]
+        local name=$1 url=$2 pid=$3 conns=$4 record=${5:-yes} log=$TMP/h2load.out cpu0=0 cpu1=0
+        [[ -z "$pid" ]] || cpu0=$(cpu_ns "$pid")
+        pin "$LOADGEN_CPU" h2load -t1 -c"$conns" -m"$H2_STREAMS" -D "$DURATION" -d "$TMP/grpc.bin" \
+            -H 'content-type: application/grpc' -H 'te: trailers' "$url" >"$log" 2>&1 || {
+            cat "$log" >&2
+            exit 1
+        }
+        [[ -z "$pid" ]] || cpu1=$(cpu_ns "$pid")
+        [[ "$record" == yes ]] || return 0
+        python3 - "$log" "$conns" "$name" "$((cpu1 - cpu0))" >>"$H2RESULTS" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+def us(v):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", v)
+    return float(m[1]) * {"us": 1, "ms": 1e3, "s": 1e6}[m[2]]
+rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text)[1])
+m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", text)
+done, ok, failed, errored = map(int, m.groups())
+m = re.search(r"status codes: (\d+) 2xx", text)
+bad = failed + errored + (done - int(m[1]) if m else 0)
+lat = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text)
+mean = us(lat[3])
+cpu_us = int(sys.argv[4]) / 1e3 / done if done and int(sys.argv[4]) > 0 else float("nan")
+print("\t".join(map(str, [sys.argv[2], sys.argv[3], rps, mean, bad, cpu_us])))
+EOF
+    }
+    DIRECT="h2c upstream direct (no layer)=http://127.0.0.1:$P_H2UP1/grpc.Echo/Call"
+    PROXIED="reverse_proxy (layer, h2c upstream)=http://127.0.0.1:$P_H2PROXY/grpc.Echo/Call"
+    for conns in $CONNS; do
+        h2measure "${DIRECT%%=*}" "${DIRECT#*=}" "" "$conns" no
+        h2measure "${PROXIED%%=*}" "${PROXIED#*=}" "$H2PROXY_PID" "$conns" no
+        for r in $(seq 1 "$REPEATS"); do
+            echo "  [h2c c=$conns round $r/$REPEATS]" >&2
+            h2measure "${DIRECT%%=*}" "${DIRECT#*=}" "" "$conns"
+            h2measure "${PROXIED%%=*}" "${PROXIED#*=}" "$H2PROXY_PID" "$conns"
+        done
+    done
+fi
+
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
     echo "# HTTP side-by-side run, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "- wrk: $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $(haproxy -v | head -n 1 | cut -d' ' -f1-3); $(nginx -v 2>&1)"
+    if [[ " $PARTS " == *" proxies "* ]]; then
+        echo "- wrk: $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $(haproxy -v | head -n 1 | cut -d' ' -f1-3); $(nginx -v 2>&1)"
+    fi
     echo "- $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); load average before: $LOAD_BEFORE, after: $LOAD_AFTER"
     echo "- server CPU: ${SERVER_CPU:-unpinned}, wrk CPU: ${LOADGEN_CPU:-unpinned}, upstreams CPU: ${UPSTREAM_CPU:-unpinned}, nice $NICE; wrk -t1 -c{$CONNS} -d${DURATION}s, $REPEATS rounds, variants alternated"
     echo
@@ -352,4 +432,31 @@ for (part, conns), variants in groups.items():
         print(f"| {name} | {rps:.0f} | {ratio} | {p50:.0f} | {p99:.0f} | {delta} | {cpu} | {each} | {bad} |")
     print()
 EOF
+    if [[ -s "$H2RESULTS" ]]; then
+        echo "## h2c, gRPC-shaped POSTs ($(h2load --version 2>&1 | head -n 1); h2load -t1 -m$H2_STREAMS -D$DURATION)"
+        echo
+        python3 - "$H2RESULTS" <<'EOF'
+import statistics, sys
+from collections import OrderedDict
+groups = OrderedDict()
+for line in open(sys.argv[1]):
+    conns, name, rps, mean, bad, cpu = line.rstrip("\n").split("\t")
+    groups.setdefault(conns, OrderedDict()).setdefault(name, []).append((float(rps), float(mean), int(bad), float(cpu)))
+for conns, variants in groups.items():
+    print(f"### h2load -c{conns}")
+    print()
+    print("| variant | median req/s | ratio | median mean latency (us) | server CPU us/req | runs (req/s) | non-2xx/errors |")
+    print("|---|---|---|---|---|---|---|")
+    base = None
+    for name, runs in variants.items():
+        rps = statistics.median(r[0] for r in runs)
+        base = base or rps
+        lat = statistics.median(r[1] for r in runs)
+        cpus = [r[3] for r in runs if r[3] == r[3]]
+        cpu = f"{statistics.median(cpus):.1f}" if cpus else "-"
+        each = ", ".join(f"{r[0]:.0f}" for r in runs)
+        print(f"| {name} | {rps:.0f} | {rps / base:.2f} | {lat:.0f} | {cpu} | {each} | {sum(r[2] for r in runs)} |")
+    print()
+EOF
+    fi
 } | tee "$OUT"

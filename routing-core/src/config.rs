@@ -797,6 +797,16 @@ pub enum RetryOn {
     ConnectFailure,
     /// A status listed in `status_codes`.
     RetriableStatusCodes,
+    /// A gRPC answer with `grpc-status` `CANCELLED` (1) in its head (trailers-only).
+    Cancelled,
+    /// A gRPC answer with `grpc-status` `DEADLINE_EXCEEDED` (4) in its head.
+    DeadlineExceeded,
+    /// A gRPC answer with `grpc-status` `INTERNAL` (13) in its head.
+    Internal,
+    /// A gRPC answer with `grpc-status` `RESOURCE_EXHAUSTED` (8) in its head.
+    ResourceExhausted,
+    /// A gRPC answer with `grpc-status` `UNAVAILABLE` (14) in its head.
+    Unavailable,
 }
 
 /// Fault injection: delay and/or abort a share of requests.

@@ -52,6 +52,14 @@
 //! start: a backend added by a later edit has no upstream until a restart (the
 //! proxy warns, and the layer answers 503 for it).
 //!
+//! # Protocols
+//!
+//! The listener speaks HTTP/1.1 and HTTP/2 (h2c with prior knowledge; with
+//! `--tls-cert FILE --tls-key FILE`, TLS with ALPN `h2`/`http/1.1`), and passes
+//! WebSocket upgrades through. Each backend speaks HTTP/1.1 to its upstream unless
+//! `--upstream NAME=h2c` (gRPC servers), `--upstream NAME=h2` or `NAME=auto` (TLS,
+//! verified by `--upstream-ca FILE` or the public web roots) says otherwise.
+//!
 //! Flags: `--config FILE` (default: the `reverse_proxy.yaml` beside this file),
 //! `--listen ADDR`, `--spawn-upstreams`, `--threads N` (Tokio worker threads,
 //! default: one per core; `1` runs a single-threaded event loop), and the rollout
@@ -136,6 +144,13 @@ struct Args {
     candidate: String,
     /// `--spawn-failing NAME`: spawned upstreams answering 503.
     failing: HashSet<String>,
+    /// `--tls-cert FILE` and `--tls-key FILE`: serve TLS (ALPN h2, http/1.1).
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    /// `--upstream NAME=PROTOCOL` (http1, h2c, h2, auto).
+    protocols: std::collections::HashMap<String, routing_tower::client::UpstreamProtocol>,
+    /// `--upstream-ca FILE`: the CA verifying TLS upstreams (h2, auto).
+    upstream_ca: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -153,6 +168,10 @@ fn parse_args() -> anyhow::Result<Args> {
         stable: "v1".into(),
         candidate: "v2".into(),
         failing: HashSet::new(),
+        tls_cert: None,
+        tls_key: None,
+        protocols: Default::default(),
+        upstream_ca: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -176,11 +195,25 @@ fn parse_args() -> anyhow::Result<Args> {
             "--spawn-failing" => {
                 args.failing.insert(value()?);
             }
+            "--tls-cert" => args.tls_cert = Some(value()?.into()),
+            "--tls-key" => args.tls_key = Some(value()?.into()),
+            "--upstream-ca" => args.upstream_ca = Some(value()?.into()),
+            "--upstream" => {
+                let v = value()?;
+                let (name, proto) = v
+                    .split_once('=')
+                    .with_context(|| format!("--upstream wants NAME=PROTOCOL, not `{v}`"))?;
+                let proto = proto
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("--upstream: {e}"))?;
+                args.protocols.insert(name.to_owned(), proto);
+            }
             "-h" | "--help" => {
                 println!(
                     "reverse_proxy [--config FILE] [--listen ADDR] [--spawn-upstreams] [--threads N]\n              \
                      [--rollout PLAN.yaml] [--rollout-rule ROUTE/RULE] [--stable NAME] [--candidate NAME]\n              \
-                     [--spawn-failing NAME]"
+                     [--spawn-failing NAME] [--tls-cert FILE --tls-key FILE]\n              \
+                     [--upstream NAME=http1|h2c|h2|auto]... [--upstream-ca FILE]"
                 );
                 std::process::exit(0);
             }
@@ -189,6 +222,9 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        bail!("--tls-cert and --tls-key go together");
     }
     if !args.failing.is_empty() && !args.spawn_upstreams {
         bail!("--spawn-failing needs --spawn-upstreams");
@@ -220,7 +256,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let router = Router::new(config.clone())
         .with_context(|| format!("validating {}", args.config.display()))?;
 
-    let upstreams = HttpBackend::builder().build_for_config(&config);
+    // Per-backend protocols (`--upstream v2=h2c`), one shared pool per protocol and
+    // TLS identity; TLS upstreams verified by `--upstream-ca` (or the web roots).
+    let base = HttpBackend::builder();
+    let upstream_tls = match &args.upstream_ca {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(routing_tower::tls::UpstreamTls::new().with_ca_pem(&pem)?)
+        }
+        None => None,
+    };
+    let mut upstreams = Vec::new();
+    for b in &config.backends {
+        let Some(addr) = b.address else { continue };
+        let proto = args.protocols.get(&b.name).copied().unwrap_or_default();
+        let mut builder = base.clone().protocol(proto);
+        if matches!(
+            proto,
+            routing_tower::client::UpstreamProtocol::H2
+                | routing_tower::client::UpstreamProtocol::Auto
+        ) {
+            builder = builder.tls(upstream_tls.clone())?;
+        }
+        upstreams.push((b.name.clone(), builder.build(addr)));
+    }
     if upstreams.is_empty() {
         bail!(
             "{}: no backend has an `address` to forward to",
@@ -233,7 +292,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let failing = args.failing.contains(name);
             spawn_upstream(name.clone(), backend.addr(), failing).await?;
         }
-        eprintln!("backend {name} -> http://{}", backend.addr());
+        eprintln!(
+            "backend {name} -> {} ({:?})",
+            backend.addr(),
+            backend.protocol()
+        );
         backends.insert(name.as_str(), backend.clone());
     }
 
@@ -291,7 +354,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("waiting for Ctrl-C: {err}");
         }
     };
-    routing_tower::server::serve(listener, service, ServerLimits::default(), shutdown).await;
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert =
+                std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+            let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+            let acceptor = routing_tower::tls::ServerTls::new(&cert, &key)?.acceptor()?;
+            eprintln!("TLS on, ALPN h2 and http/1.1");
+            routing_tower::server::serve_tls(
+                listener,
+                acceptor,
+                service,
+                ServerLimits::default(),
+                shutdown,
+            )
+            .await;
+        }
+        _ => {
+            // HTTP/1.1 and h2c (prior knowledge), told apart per connection.
+            routing_tower::server::serve(listener, service, ServerLimits::default(), shutdown)
+                .await;
+        }
+    }
     eprintln!("shutting down; requests per backend:");
     for (name, s) in proxy.layer().stats() {
         eprintln!(
@@ -647,9 +731,12 @@ async fn spawn_upstream(name: String, addr: SocketAddr, failing: bool) -> anyhow
                 async move { Ok::<_, Infallible>(res) }
             });
             tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                // HTTP/1.1 and h2c: backends set to `--upstream NAME=h2c` reach it too.
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
             });
         }
     });

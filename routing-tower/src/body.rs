@@ -110,18 +110,27 @@ impl http_body::Body for Watched {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
             std::task::Poll::Ready(None) => this.watch.set(BodyWatch::DONE),
             std::task::Poll::Ready(Some(Err(_))) => this.watch.set(BodyWatch::FAILED),
+            // An HTTP/2 sender stops polling once the body says it has ended (the
+            // last frame carries END_STREAM), so the end is seen here too.
+            std::task::Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => {
+                this.watch.set(BodyWatch::DONE)
+            }
             _ => {}
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        let end = self.inner.is_end_stream();
+        if end {
+            self.watch.set(BodyWatch::DONE);
+        }
+        end
     }
 
     fn size_hint(&self) -> http_body::SizeHint {

@@ -1,5 +1,7 @@
-//! An HTTP/1.1 client backend: a [`tower::Service`] that forwards each request to
-//! one upstream [`SocketAddr`] over pooled keep-alive connections.
+//! An HTTP client backend: a [`tower::Service`] that forwards each request to one
+//! upstream [`SocketAddr`] over pooled connections, in HTTP/1.1, HTTP/2 with prior
+//! knowledge (h2c), or over TLS with HTTP/2 or HTTP/1.1 chosen by ALPN
+//! ([`UpstreamProtocol`], [`UpstreamTls`]).
 //!
 //! [`HttpBackend`] is what a reverse proxy puts behind the routing layer: one per
 //! upstream, all sharing one connection pool when built from one
@@ -12,11 +14,18 @@
 //!   kept (reverse-proxy convention). A request without `Host` but with an
 //!   absolute URI gets `Host` from that URI's authority, so the upstream still sees
 //!   the name the client asked for.
-//! * It is sent as HTTP/1.1, whatever version it arrived in.
+//! * It is sent in the backend's [`UpstreamProtocol`], whatever version it arrived
+//!   in; request and response bodies stream in both directions, trailers included
+//!   (gRPC's `grpc-status` travels in them).
 //! * Hop-by-hop headers (RFC 9110 §7.6.1) are removed: `Connection` and every
 //!   header it lists, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`,
-//!   `Upgrade` and `Trailer`. The same is done to the response. (So protocol
-//!   upgrades such as WebSocket are not proxied.)
+//!   `Upgrade` and `Trailer`. The same is done to the response. Two exceptions:
+//!   `TE: trailers` is kept (gRPC needs it), and a WebSocket upgrade
+//!   (`Connection: upgrade` with `Upgrade: websocket`) keeps those two headers: the
+//!   upstream's `101 Switching Protocols` is passed back, and once both sides have
+//!   switched the two connections are spliced, byte for byte, by a task of their
+//!   own (outside any request timeout). Other upgrades (`h2c`, …) are stripped, so a
+//!   client cannot smuggle a protocol switch past the routing rules.
 //! * Forwarding headers are the proxy's: `x-forwarded-for` keeps the last
 //!   [`trusted_hops`](HttpBackendBuilder::trusted_hops) entries the request came with
 //!   (none by default: a client cannot claim another source) and appends the peer's
@@ -27,7 +36,8 @@
 //!
 //! # Connections
 //!
-//! hyper-util's pooled client: keep-alive HTTP/1.1 connections with `TCP_NODELAY`,
+//! hyper-util's pooled client: keep-alive connections with `TCP_NODELAY`
+//! (HTTP/2 connections multiplex every request to one upstream),
 //! kept idle for [30 s](HttpBackendBuilder::DEFAULT_POOL_IDLE_TIMEOUT), at most
 //! [256](HttpBackendBuilder::DEFAULT_POOL_MAX_IDLE_PER_HOST) idle per upstream,
 //! connects bounded by [5 s](HttpBackendBuilder::DEFAULT_CONNECT_TIMEOUT). A request
@@ -82,6 +92,11 @@ use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::connect::{tls_connector, Connector};
+use crate::tls::{TlsError, UpstreamTls};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::backends::Backends;
@@ -89,8 +104,54 @@ use crate::body::Body;
 use crate::outcome::classify;
 pub use crate::outcome::UpstreamError;
 
-/// The client type every [`HttpBackend`] built by one builder shares.
-type SharedClient = Client<HttpConnector, Body>;
+/// The client type every [`HttpBackend`] built by one builder with one protocol and
+/// TLS identity shares.
+type SharedClient = Client<Connector, Body>;
+
+/// What the pools of one builder are keyed by: the protocol and the TLS identity
+/// (inside one client, hyper-util keys connections by upstream address).
+type PoolKey = (UpstreamProtocol, Option<[u8; 32]>);
+
+/// A TLS identity and its rustls configuration (without ALPN).
+type TlsSetting = ([u8; 32], Arc<rustls::ClientConfig>);
+
+/// How a backend speaks to its upstream.
+///
+/// ```
+/// use routing_tower::client::UpstreamProtocol;
+/// assert_eq!("h2c".parse::<UpstreamProtocol>().unwrap(), UpstreamProtocol::H2c);
+/// assert!("spdy".parse::<UpstreamProtocol>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (over TLS too, when the backend has [`UpstreamTls`]).
+    #[default]
+    Http1,
+    /// HTTP/2 over plain TCP with prior knowledge (gRPC's usual in-cluster hop).
+    H2c,
+    /// HTTP/2 over TLS (ALPN `h2`); without an [`UpstreamTls`] the public web roots
+    /// verify the upstream.
+    H2,
+    /// Over TLS, what ALPN picks (`h2` preferred, `http/1.1`); over plain TCP, HTTP/1.1.
+    Auto,
+}
+
+impl std::str::FromStr for UpstreamProtocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "http1" | "http/1.1" => Ok(Self::Http1),
+            "h2c" => Ok(Self::H2c),
+            "h2" => Ok(Self::H2),
+            "auto" => Ok(Self::Auto),
+            other => Err(format!(
+                "unknown upstream protocol {other:?} (expected http1, h2c, h2 or auto)"
+            )),
+        }
+    }
+}
 
 /// Settings for [`HttpBackend`]s; every backend built by one builder shares one
 /// connection pool (the pool is keyed by upstream address).
@@ -114,7 +175,10 @@ pub struct HttpBackendBuilder {
     pool_max_idle_per_host: usize,
     connect_timeout: Duration,
     trusted_hops: usize,
-    client: std::sync::Arc<std::sync::OnceLock<SharedClient>>,
+    protocol: UpstreamProtocol,
+    /// The TLS settings, their identity, and the rustls configuration (no ALPN yet).
+    tls: Option<(UpstreamTls, [u8; 32], Arc<rustls::ClientConfig>)>,
+    clients: Arc<Mutex<HashMap<PoolKey, SharedClient>>>,
 }
 
 impl fmt::Debug for HttpBackendBuilder {
@@ -124,6 +188,8 @@ impl fmt::Debug for HttpBackendBuilder {
             .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
             .field("connect_timeout", &self.connect_timeout)
             .field("trusted_hops", &self.trusted_hops)
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls.as_ref().map(|t| &t.0))
             .finish_non_exhaustive()
     }
 }
@@ -135,7 +201,9 @@ impl Default for HttpBackendBuilder {
             pool_max_idle_per_host: HttpBackendBuilder::DEFAULT_POOL_MAX_IDLE_PER_HOST,
             connect_timeout: HttpBackendBuilder::DEFAULT_CONNECT_TIMEOUT,
             trusted_hops: 0,
-            client: Default::default(),
+            protocol: UpstreamProtocol::Http1,
+            tls: None,
+            clients: Default::default(),
         }
     }
 }
@@ -158,7 +226,7 @@ impl HttpBackendBuilder {
     /// How long an idle pooled connection is kept before it is closed.
     pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle_timeout = timeout;
-        self.client = Default::default();
+        self.clients = Default::default();
         self
     }
 
@@ -166,14 +234,14 @@ impl HttpBackendBuilder {
     /// they become idle.
     pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
         self.pool_max_idle_per_host = max;
-        self.client = Default::default();
+        self.clients = Default::default();
         self
     }
 
     /// How long a TCP connect may take.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
-        self.client = Default::default();
+        self.clients = Default::default();
         self
     }
 
@@ -192,17 +260,81 @@ impl HttpBackendBuilder {
         self
     }
 
+    /// The protocol of the backends built from now on (default
+    /// [`Http1`](UpstreamProtocol::Http1)). Backends of different protocols never
+    /// share connections.
+    ///
+    /// ```
+    /// use routing_tower::client::{HttpBackend, UpstreamProtocol};
+    /// let grpc = HttpBackend::builder().protocol(UpstreamProtocol::H2c).build("127.0.0.1:50051".parse().unwrap());
+    /// assert_eq!(grpc.protocol(), UpstreamProtocol::H2c);
+    /// ```
+    pub fn protocol(mut self, protocol: UpstreamProtocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Speak TLS to the backends built from now on (`None`: plain TCP, unless the
+    /// protocol is [`H2`](UpstreamProtocol::H2)). Backends share connections only with
+    /// backends of the same TLS [identity](UpstreamTls::identity).
+    pub fn tls(mut self, tls: Option<UpstreamTls>) -> Result<Self, TlsError> {
+        self.tls = match tls {
+            Some(t) => {
+                let config = t.client_config(&[])?;
+                let id = t.identity();
+                Some((t, id, Arc::new(config)))
+            }
+            None => None,
+        };
+        Ok(self)
+    }
+
+    /// The TLS configuration in effect (with the web roots for a bare `H2`).
+    fn effective_tls(&self) -> Result<Option<TlsSetting>, TlsError> {
+        match (&self.tls, self.protocol) {
+            (Some((_, id, config)), _) => Ok(Some((*id, Arc::clone(config)))),
+            (None, UpstreamProtocol::H2) => {
+                let t = UpstreamTls::new();
+                Ok(Some((t.identity(), Arc::new(t.client_config(&[])?))))
+            }
+            (None, _) => Ok(None),
+        }
+    }
+
     fn client(&self) -> SharedClient {
-        self.client
-            .get_or_init(|| {
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                connector.set_connect_timeout(Some(self.connect_timeout));
-                Client::builder(TokioExecutor::new())
+        let tls = self.effective_tls().ok().flatten();
+        let key = (self.protocol, tls.as_ref().map(|t| t.0));
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(key)
+            .or_insert_with(|| {
+                let mut tcp = HttpConnector::new();
+                tcp.set_nodelay(true);
+                tcp.set_connect_timeout(Some(self.connect_timeout));
+                let tls = tls.map(|(_, config)| {
+                    let mut config = (*config).clone();
+                    config.alpn_protocols = match self.protocol {
+                        UpstreamProtocol::Http1 => vec![b"http/1.1".to_vec()],
+                        UpstreamProtocol::H2 | UpstreamProtocol::H2c => vec![b"h2".to_vec()],
+                        UpstreamProtocol::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                    };
+                    let name = self.tls.as_ref().and_then(|(t, _, _)| {
+                        t.server_name().and_then(|n| {
+                            rustls::pki_types::ServerName::try_from(n.to_owned()).ok()
+                        })
+                    });
+                    (tls_connector(config), name)
+                });
+                let mut builder = Client::builder(TokioExecutor::new());
+                builder
                     .pool_idle_timeout(self.pool_idle_timeout)
                     .pool_max_idle_per_host(self.pool_max_idle_per_host)
                     .pool_timer(TokioTimer::new())
-                    .build(connector)
+                    .timer(TokioTimer::new());
+                if matches!(self.protocol, UpstreamProtocol::H2c | UpstreamProtocol::H2) {
+                    builder.http2_only(true);
+                }
+                builder.build(Connector { tcp, tls })
             })
             .clone()
     }
@@ -211,11 +343,14 @@ impl HttpBackendBuilder {
     ///
     /// Needs no runtime to be built; requests must be sent from a Tokio runtime.
     pub fn build(&self, addr: SocketAddr) -> HttpBackend {
+        let tls = self.tls.is_some() || self.protocol == UpstreamProtocol::H2;
         HttpBackend {
             client: self.client(),
             addr,
             authority: authority_of(addr),
             trusted_hops: self.trusted_hops,
+            protocol: self.protocol,
+            scheme: if tls { Scheme::HTTPS } else { Scheme::HTTP },
         }
     }
 
@@ -274,8 +409,8 @@ impl HttpBackendBuilder {
     }
 }
 
-/// A [`tower::Service`] forwarding requests to one upstream over HTTP/1.1 with
-/// hyper-util's pooled client. Cloning is cheap: clones share the pool.
+/// A [`tower::Service`] forwarding requests to one upstream (HTTP/1.1, h2c, or TLS
+/// with HTTP/2 or HTTP/1.1) with hyper-util's pooled client. Cloning is cheap: clones share the pool.
 ///
 /// See the [module documentation](self) for what it changes in requests and
 /// responses, and how errors are classified.
@@ -285,12 +420,16 @@ pub struct HttpBackend {
     addr: SocketAddr,
     authority: Authority,
     trusted_hops: usize,
+    protocol: UpstreamProtocol,
+    scheme: Scheme,
 }
 
 impl fmt::Debug for HttpBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpBackend")
             .field("addr", &self.addr)
+            .field("protocol", &self.protocol)
+            .field("scheme", &self.scheme)
             .finish_non_exhaustive()
     }
 }
@@ -325,6 +464,11 @@ impl HttpBackend {
         self.addr
     }
 
+    /// The protocol it speaks to the upstream.
+    pub fn protocol(&self) -> UpstreamProtocol {
+        self.protocol
+    }
+
     /// Rewrites `req` the way [`call`](tower::Service::call) does before sending it.
     fn prepare(&self, req: &mut Request<Body>) {
         let uri = req.uri().clone();
@@ -344,13 +488,15 @@ impl HttpBackend {
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
+        parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
         parts.path_and_query = Some(path_and_query);
         // Scheme, authority and path-and-query are all set and valid.
         if let Ok(new_uri) = Uri::from_parts(parts) {
             *req.uri_mut() = new_uri;
         }
+        // HTTP/1.1 for the pool's HTTP/1 connections; an HTTP/2 connection sends
+        // any request as HTTP/2.
         *req.version_mut() = Version::HTTP_11;
 
         remove_hop_by_hop(req.headers_mut());
@@ -465,11 +611,28 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// fixed hop-by-hop headers. The routing layer calls it on the way in, before routing
 /// and filters, so a client's `Connection` list cannot delete a header a rule sets;
 /// the client calls it again on the way out and on responses.
+///
+/// Kept: `TE: trailers` (the only `TE` HTTP/2 allows; gRPC requires it), and for a
+/// WebSocket upgrade ([`crate::upgrade::is_websocket`]) `Upgrade: websocket` with
+/// `Connection: upgrade`.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // The common case, none present, is one pass over the names with no hashing.
     if !headers.keys().any(is_hop_by_hop) {
         return;
     }
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
+    let upgrade = crate::upgrade::is_websocket(headers)
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -483,6 +646,13 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    if let Some(value) = upgrade {
+        headers.insert(header::UPGRADE, value);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
 }
 
@@ -499,9 +669,16 @@ impl tower::Service<Request<Body>> for HttpBackend {
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         self.prepare(&mut req);
+        // A WebSocket upgrade: the client's side of the switch, for the splice.
+        let downstream = if crate::upgrade::is_websocket(req.headers()) {
+            req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
         ResponseFuture {
             inner: self.client.request(req),
             addr: self.addr,
+            downstream,
         }
     }
 }
@@ -511,6 +688,7 @@ impl tower::Service<Request<Body>> for HttpBackend {
 pub struct ResponseFuture {
     inner: hyper_util::client::legacy::ResponseFuture,
     addr: SocketAddr,
+    downstream: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -530,6 +708,11 @@ impl Future for ResponseFuture {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(mut resp)) => {
                 remove_hop_by_hop(resp.headers_mut());
+                if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(down) = self.downstream.take() {
+                        crate::upgrade::splice(down, hyper::upgrade::on(&mut resp));
+                    }
+                }
                 Poll::Ready(Ok(resp))
             }
             Poll::Ready(Err(err)) => {

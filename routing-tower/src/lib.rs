@@ -51,6 +51,8 @@
 //! | Outlier detection | consecutive 5xx / gateway errors eject a backend for a time growing with repeat ejections, bounded by a max percent ([`outlier`]); ejections feed routing-core's health and end on their own |
 //! | Concurrency limits | per backend, with a bounded queue; overflow is answered 503 ([`limit`]) |
 //! | Stats | per backend: requests, status classes, failures, retries, latency histogram, ejections ([`RoutingLayer::stats`]) |
+//! | gRPC | trailers-only `grpc-status` counted for stats and outlier detection and retried on `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`; `grpc-timeout` honoured; the layer's own answers as gRPC statuses ([`grpc`]) |
+//! | Protocols | upstreams in HTTP/1.1, h2c or TLS (h2/http1.1 by ALPN, SNI, custom CA, mTLS: [`client`], [`tls`]); WebSocket upgrades spliced ([`upgrade`]); listeners with HTTP/1.1 + h2c or TLS ([`server`]) |
 //!
 //! Requests carry `tracing` spans with route, rule and backend names.
 //!
@@ -85,12 +87,14 @@ pub mod backends;
 pub mod body;
 pub mod client;
 pub mod clock;
+mod connect;
 pub mod cookie;
 pub mod deadline;
 mod decision;
 pub mod error;
 mod fault;
 mod filters;
+pub mod grpc;
 pub mod limit;
 pub mod metrics;
 mod mirror;
@@ -105,6 +109,8 @@ pub mod server;
 mod state;
 pub mod stats;
 mod sticky;
+pub mod tls;
+pub mod upgrade;
 
 pub use backends::{BackendService, Backends};
 pub use body::{Body, BoxError};

@@ -1,6 +1,9 @@
-//! Serving a service over HTTP/1 on a TCP listener with the limits a proxy in front
-//! of real traffic needs: a deadline for the request head, a cap on connections held
-//! at once, the peer's address on every request.
+//! Serving a service over HTTP/1.1 and HTTP/2 on a TCP listener ([`serve`]: h2c with
+//! prior knowledge or HTTP/1.1, told apart by the connection preface) or a TLS one
+//! ([`serve_tls`]: ALPN `h2` or `http/1.1`), with the limits a proxy in front of real
+//! traffic needs: a deadline for the request head, a cap on connections held at
+//! once, the peer's address on every request. HTTP/1.1 upgrades (WebSocket) are
+//! served: see [`upgrade`](crate::upgrade).
 //!
 //! [`serve`] is what the `reverse_proxy` example runs; use it to put a [`Routing`]
 //! service (or any tower service) on a socket without repeating the accept loop.
@@ -30,12 +33,14 @@ use bytes::Bytes;
 use futures_util::TryFutureExt as _;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use routing_core::ClientAddr;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt as _};
 
 use crate::body::{self, BoxError};
+use crate::client::Transport;
 
 /// The limits [`serve`] holds clients to.
 ///
@@ -64,7 +69,7 @@ impl Default for ServerLimits {
     }
 }
 
-/// Serves `service` on `listener` over HTTP/1 until `shutdown` resolves; each request
+/// Serves `service` on `listener` over HTTP/1.1 or h2c until `shutdown` resolves; each request
 /// carries its peer's address ([`ClientAddr`], for `X-Forwarded-For` and source-IP
 /// stickiness). Connections already accepted keep running after `shutdown`; accept
 /// errors (out of descriptors) back off for 50 ms instead of spinning.
@@ -73,6 +78,42 @@ impl Default for ServerLimits {
 /// never fails: it answers errors as responses).
 pub async fn serve<S, B>(
     listener: TcpListener,
+    service: S,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    serve_with(listener, None, service, limits, shutdown).await;
+}
+
+/// [`serve`] over TLS: each connection's handshake (bounded by the header read
+/// timeout) picks HTTP/2 or HTTP/1.1 by ALPN; requests carry
+/// [`Transport::Tls`], so upstreams see
+/// `X-Forwarded-Proto: https`. A failed handshake closes that connection only.
+pub async fn serve_tls<S, B>(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    service: S,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    serve_with(listener, Some(acceptor), service, limits, shutdown).await;
+}
+
+async fn serve_with<S, B>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     service: S,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
@@ -101,34 +142,105 @@ pub async fn serve<S, B>(
             };
             let _ = stream.set_nodelay(true);
             let svc = service.clone();
+            let transport = if tls.is_some() {
+                Transport::Tls
+            } else {
+                Transport::Plain
+            };
             let per_request = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
+                if transport == Transport::Tls {
+                    req.extensions_mut().insert(transport);
+                }
                 svc.clone()
                     .oneshot(req)
                     .map_ok(|res| res.map(body::boxed))
                     .map_err(into_box_error::<S::Error>)
             });
+            let conn = Conn {
+                stream,
+                tls: tls.clone(),
+                limits,
+                peer,
+            };
             tokio::spawn(async move {
                 let _slot = slot;
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder.timer(TokioTimer::new());
-                if let Some(t) = limits.header_read_timeout {
-                    builder.header_read_timeout(t);
-                }
-                if let Err(err) = builder
-                    .serve_connection(TokioIo::new(stream), per_request)
-                    .await
-                {
-                    if !err.is_incomplete_message() {
-                        tracing::debug!(%peer, %err, "connection ended with an error");
-                    }
-                }
+                conn.run(per_request).await;
             });
         }
     };
     tokio::select! {
         () = accept => {}
         () = shutdown => {}
+    }
+}
+
+/// One accepted connection, before its handshake.
+struct Conn {
+    stream: tokio::net::TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ServerLimits,
+    peer: std::net::SocketAddr,
+}
+
+impl Conn {
+    /// The TLS handshake (if any), then HTTP/1.1 or HTTP/2 until the connection ends.
+    async fn run<Svc>(self, svc: Svc)
+    where
+        Svc: hyper::service::Service<
+                Request<Incoming>,
+                Response = Response<body::Body>,
+                Error = BoxError,
+            > + Send
+            + 'static,
+        Svc::Future: Send + 'static,
+    {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        {
+            let mut h1 = builder.http1();
+            h1.timer(TokioTimer::new());
+            if let Some(t) = self.limits.header_read_timeout {
+                h1.header_read_timeout(t);
+            }
+        }
+        builder.http2().timer(TokioTimer::new());
+        let peer = self.peer;
+        let result = match self.tls {
+            None => {
+                builder
+                    .serve_connection_with_upgrades(TokioIo::new(self.stream), svc)
+                    .await
+            }
+            Some(acceptor) => {
+                let handshake = acceptor.accept(self.stream);
+                let tls = match self.limits.header_read_timeout {
+                    Some(t) => match tokio::time::timeout(t, handshake).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    },
+                    None => handshake.await,
+                };
+                let tls = match tls {
+                    Ok(s) => s,
+                    Err(err) => {
+                        tracing::debug!(%peer, %err, "TLS handshake failed");
+                        return;
+                    }
+                };
+                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    builder = builder.http2_only();
+                }
+                builder
+                    .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                    .await
+            }
+        };
+        if let Err(err) = result {
+            tracing::debug!(%peer, %err, "connection ended with an error");
+        }
     }
 }
 

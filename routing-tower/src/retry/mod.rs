@@ -29,6 +29,13 @@ pub(crate) fn should_retry(policy: &RetryPolicy, outcome: Outcome) -> bool {
     })
 }
 
+/// Whether a trailers-only gRPC answer with status `code` is one `policy` retries
+/// (`cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`,
+/// `unavailable`).
+pub(crate) fn should_retry_grpc(policy: &RetryPolicy, code: Option<crate::grpc::Code>) -> bool {
+    code.is_some_and(|c| policy.on.iter().any(|&on| crate::grpc::retries(on, c)))
+}
+
 /// The backend for a retry: routing-core's selection for the same rule match with
 /// the backends already `tried` excluded (weighted among the others, the sticky key
 /// ignored); `current` again when every backend of the rule was tried or is out.

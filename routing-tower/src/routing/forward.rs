@@ -44,6 +44,7 @@ pub(super) fn forward(
         && policy.retry.is_none()
         && policy.mirror.is_none()
         && policy.mirrors.is_empty();
+    let grpc = crate::grpc::is_grpc(req.headers());
     // Instrumented after boxing, so the future is moved only once.
     let future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> = if single {
         forward_single(shared, table, state, plan, annotate_inner, req)
@@ -57,17 +58,31 @@ pub(super) fn forward(
             req,
         ))
     };
+    // The layer's own answers to a gRPC request are gRPC answers.
+    let future = if grpc {
+        Box::pin(futures_util::FutureExt::map(future, crate::grpc::answer))
+    } else {
+        future
+    };
     future.instrument(span)
 }
 
 /// The rule's request timeout, or the layer's default when it sets none (`0s`
-/// turns it off).
-fn request_timeout(shared: &Shared, policy: &routing_core::Policy) -> Option<Duration> {
-    policy
+/// turns it off); a gRPC client's shorter `grpc-timeout` wins.
+fn request_timeout(
+    shared: &Shared,
+    policy: &routing_core::Policy,
+    headers: &http::HeaderMap,
+) -> Option<Duration> {
+    let configured = policy
         .timeouts
         .request
         .or(shared.defaults.request_timeout)
-        .filter(|t| !t.is_zero())
+        .filter(|t| !t.is_zero());
+    match (configured, crate::grpc::timeout(headers)) {
+        (Some(c), Some(g)) => Some(c.min(g)),
+        (c, g) => c.or(g),
+    }
 }
 
 /// The whole policy: fault, body buffering, mirror, tries under the request
@@ -100,7 +115,7 @@ async fn forward_with_policy(
     // Everything from here runs under the request timeout: buffering the body for a
     // retry or a mirror too, so a slow upload cannot stretch a 2 s timeout. The
     // response body is held to the same deadline.
-    let timeout = request_timeout(&shared, policy);
+    let timeout = request_timeout(&shared, policy, &parts.headers);
     plan.deadline = timeout.map(|t| (tokio::time::Instant::now() + t, t));
     let plan = plan;
     let work = async {
@@ -189,6 +204,7 @@ fn forward_single(
     let (mut parts, body) = req.into_parts();
     let rule = &table.rules()[plan.found.rule];
     filters::request_filters(rule, plan.found.r#match, &mut parts);
+    let timeout = request_timeout(&shared, rule.policy(), &parts.headers);
     let backend = plan.first;
     let call = match prepare_try(
         &shared,
@@ -221,8 +237,7 @@ fn forward_single(
         Err(e) => return Box::pin(std::future::ready(error_response(e))),
     };
     let per_try = rule.policy().timeouts.per_try;
-    plan.deadline =
-        request_timeout(&shared, rule.policy()).map(|t| (tokio::time::Instant::now() + t, t));
+    plan.deadline = timeout.map(|t| (tokio::time::Instant::now() + t, t));
     Box::pin(async move {
         let slot = &state.backends[backend.index()];
         let route = &state.routes[table.rules()[plan.found.rule].route_index()];
@@ -407,17 +422,25 @@ async fn tries(
         )
         .await;
         attempt += 1;
-        let outcome = match &done.result {
-            TryResult::Response(r) => Outcome::Status(r.status()),
-            TryResult::Failed(f, _) => Outcome::Failure(*f),
+        let (outcome, grpc) = match &done.result {
+            TryResult::Response(r) => (
+                Outcome::Status(r.status()),
+                crate::grpc::is_grpc(r.headers())
+                    .then(|| crate::grpc::status(r.headers()))
+                    .flatten(),
+            ),
+            TryResult::Failed(f, _) => (Outcome::Failure(*f), None),
             TryResult::Refused(e) => return (error_response(e.clone()), None),
         };
         // A request that may have reached the backend is retried only if its method
-        // is idempotent (or the rule opts in): a POST is never delivered twice.
+        // is idempotent (or the rule opts in): a POST is never delivered twice. A
+        // gRPC status condition is the exception: gRPC is always POST, and the
+        // server's trailers-only answer says what it did (as in Envoy).
         let sent_nothing = outcome == Outcome::Failure(Failure::Connect);
-        let retryable = retry
-            .is_some_and(|r| retry::should_retry(r, outcome) && r.allows(&method, sent_nothing))
-            && attempt < max_tries
+        let retryable = retry.is_some_and(|r| {
+            retry::should_retry_grpc(r, grpc)
+                || (retry::should_retry(r, outcome) && r.allows(&method, sent_nothing))
+        }) && attempt < max_tries
             && parts.is_some()
             && buffered.is_replayable();
         if !retryable || !budget.is_some_and(|b| b.try_withdraw()) {
@@ -572,7 +595,8 @@ async fn one_try(
 fn settle(slot: &Slot, result: Result<Response<Body>, BoxError>) -> (TryResult, Outcome) {
     match result {
         Ok(res) => {
-            let outcome = Outcome::Status(res.status());
+            // A trailers-only gRPC error counts as the HTTP status of its code.
+            let outcome = Outcome::Status(crate::grpc::effective_status(&res));
             (TryResult::Response(res), outcome)
         }
         Err(e) => {

@@ -190,7 +190,10 @@ where
                     },
                 };
             }
-            return ready(error_response(RoutingError::NoRoute(error::NoRoute)));
+            return ready(grpc_aware(
+                &req,
+                error_response(RoutingError::NoRoute(error::NoRoute)),
+            ));
         };
         let rule = &table.rules()[found.rule];
         // CORS: a preflight is answered here; other answers get the headers.
@@ -238,12 +241,12 @@ where
         let decision = match table.select(found, &req, &mut shared.rng.draw(), selection) {
             Ok(d) => d,
             Err(RouteError::NoBackend { rule }) => {
-                return ready(no_healthy(&table, Some(rule), None))
+                return ready(grpc_aware(&req, no_healthy(&table, Some(rule), None)))
             }
-            Err(_) => return ready(no_healthy(&table, None, None)),
+            Err(_) => return ready(grpc_aware(&req, no_healthy(&table, None, None))),
         };
         let Some(first) = decision.backend_id() else {
-            return ready(no_healthy(&table, Some(found.rule), None));
+            return ready(grpc_aware(&req, no_healthy(&table, Some(found.rule), None)));
         };
         // A new session, a cookie the selection could not honour, or one a previous
         // key made (rotation): a new cookie.
@@ -274,6 +277,16 @@ where
                 future: forward(shared, table, state, plan, annotate_inner, req, span),
             },
         }
+    }
+}
+
+/// The layer's own answer `res` as a gRPC answer when `req` is gRPC
+/// ([`crate::grpc::answer`]).
+fn grpc_aware<B>(req: &Request<B>, res: Response<Body>) -> Response<Body> {
+    if crate::grpc::is_grpc(req.headers()) {
+        crate::grpc::answer(res)
+    } else {
+        res
     }
 }
 

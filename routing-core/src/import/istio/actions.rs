@@ -288,17 +288,17 @@ pub(super) fn retries(
             "reset" => push(&mut on, RetryOn::Reset),
             "connect-failure" => push(&mut on, RetryOn::ConnectFailure),
             "retriable-status-codes" => push(&mut on, RetryOn::RetriableStatusCodes),
+            "cancelled" => push(&mut on, RetryOn::Cancelled),
+            "deadline-exceeded" => push(&mut on, RetryOn::DeadlineExceeded),
+            "internal" => push(&mut on, RetryOn::Internal),
+            "resource-exhausted" => push(&mut on, RetryOn::ResourceExhausted),
+            "unavailable" => push(&mut on, RetryOn::Unavailable),
             "refused-stream"
             | "retriable-4xx"
             | "envoy-ratelimited"
             | "retriable-headers"
             | "reset-before-request"
-            | "http3-post-connect-failure"
-            | "cancelled"
-            | "deadline-exceeded"
-            | "internal"
-            | "resource-exhausted"
-            | "unavailable" => {
+            | "http3-post-connect-failure" => {
                 ignored.push(part.to_owned());
             }
             n => match n.parse::<u16>() {
