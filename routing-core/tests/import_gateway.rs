@@ -1276,3 +1276,102 @@ spec:
     assert!((policy.mirrors[0].fraction - 0.1).abs() < 1e-9);
     round_trip(&imported);
 }
+
+/// Gateway API `GRPCRoute`: method matches become path matches on
+/// `/service/method`, headers, weights and filters as in `HTTPRoute`.
+#[test]
+fn grpc_routes_match_services_and_methods() {
+    let text = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: greeter, namespace: web}
+spec:
+  hostnames: [grpc.example.com]
+  rules:
+    - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]
+      backendRefs: [{name: hello, port: 50051}]
+    - matches: [{method: {service: helloworld.Greeter}}]
+      backendRefs: [{name: greeter, port: 50051}]
+    - matches: [{method: {method: Check}}]
+      backendRefs: [{name: health, port: 50051}]
+    - matches: [{method: {type: RegularExpression, service: 'admin\\..*'}, headers: [{name: x-role, value: ops}]}]
+      filters:
+        - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-via, value: grpcroute}]}}
+      backendRefs:
+        - {name: admin-v1, port: 50051, weight: 9}
+        - {name: admin-v2, port: 50051, weight: 1}
+";
+    let imported = import_str(text).unwrap();
+    let table = imported.validate().unwrap();
+    let call =
+        |path: &str| RequestInfo::new(Method::POST, &format!("http://grpc.example.com{path}"));
+    assert_eq!(
+        backend(&table, &call("/helloworld.Greeter/SayHello")),
+        "hello:50051"
+    );
+    assert_eq!(
+        backend(&table, &call("/helloworld.Greeter/SayGoodbye")),
+        "greeter:50051"
+    );
+    assert_eq!(
+        backend(&table, &call("/grpc.health.v1.Health/Check")),
+        "health:50051"
+    );
+    let admin = call("/admin.Users/Delete").header("x-role", "ops");
+    assert!(backend(&table, &admin).starts_with("admin-v"));
+    assert!(
+        table
+            .decide(&call("/admin.Users/Delete"), &mut rand::rng())
+            .is_err(),
+        "x-role needed"
+    );
+    assert!(table
+        .decide(&call("/other.Svc/Call"), &mut rand::rng())
+        .is_err());
+    let d = table.decide(&admin, &mut rand::rng()).unwrap();
+    assert_eq!(d.rule().policy().request_headers.set[0].0, "x-via");
+    let weights: Vec<u32> = d
+        .rule()
+        .forward()
+        .unwrap()
+        .backends()
+        .iter()
+        .map(|b| b.weight())
+        .collect();
+    assert_eq!(weights, [9, 1]);
+    // The route keeps its source: the resource names the GRPCRoute.
+    assert_eq!(
+        imported
+            .origin_of("routes[0]")
+            .and_then(|l| l.resource.as_deref()),
+        Some("GRPCRoute web/greeter")
+    );
+}
+
+#[test]
+fn grpc_route_errors_name_their_field() {
+    let route = |rule: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: g, namespace: ns}}\nspec:\n  rules:\n{rule}")
+    };
+    for (rule, path) in [
+        ("    - matches: [{method: {service: 'bad service'}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method"),
+        ("    - matches: [{method: {type: Exact}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method"),
+        ("    - matches: [{method: {service: a.B, method: 'x/y'}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method"),
+        ("    - filters: [{type: URLRewrite, urlRewrite: {hostname: x.test}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].filters[0].type"),
+    ] {
+        let err = import_str(&route(rule)).unwrap_err();
+        let e = &err.errors()[0];
+        assert_eq!(e.at.path, path, "{err}");
+        assert!(matches!(e.kind, ImportErrorKind::Invalid(_)), "{err}");
+        assert_eq!(e.at.resource.as_deref(), Some("GRPCRoute ns/g"));
+    }
+    // Unknown fields are parse errors (timeouts and retry are not GRPCRoute fields).
+    let err = import_str(&route(
+        "    - backendRefs: [{name: a}]\n      timeouts: {request: 1s}\n",
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(err.errors()[0].kind, ImportErrorKind::Parse(_)),
+        "{err}"
+    );
+}

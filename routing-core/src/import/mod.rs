@@ -3,7 +3,8 @@
 //! Teams arrive with routing already written down. [`import`] reads, from any number
 //! of files of any mix of kinds:
 //!
-//! * Kubernetes Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1` and `v1beta1`);
+//! * Kubernetes Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1` and `v1beta1`)
+//!   and `GRPCRoute` (`v1`, `v1alpha2`);
 //! * Istio `VirtualService` and `DestinationRule` (`networking.istio.io/v1alpha3`,
 //!   `v1beta1`, `v1`);
 //! * AWS ELBv2 listener rules as `aws elbv2 describe-rules` prints them (JSON);
@@ -96,6 +97,8 @@ pub enum SourceKind {
     Native,
     /// Gateway API `HTTPRoute`.
     HttpRoute,
+    /// Gateway API `GRPCRoute` (imported as HTTP rules on `/service/method` paths).
+    GrpcRoute,
     /// Istio `VirtualService`.
     VirtualService,
     /// Istio `DestinationRule`.
@@ -113,6 +116,7 @@ impl fmt::Display for SourceKind {
         f.write_str(match self {
             SourceKind::Native => "native",
             SourceKind::HttpRoute => "HTTPRoute",
+            SourceKind::GrpcRoute => "GRPCRoute",
             SourceKind::VirtualService => "VirtualService",
             SourceKind::DestinationRule => "DestinationRule",
             SourceKind::AlbRules => "ALB rules",
@@ -673,7 +677,8 @@ pub fn import(sources: &[Source<'_>], options: &ImportOptions) -> Result<Importe
     for d in of(SourceKind::Native) {
         native(d, &mut out);
     }
-    let routes = of(SourceKind::HttpRoute);
+    let mut routes = of(SourceKind::HttpRoute);
+    routes.extend(of(SourceKind::GrpcRoute));
     if !routes.is_empty() {
         let mut around = of(SourceKind::Gateway);
         around.extend(of(SourceKind::ReferenceGrant));
@@ -1004,8 +1009,11 @@ impl<'o> Out<'o> {
 /// hostile inputs from costing seconds.
 const MAX_SOURCE_BYTES: usize = 16 << 20;
 
-/// The name of the backend that stands for unresolvable references (see
-/// [`Out::unresolved_backend`]). Its `:` cannot come from a Kubernetes name.
+/// The name of the backend that stands for references an importer cannot resolve
+/// (a missing Service, a kind not supported, a cross-namespace reference no grant
+/// allows) next to valid ones: it has no address, and its slot in the rule answers
+/// `500` by a `fixed_response` backend filter, so only its share fails and it is
+/// never called. Its `:` cannot come from a Kubernetes name.
 pub const UNRESOLVED_BACKEND: &str = "unresolved:backend-ref";
 
 /// Splits a source into documents and detects each one's kind.
@@ -1114,6 +1122,11 @@ fn detect(d: &Doc<'_>, out: &mut Out<'_>) -> Option<SourceKind> {
                     if matches!(version, "v1" | "v1beta1") =>
                 {
                     Some(SourceKind::HttpRoute)
+                }
+                ("gateway.networking.k8s.io", "GRPCRoute")
+                    if matches!(version, "v1" | "v1alpha2") =>
+                {
+                    Some(SourceKind::GrpcRoute)
                 }
                 ("networking.istio.io", "VirtualService" | "DestinationRule")
                     if matches!(version, "v1alpha3" | "v1beta1" | "v1") =>

@@ -31,6 +31,14 @@
 //! | `sessionPersistence` `Cookie` (default) / `Header` | `session_persistence.cookie` (name `sessionName` or `gw-session`; `ttl` = `absoluteTimeout` when `Permanent`) / `.header` |
 //! | `backendRefs[].filters`: `RequestHeaderModifier`, `ResponseHeaderModifier`, `URLRewrite`, `RequestRedirect` | `backends[].filters` (applied only to the requests that backend is picked for) |
 //!
+//! `GRPCRoute` (`v1`, `v1alpha2`) is imported as the `HTTPRoute` it amounts to:
+//! method matches become path matches on `/service/method` (see the `grpc` module's
+//! table: `Exact` service and method → `path.exact`, service only → `path.prefix`,
+//! method only or `RegularExpression` → `path.regex`), and its parents, hostnames,
+//! header matches, filters (`RequestHeaderModifier`, `ResponseHeaderModifier`,
+//! `RequestMirror`; others `Invalid`), weighted `backendRefs` and session
+//! persistence go through the `HTTPRoute` conversion.
+//!
 //! With a [`BackendMap`](super::BackendMap), a `backendRef` is looked up as
 //! `namespace/name:port`, `namespace/name`, then (for a reference in the route's own
 //! namespace only) `name:port` and `name`.
@@ -105,6 +113,7 @@ use crate::config::{
 use crate::ConfigDuration;
 
 mod filters;
+mod grpc;
 mod parents;
 mod spec;
 use parents::{Attach, Parents};
@@ -151,9 +160,18 @@ pub(crate) fn import(docs: &[&Doc<'_>], around: &[&Doc<'_>], out: &mut Out<'_>) 
     let mut seen: BTreeMap<String, Location> = BTreeMap::new();
     for doc in docs {
         let ns = doc.namespace(out).to_owned();
-        let resource = format!("HTTPRoute {ns}/{}", doc.name());
-        let route: HttpRoute = match doc.parse(Some(&resource)) {
-            Ok(r) => r,
+        let grpc = doc.kind == super::SourceKind::GrpcRoute;
+        let kind = if grpc { "GRPCRoute" } else { "HTTPRoute" };
+        let resource = format!("{kind} {ns}/{}", doc.name());
+        let parsed = if grpc {
+            doc.parse::<grpc::GrpcRoute>(Some(&resource))
+                .map(|g| grpc::convert(g, doc, &resource, out))
+        } else {
+            doc.parse::<HttpRoute>(Some(&resource)).map(Some)
+        };
+        let route: HttpRoute = match parsed {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
             Err(e) => {
                 out.push_error(e);
                 continue;
@@ -168,16 +186,16 @@ pub(crate) fn import(docs: &[&Doc<'_>], around: &[&Doc<'_>], out: &mut Out<'_>) 
         };
         let name = route.metadata.name.clone().unwrap_or_default();
         if name.is_empty() {
-            cx.invalid("metadata.name", "an HTTPRoute needs a name");
+            cx.invalid("metadata.name", format!("an {kind} needs a name"));
             continue;
         }
         let full = format!("{ns}/{name}");
-        if let Some(first) = seen.get(&full) {
-            let msg = format!("HTTPRoute `{full}` is defined twice (first at {first})");
+        if let Some(first) = seen.get(&format!("{kind} {full}")) {
+            let msg = format!("{kind} `{full}` is defined twice (first at {first})");
             cx.invalid("metadata.name", msg);
             continue;
         }
-        seen.insert(full.clone(), cx.at("metadata.name"));
+        seen.insert(format!("{kind} {full}"), cx.at("metadata.name"));
         let before = cx.out.error_count();
         if let Some(c) = cx.route(&route, full) {
             if cx.out.error_count() == before {
