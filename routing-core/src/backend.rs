@@ -34,6 +34,7 @@ pub struct Backend {
     pub(crate) address: Option<SocketAddr>,
     pub(crate) health: Arc<BackendHealth>,
     pub(crate) connection_pool: Option<ConnectionPool>,
+    pub(crate) protocol: Option<crate::BackendProtocol>,
 }
 
 impl Backend {
@@ -82,6 +83,17 @@ impl Backend {
     #[must_use]
     pub fn connection_pool(&self) -> Option<ConnectionPool> {
         self.connection_pool
+    }
+
+    /// The protocol an HTTP client speaks to it, if configured (absent: HTTP/1.1).
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, protocol: h2c}]").unwrap();
+    /// assert_eq!(t.backends()[0].protocol(), Some(routing_core::BackendProtocol::H2c));
+    /// ```
+    #[must_use]
+    pub fn protocol(&self) -> Option<crate::BackendProtocol> {
+        self.protocol
     }
 
     /// Whether it takes new traffic (see [`HealthRegistry`](crate::HealthRegistry)).

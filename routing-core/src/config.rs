@@ -268,9 +268,51 @@ pub struct BackendConfig {
     /// Where it listens, when the routing layer itself connects (proxying, L4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<SocketAddr>,
-    /// Concurrency limit of the HTTP layer for this backend; absent means unlimited.
+    /// Concurrency limit of the HTTP layer for this backend; absent means the
+    /// layer's default ([`defaults::BACKEND_CONNECTION_POOL`](crate::defaults::BACKEND_CONNECTION_POOL)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_pool: Option<ConnectionPoolConfig>,
+    /// The protocol an HTTP client speaks to it (absent: HTTP/1.1). Importers set
+    /// it from a Kubernetes Service port's `appProtocol` (`kubernetes.io/h2c` → `h2c`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<BackendProtocol>,
+}
+
+impl BackendConfig {
+    /// A backend called `name` with nothing else set.
+    ///
+    /// ```
+    /// let b = routing_core::BackendConfig::new("v1");
+    /// assert_eq!((b.name.as_str(), b.address, b.protocol), ("v1", None, None));
+    /// ```
+    #[must_use]
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            address: None,
+            connection_pool: None,
+            protocol: None,
+        }
+    }
+}
+
+/// The protocol an HTTP client speaks to a backend.
+///
+/// ```
+/// let t = routing_core::RouteTable::from_yaml("backends: [{name: grpc, address: '127.0.0.1:50051', protocol: h2c}]").unwrap();
+/// assert_eq!(t.backends()[0].protocol(), Some(routing_core::BackendProtocol::H2c));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendProtocol {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 over plain TCP with prior knowledge (gRPC's usual in-cluster hop).
+    H2c,
+    /// HTTP/2 over TLS (ALPN `h2`).
+    H2,
+    /// Over TLS, what ALPN picks; over plain TCP, HTTP/1.1.
+    Auto,
 }
 
 /// An HTTP route: the hostnames it serves and its ordered rules.

@@ -87,13 +87,13 @@ mod table;
 
 pub use backend::{Backend, BackendId, ConnectionPool, MAX_WEIGHT};
 pub use config::{
-    BackendConfig, BackendFiltersConfig, Config, ConnectionPoolConfig, CookieConfig, CorsConfig,
-    FaultAbortConfig, FaultConfig, FaultDelayConfig, FiltersConfig, FixedResponseConfig,
-    HashOnConfig, HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig,
-    MatchConfig, MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig,
-    QueryMatchConfig, RedirectConfig, RetryConfig, RouteConfig, RuleConfig, RulePrecedence,
-    SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig, TcpServiceConfig,
-    TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    BackendConfig, BackendFiltersConfig, BackendProtocol, Config, ConnectionPoolConfig,
+    CookieConfig, CorsConfig, FaultAbortConfig, FaultConfig, FaultDelayConfig, FiltersConfig,
+    FixedResponseConfig, HashOnConfig, HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig,
+    LoadBalancerConfig, MatchConfig, MirrorConfig, OutlierDetectionConfig, PathMatchConfig,
+    PathModifierConfig, QueryMatchConfig, RedirectConfig, RetryConfig, RouteConfig, RuleConfig,
+    RulePrecedence, SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig,
+    TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
 };
 pub use cors::Cors;
 pub use duration::{ConfigDuration, DurationParseError};

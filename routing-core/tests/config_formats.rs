@@ -641,11 +641,13 @@ fn everything() -> Config {
                 name: "v1".into(),
                 address: Some("10.0.0.1:8080".parse().expect("addr")),
                 connection_pool: None,
+                protocol: None,
             },
             BackendConfig {
                 name: "v2".into(),
                 address: Some("10.0.0.2:8080".parse().expect("addr")),
                 connection_pool: None,
+                protocol: None,
             },
             BackendConfig {
                 name: "v3".into(),
@@ -654,11 +656,13 @@ fn everything() -> Config {
                     max_concurrent_requests: 64,
                     max_pending_requests: Some(16),
                 }),
+                protocol: None,
             },
             BackendConfig {
                 name: "shadow".into(),
                 address: None,
                 connection_pool: None,
+                protocol: None,
             },
         ],
         routes: vec![
@@ -1387,6 +1391,7 @@ fn config() -> impl Strategy<Value = Config> {
                     name,
                     address,
                     connection_pool: None,
+                    protocol: None,
                 }),
             0..5,
         ),
@@ -1456,6 +1461,7 @@ fn declared_backends() -> Vec<BackendConfig> {
             name: (*n).to_owned(),
             address: Some(format!("10.0.0.{}:80", i + 1).parse().expect("address")),
             connection_pool: None,
+            protocol: None,
         })
         .collect()
 }

@@ -1375,3 +1375,120 @@ fn grpc_route_errors_name_their_field() {
         "{err}"
     );
 }
+
+/// A Service port's `appProtocol` sets the backend's protocol (`kubernetes.io/h2c`
+/// → `h2c`, `kubernetes.io/ws` → `http1`; others warned about), and a
+/// `ReferenceGrant` applies to the route kind it names: one `from` `HTTPRoute`
+/// does not let a `GRPCRoute` refer across namespaces.
+#[test]
+fn app_protocol_and_grants_per_route_kind() {
+    let text = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: web}
+spec: {gatewayClassName: x, listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {kinds: [{kind: HTTPRoute}, {kind: GRPCRoute}]}}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: grpc, namespace: web}
+spec: {ports: [{port: 50051, appProtocol: kubernetes.io/h2c}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: chat, namespace: web}
+spec: {ports: [{port: 80, appProtocol: kubernetes.io/ws}, {port: 443, appProtocol: example.com/custom}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shared, namespace: other}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: http-only, namespace: other}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]
+  to: [{group: '', kind: Service}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g, namespace: web}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+    - matches: [{method: {service: a.A}}]
+      backendRefs: [{name: grpc, port: 50051}]
+    - matches: [{method: {service: b.B}}]
+      backendRefs: [{name: shared, namespace: other, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: h, namespace: web}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+    - matches: [{path: {value: /chat}}]
+      backendRefs: [{name: chat, port: 80}]
+    - matches: [{path: {value: /custom}}]
+      backendRefs: [{name: chat, port: 443}]
+    - matches: [{path: {value: /shared}}]
+      backendRefs: [{name: shared, namespace: other, port: 80}]
+";
+    let imported = import_str(text).unwrap();
+    let protocol = |name: &str| {
+        imported
+            .config
+            .backends
+            .iter()
+            .find(|b| b.name == name)
+            .unwrap_or_else(|| panic!("{name}: {:?}", imported.config.backends))
+            .protocol
+    };
+    assert_eq!(
+        protocol("grpc:50051"),
+        Some(routing_core::BackendProtocol::H2c)
+    );
+    assert_eq!(
+        protocol("chat:80"),
+        Some(routing_core::BackendProtocol::Http1)
+    );
+    assert_eq!(protocol("chat:443"), None);
+    assert!(imported
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("appProtocol `example.com/custom`")));
+    let table = imported.validate().unwrap();
+    assert_eq!(
+        table
+            .backend(table.backend_id("grpc:50051").unwrap())
+            .protocol(),
+        Some(routing_core::BackendProtocol::H2c)
+    );
+    // The grant names HTTPRoute: the HTTPRoute may refer to `other/shared`, the
+    // GRPCRoute may not (its rule answers 500).
+    assert_eq!(
+        backend(&table, &RequestInfo::get("/shared")),
+        "other/shared:80"
+    );
+    assert_eq!(status_of(&table, "/b.B/Call"), Some(500));
+    // A listener that admits only HTTPRoutes leaves the GRPCRoute out.
+    let http_only = text.replace(
+        "kinds: [{kind: HTTPRoute}, {kind: GRPCRoute}]",
+        "kinds: [{kind: HTTPRoute}]",
+    );
+    let imported = import_str(&http_only).unwrap();
+    assert!(
+        imported
+            .warnings
+            .iter()
+            .any(|w| w.at.resource.as_deref() == Some("GRPCRoute web/g")
+                && w.message.starts_with("left out")),
+        "{:?}",
+        imported.warnings
+    );
+    assert!(imported
+        .config
+        .routes
+        .iter()
+        .all(|r| !r.name.ends_with("/g")));
+}

@@ -136,6 +136,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
             name: "b".into(),
             address: None,
             connection_pool: None,
+            protocol: None,
         }],
         routes: routes
             .into_iter()
@@ -405,6 +406,7 @@ fn dense_config_strategy() -> impl Strategy<Value = Config> {
             name: "b".into(),
             address: None,
             connection_pool: None,
+            protocol: None,
         }],
         routes: routes
             .into_iter()

@@ -310,6 +310,7 @@ impl Builder<'_> {
                 name,
                 address: bc.address,
                 connection_pool,
+                protocol: bc.protocol,
             });
         }
     }

@@ -864,6 +864,7 @@ impl<'o> Out<'o> {
                 name: name.to_owned(),
                 address: None,
                 connection_pool: None,
+                protocol: None,
             });
         }
         name
@@ -908,6 +909,7 @@ impl<'o> Out<'o> {
                     name: name.clone(),
                     address,
                     connection_pool: None,
+                    protocol: None,
                 });
             }
         }

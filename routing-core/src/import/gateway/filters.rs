@@ -1,7 +1,7 @@
 //! A rule's filters, backends, timeouts, retry and session persistence in native form.
 
 use super::*;
-use crate::config::CorsConfig;
+use crate::config::{BackendProtocol, CorsConfig};
 
 impl Cx<'_, '_, '_> {
     /// Checks that a filter holds exactly the configuration its `type` names.
@@ -402,7 +402,8 @@ impl Cx<'_, '_, '_> {
                 "backend kind `{kind}` (group `{g}`) is not supported"
             )));
         }
-        if !self.parents.granted(self.ns, ns, t.name) {
+        let route_kind = self.resource.split(' ').next().unwrap_or("HTTPRoute");
+        if !self.parents.granted(route_kind, self.ns, ns, t.name) {
             return Some(Err(format!(
                 "no ReferenceGrant in namespace `{ns}` allows HTTPRoutes of `{}` to refer to `{}`",
                 self.ns, t.name
@@ -430,7 +431,41 @@ impl Cx<'_, '_, '_> {
             None => base,
         };
         let at = self.at(p);
-        self.out.backend(&keys, &default, &at).map(Ok)
+        let resolved = self.out.backend(&keys, &default, &at)?;
+        if let (true, Some(port)) = (core, port) {
+            self.app_protocol(ns, name, port, &resolved, p);
+        }
+        Some(Ok(resolved))
+    }
+
+    /// Sets backend `native`'s protocol from the `appProtocol` of the Service port
+    /// it stands for (`kubernetes.io/h2c` → `h2c`; `http`, `kubernetes.io/ws` →
+    /// `http1`); other values are warned about and left to the layer's default.
+    fn app_protocol(&mut self, ns: &str, name: &str, port: u16, native: &str, p: &str) {
+        let Some(app) = self.parents.app_protocol(ns, name, port).map(str::to_owned) else {
+            return;
+        };
+        let proto = match app.as_str() {
+            "kubernetes.io/h2c" => BackendProtocol::H2c,
+            "http" | "kubernetes.io/ws" => BackendProtocol::Http1,
+            other => {
+                self.warn(
+                    p,
+                    format!("appProtocol `{other}` of Service `{ns}/{name}` port {port} is not applied: the backend is spoken to over HTTP/1.1 unless its `protocol` is set"),
+                );
+                return;
+            }
+        };
+        let previous = self
+            .out
+            .backend_config(native)
+            .map(|b| b.protocol.replace(proto));
+        if let Some(Some(old)) = previous.filter(|old| *old != Some(proto)) {
+            self.warn(
+                p,
+                format!("backend `{native}` was given protocol {old:?} elsewhere; the Service port's appProtocol `{app}` sets {proto:?}"),
+            );
+        }
     }
 
     pub(super) fn duration(&mut self, s: &str, p: &str) -> Option<ConfigDuration> {

@@ -395,7 +395,11 @@ impl Cx<'_, '_, '_> {
             .iter()
             .any(|p| p.kind.as_deref() == Some("Service"));
         if self.parents.has_gateways() || service_parent {
-            return match self.parents.attach(self.ns, &spec.parent_refs, &hostnames) {
+            let kind = self.resource.split(' ').next().unwrap_or("HTTPRoute");
+            return match self
+                .parents
+                .attach(kind, self.ns, &spec.parent_refs, &hostnames)
+            {
                 Attach::Hosts(h) => {
                     if self.parents.first_attached.is_none() {
                         self.parents.first_attached = Some(self.at("spec.parentRefs"));

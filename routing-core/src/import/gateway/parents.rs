@@ -126,8 +126,9 @@ struct Listener {
     hostname: Option<String>,
     port: u16,
     from: From,
-    /// Whether `HTTPRoute` is among the allowed kinds.
-    http_routes: bool,
+    /// The allowed route kinds (`None`: the default for HTTP listeners, which
+    /// admits `HTTPRoute` and `GRPCRoute`).
+    kinds: Option<Vec<String>>,
     /// `HTTP` or `HTTPS`.
     http: bool,
 }
@@ -142,8 +143,10 @@ pub(super) struct Parents {
     namespaces: HashMap<String, BTreeMap<String, String>>,
     /// `namespace/name` of the `Service`s, when the input carries any.
     services: Option<HashSet<String>>,
-    /// (grant namespace, from namespace, to Service name or every one).
-    grants: Vec<(String, String, Option<String>)>,
+    /// (grant namespace, from namespace, from kind, to Service name or every one).
+    grants: Vec<(String, String, String, Option<String>)>,
+    /// `namespace/name` of a `Service` → its ports: (number, `appProtocol`).
+    service_ports: HashMap<String, Vec<(i64, Option<String>)>>,
     /// Listener ports and Gateways routes attached to (checked at the end).
     pub(super) ports: BTreeSet<u16>,
     pub(super) attached_gateways: BTreeSet<String>,
@@ -168,6 +171,7 @@ impl Parents {
             namespaces: HashMap::new(),
             services: None,
             grants: Vec::new(),
+            service_ports: HashMap::new(),
             ports: BTreeSet::new(),
             attached_gateways: BTreeSet::new(),
             first_attached: None,
@@ -200,6 +204,25 @@ impl Parents {
                     p.namespaces.insert(name, labels);
                 }
                 "Service" => {
+                    let ports = d
+                        .value
+                        .get("spec")
+                        .and_then(|s| s.get("ports"))
+                        .and_then(|p| p.as_sequence())
+                        .map(|list| {
+                            list.iter()
+                                .filter_map(|port| {
+                                    let n = port.get("port")?.as_i64()?;
+                                    let app = port
+                                        .get("appProtocol")
+                                        .and_then(|a| a.as_str())
+                                        .map(str::to_owned);
+                                    Some((n, app))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    p.service_ports.insert(format!("{ns}/{name}"), ports);
                     p.services
                         .get_or_insert_with(HashSet::new)
                         .insert(format!("{ns}/{name}"));
@@ -209,7 +232,9 @@ impl Parents {
                     match d.parse::<GrantDoc>(Some(&resource)) {
                         Ok(g) => {
                             for f in &g.spec.from {
-                                if f.group != GROUP || f.kind != "HTTPRoute" {
+                                if f.group != GROUP
+                                    || !matches!(f.kind.as_str(), "HTTPRoute" | "GRPCRoute")
+                                {
                                     continue;
                                 }
                                 for t in &g.spec.to {
@@ -219,6 +244,7 @@ impl Parents {
                                         p.grants.push((
                                             ns.clone(),
                                             f.namespace.clone(),
+                                            f.kind.clone(),
                                             t.name.clone(),
                                         ));
                                     }
@@ -293,20 +319,23 @@ impl Parents {
                                 continue;
                             }
                         };
-                        let http_routes =
-                            match l.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()) {
-                                None => true,
-                                Some(kinds) => kinds.iter().any(|k| {
-                                    k.kind == "HTTPRoute"
-                                        && k.group.as_deref().is_none_or(|g| g == GROUP)
-                                }),
-                            };
+                        let kinds = l
+                            .allowed_routes
+                            .as_ref()
+                            .and_then(|a| a.kinds.as_ref())
+                            .map(|kinds| {
+                                kinds
+                                    .iter()
+                                    .filter(|k| k.group.as_deref().is_none_or(|g| g == GROUP))
+                                    .map(|k| k.kind.clone())
+                                    .collect()
+                            });
                         listeners.push(Listener {
                             name: l.name,
                             hostname: l.hostname,
                             port,
                             from,
-                            http_routes,
+                            kinds,
                             http: matches!(l.protocol.as_str(), "HTTP" | "HTTPS"),
                         });
                     }
@@ -336,13 +365,26 @@ impl Parents {
         self.selection.is_empty() || self.selection.iter().any(|(k, _)| k == gw)
     }
 
-    /// Whether a `backendRef` from a route in `from_ns` to Service `name` in `to_ns`
-    /// is allowed (same namespace, or a `ReferenceGrant` in `to_ns`).
-    pub(super) fn granted(&self, from_ns: &str, to_ns: &str, name: &str) -> bool {
+    /// Whether a `backendRef` from a route of `kind` (`HTTPRoute`, `GRPCRoute`) in
+    /// `from_ns` to Service `name` in `to_ns` is allowed (same namespace, or a
+    /// `ReferenceGrant` in `to_ns` from that kind).
+    pub(super) fn granted(&self, kind: &str, from_ns: &str, to_ns: &str, name: &str) -> bool {
         from_ns == to_ns
-            || self.grants.iter().any(|(g_ns, f_ns, to)| {
-                g_ns == to_ns && f_ns == from_ns && to.as_deref().is_none_or(|t| t == name)
+            || self.grants.iter().any(|(g_ns, f_ns, f_kind, to)| {
+                g_ns == to_ns
+                    && f_ns == from_ns
+                    && f_kind == kind
+                    && to.as_deref().is_none_or(|t| t == name)
             })
+    }
+
+    /// The `appProtocol` of port `port` of Service `ns/name`, if the input has it.
+    pub(super) fn app_protocol(&self, ns: &str, name: &str, port: u16) -> Option<&str> {
+        self.service_ports
+            .get(&format!("{ns}/{name}"))?
+            .iter()
+            .find(|(n, _)| *n == i64::from(port))
+            .and_then(|(_, a)| a.as_deref())
     }
 
     /// Whether Service `ns/name` is missing from an input that describes the
@@ -358,6 +400,7 @@ impl Parents {
     /// The hostnames a route in `ns` with `hostnames` serves through `parents`.
     pub(super) fn attach(
         &mut self,
+        route_kind: &str,
         ns: &str,
         parents: &[ParentRef],
         hostnames: &[String],
@@ -407,7 +450,10 @@ impl Parents {
                     || pr.port.is_some_and(|p| p != i64::from(l.port))
                     || !self.selected(&key, &l.name)
                     || !l.http
-                    || !l.http_routes
+                    || !l
+                        .kinds
+                        .as_ref()
+                        .is_none_or(|k| k.iter().any(|k| k == route_kind))
                 {
                     continue;
                 }
