@@ -56,6 +56,8 @@ pub struct Routing<S> {
     /// Annotate mode: `inner` type-erased once, on the first call (each call of a
     /// `BackendService` clones the service it holds, so one erased copy serves all).
     erased_inner: std::sync::OnceLock<BackendService>,
+    /// The last stickiness cookie this service (one connection's) verified.
+    sticky_memo: crate::sticky::Memo,
 }
 
 impl<S: fmt::Debug> fmt::Debug for Routing<S> {
@@ -231,8 +233,9 @@ where
             _ => None,
         };
         let route_name = table.routes()[rule.route_index()].name();
-        let pinned =
-            cookie.and_then(|c| crate::sticky::pinned(&shared, &state, rule, route_name, &req, c));
+        let memo = &mut self.sticky_memo;
+        let pinned = cookie
+            .and_then(|c| crate::sticky::pinned(&shared, &state, rule, route_name, &req, c, memo));
         let selection = match pinned {
             Some((id, _)) => Selection::new().prefer(id),
             None => Selection::new(),
