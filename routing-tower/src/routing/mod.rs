@@ -233,9 +233,13 @@ where
             _ => None,
         };
         let route_name = table.routes()[rule.route_index()].name();
+        // The request's one clock read at its start: the first try's latency starts
+        // here, and a memoised cookie's expiry is judged by it.
+        let started = shared.now();
         let memo = &mut self.sticky_memo;
-        let pinned = cookie
-            .and_then(|c| crate::sticky::pinned(&shared, &state, rule, route_name, &req, c, memo));
+        let pinned = cookie.and_then(|c| {
+            crate::sticky::pinned(&shared, &state, rule, route_name, &req, c, (memo, started))
+        });
         let selection = match pinned {
             Some((id, _)) => Selection::new().prefer(id),
             None => Selection::new(),
@@ -262,6 +266,7 @@ where
             body_watch,
             deadline: None,
             cors_headers,
+            started,
         };
         let annotate_inner = shared.annotate.then(|| {
             self.erased_inner
@@ -304,4 +309,7 @@ pub(crate) struct Plan {
     pub(crate) deadline: Option<(tokio::time::Instant, std::time::Duration)>,
     /// CORS headers for the answer (the rule's CORS policy, an allowed `Origin`).
     pub(crate) cors_headers: Option<http::HeaderMap>,
+    /// When the request started, on the layer's clock (the route's latency and the
+    /// first try's start from here).
+    pub(crate) started: crate::clock::Timestamp,
 }

@@ -25,11 +25,11 @@ pub(crate) fn pinned<B>(
     route: &str,
     req: &Request<B>,
     policy: &CookiePolicy,
-    memo: &mut Memo,
+    (memo, now): (&mut Memo, crate::clock::Timestamp),
 ) -> Option<(BackendId, bool)> {
     let name = &*policy.name;
     let value = routing_core::cookie(req.headers(), name)?;
-    let (v, now) = memo.verify(shared, name, route, value)?;
+    let (v, now) = memo.verify(shared, name, route, value, now)?;
     // The rule's TTL, else the layer's maximum age for session cookies.
     let max_age = policy.ttl.or(shared.cookie_max_age);
     if max_age.is_some() && cookie::expired(v.issued_at, max_age, now) {
@@ -50,8 +50,8 @@ pub(crate) fn pinned<B>(
 /// Only a cookie that verified is kept, with the exact value, cookie name and route
 /// it verified for (the key ring is the layer's and never changes). Its expiry is
 /// still checked on every request, against the Unix time of the verification plus
-/// the time elapsed since on the layer's clock (a monotonic clock read the layer
-/// makes anyway), so a hit reads no wall clock.
+/// the time elapsed since on the layer's clock (the request's start, read once by
+/// the layer anyway), so a hit reads no clock of its own.
 #[derive(Default)]
 pub(crate) struct Memo {
     last: Option<Box<MemoEntry>>,
@@ -82,10 +82,11 @@ impl Memo {
         name: &str,
         route: &str,
         value: &str,
+        now: crate::clock::Timestamp,
     ) -> Option<(cookie::Verified, u64)> {
         if let Some(e) = self.last.as_deref() {
             if *e.value == *value && *e.name == *name && *e.route == *route {
-                let elapsed = shared.now() - e.at;
+                let elapsed = now - e.at;
                 return Some((e.verified, e.unix.saturating_add(elapsed.as_secs())));
             }
         }
@@ -97,7 +98,7 @@ impl Memo {
             route: route.into(),
             verified,
             unix,
-            at: shared.now(),
+            at: now,
         }));
         Some((verified, unix))
     }
