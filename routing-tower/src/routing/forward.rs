@@ -100,7 +100,7 @@ async fn forward_with_policy(
     let (mut parts, body) = req.into_parts();
     let route = &state.routes[rule.route_index()];
     let _route_in_flight = route.begin();
-    let started = shared.now();
+    let started = plan.started;
 
     if let Some(f) = &policy.fault {
         // Boxed: rare branches should not grow every request's future.
@@ -243,7 +243,17 @@ fn forward_single(
         let route = &state.routes[table.rules()[plan.found.rule].route_index()];
         let _route_in_flight = route.begin();
         // One clock read for the backend's and the route's latency.
-        let done = one_try(&shared, &state, (backend, slot), call, per_try, &plan).await;
+        let started = plan.started;
+        let done = one_try(
+            &shared,
+            &state,
+            (backend, slot),
+            call,
+            per_try,
+            &plan,
+            started,
+        )
+        .await;
         let (res, served_by) = done.result.into_response(backend);
         let rule = &table.rules()[plan.found.rule];
         let route_name = table.routes()[rule.route_index()].name();
@@ -412,6 +422,12 @@ async fn tries(
             Err(e) => return (error_response(e), None),
         };
         let slot = &state.backends[backend.index()];
+        // The first try starts with the request (the clock read at `call`).
+        let started = if attempt == 0 {
+            plan.started
+        } else {
+            shared.now()
+        };
         let done = one_try(
             shared,
             state,
@@ -419,6 +435,7 @@ async fn tries(
             call,
             policy.timeouts.per_try,
             plan,
+            started,
         )
         .await;
         attempt += 1;
@@ -504,8 +521,8 @@ async fn one_try(
     call: BackendFuture,
     per_try: Option<Duration>,
     plan: &Plan,
+    mut started: crate::clock::Timestamp,
 ) -> Try {
-    let mut started = shared.now();
     let permit = match &slot.limit {
         Some((_, limit)) => match limit.try_acquire() {
             Ok(p) => Some(p),

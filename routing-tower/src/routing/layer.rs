@@ -202,6 +202,7 @@ impl<S> Layer<S> for RoutingLayer {
             inner,
             shared: Arc::clone(&self.shared),
             erased_inner: std::sync::OnceLock::new(),
+            sticky_memo: crate::sticky::Memo::default(),
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Routing<S> {
     /// Annotate mode: `inner` type-erased once, on the first call (each call of a
     /// `BackendService` clones the service it holds, so one erased copy serves all).
     erased_inner: std::sync::OnceLock<BackendService>,
+    /// The last stickiness cookie this service (one connection's) verified.
+    sticky_memo: crate::sticky::Memo,
 }
 
 impl<S: fmt::Debug> fmt::Debug for Routing<S> {
@@ -232,8 +234,13 @@ where
             _ => None,
         };
         let route_name = table.routes()[rule.route_index()].name();
-        let pinned =
-            cookie.and_then(|c| crate::sticky::pinned(&shared, &state, rule, route_name, &req, c));
+        // The request's one clock read at its start: the first try's latency starts
+        // here, and a memoised cookie's expiry is judged by it.
+        let started = shared.now();
+        let memo = &mut self.sticky_memo;
+        let pinned = cookie.and_then(|c| {
+            crate::sticky::pinned(&shared, &state, rule, route_name, &req, c, (memo, started))
+        });
         let selection = match pinned {
             Some((id, _)) => Selection::new().prefer(id),
             None => Selection::new(),
@@ -260,6 +267,7 @@ where
             body_watch,
             deadline: None,
             cors_headers,
+            started,
         };
         let annotate_inner = shared.annotate.then(|| {
             self.erased_inner
@@ -312,4 +320,7 @@ pub(crate) struct Plan {
     pub(crate) deadline: Option<(tokio::time::Instant, std::time::Duration)>,
     /// CORS headers for the answer (the rule's CORS policy, an allowed `Origin`).
     pub(crate) cors_headers: Option<http::HeaderMap>,
+    /// When the request started, on the layer's clock (the route's latency and the
+    /// first try's start from here).
+    pub(crate) started: crate::clock::Timestamp,
 }

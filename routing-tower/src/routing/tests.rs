@@ -249,3 +249,63 @@ fn default_timeouts_need_no_timer_for_an_immediate_answer() {
         }
     });
 }
+
+const STICKY: &str = r#"
+backends: [{name: a}, {name: b}]
+routes:
+  - name: r
+    rules:
+      - backends: [{name: a}, {name: b}]
+        session_persistence: {cookie: {name: s, ttl: 1h}}
+"#;
+
+/// A cookie repeated on one connection is verified once (the connection's memo),
+/// yet its expiry is still checked on every request, on the layer's clock; another
+/// value (forged) on the same connection is verified, not taken from the memo.
+#[tokio::test]
+async fn repeated_cookie_memo_keeps_expiry_and_forgery_checks() {
+    let clock = Arc::new(ManualClock::new());
+    let key = crate::CookieKey::from_bytes([3; 32]);
+    let layer = RoutingLayer::builder(Router::from_yaml(STICKY).unwrap())
+        .backends(
+            Backends::new()
+                .with("a", named!("a"))
+                .with("b", named!("b")),
+        )
+        .cookie_key(key.clone())
+        .clock(clock.clone())
+        .build();
+    // One service: one connection's.
+    let mut svc = layer.layer(NotFound);
+    let cookie = format!("s={}", key.issue("s", "r", "b", crate::cookie::unix_now()));
+    let call = |svc: &mut crate::Routing<NotFound>, cookie: String| {
+        let req = Request::get("http://x/")
+            .header("cookie", cookie)
+            .body(Body::default())
+            .unwrap();
+        tower::Service::call(svc, req)
+    };
+    for _ in 0..3 {
+        let res = call(&mut svc, cookie.clone()).await.unwrap();
+        assert_eq!(res.headers()["x-backend"], "b");
+        assert!(res.headers().get("set-cookie").is_none(), "valid: kept");
+    }
+    // A forged value (last MAC character changed) is not the memo's: re-issued.
+    let mut forged = cookie.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let res = call(&mut svc, forged).await.unwrap();
+    assert!(
+        res.headers().get("set-cookie").is_some(),
+        "forged: new cookie"
+    );
+    // The valid one again, then two hours later on the layer's clock: expired.
+    let res = call(&mut svc, cookie.clone()).await.unwrap();
+    assert!(res.headers().get("set-cookie").is_none());
+    clock.advance(Duration::from_secs(2 * 3600));
+    let res = call(&mut svc, cookie).await.unwrap();
+    assert!(
+        res.headers().get("set-cookie").is_some(),
+        "expired on the memo path: re-issued"
+    );
+}

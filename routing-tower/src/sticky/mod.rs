@@ -25,13 +25,14 @@ pub(crate) fn pinned<B>(
     route: &str,
     req: &Request<B>,
     policy: &CookiePolicy,
+    (memo, now): (&mut Memo, crate::clock::Timestamp),
 ) -> Option<(BackendId, bool)> {
     let name = &*policy.name;
     let value = routing_core::cookie(req.headers(), name)?;
-    let v = shared.cookie_key.verify(name, route, value)?;
+    let (v, now) = memo.verify(shared, name, route, value, now)?;
     // The rule's TTL, else the layer's maximum age for session cookies.
     let max_age = policy.ttl.or(shared.cookie_max_age);
-    if max_age.is_some() && cookie::expired(v.issued_at, max_age, cookie::unix_now()) {
+    if max_age.is_some() && cookie::expired(v.issued_at, max_age, now) {
         return None;
     }
     rule.forward()?.backends().iter().find_map(|wb| {
@@ -40,6 +41,67 @@ pub(crate) fn pinned<B>(
         (slot.tag == v.backend_tag && (shared.annotate || slot.service.is_some()))
             .then_some((id, !v.current_key))
     })
+}
+
+/// The last stickiness cookie a connection's [`Routing`](crate::Routing) verified,
+/// so that a client repeating its cookie on a connection (every request of a
+/// session) costs a byte comparison, not a base64 decode and a MAC.
+///
+/// Only a cookie that verified is kept, with the exact value, cookie name and route
+/// it verified for (the key ring is the layer's and never changes). Its expiry is
+/// still checked on every request, against the Unix time of the verification plus
+/// the time elapsed since on the layer's clock (the request's start, read once by
+/// the layer anyway), so a hit reads no clock of its own.
+#[derive(Default)]
+pub(crate) struct Memo {
+    last: Option<Box<MemoEntry>>,
+}
+
+/// A clone (the service of another connection) starts empty.
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+struct MemoEntry {
+    value: Box<str>,
+    name: Box<str>,
+    route: Box<str>,
+    verified: cookie::Verified,
+    /// Unix seconds and the layer's clock at the verification.
+    unix: u64,
+    at: crate::clock::Timestamp,
+}
+
+impl Memo {
+    /// `value` verified for cookie `name` of `route`, and the Unix time now (seconds).
+    fn verify(
+        &mut self,
+        shared: &Shared,
+        name: &str,
+        route: &str,
+        value: &str,
+        now: crate::clock::Timestamp,
+    ) -> Option<(cookie::Verified, u64)> {
+        if let Some(e) = self.last.as_deref() {
+            if *e.value == *value && *e.name == *name && *e.route == *route {
+                let elapsed = now - e.at;
+                return Some((e.verified, e.unix.saturating_add(elapsed.as_secs())));
+            }
+        }
+        let verified = shared.cookie_key.verify(name, route, value)?;
+        let unix = cookie::unix_now();
+        self.last = Some(Box::new(MemoEntry {
+            value: value.into(),
+            name: name.into(),
+            route: route.into(),
+            verified,
+            unix,
+            at: now,
+        }));
+        Some((verified, unix))
+    }
 }
 
 /// Sets a stickiness cookie for `route` naming `id` on `res`.
