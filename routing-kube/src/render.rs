@@ -250,7 +250,7 @@ fn expand_endpoints(config: &mut Config, slices: &[EndpointSlice]) -> Result<(),
                         .or_insert_with(|| BackendConfig {
                             name: name.clone(),
                             address: Some(e.addr),
-                            connection_pool: base.as_ref().and_then(|b| b.connection_pool.clone()),
+                            connection_pool: base.as_ref().and_then(|b| b.connection_pool),
                         });
                     out.push(WeightedBackendConfig { name, weight });
                 }

@@ -369,7 +369,12 @@ async fn kube_two_replicas_converge_to_the_same_fingerprint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(kube_real_cluster), ignore = "KUBECONFIG is not set")]
 async fn kube_real_cluster_endpointslices() {
-    let path = std::env::var("KUBECONFIG").expect("KUBECONFIG must be set for this test");
+    // Without KUBECONFIG the test is marked ignored at build time; this return is
+    // reached only under `--include-ignored` (as `cargo xtask test` runs as root).
+    let Ok(path) = std::env::var("KUBECONFIG") else {
+        eprintln!("kube_real_cluster_endpointslices: KUBECONFIG is not set, nothing to test");
+        return;
+    };
     let cfg = kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
         .await
         .unwrap_or_else(|e| panic!("KUBECONFIG={path}: {e}"));
