@@ -390,3 +390,74 @@ async fn kube_real_cluster_endpointslices() {
         .await
         .expect("EndpointSlices listed and applied");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_gateway_and_referencegrant_reach_the_table() {
+    const GATEWAYS: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/web/gateways";
+    const GRANTS: &str =
+        "/apis/gateway.networking.k8s.io/v1beta1/namespaces/shared/referencegrants";
+    let api = KubeApi::start().await;
+    let router = empty_router();
+    let mut r = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "shop"},
+        "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com", "shop.other.org"],
+                 "rules": [{"backendRefs": [{"name": "db", "namespace": "shared", "port": 8080}]}]}});
+    api.put(ROUTES, r.clone());
+    let mut src = start(&api, &router, Options::default()).await;
+    let hostnames = |router: &Router| router.snapshot().config().routes[0].hostnames.clone();
+    // No grant in `shared`: the cross-namespace reference is invalid (answered 500).
+    let rule = router.snapshot().config().routes[0].rules[0].clone();
+    assert!(
+        rule.backends.is_empty() && rule.fixed_response.is_some(),
+        "{rule:?}"
+    );
+    assert_eq!(hostnames(&router).len(), 2);
+
+    api.put(GRANTS, json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+        "metadata": {"name": "from-web"},
+        "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "web"}],
+                 "to": [{"group": "", "kind": "Service"}]}}));
+    src.wait_for(WAIT, |s| s.applied >= 2)
+        .await
+        .expect("grant applied");
+    assert_eq!(
+        weights(&router, "shop.example.com"),
+        [("shared/db:8080".to_owned(), 1)]
+    );
+
+    // A Gateway whose listener takes only *.example.com narrows the hostnames.
+    api.put(
+        GATEWAYS,
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gw"},
+        "spec": {"gatewayClassName": "x", "listeners": [
+            {"name": "http", "protocol": "HTTP", "port": 80, "hostname": "*.example.com"}]}}),
+    );
+    src.wait_for(WAIT, |s| s.applied >= 3)
+        .await
+        .expect("gateway applied");
+    assert_eq!(hostnames(&router), ["shop.example.com"]);
+
+    // Deleting the grant makes the reference invalid again.
+    assert!(api.delete(GRANTS, "from-web"));
+    src.wait_for(WAIT, |s| s.applied >= 4)
+        .await
+        .expect("grant delete applied");
+    assert!(weights(&router, "shop.example.com").is_empty());
+    // And the route's own change still reaches the table.
+    r["spec"]["hostnames"] = json!(["cart.example.com", "cart.other.org"]);
+    api.put(ROUTES, r);
+    src.wait_for(WAIT, |s| s.applied >= 5)
+        .await
+        .expect("route change applied");
+    assert_eq!(hostnames(&router), ["cart.example.com"]);
+    assert!(api.delete(GATEWAYS, "gw"));
+    src.wait_for(WAIT, |s| s.applied >= 6)
+        .await
+        .expect("gateway delete applied");
+    assert_eq!(
+        hostnames(&router),
+        ["cart.example.com", "cart.other.org"],
+        "no listener narrows them now"
+    );
+}
