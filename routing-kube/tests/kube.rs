@@ -461,3 +461,56 @@ async fn kube_gateway_and_referencegrant_reach_the_table() {
         "no listener narrows them now"
     );
 }
+
+/// The loopback server's Lease protocol, through kube-rs: get, replace, and 409 on a
+/// replace from a stale resourceVersion (what a leader election builds on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_api_lease_update_conflicts_on_a_stale_resource_version() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, PostParams};
+    let api = KubeApi::start().await;
+    let leases: Api<Lease> = Api::namespaced(client(&api), "web");
+    let mut lease = Lease::default();
+    lease.metadata.name = Some("routing-writer".into());
+    lease.spec = Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+        holder_identity: Some("a".into()),
+        ..Default::default()
+    });
+    let created = leases
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect("create");
+    let again = leases.create(&PostParams::default(), &lease).await;
+    assert!(
+        matches!(again, Err(kube::Error::Api(ref s)) if s.code == 409),
+        "{again:?}"
+    );
+
+    let mut by_b = leases.get("routing-writer").await.expect("get");
+    by_b.spec.as_mut().expect("spec").holder_identity = Some("b".into());
+    let taken = leases
+        .replace("routing-writer", &PostParams::default(), &by_b)
+        .await
+        .expect("b takes it");
+    assert_ne!(
+        taken.metadata.resource_version,
+        created.metadata.resource_version
+    );
+
+    // `a` still holds the old resourceVersion: its update is refused with 409.
+    let mut by_a = created.clone();
+    by_a.spec.as_mut().expect("spec").holder_identity = Some("a".into());
+    let stale = leases
+        .replace("routing-writer", &PostParams::default(), &by_a)
+        .await;
+    assert!(
+        matches!(stale, Err(kube::Error::Api(ref s)) if s.code == 409 && s.reason == "Conflict"),
+        "{stale:?}"
+    );
+    assert_eq!(api.conflicts(), 2);
+    let now = leases.get("routing-writer").await.expect("get");
+    assert_eq!(
+        now.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("b")
+    );
+}
