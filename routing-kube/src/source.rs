@@ -30,7 +30,10 @@ pub struct Options {
     /// Label selector for the routing objects (`app=shop,tier!=db`); EndpointSlices
     /// are found by their Service instead.
     pub label_selector: Option<String>,
-    /// The routing kinds to watch (default: all of [`Kind::ALL`]).
+    /// The routing kinds to watch (default: all of [`Kind::ALL`]). Nothing is applied
+    /// before every watched kind has been listed once, so leave out a kind whose
+    /// CRD the cluster does not have (its list fails and is retried with backoff,
+    /// counted in [`Status::watch_errors`]).
     pub kinds: Vec<Kind>,
     /// Watch EndpointSlices and expand backends into endpoints (default true).
     pub endpoint_slices: bool,
