@@ -11,6 +11,9 @@
 //! * `http` (feature `http`): serve a tower service on 127.0.0.1, upstreams that
 //!   answer with their name and count requests, a client that reads answers whole —
 //!   for routing-tower's tests and the `cargo xtask demo` harness.
+//! * `kubeapi` (feature `kube-api`): a loopback Kubernetes API server speaking the
+//!   real wire protocol (list, streamed watch, bookmarks, 410 Gone, 409 Conflict), for
+//!   routing-kube's tests.
 //!
 //! ```
 //! let frame = routing_testkit::packet::TcpPacket::syn(
@@ -23,6 +26,8 @@
 
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "kube-api")]
+pub mod kubeapi;
 pub mod netns;
 pub mod openmetrics;
 pub mod packet;

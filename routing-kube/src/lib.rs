@@ -1,0 +1,37 @@
+//! Kubernetes as the routing source: watches the routing users already keep in a
+//! cluster and applies it to a [`routing_core::Router`].
+//!
+//! [`KubeSource::spawn`] runs one kube-rs `watcher` + reflector per [`Kind`]
+//! (`HTTPRoute`, `Gateway`, `ReferenceGrant`, `VirtualService`, `DestinationRule`, as
+//! dynamic objects) and one for `EndpointSlice`s, selected by namespace and labels
+//! ([`Options`]; parentRef selection is the importers' `gateways` option). After
+//! every kind has been listed once, and then after each change has been quiet for
+//! the debounce time, the whole set is rendered to one manifest per object, read by
+//! [`routing_core::import`], its backends expanded into one addressed backend per
+//! endpoint (ready endpoints share the backend's weight; terminating ones drain at
+//! weight 0) and applied with [`Router::update`](routing_core::Router::update). An
+//! invalid set keeps the old table live; the reason goes into [`Status`] and into
+//! a core/v1 `Warning` Event about the object at fault. [`Status`] carries the
+//! applied generation and a fingerprint that is equal on every replica that
+//! applied the same objects.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use routing_kube::{KubeSource, Options};
+//! let router = routing_core::Router::new(routing_core::Config::default())?;
+//! let client = kube::Client::try_default().await?;
+//! let source = KubeSource::spawn(client, router.clone(), Options::default().namespace("web"));
+//! // `router` now follows the cluster; `source.status()` says what was applied.
+//! # drop(source); Ok(()) }
+//! ```
+//!
+//! Not done yet: two-level selection (a version, then an endpoint of it): today
+//! each endpoint is a backend, so stickiness pins an endpoint, not a version.
+
+mod kinds;
+mod render;
+mod source;
+
+pub use kinds::Kind;
+pub use render::{render, RenderError, Rendered};
+pub use source::{KubeSource, Options, Status};
