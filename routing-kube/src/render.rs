@@ -224,17 +224,14 @@ fn expand_endpoints(config: &mut Config, slices: &[EndpointSlice]) -> Result<(),
             for (b, eps) in expanded {
                 let Some(eps) = eps else {
                     out.push(WeightedBackendConfig {
-                        name: b.name,
                         weight: b.weight.saturating_mul(lcm),
+                        ..b
                     });
                     continue;
                 };
                 let n = eps.iter().filter(|e| e.takes_new).count() as u64;
                 if eps.is_empty() {
-                    out.push(WeightedBackendConfig {
-                        name: b.name,
-                        weight: 0,
-                    });
+                    out.push(WeightedBackendConfig { weight: 0, ..b });
                     continue;
                 }
                 let base = declared.get(&b.name).cloned();
@@ -251,8 +248,14 @@ fn expand_endpoints(config: &mut Config, slices: &[EndpointSlice]) -> Result<(),
                             name: name.clone(),
                             address: Some(e.addr),
                             connection_pool: base.as_ref().and_then(|b| b.connection_pool),
+                            protocol: base.as_ref().and_then(|b| b.protocol),
                         });
-                    out.push(WeightedBackendConfig { name, weight });
+                    // Each endpoint carries the backend's own filters.
+                    out.push(WeightedBackendConfig {
+                        name,
+                        weight,
+                        filters: b.filters.clone(),
+                    });
                 }
             }
             let g = out.iter().map(|b| b.weight).fold(0, gcd).max(1);
