@@ -114,7 +114,7 @@ impl FiveTuple {
     }
 }
 
-pub use crate::config::TcpHashOn;
+pub use crate::config::{TcpForwarding, TcpHashOn};
 
 /// A validated L4 service.
 #[derive(Debug)]
@@ -122,6 +122,8 @@ pub struct TcpService {
     pub(crate) name: Box<str>,
     pub(crate) vip: SocketAddr,
     pub(crate) hash_on: TcpHashOn,
+    pub(crate) forwarding: TcpForwarding,
+    pub(crate) dsr_source: Option<IpAddr>,
     pub(crate) forward: Forward,
     pub(crate) maglev: std::sync::Arc<MaglevTable>,
 }
@@ -158,6 +160,24 @@ impl TcpService {
     #[must_use]
     pub fn hash_on(&self) -> TcpHashOn {
         self.hash_on
+    }
+
+    /// How packets reach a target (DNAT or DSR with IP-in-IP).
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}], forwarding: dsr_ipip, dsr_source: 10.0.0.9}]").unwrap();
+    /// assert_eq!(t.tcp_services()[0].forwarding(), routing_core::TcpForwarding::DsrIpip);
+    /// assert_eq!(t.tcp_services()[0].dsr_source(), Some("10.0.0.9".parse().unwrap()));
+    /// ```
+    #[must_use]
+    pub fn forwarding(&self) -> TcpForwarding {
+        self.forwarding
+    }
+
+    /// The outer source address for `dsr_ipip` (`None` with DNAT).
+    #[must_use]
+    pub fn dsr_source(&self) -> Option<IpAddr> {
+        self.dsr_source
     }
 
     /// The weighted targets and their selection state.
