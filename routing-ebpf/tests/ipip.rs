@@ -26,7 +26,8 @@ const VIP2_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// Makes target `i` a DSR target: the crate's `xdp_decap` program on its `eth0`
 /// (this kernel has no `ipip` / `ip6tnl` devices: `CONFIG_NET_IPIP` and
 /// `CONFIG_IPV6_TUNNEL` are off), both VIPs on its loopback, and on-link routes to
-/// the client so replies go to it directly instead of via the balancer. The
+/// the client (and its MAC as a permanent neighbour) so replies go to it directly
+/// instead of via the balancer. The
 /// returned value holds the attachment.
 fn dsr_target(topo: &Topology, i: usize) -> XdpBalancer {
     let t = &topo.targets()[i];
@@ -38,6 +39,24 @@ fn dsr_target(topo: &Topology, i: usize) -> XdpBalancer {
         .expect("client route");
     t.ip(&["-6", "route", "add", "2001:db8:c::/64", "dev", IFACE])
         .expect("client route v6");
+    // Permanent neighbour entries for the client (as the topology gives the
+    // balancer for the targets): no wait for IPv6 DAD of link-local addresses
+    // before the first reply can be sent.
+    let mac = topo.client().mac(IFACE).expect("client MAC");
+    for addr in ["198.51.100.2", "2001:db8:c::2"] {
+        t.ip(&[
+            "neigh",
+            "replace",
+            addr,
+            "lladdr",
+            &mac,
+            "dev",
+            IFACE,
+            "nud",
+            "permanent",
+        ])
+        .expect("client neighbour");
+    }
     t.run(|| -> Result<XdpBalancer, routing_ebpf::Error> {
         let mut d = XdpBalancer::load(&Options::default())?;
         d.attach_decap(IFACE, AttachMode::Skb)?;
