@@ -129,6 +129,13 @@ pub struct Options {
     /// [`XdpBalancer::flush_log`] and handed to the `log` crate (target
     /// `routing_ebpf_xdp`); install a logger to see them.
     pub debug_log: bool,
+    /// Largest IP packet (outer header included) the path from the balancer to a
+    /// `dsr_ipip` target carries (default 1500; values below 576 count as 576).
+    /// An IPv4 packet that would exceed it once encapsulated is answered with
+    /// ICMP "fragmentation needed" (next-hop MTU = this − 20), so the client's
+    /// path MTU discovery lowers its segment size; an IPv6 one is dropped and
+    /// counted as `dropped` (no "packet too big" generated yet).
+    pub dsr_mtu: u32,
 }
 
 impl Default for Options {
@@ -141,6 +148,7 @@ impl Default for Options {
             new_flow_limit: 250_000,
             bench: BenchMode::Off,
             debug_log: false,
+            dsr_mtu: 1500,
         }
     }
 }
@@ -314,12 +322,14 @@ impl XdpBalancer {
             .next_power_of_two();
         let set_mask = sets - 1;
         let cache_entries = sets;
+        let dsr_mtu = opts.dsr_mtu.max(576);
         let mut loader = EbpfLoader::new();
         loader
             .override_global("BENCH", &bench, true)
             .override_global("BENCH_FLOWS", &flows, true)
             .override_global("NEW_FLOW_LIMIT", &opts.new_flow_limit, true)
             .override_global("DEBUG", &debug, true)
+            .override_global("DSR_MTU", &dsr_mtu, true)
             .map_max_entries("VIP_STATE", opts.max_vips.max(1))
             .map_max_entries("VIP_STATS", opts.max_vips.max(1))
             .map_max_entries("DSR_SOURCE", opts.max_vips.max(1))

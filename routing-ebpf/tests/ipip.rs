@@ -225,3 +225,58 @@ tcp_services:
     assert_eq!(d.dropped + n.dropped, 0, "{d:?} {n:?}");
     assert_eq!(stats.global.not_vip, 0, "{:?}", stats.global);
 }
+
+/// An IPv4 packet too big for the DSR path once encapsulated (1500 + 20 > the
+/// default `dsr_mtu` 1500): the balancer answers with ICMP "fragmentation
+/// needed" (next-hop MTU 1480) instead of encapsulating it, the client's kernel
+/// lowers the path MTU to 1480 and resends smaller segments, and the exchange of
+/// 6 000 bytes each way completes.
+#[test]
+#[ignore = "needs root"]
+fn ipip_oversize_packet_gets_icmp_frag_needed_and_pmtu_completes() {
+    let test = "ipip_oversize_packet_gets_icmp_frag_needed_and_pmtu_completes";
+    let topo = Topology::new(2).unwrap_or_else(|e| panic!("{test}: topology: {e}"));
+    let _decap: Vec<XdpBalancer> = (0..2).map(|i| dsr_target(&topo, i)).collect();
+    let _servers = topo.start_servers(PORT).expect("servers");
+    let lb = load(&topo, &dsr_config());
+    let vip = SocketAddr::new(IpAddr::V4(VIP_V4), PORT);
+    let before = topo
+        .client()
+        .ip(&["route", "get", &VIP_V4.to_string()])
+        .expect("route get");
+    assert!(!before.contains("mtu 1480"), "{before}");
+    let s = topo.connect(vip).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("read timeout");
+    read_name(&s).expect("greeting");
+    let msg: Vec<u8> = (0..6000u32)
+        .map(|i| {
+            if i % 100 == 99 {
+                b'\n'
+            } else {
+                b'a' + (i % 26) as u8
+            }
+        })
+        .collect();
+    let mut w = &s;
+    w.write_all(&msg).expect("write");
+    let mut buf = vec![0u8; msg.len()];
+    w.read_exact(&mut buf)
+        .unwrap_or_else(|e| panic!("{test}: echo after PMTU discovery: {e}"));
+    assert_eq!(buf, msg, "echo");
+    let after = topo
+        .client()
+        .ip(&["route", "get", &VIP_V4.to_string()])
+        .expect("route get");
+    eprintln!("{test}: {after}");
+    assert!(
+        after.contains("mtu 1480"),
+        "the client learnt the DSR path MTU from the ICMP error: {after}"
+    );
+    let stats = lb.stats().expect("stats");
+    let v = stats.vips.iter().find(|v| v.vip == vip).expect("stats");
+    assert!(
+        v.dropped >= 1,
+        "the oversize packet was not forwarded: {v:?}"
+    );
+}

@@ -23,7 +23,7 @@ use aya_ebpf::{
     bindings::{bpf_fib_lookup, xdp_action},
     helpers::generated::{
         bpf_fib_lookup as fib_lookup, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_redirect,
-        bpf_xdp_adjust_head,
+        bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
     },
     macros::{map, xdp},
     maps::{Array, PerCpuArray},
@@ -116,6 +116,13 @@ static BENCH_FLOWS: u32 = 0;
 /// loader at load time.
 #[no_mangle]
 static NEW_FLOW_LIMIT: u64 = 0;
+
+/// Largest frame (IP packet, outer header included) the path from the balancer
+/// to a DSR target carries; set by the loader at load time. An IPv4 packet that
+/// would exceed it once encapsulated is answered with ICMP "fragmentation needed"
+/// (next-hop MTU = this − 20) instead; an IPv6 one is dropped (counted).
+#[no_mangle]
+static DSR_MTU: u32 = 1500;
 
 /// Debug events through aya-log, set by the loader at load time
 /// ([`Options::debug_log`] on the userspace side). Read-only data: with 0 (the
@@ -807,6 +814,18 @@ fn to_vip<const N: usize>(ctx: &XdpContext, p: &Pkt, vip: &VipEntry, flags: u8) 
         resolve::<N>(ctx, nh, &p.src, &target.addr);
     }
     if vip.flags & VIP_DSR_IPIP != 0 {
+        // SAFETY: a plain read of a static the loader may patch before loading.
+        let mtu = unsafe { core::ptr::read_volatile(&DSR_MTU) } as usize;
+        let ip_len = (ctx.data_end() - ctx.data()).saturating_sub(p.ip_off);
+        if ip_len + if N == 4 { IPIP4_OVERHEAD } else { IPIP6_OVERHEAD } > mtu {
+            if let Some(s) = vip_stats(vip.index) {
+                s.dropped += 1;
+            }
+            if N == 4 && frag_needed(ctx, p, mtu.saturating_sub(IPIP4_OVERHEAD) as u16).is_some() {
+                return xdp_action::XDP_TX;
+            }
+            return xdp_action::XDP_DROP;
+        }
         if encap::<N>(ctx, p, vip.index, &target.addr).is_none() {
             if let Some(s) = vip_stats(vip.index) {
                 s.dropped += 1;
@@ -844,6 +863,76 @@ const OUTER_TTL: u8 = 64;
 #[inline(always)]
 fn add_halves(sum: u32, w: u32) -> u32 {
     sum + (w & 0xffff) + (w >> 16)
+}
+
+/// Turns an IPv4 packet too big for the DSR path into an ICMP "fragmentation
+/// needed" (type 3, code 4, next-hop MTU `mtu`) from its destination back to its
+/// source, quoting its IP header and first 8 payload bytes, sent back out of the
+/// ingress interface to the MAC it came from. Only untagged frames, IP header
+/// without options.
+#[inline(always)]
+fn frag_needed(ctx: &XdpContext, p: &Pkt, mtu: u16) -> Option<()> {
+    const QUOTE: usize = 28;
+    const NEW: usize = 20 + 8;
+    if p.ip_off != ETH_HLEN {
+        return None;
+    }
+    let h = ptr_at::<[u8; ETH_HLEN + QUOTE]>(ctx, 0)? as *const u8;
+    // SAFETY: bounds checked by ptr_at.
+    let (m0, m1, m2, vihl) = unsafe { (rd32(h, 0), rd32(h, 4), rd32(h, 8), *h.add(ETH_HLEN)) };
+    if vihl != 0x45 {
+        return None;
+    }
+    // Checksum of the quoted bytes, summed before the packet moves.
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i < QUOTE / 4 {
+        // SAFETY: inside the checked range.
+        sum = add_halves(sum, unsafe { rd32(h, ETH_HLEN + 4 * i) });
+        i += 1;
+    }
+    // SAFETY: plain helper calls on this program's context.
+    unsafe {
+        if bpf_xdp_adjust_head(ctx.ctx, -(NEW as i32)) != 0 {
+            return None;
+        }
+        let len = (ctx.data_end() - ctx.data()) as i32;
+        if bpf_xdp_adjust_tail(ctx.ctx, (ETH_HLEN + NEW + QUOTE) as i32 - len) != 0 {
+            return None;
+        }
+    }
+    let h = ptr_at::<[u8; ETH_HLEN + NEW + QUOTE]>(ctx, 0)? as *mut u8;
+    let tot = ((NEW + QUOTE) as u16).to_be_bytes();
+    let w0 = u32::from_ne_bytes([0x45, 0, tot[0], tot[1]]);
+    let w2 = u32::from_ne_bytes([OUTER_TTL, PROTO_ICMP, 0, 0]);
+    let mut isum = add_halves(0, w2);
+    isum = add_halves(isum, w0);
+    isum = add_halves(isum, p.dst[0]);
+    isum = add_halves(isum, p.src[0]);
+    let m = mtu.to_be_bytes();
+    let icmp0 = u32::from_ne_bytes([3, 4, 0, 0]);
+    let icmp1 = u32::from_ne_bytes([0, 0, m[0], m[1]]);
+    sum = add_halves(sum, icmp0);
+    sum = add_halves(sum, icmp1);
+    // SAFETY: bounds checked by ptr_at (Ethernet + IPv4 + ICMP + quote).
+    unsafe {
+        // Back to where it came from: the MACs swapped.
+        wr16(h, 0, (m1 >> 16) as u16);
+        wr32(h, 2, m2);
+        wr32(h, 6, m0);
+        wr16(h, 10, m1 as u16);
+        wr16(h, 12, ETH_P_IP.to_be());
+        wr32(h, 14, w0);
+        wr32(h, 18, 0);
+        wr32(h, 22, w2);
+        wr16(h, 24, !csum_fold(isum));
+        wr32(h, 26, p.dst[0]);
+        wr32(h, 30, p.src[0]);
+        wr32(h, 34, icmp0);
+        wr32(h, 38, icmp1);
+        wr16(h, 36, !csum_fold(sum));
+    }
+    Some(())
 }
 
 /// Direct server return: the packet, unchanged, behind a new outer IPv4 (protocol
