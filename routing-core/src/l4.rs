@@ -221,3 +221,58 @@ pub struct FlowDecision<'t> {
     /// Its id.
     pub backend_id: BackendId,
 }
+
+/// Seed of [`RouteTable::tcp_fingerprint`] ("tcpfprnt").
+const FINGERPRINT_SEED: u64 = 0x7463_7066_7072_6e74;
+
+impl crate::RouteTable {
+    /// A fingerprint of the L4 tables this configuration makes every load balancer
+    /// install: for each service (in VIP order) its VIP, hash mode, forwarding mode
+    /// and DSR source, and slot by slot the target (name and address) its Maglev
+    /// table names. Backend names seed the Maglev permutations and ties go to the
+    /// name that sorts first, so two nodes given the same services and backends,
+    /// listed in any order, compute the same value — compare it across a fleet of
+    /// load balancers behind ECMP to check that a flow moved between them by the
+    /// router still finds its target. A changed target, weight or table size
+    /// changes it (with overwhelming probability).
+    ///
+    /// ```
+    /// let a = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}, {name: b, address: '10.0.0.2:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}, {name: b}]}]").unwrap();
+    /// let b = routing_core::RouteTable::from_yaml("backends: [{name: b, address: '10.0.0.2:80'}, {name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: b}, {name: a}]}]").unwrap();
+    /// assert_eq!(a.tcp_fingerprint(), b.tcp_fingerprint());
+    /// ```
+    #[must_use]
+    pub fn tcp_fingerprint(&self) -> u64 {
+        let mut services: Vec<&TcpService> = self.tcp_services().iter().collect();
+        services.sort_by_key(|s| s.vip);
+        let mut buf: Vec<u8> = Vec::new();
+        for s in services {
+            buf.extend_from_slice(
+                format!(
+                    "{}\0{:?}\0{:?}\0{:?}\0{}\0",
+                    s.vip,
+                    s.hash_on,
+                    s.forwarding,
+                    s.dsr_source,
+                    s.maglev.len()
+                )
+                .as_bytes(),
+            );
+            let per: Vec<u64> = s
+                .forward
+                .backends()
+                .iter()
+                .map(|wb| {
+                    let b = self.backend(wb.id());
+                    let id = format!("{}\0{:?}", b.name(), b.address());
+                    stable_hash(id.as_bytes(), FINGERPRINT_SEED)
+                })
+                .collect();
+            for &slot in s.maglev.slots() {
+                let h = per.get(slot as usize).copied().unwrap_or(u64::MAX);
+                buf.extend_from_slice(&h.to_le_bytes());
+            }
+        }
+        stable_hash(&buf, FINGERPRINT_SEED)
+    }
+}

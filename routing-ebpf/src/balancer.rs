@@ -259,6 +259,8 @@ pub struct XdpBalancer {
     link: Option<(XdpLinkId, String)>,
     vips: Vec<Option<VipSlot>>,
     free_targets: VecDeque<u32>,
+    /// `RouteTable::tcp_fingerprint` of the last table applied.
+    fingerprint: Option<u64>,
     /// Mirror of `VIP_TABLE`.
     vip_table: Vec<SlotUse>,
     /// Mirror of `REPLY_TABLE`.
@@ -360,6 +362,7 @@ impl XdpBalancer {
             link: None,
             vips: (0..opts.max_vips).map(|_| None).collect(),
             free_targets: (0..opts.max_targets).collect(),
+            fingerprint: None,
             vip_table: vec![SlotUse::Empty; VIP_SLOTS as usize],
             reply_table: vec![SlotUse::Empty; REPLY_SLOTS as usize],
             replies: StdHashMap::new(),
@@ -758,7 +761,26 @@ impl XdpBalancer {
                 self.free_targets.push_back(id);
             }
         }
+        self.fingerprint = Some(table.tcp_fingerprint());
         Ok(())
+    }
+
+    /// The [`RouteTable::tcp_fingerprint`] of the table last applied in full
+    /// (`None` before the first [`XdpBalancer::apply`]). Load balancers of one
+    /// fleet behind ECMP that show the same value steer every flow — including a
+    /// mid-flow packet that reaches a node without state for it — to the same
+    /// target: the Maglev tables depend on the set of services and backends, not on
+    /// their order in the configuration.
+    ///
+    /// ```no_run
+    /// # let mut lb = routing_ebpf::XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
+    /// # let table = routing_core::RouteTable::from_yaml("").unwrap();
+    /// lb.apply(&table).unwrap();
+    /// assert_eq!(lb.fingerprint(), Some(table.tcp_fingerprint()));
+    /// ```
+    #[must_use]
+    pub fn fingerprint(&self) -> Option<u64> {
+        self.fingerprint
     }
 
     fn add_port(&mut self, map: &'static str, port: u16) -> Result<(), Error> {
