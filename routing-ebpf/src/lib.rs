@@ -103,6 +103,59 @@
 //!   yet); clamp the MSS for IPv6 DSR VIPs or raise the path MTU.
 //! * GUE encapsulation is not implemented.
 //!
+//! # Several balancers behind ECMP
+//!
+//! With `dsr_ipip` replies bypass the balancer, so a fleet of balancers can share
+//! a VIP behind a router's equal-cost multipath route (Katran, Maglev, Unimog,
+//! GLB). What keeps a flow on its target when the router moves it to another
+//! balancer (a nexthop added or removed) is that every balancer builds the same
+//! Maglev table and the program re-creates a flow it has no state for from the
+//! table (only a SYN always re-picks; any other packet without a flow entry is
+//! routed by the table and gets an entry). The tables depend on the *set* of
+//! services and backends, not on their order in the configuration: Maglev
+//! permutations are seeded by backend names and equal visit times go to the name
+//! that sorts first. [`routing_core::RouteTable::tcp_fingerprint`] (and
+//! [`XdpBalancer::fingerprint`] for the table a balancer last applied) summarises
+//! the installed tables in terms of VIPs and target names and addresses: equal
+//! values across the fleet mean equal steering (`tests/ecmp.rs`: two loaders, the
+//! configuration in different orders, the same fingerprint, and mid-flow packets
+//! sent to the balancer that never saw the SYN reach the same target). While the
+//! backend set changes, nodes that have applied different generations disagree for
+//! flows of the moved slots (no GLB-style second chance yet). Backend names are
+//! part of the identity: give a target the same name on every node.
+//!
+//! Announcing the VIP stays with the host's BGP speaker: each balancer announces
+//! the VIP (a /32 or /128) with the same attributes, the router installs the
+//! equal-cost paths (`maximum-paths` / `merge paths`), and a balancer withdraws the
+//! route before it stops (e.g. an `ExecStop` that removes the route the speaker
+//! redistributes). FRR on a balancer (the VIP on `lo` or as a static blackhole so
+//! the route exists):
+//!
+//! ```text
+//! ip route 192.0.2.1/32 Null0
+//! router bgp 65010
+//!  neighbor 10.0.0.1 remote-as 65000
+//!  address-family ipv4 unicast
+//!   network 192.0.2.1/32
+//!  exit-address-family
+//! ```
+//!
+//! and on the router `router bgp 65000` / `address-family ipv4 unicast` /
+//! `maximum-paths 8` (plus `bgp bestpath as-path multipath-relax` when the
+//! balancers use different AS numbers). BIRD 2 on a balancer:
+//!
+//! ```text
+//! protocol static vips { ipv4; route 192.0.2.1/32 blackhole; }
+//! protocol bgp upstream {
+//!   local as 65010; neighbor 10.0.0.1 as 65000;
+//!   ipv4 { import none; export where proto = "vips"; };
+//! }
+//! ```
+//!
+//! and `merge paths on` in the router's kernel protocol for ECMP. Hash policy on a
+//! Linux router: `net.ipv4.fib_multipath_hash_policy = 1` (L4) so the flows of one
+//! client spread; these examples are documentation, not tested here.
+//!
 //! # Verdicts
 //!
 //! | packet | verdict | bytes |

@@ -23,8 +23,11 @@
 //! O(M log M) time and O(M + n) memory: no permutation matrix.
 //!
 //! The arithmetic (a series logarithm using only IEEE-754 add, multiply and divide) is
-//! bit-for-bit reproducible on every platform, so every process that builds a table
-//! from the same backends gets the same table.
+//! bit-for-bit reproducible on every platform, and equal visit times go to the backend
+//! whose name sorts first (not to the first in the list), so every process that builds
+//! a table from the same backends, listed in any order, gets the same table (slot by
+//! slot the same backend name; the indices follow each caller's list) — what several
+//! load balancers behind ECMP need.
 
 use crate::hash::{reduce, stable_hash};
 
