@@ -956,6 +956,30 @@ pub struct TcpServiceConfig {
     /// What identifies a client: `five_tuple` (default) or `source_ip` (client affinity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_on: Option<TcpHashOn>,
+    /// How packets reach a target: `dnat` (default; replies return through the
+    /// balancer) or `dsr_ipip` (direct server return: the packet is sent unchanged
+    /// inside an IP-in-IP header, the target answers the client directly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding: Option<TcpForwarding>,
+    /// Source address of the outer header with `forwarding: dsr_ipip` (required
+    /// there, same family as the VIP; refused with `dnat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsr_source: Option<std::net::IpAddr>,
+}
+
+/// How an L4 service forwards packets to its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TcpForwarding {
+    /// Destination rewritten to the target; replies come back through the balancer
+    /// and get the VIP as their source again.
+    #[default]
+    Dnat,
+    /// Direct server return, Katran-style: the packet, unchanged (VIP destination
+    /// and port), inside an outer IPv4-in-IPv4 or IPv6-in-IPv6 header to the
+    /// target, which decapsulates it (ipip / ip6tnl device, VIP on loopback) and
+    /// answers the client directly. The target's port is not used.
+    DsrIpip,
 }
 
 /// What an L4 service hashes.

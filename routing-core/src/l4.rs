@@ -114,7 +114,7 @@ impl FiveTuple {
     }
 }
 
-pub use crate::config::TcpHashOn;
+pub use crate::config::{TcpForwarding, TcpHashOn};
 
 /// A validated L4 service.
 #[derive(Debug)]
@@ -122,6 +122,8 @@ pub struct TcpService {
     pub(crate) name: Box<str>,
     pub(crate) vip: SocketAddr,
     pub(crate) hash_on: TcpHashOn,
+    pub(crate) forwarding: TcpForwarding,
+    pub(crate) dsr_source: Option<IpAddr>,
     pub(crate) forward: Forward,
     pub(crate) maglev: std::sync::Arc<MaglevTable>,
 }
@@ -158,6 +160,24 @@ impl TcpService {
     #[must_use]
     pub fn hash_on(&self) -> TcpHashOn {
         self.hash_on
+    }
+
+    /// How packets reach a target (DNAT or DSR with IP-in-IP).
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}], forwarding: dsr_ipip, dsr_source: 10.0.0.9}]").unwrap();
+    /// assert_eq!(t.tcp_services()[0].forwarding(), routing_core::TcpForwarding::DsrIpip);
+    /// assert_eq!(t.tcp_services()[0].dsr_source(), Some("10.0.0.9".parse().unwrap()));
+    /// ```
+    #[must_use]
+    pub fn forwarding(&self) -> TcpForwarding {
+        self.forwarding
+    }
+
+    /// The outer source address for `dsr_ipip` (`None` with DNAT).
+    #[must_use]
+    pub fn dsr_source(&self) -> Option<IpAddr> {
+        self.dsr_source
     }
 
     /// The weighted targets and their selection state.
@@ -200,4 +220,59 @@ pub struct FlowDecision<'t> {
     pub backend: &'t Backend,
     /// Its id.
     pub backend_id: BackendId,
+}
+
+/// Seed of [`RouteTable::tcp_fingerprint`] ("tcpfprnt").
+const FINGERPRINT_SEED: u64 = 0x7463_7066_7072_6e74;
+
+impl crate::RouteTable {
+    /// A fingerprint of the L4 tables this configuration makes every load balancer
+    /// install: for each service (in VIP order) its VIP, hash mode, forwarding mode
+    /// and DSR source, and slot by slot the target (name and address) its Maglev
+    /// table names. Backend names seed the Maglev permutations and ties go to the
+    /// name that sorts first, so two nodes given the same services and backends,
+    /// listed in any order, compute the same value — compare it across a fleet of
+    /// load balancers behind ECMP to check that a flow moved between them by the
+    /// router still finds its target. A changed target, weight or table size
+    /// changes it (with overwhelming probability).
+    ///
+    /// ```
+    /// let a = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}, {name: b, address: '10.0.0.2:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}, {name: b}]}]").unwrap();
+    /// let b = routing_core::RouteTable::from_yaml("backends: [{name: b, address: '10.0.0.2:80'}, {name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: b}, {name: a}]}]").unwrap();
+    /// assert_eq!(a.tcp_fingerprint(), b.tcp_fingerprint());
+    /// ```
+    #[must_use]
+    pub fn tcp_fingerprint(&self) -> u64 {
+        let mut services: Vec<&TcpService> = self.tcp_services().iter().collect();
+        services.sort_by_key(|s| s.vip);
+        let mut buf: Vec<u8> = Vec::new();
+        for s in services {
+            buf.extend_from_slice(
+                format!(
+                    "{}\0{:?}\0{:?}\0{:?}\0{}\0",
+                    s.vip,
+                    s.hash_on,
+                    s.forwarding,
+                    s.dsr_source,
+                    s.maglev.len()
+                )
+                .as_bytes(),
+            );
+            let per: Vec<u64> = s
+                .forward
+                .backends()
+                .iter()
+                .map(|wb| {
+                    let b = self.backend(wb.id());
+                    let id = format!("{}\0{:?}", b.name(), b.address());
+                    stable_hash(id.as_bytes(), FINGERPRINT_SEED)
+                })
+                .collect();
+            for &slot in s.maglev.slots() {
+                let h = per.get(slot as usize).copied().unwrap_or(u64::MAX);
+                buf.extend_from_slice(&h.to_le_bytes());
+            }
+        }
+        stable_hash(&buf, FINGERPRINT_SEED)
+    }
 }

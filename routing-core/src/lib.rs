@@ -102,7 +102,7 @@ pub use error::{
 };
 pub use hash::{mix64, reduce, stable_hash};
 pub use health::{BackendHealth, HealthRegistry};
-pub use l4::{FiveTuple, FlowDecision, TcpHashOn, TcpService, IPPROTO_TCP};
+pub use l4::{FiveTuple, FlowDecision, TcpForwarding, TcpHashOn, TcpService, IPPROTO_TCP};
 pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, ValueMatch};
 pub use path::{EscapedSlashes, PathError, PathNormalization};
 pub use policy::{

@@ -13,8 +13,8 @@ use routing_core::{
     HashOnConfig, HeaderMatchConfig, HeaderModifierConfig, HeaderValueConfig, LoadBalancerConfig,
     MatchConfig, MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig,
     QueryMatchConfig, RedirectConfig, RetryConfig, RetryOn, RouteConfig, RuleConfig,
-    RulePrecedence, SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig, TcpHashOn,
-    TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    RulePrecedence, SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig, TcpForwarding,
+    TcpHashOn, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -719,12 +719,16 @@ fn everything() -> Config {
                     WeightedBackendConfig::new("v2", 1),
                 ],
                 hash_on: Some(TcpHashOn::SourceIp),
+                forwarding: None,
+                dsr_source: None,
             },
             TcpServiceConfig {
                 name: "db6".into(),
                 vip: "[2001:db8::100]:5432".parse().expect("vip"),
                 backends: vec![WeightedBackendConfig::new("v3", 1)],
                 hash_on: Some(TcpHashOn::FiveTuple),
+                forwarding: Some(TcpForwarding::DsrIpip),
+                dsr_source: Some("2001:db8::9".parse().expect("dsr source")),
             },
         ],
         maglev_table_size: Some(251),
@@ -1377,6 +1381,8 @@ fn tcp_service() -> impl Strategy<Value = TcpServiceConfig> {
             vip,
             backends,
             hash_on,
+            forwarding: None,
+            dsr_source: None,
         })
 }
 
@@ -1872,6 +1878,8 @@ fn valid_config() -> impl Strategy<Value = Config> {
                     vip: "10.9.0.1:443".parse().expect("vip"),
                     backends,
                     hash_on: Some(TcpHashOn::SourceIp),
+                    forwarding: None,
+                    dsr_source: None,
                 })
                 .into_iter()
                 .collect(),

@@ -234,3 +234,32 @@ fn table_contents_are_pinned() {
 }
 
 const PINNED: u64 = 0x3d4f_4d3c_959e_78a0;
+
+/// The table depends on the set of (name, weight) pairs, not on their order: slot by
+/// slot the same backend name, for a list and the list reversed and rotated — also
+/// with equal weights, where equal visit times (ties) are most likely.
+#[test]
+fn same_backends_in_any_order_build_the_same_table() {
+    // Number of slots whose owner differs (keeps failure messages short).
+    fn differ(a: &[(String, u32)], b: &[(String, u32)]) -> usize {
+        let (ta, tb) = (build(a), build(b));
+        owners(&ta, a)
+            .iter()
+            .zip(owners(&tb, b))
+            .filter(|(x, y)| **x != *y)
+            .count()
+    }
+    for (n, seed) in [(7, 1), (100, 2), (1_000, 3)] {
+        let b = backends(n, seed);
+        let mut reversed = b.clone();
+        reversed.reverse();
+        assert_eq!(differ(&b, &reversed), 0, "{n} reversed");
+        let mut rotated = b.clone();
+        rotated.rotate_left(n / 3);
+        assert_eq!(differ(&b, &rotated), 0, "{n} rotated");
+        let equal: Vec<(String, u32)> = b.iter().map(|(name, _)| (name.clone(), 1)).collect();
+        let mut rev = equal.clone();
+        rev.reverse();
+        assert_eq!(differ(&equal, &rev), 0, "{n} equal weights, reversed");
+    }
+}

@@ -820,6 +820,24 @@ routes:
         ),
         // ---- Conflict ---------------------------------------------------------------
         case!(
+            "dsr_ipip without an outer source address",
+            tcp("{name: t, vip: '10.0.0.9:80', backends: [{name: a}], forwarding: dsr_ipip}"),
+            "tcp_services[0].dsr_source",
+            K::Conflict { reason } if reason.contains("needs `dsr_source`")
+        ),
+        case!(
+            "dsr_source of the other family",
+            tcp("{name: t, vip: '10.0.0.9:80', backends: [{name: a}], forwarding: dsr_ipip, dsr_source: '::1'}"),
+            "tcp_services[0].dsr_source",
+            K::Conflict { reason } if reason.contains("same IP family")
+        ),
+        case!(
+            "dsr_source with dnat",
+            tcp("{name: t, vip: '10.0.0.9:80', backends: [{name: a}], dsr_source: 10.0.0.7}"),
+            "tcp_services[0].dsr_source",
+            K::Conflict { reason } if reason.contains("only used with")
+        ),
+        case!(
             "per-try timeout longer than the request timeout",
             forward("timeouts: {request: 1s, per_try: 1s1ms}"),
             "routes[0].rules[0].timeouts.per_try",

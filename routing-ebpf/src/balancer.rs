@@ -8,10 +8,11 @@ use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
-use routing_core::{RouteTable, TcpHashOn};
+use routing_core::{RouteTable, TcpForwarding, TcpHashOn};
 use routing_ebpf_common::{
     addr_slot, global, FlowSet4, FlowSet6, NextHop, ReplyEntry, Target, TargetCounters,
-    VipCounters, VipEntry, VipState, REPLY_SLOTS, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
+    VipCounters, VipEntry, VipState, REPLY_SLOTS, VIP_DSR_IPIP, VIP_HASH_SOURCE_IP, VIP_SLOTS,
+    WAYS,
 };
 
 use crate::error::Error;
@@ -25,6 +26,8 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ro
 const PROG_LB: &str = "routing_xdp";
 /// Name of the trivial program (bump a counter, XDP_PASS) in the object.
 const PROG_PASS: &str = "xdp_pass";
+/// The DSR target side: strips IP-in-IP outer headers.
+const PROG_DECAP: &str = "xdp_decap";
 
 /// How long a retired table buffer is left alone before it is rewritten. A packet
 /// reads the active index once and then only its buffer; XDP runs last microseconds,
@@ -126,6 +129,13 @@ pub struct Options {
     /// [`XdpBalancer::flush_log`] and handed to the `log` crate (target
     /// `routing_ebpf_xdp`); install a logger to see them.
     pub debug_log: bool,
+    /// Largest IP packet (outer header included) the path from the balancer to a
+    /// `dsr_ipip` target carries (default 1500; values below 576 count as 576).
+    /// An IPv4 packet that would exceed it once encapsulated is answered with
+    /// ICMP "fragmentation needed" (next-hop MTU = this − 20), so the client's
+    /// path MTU discovery lowers its segment size; an IPv6 one is dropped and
+    /// counted as `dropped` (no "packet too big" generated yet).
+    pub dsr_mtu: u32,
 }
 
 impl Default for Options {
@@ -138,6 +148,7 @@ impl Default for Options {
             new_flow_limit: 250_000,
             bench: BenchMode::Off,
             debug_log: false,
+            dsr_mtu: 1500,
         }
     }
 }
@@ -248,6 +259,8 @@ pub struct XdpBalancer {
     link: Option<(XdpLinkId, String)>,
     vips: Vec<Option<VipSlot>>,
     free_targets: VecDeque<u32>,
+    /// `RouteTable::tcp_fingerprint` of the last table applied.
+    fingerprint: Option<u64>,
     /// Mirror of `VIP_TABLE`.
     vip_table: Vec<SlotUse>,
     /// Mirror of `REPLY_TABLE`.
@@ -311,14 +324,17 @@ impl XdpBalancer {
             .next_power_of_two();
         let set_mask = sets - 1;
         let cache_entries = sets;
+        let dsr_mtu = opts.dsr_mtu.max(576);
         let mut loader = EbpfLoader::new();
         loader
             .override_global("BENCH", &bench, true)
             .override_global("BENCH_FLOWS", &flows, true)
             .override_global("NEW_FLOW_LIMIT", &opts.new_flow_limit, true)
             .override_global("DEBUG", &debug, true)
+            .override_global("DSR_MTU", &dsr_mtu, true)
             .map_max_entries("VIP_STATE", opts.max_vips.max(1))
             .map_max_entries("VIP_STATS", opts.max_vips.max(1))
+            .map_max_entries("DSR_SOURCE", opts.max_vips.max(1))
             .map_max_entries("MAGLEV", maglev.max(1))
             .map_max_entries("TARGETS", opts.max_targets.max(1))
             .map_max_entries("NEXT_HOPS", opts.max_targets.max(1))
@@ -327,7 +343,7 @@ impl XdpBalancer {
             .map_max_entries("FLOW_CACHE6", cache_entries)
             .override_global("FLOW_SET_MASK", &set_mask, true);
         let mut ebpf = loader.load(OBJECT)?;
-        for name in [PROG_LB, PROG_PASS] {
+        for name in [PROG_LB, PROG_PASS, PROG_DECAP] {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(Error::Missing("program"))?
@@ -346,6 +362,7 @@ impl XdpBalancer {
             link: None,
             vips: (0..opts.max_vips).map(|_| None).collect(),
             free_targets: (0..opts.max_targets).collect(),
+            fingerprint: None,
             vip_table: vec![SlotUse::Empty; VIP_SLOTS as usize],
             reply_table: vec![SlotUse::Empty; REPLY_SLOTS as usize],
             replies: StdHashMap::new(),
@@ -404,6 +421,26 @@ impl XdpBalancer {
     /// ```
     pub fn attach_pass(&mut self, iface: &str, mode: AttachMode) -> Result<(), Error> {
         let prog = self.xdp(PROG_PASS)?;
+        prog.attach(iface, mode.into())?;
+        Ok(())
+    }
+
+    /// Attaches the object's `xdp_decap` program to `iface`: the target side of
+    /// `forwarding: dsr_ipip` for hosts without an `ipip` / `ip6tnl` device. It
+    /// strips the outer IPv4 (protocol 4) or IPv6 (next header 41) header and passes
+    /// the inner packet, addressed to the VIP (which the host has on its loopback),
+    /// to the kernel; other packets pass unchanged. The attachment lives as long as
+    /// the balancer value.
+    ///
+    /// # Errors
+    /// [`Error::Program`] if the interface does not exist or refuses the mode.
+    ///
+    /// ```no_run
+    /// # let mut lb = routing_ebpf::XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
+    /// lb.attach_decap("eth0", routing_ebpf::AttachMode::Skb).unwrap();
+    /// ```
+    pub fn attach_decap(&mut self, iface: &str, mode: AttachMode) -> Result<(), Error> {
+        let prog = self.xdp(PROG_DECAP)?;
         prog.attach(iface, mode.into())?;
         Ok(())
     }
@@ -516,6 +553,7 @@ impl XdpBalancer {
             service: String,
             vip: SocketAddr,
             flags: u32,
+            dsr_source: Option<std::net::IpAddr>,
             targets: Vec<(String, SocketAddr, u32)>,
             slots: Vec<u32>,
         }
@@ -552,7 +590,11 @@ impl XdpBalancer {
                 flags: match svc.hash_on() {
                     TcpHashOn::SourceIp => VIP_HASH_SOURCE_IP,
                     TcpHashOn::FiveTuple => 0,
+                } | match svc.forwarding() {
+                    TcpForwarding::DsrIpip => VIP_DSR_IPIP,
+                    TcpForwarding::Dnat => 0,
                 },
+                dsr_source: svc.dsr_source(),
                 targets,
                 slots: slots.to_vec(),
             });
@@ -626,7 +668,7 @@ impl XdpBalancer {
                 .iter()
                 .map(|&i| targets.get(i as usize).map_or(u32::MAX, |t| t.id))
                 .collect();
-            plans.push((w.service, w.vip, w.flags, targets, ids));
+            plans.push((w.service, w.vip, w.flags, targets, ids, w.dsr_source));
         }
 
         // --- port prefilters. Target ports are only ever added: flows of removed
@@ -660,7 +702,7 @@ impl XdpBalancer {
                 }
             }
         }
-        for (service, vip, flags, targets, ids) in plans {
+        for (service, vip, flags, targets, ids, dsr_source) in plans {
             let idx =
                 match self
                     .vips
@@ -700,8 +742,15 @@ impl XdpBalancer {
                     self.write_target(t.id, t.address, idx as u32)?;
                 }
             }
-            for t in &targets {
-                self.write_reply(t.address, vip, idx as u32, &serves)?;
+            // DSR: replies never pass the balancer, so none are translated; the
+            // outer source is written before the VIP entry that enables it.
+            if let Some(src) = dsr_source {
+                self.array::<[u32; 4]>("DSR_SOURCE")?
+                    .set(idx as u32, words(src), 0)?;
+            } else {
+                for t in &targets {
+                    self.write_reply(t.address, vip, idx as u32, &serves)?;
+                }
             }
             self.program_vip(idx, service, flags, targets, ids)?;
         }
@@ -712,7 +761,26 @@ impl XdpBalancer {
                 self.free_targets.push_back(id);
             }
         }
+        self.fingerprint = Some(table.tcp_fingerprint());
         Ok(())
+    }
+
+    /// The [`RouteTable::tcp_fingerprint`] of the table last applied in full
+    /// (`None` before the first [`XdpBalancer::apply`]). Load balancers of one
+    /// fleet behind ECMP that show the same value steer every flow — including a
+    /// mid-flow packet that reaches a node without state for it — to the same
+    /// target: the Maglev tables depend on the set of services and backends, not on
+    /// their order in the configuration.
+    ///
+    /// ```no_run
+    /// # let mut lb = routing_ebpf::XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
+    /// # let table = routing_core::RouteTable::from_yaml("").unwrap();
+    /// lb.apply(&table).unwrap();
+    /// assert_eq!(lb.fingerprint(), Some(table.tcp_fingerprint()));
+    /// ```
+    #[must_use]
+    pub fn fingerprint(&self) -> Option<u64> {
+        self.fingerprint
     }
 
     fn add_port(&mut self, map: &'static str, port: u16) -> Result<(), Error> {

@@ -26,7 +26,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Forwarding mode: DNAT (the only mode implemented)
+//! # Forwarding mode: DNAT (the default)
 //!
 //! A packet to a VIP gets its destination address and port rewritten to the
 //! target's, and its MACs set for the next hop towards the target; replies from the
@@ -63,13 +63,107 @@
 //!   (driver) mode on a veth, the peer must run an XDP program for XDP_TX frames to
 //!   arrive (`routing_testkit::netns::Topology::prepare_native`).
 //!
-//! L2 direct server return and IP-in-IP encapsulation are not implemented.
+//! # Forwarding mode: direct server return with IP-in-IP (`forwarding: dsr_ipip`)
+//!
+//! Chosen per VIP (`tcp_services[].forwarding: dsr_ipip` with `dsr_source`, the
+//! outer source address, validated by routing-core; DNAT and DSR VIPs mix on one
+//! balancer). The target is picked exactly as for DNAT (flow cache, Maglev); the
+//! packet is then left unchanged (VIP destination address *and port*: the target's
+//! configured port is not used) and put behind a new outer header with
+//! `bpf_xdp_adjust_head`: IPv4-in-IPv4 (20 bytes, protocol 4, TTL 64, no DF, header
+//! checksum computed) or IPv6-in-IPv6 (40 bytes, next header 41, hop limit 64), from
+//! `dsr_source` to the target's address, sent to the target's next hop like a DNAT
+//! packet (`XDP_TX` / `XDP_REDIRECT`; `XDP_PASS` until the next hop is resolved, the
+//! kernel then routes the encapsulated packet). Replies do not pass the balancer,
+//! so no `REPLY_TABLE` entry is written for a DSR VIP's targets. Only untagged
+//! frames are encapsulated (a VLAN-tagged packet to a DSR VIP is dropped, counted
+//! as the VIP's `dropped`).
+//!
+//! What DSR asks of the network:
+//! * **Targets** decapsulate and own the VIP: an `ipip` / `ip6tnl` device (or
+//!   the fallback `tunl0` / `ip6tnl0`), the VIP on the loopback (with
+//!   `arp_ignore=1` / `arp_announce=2` on shared segments), reverse-path filtering
+//!   loose or off on the tunnel device, and a route to the clients that does not
+//!   go through the balancer. Kernels without tunnel devices (this project's CI
+//!   kernel has neither `CONFIG_NET_IPIP` nor `CONFIG_IPV6_TUNNEL`) can run the
+//!   object's `xdp_decap` program instead ([`XdpBalancer::attach_decap`]): it strips
+//!   the outer header of IPv4-in-IPv4 / IPv6-in-IPv6 packets and passes the inner
+//!   packet to the kernel. The targets' servers listen on the VIP's port.
+//! * **MTU**: encapsulation adds 20 (IPv4) or 40 (IPv6) bytes, and XDP does not
+//!   fragment. The path to the targets should carry `client MTU + overhead`
+//!   (jumbo frames inside the data centre, as Katran and GLB recommend), or
+//!   [`Options::dsr_mtu`] is set to what it carries (default 1500). An IPv4 packet
+//!   that would exceed it once encapsulated is **answered with ICMP
+//!   "fragmentation needed"** (type 3 code 4, next-hop MTU `dsr_mtu − 20`, from the
+//!   VIP to the client, quoting the packet's IP header and first 8 bytes, `XDP_TX`
+//!   back to the MAC it came from) and counted as the VIP's `dropped`; the
+//!   client's path MTU discovery then lowers its segment size (`tests/ipip.rs`
+//!   shows the exchange completing and the client's route cache at `mtu 1480`). An
+//!   oversize IPv6 packet is dropped and counted (no "packet too big" is generated
+//!   yet); clamp the MSS for IPv6 DSR VIPs or raise the path MTU.
+//! * GUE encapsulation is not implemented.
+//!
+//! # Several balancers behind ECMP
+//!
+//! With `dsr_ipip` replies bypass the balancer, so a fleet of balancers can share
+//! a VIP behind a router's equal-cost multipath route (Katran, Maglev, Unimog,
+//! GLB). What keeps a flow on its target when the router moves it to another
+//! balancer (a nexthop added or removed) is that every balancer builds the same
+//! Maglev table and the program re-creates a flow it has no state for from the
+//! table (only a SYN always re-picks; any other packet without a flow entry is
+//! routed by the table and gets an entry). The tables depend on the *set* of
+//! services and backends, not on their order in the configuration: Maglev
+//! permutations are seeded by backend names and equal visit times go to the name
+//! that sorts first. [`routing_core::RouteTable::tcp_fingerprint`] (and
+//! [`XdpBalancer::fingerprint`] for the table a balancer last applied) summarises
+//! the installed tables in terms of VIPs and target names and addresses: equal
+//! values across the fleet mean equal steering (`tests/ecmp.rs`: two loaders, the
+//! configuration in different orders, the same fingerprint, and mid-flow packets
+//! sent to the balancer that never saw the SYN reach the same target). While the
+//! backend set changes, nodes that have applied different generations disagree for
+//! flows of the moved slots (no GLB-style second chance yet). Backend names are
+//! part of the identity: give a target the same name on every node.
+//!
+//! Announcing the VIP stays with the host's BGP speaker: each balancer announces
+//! the VIP (a /32 or /128) with the same attributes, the router installs the
+//! equal-cost paths (`maximum-paths` / `merge paths`), and a balancer withdraws the
+//! route before it stops (e.g. an `ExecStop` that removes the route the speaker
+//! redistributes). FRR on a balancer (the VIP on `lo` or as a static blackhole so
+//! the route exists):
+//!
+//! ```text
+//! ip route 192.0.2.1/32 Null0
+//! router bgp 65010
+//!  neighbor 10.0.0.1 remote-as 65000
+//!  address-family ipv4 unicast
+//!   network 192.0.2.1/32
+//!  exit-address-family
+//! ```
+//!
+//! and on the router `router bgp 65000` / `address-family ipv4 unicast` /
+//! `maximum-paths 8` (plus `bgp bestpath as-path multipath-relax` when the
+//! balancers use different AS numbers). BIRD 2 on a balancer:
+//!
+//! ```text
+//! protocol static vips { ipv4; route 192.0.2.1/32 blackhole; }
+//! protocol bgp upstream {
+//!   local as 65010; neighbor 10.0.0.1 as 65000;
+//!   ipv4 { import none; export where proto = "vips"; };
+//! }
+//! ```
+//!
+//! and `merge paths on` in the router's kernel protocol for ECMP. Hash policy on a
+//! Linux router: `net.ipv4.fib_multipath_hash_policy = 1` (L4) so the flows of one
+//! client spread; these examples are documentation, not tested here.
 //!
 //! # Verdicts
 //!
 //! | packet | verdict | bytes |
 //! |---|---|---|
 //! | TCP to a VIP (address + port), valid | `XDP_TX` / `XDP_REDIRECT` (`XDP_PASS` while the next hop is unresolved) | rewritten to the target |
+//! | TCP to a `dsr_ipip` VIP, valid, fits `dsr_mtu` once encapsulated | `XDP_TX` / `XDP_REDIRECT` (`XDP_PASS` while the next hop is unresolved) | unchanged, behind an outer IPv4 / IPv6 header to the target |
+//! | TCP/IPv4 to a `dsr_ipip` VIP, too big once encapsulated | `XDP_TX` (VIP `dropped`) | replaced by ICMP fragmentation-needed to the client |
+//! | TCP/IPv6 to a `dsr_ipip` VIP, too big once encapsulated; VLAN-tagged TCP to a `dsr_ipip` VIP | `XDP_DROP` (VIP `dropped`) | untouched |
 //! | TCP from a target's address:port (a reply, target → client) | `XDP_TX` / `XDP_REDIRECT` (`XDP_PASS` when the client's next hop is unresolved) | source rewritten to the VIP |
 //! | TCP to a VIP with a malformed TCP header (data offset < 5, header beyond the IP payload, payload shorter than 20 bytes) | `XDP_DROP` (counted as the VIP's `parse_failures` and `dropped`) | untouched |
 //! | TCP to a VIP whose every target has weight 0 | `XDP_DROP` (VIP `dropped`) | untouched |

@@ -21,6 +21,31 @@ impl Builder<'_> {
             } else {
                 vips.insert(s.vip, format!("{p}.vip"));
             }
+            let forwarding = s.forwarding.unwrap_or_default();
+            match (forwarding, s.dsr_source) {
+                (TcpForwarding::DsrIpip, None) => self.errs.push(
+                    format!("{p}.dsr_source"),
+                    K::Conflict {
+                        reason:
+                            "`forwarding: dsr_ipip` needs `dsr_source` (the outer source address)",
+                    },
+                ),
+                (TcpForwarding::DsrIpip, Some(a)) if a.is_ipv4() != s.vip.is_ipv4() => {
+                    self.errs.push(
+                        format!("{p}.dsr_source"),
+                        K::Conflict {
+                            reason: "`dsr_source` must have the same IP family as the VIP",
+                        },
+                    )
+                }
+                (TcpForwarding::Dnat, Some(_)) => self.errs.push(
+                    format!("{p}.dsr_source"),
+                    K::Conflict {
+                        reason: "`dsr_source` is only used with `forwarding: dsr_ipip`",
+                    },
+                ),
+                _ => {}
+            }
             if s.backends.is_empty() {
                 self.errs.push(format!("{p}.backends"), K::Empty);
                 continue;
@@ -53,6 +78,10 @@ impl Builder<'_> {
                     name: s.name.as_str().into(),
                     vip: s.vip,
                     hash_on: s.hash_on.unwrap_or(TcpHashOn::FiveTuple),
+                    forwarding,
+                    dsr_source: s
+                        .dsr_source
+                        .filter(|_| forwarding == TcpForwarding::DsrIpip),
                     forward: Forward::new(
                         backends,
                         Strategy::ConsistentHash(Arc::clone(&maglev)),

@@ -23,8 +23,11 @@
 //! O(M log M) time and O(M + n) memory: no permutation matrix.
 //!
 //! The arithmetic (a series logarithm using only IEEE-754 add, multiply and divide) is
-//! bit-for-bit reproducible on every platform, so every process that builds a table
-//! from the same backends gets the same table.
+//! bit-for-bit reproducible on every platform, and equal visit times go to the backend
+//! whose name sorts first (not to the first in the list), so every process that builds
+//! a table from the same backends, listed in any order, gets the same table (slot by
+//! slot the same backend name; the indices follow each caller's list) — what several
+//! load balancers behind ECMP need.
 
 use crate::hash::{reduce, stable_hash};
 
@@ -126,8 +129,18 @@ impl MaglevTable {
         let m = u64::from(size);
         let total: f64 = live.iter().map(|&i| f64::from(backends[i].1)).sum();
 
+        // Ties (equal visit times) go to the backend whose name sorts first, so the
+        // table depends on the set of (name, weight) pairs, not on their order:
+        // every load balancer of a fleet given the same backends in any order
+        // builds the same table (as backend indices of its own list).
+        let mut by_name: Vec<usize> = live.clone();
+        by_name.sort_by(|&a, &b| backends[a].0.as_ref().cmp(backends[b].0.as_ref()));
+        let mut rank = vec![0u32; backends.len()];
+        for (r, &i) in by_name.iter().enumerate() {
+            rank[i] = r as u32;
+        }
         struct Walker {
-            index: u32,
+            rank: u32,
             inv_weight: f64,
             next_slot: u64,
             skip: u64,
@@ -138,7 +151,7 @@ impl MaglevTable {
             .map(|&i| {
                 let name = backends[i].0.as_ref();
                 Walker {
-                    index: i as u32,
+                    rank: rank[i],
                     inv_weight: 1.0 / f64::from(backends[i].1),
                     next_slot: stable_hash(name, SEED_OFFSET) % m,
                     skip: stable_hash(name, SEED_SKIP) % (m - 1) + 1,
@@ -147,8 +160,8 @@ impl MaglevTable {
             })
             .collect();
 
-        // best[s] = (visit time as f32 bits) << 32 | backend index: the minimum wins,
-        // ties go to the lower index.
+        // best[s] = (visit time as f32 bits) << 32 | name rank: the minimum wins,
+        // ties go to the lower rank.
         let mut best = vec![EMPTY; size as usize];
         let mut clock = VisitClock::new(m);
         let mut covered = 0usize;
@@ -163,7 +176,7 @@ impl MaglevTable {
                         break;
                     }
                     let t = (c * w.inv_weight) as f32;
-                    let key = (u64::from(t.to_bits()) << 32) | u64::from(w.index);
+                    let key = (u64::from(t.to_bits()) << 32) | u64::from(w.rank);
                     let slot = &mut best[w.next_slot as usize];
                     if *slot == EMPTY {
                         covered += 1;
@@ -181,7 +194,10 @@ impl MaglevTable {
             horizon *= 1.25;
         }
         Ok(Self {
-            slots: best.into_iter().map(|k| k as u32).collect(),
+            slots: best
+                .into_iter()
+                .map(|k| by_name[(k as u32) as usize] as u32)
+                .collect(),
         })
     }
 

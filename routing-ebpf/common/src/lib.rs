@@ -41,6 +41,10 @@ pub const PROTO_TCP: u8 = 6;
 /// [`VipEntry::flags`]: hash the source address only (client affinity) instead of
 /// the 5-tuple.
 pub const VIP_HASH_SOURCE_IP: u32 = 1;
+/// `VipEntry::flags`: direct server return, the packet is encapsulated IP-in-IP
+/// (IPv4-in-IPv4 or IPv6-in-IPv6) to the target with the outer source from
+/// `DSR_SOURCE[index]`.
+pub const VIP_DSR_IPIP: u32 = 2;
 
 /// Slots of the `VIP_TABLE` array (a power of two).
 pub const VIP_SLOTS: u32 = 256;

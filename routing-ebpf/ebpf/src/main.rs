@@ -23,6 +23,7 @@ use aya_ebpf::{
     bindings::{bpf_fib_lookup, xdp_action},
     helpers::generated::{
         bpf_fib_lookup as fib_lookup, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_redirect,
+        bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
     },
     macros::{map, xdp},
     maps::{Array, PerCpuArray},
@@ -31,7 +32,7 @@ use aya_ebpf::{
 use routing_ebpf_common::{
     addr_slot, csum_add_word, csum_fold, flow_set, global, Flow4Key, Flow6Key, FlowSet4, FlowSet6,
     NextHop, RateState, ReplyEntry, Target, TargetCounters, VipCounters, VipEntry, VipState,
-    FAMILY_V4, FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
+    FAMILY_V4, FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_DSR_IPIP, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 // The flow hash and the Maglev reduction: the same functions routing-core runs.
 use routing_hash::{flow_hash_words, reduce, source_hash_words};
@@ -48,6 +49,9 @@ static VIP_TABLE: Array<VipEntry> = Array::with_max_entries(VIP_SLOTS, 0);
 static REPLY_TABLE: Array<ReplyEntry> = Array::with_max_entries(REPLY_SLOTS, 0);
 #[map]
 static VIP_STATE: Array<VipState> = Array::with_max_entries(16, 0);
+/// Outer source address of each DSR VIP, by VIP index (address words).
+#[map]
+static DSR_SOURCE: Array<[u32; 4]> = Array::with_max_entries(16, 0);
 #[map]
 static MAGLEV: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
@@ -112,6 +116,13 @@ static BENCH_FLOWS: u32 = 0;
 /// loader at load time.
 #[no_mangle]
 static NEW_FLOW_LIMIT: u64 = 0;
+
+/// Largest frame (IP packet, outer header included) the path from the balancer
+/// to a DSR target carries; set by the loader at load time. An IPv4 packet that
+/// would exceed it once encapsulated is answered with ICMP "fragmentation needed"
+/// (next-hop MTU = this − 20) instead; an IPv6 one is dropped (counted).
+#[no_mangle]
+static DSR_MTU: u32 = 1500;
 
 /// Debug events through aya-log, set by the loader at load time
 /// ([`Options::debug_log`] on the userspace side). Read-only data: with 0 (the
@@ -208,6 +219,55 @@ pub fn xdp_pass(_ctx: XdpContext) -> u32 {
         unsafe { *p += 1 };
     }
     xdp_action::XDP_PASS
+}
+
+/// Target side of DSR: strips the outer header of IPv4-in-IPv4 (protocol 4) and
+/// IPv6-in-IPv6 (next header 41) packets addressed to this host and passes the
+/// inner packet (VIP destination) to the kernel; everything else passes unchanged.
+/// For targets whose kernel has no `ipip` / `ip6tnl` device (Katran's decap).
+#[xdp]
+pub fn xdp_decap(ctx: XdpContext) -> u32 {
+    decap(&ctx);
+    xdp_action::XDP_PASS
+}
+
+#[inline(always)]
+fn decap(ctx: &XdpContext) -> Option<()> {
+    let eth = ptr_at::<[u8; ETH_HLEN]>(ctx, 0)? as *const u8;
+    // SAFETY: bounds checked by ptr_at.
+    let (m0, m1, m2, proto) = unsafe { (rd32(eth, 0), rd32(eth, 4), rd32(eth, 8), rd16(eth, 12)) };
+    let (strip, inner) = if proto == ETH_P_IP.to_be() {
+        let ip = ptr_at::<[u8; 20]>(ctx, ETH_HLEN)? as *const u8;
+        // SAFETY: bounds checked by ptr_at.
+        let (vihl, next, frag) = unsafe { (*ip, *ip.add(9), rd16(ip, 6)) };
+        // Options or a fragment: left to the kernel.
+        if vihl != 0x45 || next != IPPROTO_IPIP || frag & 0xff3fu16.to_be() != 0 {
+            return None;
+        }
+        (IPIP4_OVERHEAD, ETH_P_IP)
+    } else if proto == ETH_P_IPV6.to_be() {
+        let ip = ptr_at::<[u8; 40]>(ctx, ETH_HLEN)? as *const u8;
+        // SAFETY: bounds checked by ptr_at.
+        if unsafe { *ip.add(6) } != IPPROTO_IPV6 {
+            return None;
+        }
+        (IPIP6_OVERHEAD, ETH_P_IPV6)
+    } else {
+        return None;
+    };
+    // SAFETY: plain helper call on this program's context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, strip as i32) } != 0 {
+        return None;
+    }
+    let eth = ptr_at::<[u8; ETH_HLEN]>(ctx, 0)? as *mut u8;
+    // SAFETY: bounds checked by ptr_at.
+    unsafe {
+        wr32(eth, 0, m0);
+        wr32(eth, 4, m1);
+        wr32(eth, 8, m2);
+        wr16(eth, 12, inner.to_be());
+    }
+    Some(())
 }
 
 /// The load balancer.
@@ -753,7 +813,26 @@ fn to_vip<const N: usize>(ctx: &XdpContext, p: &Pkt, vip: &VipEntry, flags: u8) 
     if nh.resolved == 0 {
         resolve::<N>(ctx, nh, &p.src, &target.addr);
     }
-    if rewrite::<N>(ctx, p, true, &p.dst, &target.addr, p.dport, target.port).is_none() {
+    if vip.flags & VIP_DSR_IPIP != 0 {
+        // SAFETY: a plain read of a static the loader may patch before loading.
+        let mtu = unsafe { core::ptr::read_volatile(&DSR_MTU) } as usize;
+        let ip_len = (ctx.data_end() - ctx.data()).saturating_sub(p.ip_off);
+        if ip_len + if N == 4 { IPIP4_OVERHEAD } else { IPIP6_OVERHEAD } > mtu {
+            if let Some(s) = vip_stats(vip.index) {
+                s.dropped += 1;
+            }
+            if N == 4 && frag_needed(ctx, p, mtu.saturating_sub(IPIP4_OVERHEAD) as u16).is_some() {
+                return xdp_action::XDP_TX;
+            }
+            return xdp_action::XDP_DROP;
+        }
+        if encap::<N>(ctx, p, vip.index, &target.addr).is_none() {
+            if let Some(s) = vip_stats(vip.index) {
+                s.dropped += 1;
+            }
+            return xdp_action::XDP_DROP;
+        }
+    } else if rewrite::<N>(ctx, p, true, &p.dst, &target.addr, p.dport, target.port).is_none() {
         return xdp_action::XDP_DROP;
     }
     if let Some(ts) = TARGET_STATS.get_ptr_mut(tid) {
@@ -771,6 +850,153 @@ fn to_vip<const N: usize>(ctx: &XdpContext, p: &Pkt, vip: &VipEntry, flags: u8) 
         }
     }
     send(ctx, nh)
+}
+
+/// IP-in-IP overhead of each family (the outer header).
+const IPIP4_OVERHEAD: usize = 20;
+const IPIP6_OVERHEAD: usize = 40;
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
+const OUTER_TTL: u8 = 64;
+
+/// One's complement sum of both 16-bit halves of a word.
+#[inline(always)]
+fn add_halves(sum: u32, w: u32) -> u32 {
+    sum + (w & 0xffff) + (w >> 16)
+}
+
+/// Turns an IPv4 packet too big for the DSR path into an ICMP "fragmentation
+/// needed" (type 3, code 4, next-hop MTU `mtu`) from its destination back to its
+/// source, quoting its IP header and first 8 payload bytes, sent back out of the
+/// ingress interface to the MAC it came from. Only untagged frames, IP header
+/// without options.
+#[inline(always)]
+fn frag_needed(ctx: &XdpContext, p: &Pkt, mtu: u16) -> Option<()> {
+    const QUOTE: usize = 28;
+    const NEW: usize = 20 + 8;
+    if p.ip_off != ETH_HLEN {
+        return None;
+    }
+    let h = ptr_at::<[u8; ETH_HLEN + QUOTE]>(ctx, 0)? as *const u8;
+    // SAFETY: bounds checked by ptr_at.
+    let (m0, m1, m2, vihl) = unsafe { (rd32(h, 0), rd32(h, 4), rd32(h, 8), *h.add(ETH_HLEN)) };
+    if vihl != 0x45 {
+        return None;
+    }
+    // Checksum of the quoted bytes, summed before the packet moves.
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i < QUOTE / 4 {
+        // SAFETY: inside the checked range.
+        sum = add_halves(sum, unsafe { rd32(h, ETH_HLEN + 4 * i) });
+        i += 1;
+    }
+    // SAFETY: plain helper calls on this program's context.
+    unsafe {
+        if bpf_xdp_adjust_head(ctx.ctx, -(NEW as i32)) != 0 {
+            return None;
+        }
+        let len = (ctx.data_end() - ctx.data()) as i32;
+        if bpf_xdp_adjust_tail(ctx.ctx, (ETH_HLEN + NEW + QUOTE) as i32 - len) != 0 {
+            return None;
+        }
+    }
+    let h = ptr_at::<[u8; ETH_HLEN + NEW + QUOTE]>(ctx, 0)? as *mut u8;
+    let tot = ((NEW + QUOTE) as u16).to_be_bytes();
+    let w0 = u32::from_ne_bytes([0x45, 0, tot[0], tot[1]]);
+    let w2 = u32::from_ne_bytes([OUTER_TTL, PROTO_ICMP, 0, 0]);
+    let mut isum = add_halves(0, w2);
+    isum = add_halves(isum, w0);
+    isum = add_halves(isum, p.dst[0]);
+    isum = add_halves(isum, p.src[0]);
+    let m = mtu.to_be_bytes();
+    let icmp0 = u32::from_ne_bytes([3, 4, 0, 0]);
+    let icmp1 = u32::from_ne_bytes([0, 0, m[0], m[1]]);
+    sum = add_halves(sum, icmp0);
+    sum = add_halves(sum, icmp1);
+    // SAFETY: bounds checked by ptr_at (Ethernet + IPv4 + ICMP + quote).
+    unsafe {
+        // Back to where it came from: the MACs swapped.
+        wr16(h, 0, (m1 >> 16) as u16);
+        wr32(h, 2, m2);
+        wr32(h, 6, m0);
+        wr16(h, 10, m1 as u16);
+        wr16(h, 12, ETH_P_IP.to_be());
+        wr32(h, 14, w0);
+        wr32(h, 18, 0);
+        wr32(h, 22, w2);
+        wr16(h, 24, !csum_fold(isum));
+        wr32(h, 26, p.dst[0]);
+        wr32(h, 30, p.src[0]);
+        wr32(h, 34, icmp0);
+        wr32(h, 38, icmp1);
+        wr16(h, 36, !csum_fold(sum));
+    }
+    Some(())
+}
+
+/// Direct server return: the packet, unchanged, behind a new outer IPv4 (protocol
+/// 4) or IPv6 (next header 41) header from `DSR_SOURCE[vip]` to `target`. The
+/// Ethernet header is rewritten in front of it (its MACs by `send`). Only untagged
+/// frames (IP right after the Ethernet header); `None` drops the packet.
+#[inline(always)]
+fn encap<const N: usize>(ctx: &XdpContext, p: &Pkt, vip: u32, target: &[u32; 4]) -> Option<()> {
+    if p.ip_off != ETH_HLEN {
+        return None;
+    }
+    let src = *DSR_SOURCE.get(vip)?;
+    if N == 4 {
+        let ip = ptr_at::<[u8; 20]>(ctx, ETH_HLEN)? as *const u8;
+        // SAFETY: bounds checked by ptr_at.
+        let (tos, inner_len) = unsafe { (*ip.add(1), u16::from_be(rd16(ip, 2))) };
+        let tot = inner_len.checked_add(IPIP4_OVERHEAD as u16)?;
+        // SAFETY: plain helper call on this program's context.
+        if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(IPIP4_OVERHEAD as i32)) } != 0 {
+            return None;
+        }
+        let h = ptr_at::<[u8; ETH_HLEN + 20]>(ctx, 0)? as *mut u8;
+        let t = tot.to_be_bytes();
+        let w0 = u32::from_ne_bytes([0x45, tos, t[0], t[1]]);
+        let w2 = u32::from_ne_bytes([OUTER_TTL, IPPROTO_IPIP, 0, 0]);
+        let mut sum = add_halves(0, w0);
+        sum = add_halves(sum, w2);
+        sum = add_halves(sum, src[0]);
+        sum = add_halves(sum, target[0]);
+        // SAFETY: bounds checked by ptr_at (Ethernet + outer IPv4 header).
+        unsafe {
+            wr16(h, 12, ETH_P_IP.to_be());
+            wr32(h, 14, w0);
+            wr32(h, 18, 0); // id 0, no flags, fragment offset 0
+            wr32(h, 22, w2);
+            wr16(h, 24, !csum_fold(sum));
+            wr32(h, 26, src[0]);
+            wr32(h, 30, target[0]);
+        }
+    } else {
+        let ip = ptr_at::<[u8; 40]>(ctx, ETH_HLEN)? as *const u8;
+        // SAFETY: bounds checked by ptr_at.
+        let plen = unsafe { u16::from_be(rd16(ip, 4)) };
+        let outer_plen = plen.checked_add(IPIP6_OVERHEAD as u16)?;
+        // SAFETY: plain helper call on this program's context.
+        if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(IPIP6_OVERHEAD as i32)) } != 0 {
+            return None;
+        }
+        let h = ptr_at::<[u8; ETH_HLEN + 40]>(ctx, 0)? as *mut u8;
+        let l = outer_plen.to_be_bytes();
+        // SAFETY: bounds checked by ptr_at (Ethernet + outer IPv6 header).
+        unsafe {
+            wr16(h, 12, ETH_P_IPV6.to_be());
+            wr32(h, 14, u32::from_ne_bytes([0x60, 0, 0, 0]));
+            wr32(h, 18, u32::from_ne_bytes([l[0], l[1], IPPROTO_IPV6, OUTER_TTL]));
+            let mut i = 0;
+            while i < 4 {
+                wr32(h, 22 + 4 * i, src[i]);
+                wr32(h, 38 + 4 * i, target[i]);
+                i += 1;
+            }
+        }
+    }
+    Some(())
 }
 
 /// A reply from a target: the source becomes the VIP again (no per-connection

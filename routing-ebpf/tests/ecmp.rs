@@ -1,0 +1,176 @@
+//! Consistency across the load balancers of a fleet behind ECMP (root only;
+//! `#[ignore = "needs root"]` otherwise): two balancers loaded side by side in one
+//! namespace the test creates, given the same services and backends listed in
+//! different orders, export the same fingerprint and steer every flow to the same
+//! target — also a mid-flow packet (ACK, no SYN) reaching the balancer that never
+//! saw the flow's SYN, as after the router moved the flow (`BPF_PROG_TEST_RUN`
+//! with crafted frames; bounded to 300 flows).
+
+use std::net::SocketAddr;
+
+use routing_core::RouteTable;
+use routing_ebpf::{Options, Verdict, XdpBalancer};
+use routing_testkit::netns::Netns;
+use routing_testkit::packet::{flags, parse, TcpPacket};
+
+const ORDER_A: &str = r#"
+backends:
+  - {name: a, address: '203.0.113.10:8080'}
+  - {name: b, address: '203.0.113.11:8080'}
+  - {name: c, address: '203.0.113.12:8080'}
+  - {name: a6, address: '[2001:db8:d::a]:8080'}
+  - {name: b6, address: '[2001:db8:d::b]:8080'}
+tcp_services:
+  - {name: web, vip: '192.0.2.1:80', backends: [{name: a, weight: 3}, {name: b, weight: 2}, {name: c, weight: 1}]}
+  - {name: web6, vip: '[2001:db8:f::1]:80', backends: [{name: a6}, {name: b6}]}
+"#;
+
+/// The same fleet configuration, every list in another order.
+const ORDER_B: &str = r#"
+backends:
+  - {name: b6, address: '[2001:db8:d::b]:8080'}
+  - {name: c, address: '203.0.113.12:8080'}
+  - {name: a6, address: '[2001:db8:d::a]:8080'}
+  - {name: b, address: '203.0.113.11:8080'}
+  - {name: a, address: '203.0.113.10:8080'}
+tcp_services:
+  - {name: web6, vip: '[2001:db8:f::1]:80', backends: [{name: b6}, {name: a6}]}
+  - {name: web, vip: '192.0.2.1:80', backends: [{name: c, weight: 1}, {name: a, weight: 3}, {name: b, weight: 2}]}
+"#;
+
+/// One namespace with a veth `d0` on the targets' subnets and permanent
+/// neighbour entries, so the program's FIB lookups resolve; returns it and the
+/// ifindex of `d0`.
+fn env(test: &str) -> (Netns, u32) {
+    let ns = Netns::new("ecmp").unwrap_or_else(|e| panic!("{test}: netns (needs root): {e}"));
+    ns.sysctl("net/ipv4/ip_forward", "1").expect("sysctl");
+    ns.sysctl("net/ipv6/conf/all/forwarding", "1")
+        .expect("sysctl");
+    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+        .expect("veth");
+    ns.ip(&["link", "set", "d1", "up"]).expect("up");
+    ns.ip(&["addr", "add", "203.0.113.1/24", "dev", "d0"])
+        .expect("addr");
+    ns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:d::1/64",
+        "dev",
+        "d0",
+        "nodad",
+    ])
+    .expect("addr6");
+    ns.ip(&["link", "set", "d0", "up"]).expect("up");
+    for (i, a) in [
+        "203.0.113.10",
+        "203.0.113.11",
+        "203.0.113.12",
+        "2001:db8:d::a",
+        "2001:db8:d::b",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mac = format!("02:aa:00:00:00:{:02x}", 10 + i);
+        ns.ip(&[
+            "neigh",
+            "replace",
+            a,
+            "lladdr",
+            &mac,
+            "dev",
+            "d0",
+            "nud",
+            "permanent",
+        ])
+        .expect("neigh");
+    }
+    let ifindex = ns.ifindex("d0").expect("ifindex");
+    (ns, ifindex)
+}
+
+/// Sends `frame` through `lb` and returns the destination of the rewritten
+/// packet (the target).
+fn target_of(lb: &mut XdpBalancer, frame: &[u8], ifindex: u32) -> SocketAddr {
+    let out = lb.test_run(frame, Some(ifindex)).expect("test_run");
+    assert_eq!(out.verdict, Verdict::Tx, "forwarded");
+    parse(&out.packet).expect("parse").dst
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ecmp_two_loaders_same_config_in_different_orders_same_fingerprint_and_targets() {
+    let test = "ecmp_two_loaders_same_config_in_different_orders_same_fingerprint_and_targets";
+    let (ns, ifindex) = env(test);
+    let table_a = RouteTable::from_yaml(ORDER_A).expect("config A");
+    let table_b = RouteTable::from_yaml(ORDER_B).expect("config B");
+    ns.run(move || {
+        let mut lb_a = XdpBalancer::load(&Options::default()).expect("load A");
+        let mut lb_b = XdpBalancer::load(&Options::default()).expect("load B");
+        assert_eq!(lb_a.fingerprint(), None);
+        lb_a.apply(&table_a).expect("apply A");
+        lb_b.apply(&table_b).expect("apply B");
+        let (fa, fb) = (lb_a.fingerprint(), lb_b.fingerprint());
+        eprintln!("{test}: fingerprints {fa:x?} {fb:x?}");
+        assert!(fa.is_some());
+        assert_eq!(fa, fb, "same config in another order, same tables");
+
+        // A changed weight is a different fleet state.
+        let changed = RouteTable::from_yaml(&ORDER_B.replace("weight: 1}", "weight: 2}"))
+            .expect("changed config");
+        assert_ne!(changed.tcp_fingerprint(), table_b.tcp_fingerprint());
+
+        // Every flow's SYN goes to one target on A; the same flow's later packet
+        // (ACK, no SYN) reaching B — which never saw the flow — goes to the same
+        // target, picked from B's table. And the other way round.
+        let mut moved = 0;
+        for i in 0..300u16 {
+            let (vip, client): (SocketAddr, SocketAddr) = if i % 3 == 0 {
+                (
+                    "[2001:db8:f::1]:80".parse().expect("vip6"),
+                    SocketAddr::new(
+                        format!("2001:db8:c::{:x}", 2 + i).parse().expect("client6"),
+                        10_000 + i,
+                    ),
+                )
+            } else {
+                (
+                    "192.0.2.1:80".parse().expect("vip"),
+                    SocketAddr::new(
+                        format!("198.51.{}.{}", 100 + i / 200, 2 + i % 200)
+                            .parse()
+                            .expect("client"),
+                        20_000 + i,
+                    ),
+                )
+            };
+            let syn = TcpPacket::syn(client, vip).build();
+            let ack = TcpPacket::syn(client, vip).with_flags(flags::ACK).build();
+            let (first, second) = if i % 2 == 0 {
+                (&mut lb_a, &mut lb_b)
+            } else {
+                (&mut lb_b, &mut lb_a)
+            };
+            let t1 = target_of(first, &syn, ifindex);
+            let t2 = target_of(first, &ack, ifindex);
+            assert_eq!(t1, t2, "flow {i} stays on its target on one node");
+            let t3 = target_of(second, &ack, ifindex);
+            assert_eq!(
+                t1, t3,
+                "flow {i} ({client} → {vip}) moved to the other node mid-flow"
+            );
+            moved += 1;
+        }
+        assert_eq!(moved, 300);
+        // Both nodes saw flows of every target of the IPv4 VIP (the weights are
+        // not all on one target), so the comparison covered the whole table.
+        let stats = lb_a.stats().expect("stats");
+        let web = stats.vips.iter().find(|v| v.name == "web").expect("web");
+        assert!(
+            web.targets.iter().all(|t| t.packets > 0),
+            "every target was exercised: {web:?}"
+        );
+    })
+    .expect("enter netns");
+}
