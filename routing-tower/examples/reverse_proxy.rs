@@ -57,8 +57,9 @@
 //! The listener speaks HTTP/1.1 and HTTP/2 (h2c with prior knowledge; with
 //! `--tls-cert FILE --tls-key FILE`, TLS with ALPN `h2`/`http/1.1`), and passes
 //! WebSocket upgrades through. Each backend speaks HTTP/1.1 to its upstream unless
-//! `--upstream NAME=h2c` (gRPC servers), `--upstream NAME=h2` or `NAME=auto` (TLS,
-//! verified by `--upstream-ca FILE` or the public web roots) says otherwise.
+//! its `protocol` in the config (`h2c` for gRPC servers, `h2` or `auto` for TLS) or
+//! `--upstream NAME=PROTO` (which wins) says otherwise; TLS upstreams are verified by
+//! `--upstream-ca FILE` or the public web roots.
 //!
 //! Flags: `--config FILE` (default: the `reverse_proxy.yaml` beside this file),
 //! `--listen ADDR`, `--spawn-upstreams`, `--threads N` (Tokio worker threads,
@@ -256,7 +257,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let router = Router::new(config.clone())
         .with_context(|| format!("validating {}", args.config.display()))?;
 
-    // Per-backend protocols (`--upstream v2=h2c`), one shared pool per protocol and
+    // Per-backend protocols (`protocol: h2c` in the config, or `--upstream v2=h2c`), one shared pool per protocol and
     // TLS identity; TLS upstreams verified by `--upstream-ca` (or the web roots).
     let base = HttpBackend::builder();
     let upstream_tls = match &args.upstream_ca {
@@ -269,7 +270,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut upstreams = Vec::new();
     for b in &config.backends {
         let Some(addr) = b.address else { continue };
-        let proto = args.protocols.get(&b.name).copied().unwrap_or_default();
+        // `--upstream NAME=PROTO` wins over the config's `protocol`.
+        let proto = args
+            .protocols
+            .get(&b.name)
+            .copied()
+            .or(b.protocol.map(Into::into))
+            .unwrap_or_default();
         let mut builder = base.clone().protocol(proto);
         if matches!(
             proto,

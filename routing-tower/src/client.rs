@@ -153,6 +153,25 @@ impl std::str::FromStr for UpstreamProtocol {
     }
 }
 
+/// The configuration's `backends[].protocol`, as the client speaks it.
+///
+/// ```
+/// use routing_tower::client::UpstreamProtocol;
+/// let t = routing_core::RouteTable::from_yaml("backends: [{name: g, protocol: h2c}]").unwrap();
+/// let p = t.backends()[0].protocol().map(UpstreamProtocol::from);
+/// assert_eq!(p, Some(UpstreamProtocol::H2c));
+/// ```
+impl From<routing_core::BackendProtocol> for UpstreamProtocol {
+    fn from(p: routing_core::BackendProtocol) -> Self {
+        match p {
+            routing_core::BackendProtocol::Http1 => Self::Http1,
+            routing_core::BackendProtocol::H2c => Self::H2c,
+            routing_core::BackendProtocol::H2 => Self::H2,
+            routing_core::BackendProtocol::Auto => Self::Auto,
+        }
+    }
+}
+
 /// Settings for [`HttpBackend`]s; every backend built by one builder shares one
 /// connection pool (the pool is keyed by upstream address).
 ///
