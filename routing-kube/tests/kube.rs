@@ -370,8 +370,8 @@ async fn kube_two_replicas_converge_to_the_same_fingerprint() {
 #[cfg_attr(not(kube_real_cluster), ignore = "KUBECONFIG is not set")]
 async fn kube_real_cluster_endpointslices() {
     // Without KUBECONFIG the test is marked ignored at build time, and
-    // `cargo xtask test` skips it under `--include-ignored`; run by hand anyway, it
-    // fails rather than passing without a cluster.
+    // `cargo xtask test` never runs routing-kube with `--include-ignored`; run by
+    // hand anyway, it fails rather than passing without a cluster.
     let path = std::env::var("KUBECONFIG")
         .expect("kube_real_cluster_endpointslices needs KUBECONFIG naming a reachable cluster");
     let cfg = kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
