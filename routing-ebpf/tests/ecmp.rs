@@ -42,52 +42,7 @@ tcp_services:
 /// neighbour entries, so the program's FIB lookups resolve; returns it and the
 /// ifindex of `d0`.
 fn env(test: &str) -> (Netns, u32) {
-    let ns = Netns::new("ecmp").unwrap_or_else(|e| panic!("{test}: netns (needs root): {e}"));
-    ns.sysctl("net/ipv4/ip_forward", "1").expect("sysctl");
-    ns.sysctl("net/ipv6/conf/all/forwarding", "1")
-        .expect("sysctl");
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
-        .expect("veth");
-    ns.ip(&["link", "set", "d1", "up"]).expect("up");
-    ns.ip(&["addr", "add", "203.0.113.1/24", "dev", "d0"])
-        .expect("addr");
-    ns.ip(&[
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:d::1/64",
-        "dev",
-        "d0",
-        "nodad",
-    ])
-    .expect("addr6");
-    ns.ip(&["link", "set", "d0", "up"]).expect("up");
-    for (i, a) in [
-        "203.0.113.10",
-        "203.0.113.11",
-        "203.0.113.12",
-        "2001:db8:d::a",
-        "2001:db8:d::b",
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mac = format!("02:aa:00:00:00:{:02x}", 10 + i);
-        ns.ip(&[
-            "neigh",
-            "replace",
-            a,
-            "lladdr",
-            &mac,
-            "dev",
-            "d0",
-            "nud",
-            "permanent",
-        ])
-        .expect("neigh");
-    }
-    let ifindex = ns.ifindex("d0").expect("ifindex");
-    (ns, ifindex)
+    Netns::test_run_bed("ecmp").unwrap_or_else(|e| panic!("{test}: netns (needs root): {e}"))
 }
 
 /// Sends `frame` through `lb` and returns the destination of the rewritten

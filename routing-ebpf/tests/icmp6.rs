@@ -43,45 +43,7 @@ fn v6(a: SocketAddr) -> [u8; 16] {
 /// A namespace with `d0` (targets and clients on it, permanent neighbours), and a
 /// balancer programmed with `CONFIG`.
 fn with_lb<T: Send>(f: impl FnOnce(&mut XdpBalancer, u32) -> T + Send) -> T {
-    let ns = Netns::new("ic6").expect("netns (needs root)");
-    ns.sysctl("net/ipv6/conf/all/forwarding", "1")
-        .expect("sysctl");
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
-        .expect("veth");
-    ns.ip(&["link", "set", "d1", "up"]).expect("up");
-    ns.ip(&[
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:d::1/64",
-        "dev",
-        "d0",
-        "nodad",
-    ])
-    .expect("addr");
-    ns.ip(&["link", "set", "d0", "up"]).expect("up");
-    ns.ip(&["-6", "route", "add", "2001:db8:c::/64", "dev", "d0"])
-        .expect("route");
-    for (a, mac) in [
-        ("2001:db8:d::a", "02:aa:00:00:00:0a"),
-        ("2001:db8:d::b", "02:aa:00:00:00:0b"),
-        ("2001:db8:d::c", "02:aa:00:00:00:0c"),
-        ("2001:db8:c::2", "02:cc:00:00:00:01"),
-    ] {
-        ns.ip(&[
-            "neigh",
-            "replace",
-            a,
-            "lladdr",
-            mac,
-            "dev",
-            "d0",
-            "nud",
-            "permanent",
-        ])
-        .expect("neigh");
-    }
-    let ifindex = ns.ifindex("d0").expect("ifindex");
+    let (ns, ifindex) = Netns::test_run_bed("ic6").expect("netns (needs root)");
     ns.run(move || {
         let mut lb = XdpBalancer::load(&Options::default()).expect("load");
         lb.apply(&RouteTable::from_yaml(CONFIG).expect("config"))

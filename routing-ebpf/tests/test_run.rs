@@ -38,7 +38,7 @@ const VIP6: &str = "[2001:db8:f::1]:443";
 
 /// MACs of the targets' permanent neighbour entries.
 fn target_mac(i: u8) -> [u8; 6] {
-    [0x02, 0xaa, 0, 0, 0, i]
+    routing_testkit::netns::test_run_target_mac(i)
 }
 
 struct Env {
@@ -49,75 +49,8 @@ struct Env {
 /// programmed with `CONFIG`, the ifindex of `d0` and its MAC. Needs root: the tests
 /// that call it are `#[ignore = "needs root"]`.
 fn with_lb<T: Send>(test: &str, f: impl FnOnce(&mut XdpBalancer, u32, [u8; 6]) -> T + Send) -> T {
-    let ns = Netns::new("tr").unwrap_or_else(|e| panic!("{test}: netns (needs root): {e}"));
-    ns.sysctl("net/ipv4/ip_forward", "1").expect("sysctl");
-    ns.sysctl("net/ipv6/conf/all/forwarding", "1")
-        .expect("sysctl");
-    // No `dummy` driver on every kernel: a veth pair does as well.
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
-        .expect("veth");
-    ns.ip(&["link", "set", "d1", "up"]).expect("up");
-    ns.ip(&["addr", "add", "203.0.113.1/24", "dev", "d0"])
-        .expect("addr");
-    ns.ip(&[
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:d::1/64",
-        "dev",
-        "d0",
-        "nodad",
-    ])
-    .expect("addr6");
-    ns.ip(&["link", "set", "d0", "up"]).expect("up");
-    for (i, (v4, v6)) in [
-        ("203.0.113.10", "2001:db8:d::a"),
-        ("203.0.113.11", "2001:db8:d::b"),
-        ("203.0.113.12", "2001:db8:d::c"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let m = target_mac(i as u8 + 10);
-        let mac = format!(
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        );
-        for a in [v4, v6] {
-            ns.ip(&[
-                "neigh",
-                "replace",
-                a,
-                "lladdr",
-                &mac,
-                "dev",
-                "d0",
-                "nud",
-                "permanent",
-            ])
-            .expect("neigh");
-        }
-    }
-    // The clients are on d0 too: replies find their next hop in the FIB.
-    ns.ip(&["route", "add", "198.51.100.0/24", "dev", "d0"])
-        .expect("route");
-    ns.ip(&["-6", "route", "add", "2001:db8:c::/64", "dev", "d0"])
-        .expect("route6");
-    for a in ["198.51.100.2", "2001:db8:c::2"] {
-        ns.ip(&[
-            "neigh",
-            "replace",
-            a,
-            "lladdr",
-            "02:cc:00:00:00:01",
-            "dev",
-            "d0",
-            "nud",
-            "permanent",
-        ])
-        .expect("neigh");
-    }
-    let ifindex = ns.ifindex("d0").expect("ifindex");
+    let (ns, ifindex) =
+        Netns::test_run_bed("tr").unwrap_or_else(|e| panic!("{test}: netns (needs root): {e}"));
     let mac_s = ns.mac("d0").expect("mac");
     let mut mac = [0u8; 6];
     for (i, p) in mac_s.split(':').enumerate().take(6) {

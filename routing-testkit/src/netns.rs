@@ -94,6 +94,16 @@ pub struct Netns {
     name: String,
 }
 
+/// The MAC address of target `i` in [`Netns::test_run_bed`] (`02:aa:00:00:00:i`).
+///
+/// ```
+/// assert_eq!(routing_testkit::netns::test_run_target_mac(10), [2, 0xaa, 0, 0, 0, 10]);
+/// ```
+#[must_use]
+pub fn test_run_target_mac(i: u8) -> [u8; 6] {
+    [0x02, 0xaa, 0, 0, 0, i]
+}
+
 impl Netns {
     /// Creates `rt<pid>x<seq><role>` with its loopback up.
     ///
@@ -114,6 +124,77 @@ impl Netns {
         let ns = Self { name };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// The bed `BPF_PROG_TEST_RUN` tests of the load balancer run in: a namespace
+    /// `role` with forwarding on and a veth `d0` (peer `d1` up) carrying the targets'
+    /// subnets (`203.0.113.1/24`, `2001:db8:d::1/64`) and routes to the clients'
+    /// (`198.51.100.0/24`, `2001:db8:c::/64`), with permanent neighbours so the
+    /// program's FIB lookups resolve: targets `203.0.113.{10,11,12}` and
+    /// `2001:db8:d::{a,b,c}` at [`test_run_target_mac`]`(10 + i)`, clients
+    /// `198.51.100.2` and `2001:db8:c::2` at `02:cc:00:00:00:01`. Returns it and the
+    /// ifindex of `d0`.
+    ///
+    /// # Errors
+    /// When a namespace, link, address, route or neighbour cannot be made (not root).
+    ///
+    /// ```no_run
+    /// let (ns, d0) = routing_testkit::netns::Netns::test_run_bed("tr").unwrap();
+    /// assert!(d0 > 0 && ns.name().ends_with("tr"));
+    /// ```
+    pub fn test_run_bed(role: &str) -> io::Result<(Self, u32)> {
+        let ns = Self::new(role)?;
+        ns.sysctl("net/ipv4/ip_forward", "1")?;
+        ns.sysctl("net/ipv6/conf/all/forwarding", "1")?;
+        // No `dummy` driver on every kernel: a veth pair does as well.
+        ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])?;
+        ns.ip(&["link", "set", "d1", "up"])?;
+        ns.ip(&["addr", "add", "203.0.113.1/24", "dev", "d0"])?;
+        ns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:d::1/64",
+            "dev",
+            "d0",
+            "nodad",
+        ])?;
+        ns.ip(&["link", "set", "d0", "up"])?;
+        ns.ip(&["route", "add", "198.51.100.0/24", "dev", "d0"])?;
+        ns.ip(&["-6", "route", "add", "2001:db8:c::/64", "dev", "d0"])?;
+        let targets = [
+            ("203.0.113.10", "2001:db8:d::a"),
+            ("203.0.113.11", "2001:db8:d::b"),
+            ("203.0.113.12", "2001:db8:d::c"),
+        ];
+        let mut neighbours = Vec::new();
+        for (i, (v4, v6)) in (10u8..).zip(targets) {
+            let m = test_run_target_mac(i);
+            let mac = format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            );
+            neighbours.push((v4, mac.clone()));
+            neighbours.push((v6, mac));
+        }
+        for client in ["198.51.100.2", "2001:db8:c::2"] {
+            neighbours.push((client, "02:cc:00:00:00:01".to_owned()));
+        }
+        for (addr, mac) in &neighbours {
+            ns.ip(&[
+                "neigh",
+                "replace",
+                addr,
+                "lladdr",
+                mac,
+                "dev",
+                "d0",
+                "nud",
+                "permanent",
+            ])?;
+        }
+        let ifindex = ns.ifindex("d0")?;
+        Ok((ns, ifindex))
     }
 
     /// Its name (as `ip netns` knows it).
