@@ -254,6 +254,9 @@ fn explain_shows_cors_and_a_backend_that_answers_for_itself() {
         "OPTIONS http://shop.example.com/api/x -H origin:https://app.example.com -H access-control-request-method:POST",
     ]);
     assert_eq!(e["cors"]["preflight"], true, "{e}");
+    // The layer answers a preflight itself: nothing is forwarded.
+    assert_eq!(e["preflight_answer"]["status"], 204, "{e}");
+    assert!(e["forwarded"].is_null(), "{e}");
     assert_eq!(e["cors"]["allowed"], true);
     let headers = e["cors"]["headers"].as_array().unwrap();
     assert!(

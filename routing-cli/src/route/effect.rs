@@ -100,8 +100,26 @@ pub(super) fn effect(
     let matched = rule.matches()[win.r#match].path();
     let mut lines = Vec::new();
     let mut j = serde_json::Map::new();
-    match rule.action() {
-        Action::Redirect(r) => {
+    // A CORS preflight is answered by the layer before the rule's action: nothing
+    // is redirected, answered otherwise or forwarded.
+    let preflight = policy.cors.is_some()
+        && req.method() == http::Method::OPTIONS
+        && req.headers().contains_key(http::header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    let action = if preflight {
+        lines.push((
+            "answer",
+            "204: a CORS preflight, answered by the layer".to_owned(),
+        ));
+        j.insert("preflight_answer".into(), json!({"status": 204}));
+        None
+    } else {
+        Some(rule.action())
+    };
+    match action {
+        Some(Action::Redirect(r)) => {
             let location = r.location(req, matched);
             lines.push((
                 "redirect",
@@ -112,7 +130,7 @@ pub(super) fn effect(
                 json!({"status": r.status.as_u16(), "location": location}),
             );
         }
-        Action::FixedResponse(f) => {
+        Some(Action::FixedResponse(f)) => {
             lines.push((
                 "answer",
                 format!("{} with a {}-byte body", f.status.as_u16(), f.body.len()),
@@ -124,7 +142,7 @@ pub(super) fn effect(
         }
         _ => {}
     }
-    if let Action::Forward(fwd) = rule.action() {
+    if let Some(Action::Forward(fwd)) = action {
         // Stickiness and the backend: the selection the layer makes, with the
         // cookie's backend as its preference.
         let cookie = match &policy.session_persistence {
