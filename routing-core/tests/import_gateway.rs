@@ -1354,9 +1354,11 @@ fn grpc_route_errors_name_their_field() {
         format!("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: g, namespace: ns}}\nspec:\n  rules:\n{rule}")
     };
     for (rule, path) in [
-        ("    - matches: [{method: {service: 'bad service'}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method"),
+        ("    - matches: [{method: {service: 'bad service'}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method.service"),
         ("    - matches: [{method: {type: Exact}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method"),
-        ("    - matches: [{method: {service: a.B, method: 'x/y'}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method"),
+        ("    - matches: [{method: {service: a.B, method: 'x/y'}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method.method"),
+        ("    - matches: [{method: {type: RegularExpression, service: 'a.(b', method: Get}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method.service"),
+        ("    - matches: [{method: {type: RegularExpression, method: '[x'}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].matches[0].method.method"),
         ("    - filters: [{type: URLRewrite, urlRewrite: {hostname: x.test}}]\n      backendRefs: [{name: a}]\n", "spec.rules[0].filters[0].type"),
     ] {
         let err = import_str(&route(rule)).unwrap_err();

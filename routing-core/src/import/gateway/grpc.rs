@@ -94,36 +94,49 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The path match a method match amounts to, or the reason it is invalid.
-fn path_of(m: &GrpcMethod) -> Result<PathMatch, String> {
+/// The path match a method match amounts to, or the field under `method` that is
+/// invalid (`""` for the match as a whole) and why.
+fn path_of(m: &GrpcMethod) -> Result<PathMatch, (&'static str, String)> {
     let service = m.service.as_deref().filter(|s| !s.is_empty());
     let method = m.method.as_deref().filter(|s| !s.is_empty());
     let (kind, value) = match m.kind.unwrap_or(ValueType::Exact) {
         ValueType::Exact => {
             if let Some(s) = service.filter(|s| !is_service(s)) {
-                return Err(format!("service `{s}` is not a dotted name of identifiers"));
+                return Err((
+                    ".service",
+                    format!("service `{s}` is not a dotted name of identifiers"),
+                ));
             }
             if let Some(x) = method.filter(|x| !is_identifier(x)) {
-                return Err(format!("method `{x}` is not an identifier"));
+                return Err((".method", format!("method `{x}` is not an identifier")));
             }
             match (service, method) {
                 (Some(s), Some(x)) => (PathType::Exact, format!("/{s}/{x}")),
                 (Some(s), None) => (PathType::PathPrefix, format!("/{s}")),
                 (None, Some(x)) => (PathType::RegularExpression, format!("/[^/]+/{x}")),
-                (None, None) => return Err(NEITHER.to_owned()),
+                (None, None) => return Err(("", NEITHER.to_owned())),
             }
         }
         ValueType::RegularExpression if service.is_none() && method.is_none() => {
-            return Err(NEITHER.to_owned())
+            return Err(("", NEITHER.to_owned()))
         }
-        ValueType::RegularExpression => (
-            PathType::RegularExpression,
-            format!(
-                "/(?:{})/(?:{})",
-                service.unwrap_or("[^/]+"),
-                method.unwrap_or("[^/]+")
-            ),
-        ),
+        ValueType::RegularExpression => {
+            // Each side is checked on its own, so the error names the field that is
+            // wrong rather than the path regex the two are joined into.
+            for (field, side) in [(".service", service), (".method", method)] {
+                if let Some(Err(e)) = side.map(regex::Regex::new) {
+                    return Err((field, format!("not a valid regular expression: {e}")));
+                }
+            }
+            (
+                PathType::RegularExpression,
+                format!(
+                    "/(?:{})/(?:{})",
+                    service.unwrap_or("[^/]+"),
+                    method.unwrap_or("[^/]+")
+                ),
+            )
+        }
     };
     Ok(PathMatch {
         kind: Some(kind),
@@ -157,8 +170,8 @@ pub(super) fn convert(
                 .map(|(j, m)| {
                     let path = m.method.as_ref().and_then(|method| match path_of(method) {
                         Ok(p) => Some(p),
-                        Err(why) => {
-                            invalid(format!("{rp}.matches[{j}].method"), why);
+                        Err((field, why)) => {
+                            invalid(format!("{rp}.matches[{j}].method{field}"), why);
                             None
                         }
                     });
