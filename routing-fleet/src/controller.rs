@@ -150,11 +150,21 @@ impl FleetRollout {
                     self.window_start = from_ms(p.window_start_ms);
                     let stable = self
                         .metrics
-                        .counts(&self.target, self.target.stable(), self.epoch, self.window_start)
+                        .counts(
+                            &self.target,
+                            self.target.stable(),
+                            self.epoch,
+                            self.window_start,
+                        )
                         .await?;
                     let candidate = self
                         .metrics
-                        .counts(&self.target, self.target.candidate(), self.epoch, self.window_start)
+                        .counts(
+                            &self.target,
+                            self.target.candidate(),
+                            self.epoch,
+                            self.window_start,
+                        )
                         .await?;
                     self.rollout = Rollout::restore(
                         self.plan.clone(),

@@ -21,10 +21,11 @@ use crate::prom::{quote, regex_escape, PromError, Prometheus};
 /// (`routing_backend_*`); a backend `b` also matches its endpoints `b@ip:port`
 /// (routing-kube's addressed backends), so a version is judged over its pods.
 ///
-/// * completed = `increase(…_requests_total)` (requests sent; in-flight ones are
-///   counted as they start);
-/// * errors = `increase(…_responses_total{class="5xx"})` plus the requests that
-///   got no response (`requests − responses`, never below 0);
+/// * completed = `increase(…_responses_total)` (every class) plus
+///   `increase(routing_backend_failures_total)` (tries without a response: the
+///   layer exports those per backend only, so for a rule they include other rules'
+///   failed tries to that backend);
+/// * errors = `increase(…_responses_total{class="5xx"})` plus those failures;
 /// * latency = `sum by (le) (increase(…_request_duration_seconds_bucket))`, each
 ///   bucket reported at its upper edge.
 #[derive(Clone, Debug)]
@@ -87,18 +88,29 @@ impl FleetMetrics {
         let (prefix, sel) = self.selector(target, backend);
         let w = range(epoch, at);
         let t = Some(at);
-        let requests = self
-            .prom
-            .sum(&format!("sum(increase({prefix}_requests_total{{{sel}}}[{w}]))"), t)
-            .await?;
         let responses = self
             .prom
-            .sum(&format!("sum(increase({prefix}_responses_total{{{sel}}}[{w}]))"), t)
+            .sum(
+                &format!("sum(increase({prefix}_responses_total{{{sel}}}[{w}]))"),
+                t,
+            )
             .await?;
         let r5xx = self
             .prom
             .sum(
                 &format!("sum(increase({prefix}_responses_total{{{sel},class=\"5xx\"}}[{w}]))"),
+                t,
+            )
+            .await?;
+        // Tries that ended without a response are exported per backend only.
+        let failures = self
+            .prom
+            .sum(
+                &format!(
+                    "sum(increase(routing_backend_failures_total{{job={},backend=~{}}}[{w}]))",
+                    quote(&self.job),
+                    quote(&format!("{}(@.*)?", regex_escape(backend)))
+                ),
                 t,
             )
             .await?;
@@ -111,8 +123,8 @@ impl FleetMetrics {
                 t,
             )
             .await?;
-        let completed = round(requests);
-        let errors = round(r5xx).saturating_add(round((requests - responses).max(0.0)));
+        let completed = round(responses).saturating_add(round(failures));
+        let errors = round(r5xx).saturating_add(round(failures));
         Ok(BackendCounts {
             completed,
             errors: errors.min(completed),
@@ -154,12 +166,19 @@ impl FleetMetrics {
     ///
     /// # Errors
     /// [`PromError`] when a query fails.
-    pub async fn health(&self, since: SystemTime, at: SystemTime) -> Result<FleetHealth, PromError> {
+    pub async fn health(
+        &self,
+        since: SystemTime,
+        at: SystemTime,
+    ) -> Result<FleetHealth, PromError> {
         let job = quote(&self.job);
         let w = range(since, at);
         let t = Some(at);
         let targets = self.prom.sum(&format!("count(up{{job={job}}})"), t).await?;
-        let up = self.prom.sum(&format!("count(up{{job={job}}} == 1)"), t).await?;
+        let up = self
+            .prom
+            .sum(&format!("count(up{{job={job}}} == 1)"), t)
+            .await?;
         let failed = self
             .prom
             .sum(

@@ -107,10 +107,12 @@ impl Prometheus {
     /// [`PromError::Url`] unless `base` is an `http://` URL.
     pub fn new(base: &str) -> Result<Self, PromError> {
         let base = base.trim_end_matches('/').to_owned();
-        let uri: http::Uri = base.parse().map_err(|e: http::uri::InvalidUri| PromError::Url {
-            url: base.clone(),
-            reason: e.to_string(),
-        })?;
+        let uri: http::Uri = base
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| PromError::Url {
+                url: base.clone(),
+                reason: e.to_string(),
+            })?;
         if uri.scheme_str() != Some("http") || uri.host().is_none() {
             return Err(PromError::Url {
                 url: base,
@@ -143,14 +145,19 @@ impl Prometheus {
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("query", query);
         if let Some(t) = time {
-            let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+            let secs = t
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
             form.append_pair("time", &format!("{secs:.3}"));
         }
         let url = format!("{}/api/v1/query?{}", self.base, form.finish());
-        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| PromError::Url {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| PromError::Url {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
         let unreachable = |reason: String| PromError::Unreachable {
             url: self.base.clone(),
             reason,
@@ -287,6 +294,9 @@ mod tests {
         assert_eq!(parse_value("x"), None);
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
         assert_eq!(regex_escape("v1:8080@127.0.0.1"), r"v1:8080@127\.0\.0\.1");
-        assert!(matches!(Prometheus::new("ftp://x"), Err(PromError::Url { .. })));
+        assert!(matches!(
+            Prometheus::new("ftp://x"),
+            Err(PromError::Url { .. })
+        ));
     }
 }

@@ -155,12 +155,11 @@ impl HttpRouteWeights {
                 reason: format!("{target} is not an HTTP rule"),
             });
         };
-        let (w_stable, w_candidate) = split_weights(candidate_percent).map_err(|e| {
-            WeightsError::Shape {
+        let (w_stable, w_candidate) =
+            split_weights(candidate_percent).map_err(|e| WeightsError::Shape {
                 route: self.route(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let object = self.get().await?;
         let mut rules = object.data["spec"]["rules"].clone();
         let shape = |reason: String| WeightsError::Shape {
@@ -183,7 +182,10 @@ impl HttpRouteWeights {
         let refs = list[index]["backendRefs"]
             .as_array_mut()
             .ok_or_else(|| shape(format!("`spec.rules[{index}].backendRefs` is not a list")))?;
-        for (backend, weight) in [(target.stable(), w_stable), (target.candidate(), w_candidate)] {
+        for (backend, weight) in [
+            (target.stable(), w_stable),
+            (target.candidate(), w_candidate),
+        ] {
             let r = refs
                 .iter_mut()
                 .find(|r| backend_ref_is(r, backend))

@@ -137,7 +137,11 @@ impl LeaseLock {
     /// then lapses at the renew deadline unless a later round succeeds.
     pub async fn try_acquire_or_renew(&mut self) -> Result<LeaseState, LeaseError> {
         let now = MicroTime(Timestamp::now());
-        let current = self.api.get_opt(&self.name).await.map_err(|e| self.err(e))?;
+        let current = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| self.err(e))?;
         let Some(mut lease) = current else {
             let mut lease = Lease::default();
             lease.metadata.name = Some(self.name.clone());
@@ -190,7 +194,11 @@ impl LeaseLock {
         spec.lease_duration_seconds = Some(self.duration.as_secs() as i32);
         spec.renew_time = Some(now);
         lease.spec = Some(spec);
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => self.won(),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(self.lost(holder)),
             Err(e) => Err(self.err(e)),
@@ -217,7 +225,12 @@ impl LeaseLock {
         if self.renewed.take().is_none() {
             return Ok(());
         }
-        let Some(mut lease) = self.api.get_opt(&self.name).await.map_err(|e| self.err(e))? else {
+        let Some(mut lease) = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| self.err(e))?
+        else {
             return Ok(());
         };
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
@@ -225,7 +238,11 @@ impl LeaseLock {
             return Ok(());
         }
         spec.holder_identity = None;
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
             Err(e) => Err(self.err(e)),

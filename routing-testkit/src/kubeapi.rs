@@ -800,7 +800,11 @@ fn apply(
             let want = body["metadata"]["resourceVersion"].as_str();
             if want.is_some_and(|w| Some(w) != old["metadata"]["resourceVersion"].as_str()) {
                 state.counters.conflicts.fetch_add(1, Ordering::Relaxed);
-                return fail(StatusCode::CONFLICT, "Conflict", "the object has been modified");
+                return fail(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "the object has been modified",
+                );
             }
             let managers: Vec<Value> = old["metadata"]["managedFields"]
                 .as_array()
