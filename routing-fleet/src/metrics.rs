@@ -15,7 +15,11 @@ use crate::prom::{quote, regex_escape, PromError, Prometheus};
 /// Counts are **cumulative since an epoch** (the rollout's start, the same for
 /// every leader): `sum(increase(m{…}[now - epoch]))` over every replica's series,
 /// so a counter reset (a replica restarted) is absorbed by `increase()` and the
-/// controller can take window differences as it does on local counters. For an
+/// controller can take window differences as it does on local counters. A series
+/// born after the epoch also adds its first sample (`min_over_time(m[w]) unless m
+/// offset w`), which `increase()` would drop: a split creates the rule's series
+/// for the new backend when traffic already flows. (`increase()` extrapolates to
+/// the range's ends, so figures are within about one scrape interval's traffic.) For an
 /// HTTP rule the rule's own families are read (`routing_rule_backend_*`, labels
 /// `route`, `rule`, `backend`), for a TCP service the backend's
 /// (`routing_backend_*`); a backend `b` also matches its endpoints `b@ip:port`
@@ -88,41 +92,47 @@ impl FleetMetrics {
         let (prefix, sel) = self.selector(target, backend);
         let w = range(epoch, at);
         let t = Some(at);
+        let failures_sel = format!(
+            "job={},backend=~{}",
+            quote(&self.job),
+            quote(&format!("{}(@.*)?", regex_escape(backend)))
+        );
         let responses = self
-            .prom
-            .sum(
-                &format!("sum(increase({prefix}_responses_total{{{sel}}}[{w}]))"),
-                t,
-            )
+            .total(&format!("{prefix}_responses_total{{{sel}}}"), &w, at)
             .await?;
         let r5xx = self
-            .prom
-            .sum(
-                &format!("sum(increase({prefix}_responses_total{{{sel},class=\"5xx\"}}[{w}]))"),
-                t,
+            .total(
+                &format!("{prefix}_responses_total{{{sel},class=\"5xx\"}}"),
+                &w,
+                at,
             )
             .await?;
         // Tries that ended without a response are exported per backend only.
         let failures = self
-            .prom
-            .sum(
-                &format!(
-                    "sum(increase(routing_backend_failures_total{{job={},backend=~{}}}[{w}]))",
-                    quote(&self.job),
-                    quote(&format!("{}(@.*)?", regex_escape(backend)))
-                ),
-                t,
+            .total(
+                &format!("routing_backend_failures_total{{{failures_sel}}}"),
+                &w,
+                at,
             )
             .await?;
-        let buckets = self
+        let bucket = format!("{prefix}_request_duration_seconds_bucket{{{sel}}}");
+        let mut buckets = self
+            .prom
+            .query(&format!("sum by (le) (increase({bucket}[{w}]))"), t)
+            .await?;
+        for first in self
             .prom
             .query(
-                &format!(
-                    "sum by (le) (increase({prefix}_request_duration_seconds_bucket{{{sel}}}[{w}]))"
-                ),
+                &format!("sum by (le) (min_over_time({bucket}[{w}]) unless {bucket} offset {w})"),
                 t,
             )
-            .await?;
+            .await?
+        {
+            match buckets.iter_mut().find(|b| b.labels == first.labels) {
+                Some(b) => b.value += first.value,
+                None => buckets.push(first),
+            }
+        }
         let completed = round(responses).saturating_add(round(failures));
         let errors = round(r5xx).saturating_add(round(failures));
         Ok(BackendCounts {
@@ -130,6 +140,27 @@ impl FleetMetrics {
             errors: errors.min(completed),
             latency: histogram(&buckets),
         })
+    }
+
+    /// `sum(increase(series[w]))` at `at`, plus the first value of every series
+    /// that did not exist `w` before `at` (`min_over_time(series[w]) unless series
+    /// offset w`): `increase()` starts counting at a series' first sample, and a
+    /// series the layer creates on a new split (or a replica started after the
+    /// epoch) may have counted requests before its first scrape.
+    async fn total(&self, series: &str, w: &str, at: SystemTime) -> Result<f64, PromError> {
+        let t = Some(at);
+        let increase = self
+            .prom
+            .sum(&format!("sum(increase({series}[{w}]))"), t)
+            .await?;
+        let first = self
+            .prom
+            .sum(
+                &format!("sum(min_over_time({series}[{w}]) unless {series} offset {w})"),
+                t,
+            )
+            .await?;
+        Ok(increase + first)
     }
 
     /// The fleet's p99 latency of `backend` for `target` over the `window` before

@@ -39,6 +39,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("netsniff-ng", "trafgen"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
+    // The fleet tests and `cargo xtask demo`'s fleet part (issue 16): a real
+    // Prometheus scraping the replicas, and etcd for the non-Kubernetes election.
+    ("prometheus", "prometheus"),
+    ("etcd-server", "etcd"),
 ];
 /// Set (to `1`) for tasks started after a successful setup, which then skip it.
 pub(crate) const DONE_ENV: &str = "XTASK_SETUP_DONE";
