@@ -593,3 +593,101 @@ async fn fleet_leader_failover_resumes_the_same_step() {
     assert_eq!(after["holder"], "b");
     assert_eq!(fleet.weights(), (0, 10_000));
 }
+
+/// The queries of `examples/fleet/*.yaml` with their template variables filled in.
+fn example_queries() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/fleet");
+    let fill = |q: &str| {
+        q.replace("{{ variables.route }}", "web/shop")
+            .replace("{{ variables.rule }}", "main")
+            .replace("{{ variables.candidate }}", CANDIDATE)
+            .replace("{{ interval }}", "1m")
+            .replace("{{args.route}}", "web/shop")
+            .replace("{{args.rule}}", "main")
+            .replace("{{args.candidate}}", CANDIDATE)
+            .replace("{{args.window}}", "1m")
+    };
+    let mut out = Vec::new();
+    for file in [
+        "flagger-metric-templates.yaml",
+        "argo-analysis-template.yaml",
+    ] {
+        let text = std::fs::read_to_string(format!("{dir}/{file}")).expect("example");
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let v: Value = serde::Deserialize::deserialize(doc).expect("yaml");
+            let name = v["metadata"]["name"].as_str().unwrap_or("?").to_owned();
+            match v["kind"].as_str() {
+                Some("MetricTemplate") => out.push((
+                    format!("{file}: {name}"),
+                    fill(v["spec"]["query"].as_str().expect("query")),
+                )),
+                Some("AnalysisTemplate") => {
+                    for m in v["spec"]["metrics"].as_array().expect("metrics") {
+                        out.push((
+                            format!("{file}: {name}/{}", m["name"].as_str().unwrap_or("?")),
+                            fill(
+                                m["provider"]["prometheus"]["query"]
+                                    .as_str()
+                                    .expect("query"),
+                            ),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_flagger_and_argo_example_queries_run_on_the_fleets_prometheus() {
+    need_prometheus!();
+    let queries = example_queries();
+    assert_eq!(queries.len(), 4, "{queries:?}");
+    for (name, q) in &queries {
+        assert!(
+            !q.contains("{{"),
+            "{name}: a template variable is left: {q}"
+        );
+    }
+    let fleet = Fleet::start("templates", 5).await;
+    // Half the rule's traffic to the candidate, which fails replica 0's share.
+    fleet.api.put(ROUTES, route(1, 1));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let end = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < end {
+        traffic(&fleet, 4, true).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let prom = Prometheus::new(&fleet.prom.url).expect("url");
+    for (name, q) in &queries {
+        let v = prom
+            .query(q, None)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v.len(), 1, "{name}: one sample wanted from {q}: {v:?}");
+        let x = v[0].value;
+        assert!(x.is_finite() && x > 0.0, "{name}: {x}");
+        // Replica 0's third of the candidate's traffic fails.
+        if name.contains("error-rate") {
+            let fraction = if name.starts_with("flagger") {
+                x / 100.0
+            } else {
+                x
+            };
+            assert!(
+                (0.2..0.5).contains(&fraction),
+                "{name}: error rate {fraction}"
+            );
+        } else {
+            let seconds = if name.starts_with("flagger") {
+                x / 1000.0
+            } else {
+                x
+            };
+            assert!(seconds < 0.5, "{name}: p99 {seconds} s");
+        }
+    }
+}
