@@ -26,6 +26,16 @@ pub enum FleetError {
     /// The HTTPRoute could not be read or written.
     #[error(transparent)]
     Route(#[from] WeightsError),
+    /// The persisted step is not a step of this controller's plan (the plan
+    /// changed under a running rollout): nothing is written; fix the plan or the
+    /// annotation.
+    #[error("annotation `{annotation}`: step {step} is not in the plan ({steps} steps)", annotation = crate::STEP_ANNOTATION)]
+    StepNotInPlan {
+        /// The persisted step.
+        step: usize,
+        /// The plan's number of steps.
+        steps: usize,
+    },
 }
 
 /// What one [`FleetRollout::round`] did.
@@ -166,13 +176,19 @@ impl FleetRollout {
                             self.window_start,
                         )
                         .await?;
-                    self.rollout = Rollout::restore(
-                        self.plan.clone(),
-                        self.target.clone(),
-                        self.weights.clone(),
-                        p.step,
-                        since_epoch(self.window_start),
-                        (stable, candidate),
+                    self.rollout = Some(
+                        Rollout::restore(
+                            self.plan.clone(),
+                            self.target.clone(),
+                            self.weights.clone(),
+                            p.step,
+                            since_epoch(self.window_start),
+                            (stable, candidate),
+                        )
+                        .ok_or(FleetError::StepNotInPlan {
+                            step: p.step,
+                            steps: self.plan.steps().len(),
+                        })?,
                     );
                     tracing::info!(target: "routing_fleet", step = p.step, percent = p.percent,
                         from = %p.holder, "resuming the persisted rollout step");
@@ -205,7 +221,10 @@ impl FleetRollout {
         if !pending {
             if let Err(why) = snapshot.health.trusted() {
                 round.untrusted = Some(why);
-                let recent = self.metrics.health(now - self.settle, now).await?;
+                let recent = self
+                    .metrics
+                    .health(now.checked_sub(self.settle).unwrap_or(now), now)
+                    .await?;
                 if recent.trusted().is_ok() {
                     // The old window lost traffic for good: the step restarts.
                     tracing::warn!(target: "routing_fleet", %why, "the step's window cannot be judged; restarting it");
