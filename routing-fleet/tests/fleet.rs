@@ -37,13 +37,14 @@ fn prometheus_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// Skips (loudly) when Prometheus is missing: `cargo xtask setup` installs it.
+/// Fails (never passes without testing) when Prometheus is missing: `cargo xtask
+/// setup` installs it.
 macro_rules! need_prometheus {
     () => {
-        if prometheus_binary().is_none() {
-            eprintln!("SKIPPED: no prometheus binary (cargo xtask setup installs the `prometheus` package)");
-            return;
-        }
+        assert!(
+            prometheus_binary().is_some(),
+            "no prometheus binary: run `cargo xtask setup` (it installs the Debian package `prometheus`)"
+        );
     };
 }
 

@@ -67,7 +67,9 @@ Tasks:
                     where they went and check the canary split, the header A/B
                     rule and sticky sessions; then run two progressive rollouts,
                     one promoted and one rolled back on its own (exits 1 if a
-                    check fails). Then, as root, the L4 part: 1 000 real TCP connections through the
+                    check fails); then the fleet part: three replicas following
+                    a loopback Kubernetes API, a real Prometheus, a rollout
+                    judged fleet-wide. Then, as root, the L4 part: 1 000 real TCP connections through the
                     XDP program in network namespaces, split per weights, and a live
                     weight change that keeps open connections. Runs setup first.
   test [ARGS...]    Run setup, then every test: `cargo test --workspace
