@@ -84,6 +84,21 @@ struct VectorSample {
     value: (f64, String),
 }
 
+#[derive(Deserialize)]
+struct MatrixSeries {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+/// One series of a range vector: its labels and its samples, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The series' labels.
+    pub labels: BTreeMap<String, String>,
+    /// `(unix seconds, value)`, oldest first.
+    pub samples: Vec<(f64, f64)>,
+}
+
 /// A Prometheus server's HTTP API, e.g. `http://127.0.0.1:9090`.
 ///
 /// ```no_run
@@ -142,6 +157,85 @@ impl Prometheus {
         query: &str,
         time: Option<SystemTime>,
     ) -> Result<Vec<Sample>, PromError> {
+        let data = self.raw(query, time).await?;
+        let decode = |reason: String| PromError::Decode {
+            query: query.to_owned(),
+            reason,
+        };
+        match data.result_type.as_str() {
+            "vector" => {
+                let samples: Vec<VectorSample> =
+                    serde_json::from_value(data.result).map_err(|e| decode(e.to_string()))?;
+                samples
+                    .into_iter()
+                    .map(|s| {
+                        Ok(Sample {
+                            labels: s.metric,
+                            value: parse_value(&s.value.1).ok_or_else(|| {
+                                decode(format!("`{}` is not a number", s.value.1))
+                            })?,
+                        })
+                    })
+                    .collect()
+            }
+            "scalar" => {
+                let (_, v): (f64, String) =
+                    serde_json::from_value(data.result).map_err(|e| decode(e.to_string()))?;
+                let value =
+                    parse_value(&v).ok_or_else(|| decode(format!("`{v}` is not a number")))?;
+                Ok(vec![Sample {
+                    labels: BTreeMap::new(),
+                    value,
+                }])
+            }
+            other => Err(decode(format!("a `{other}`, not an instant vector"))),
+        }
+    }
+
+    /// Evaluates a range-vector selector (`metric{…}[5m]`) at `time` and returns
+    /// every series with its raw samples.
+    ///
+    /// # Errors
+    /// [`PromError`]: unreachable, refused by Prometheus, or not a range vector.
+    pub async fn range(
+        &self,
+        query: &str,
+        time: Option<SystemTime>,
+    ) -> Result<Vec<Series>, PromError> {
+        let data = self.raw(query, time).await?;
+        let decode = |reason: String| PromError::Decode {
+            query: query.to_owned(),
+            reason,
+        };
+        if data.result_type != "matrix" {
+            return Err(decode(format!(
+                "a `{}`, not a range vector",
+                data.result_type
+            )));
+        }
+        let series: Vec<MatrixSeries> =
+            serde_json::from_value(data.result).map_err(|e| decode(e.to_string()))?;
+        series
+            .into_iter()
+            .map(|s| {
+                let samples = s
+                    .values
+                    .iter()
+                    .map(|(t, v)| {
+                        parse_value(v)
+                            .map(|v| (*t, v))
+                            .ok_or_else(|| decode(format!("`{v}` is not a number")))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Series {
+                    labels: s.metric,
+                    samples,
+                })
+            })
+            .collect()
+    }
+
+    async fn raw(&self, query: &str, time: Option<SystemTime>) -> Result<Data, PromError> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("query", query);
         if let Some(t) = time {
@@ -198,35 +292,7 @@ impl Prometheus {
                 error: answer.error.unwrap_or_default(),
             });
         }
-        let data = answer.data.ok_or_else(|| decode("no `data`".into()))?;
-        match data.result_type.as_str() {
-            "vector" => {
-                let samples: Vec<VectorSample> =
-                    serde_json::from_value(data.result).map_err(|e| decode(e.to_string()))?;
-                samples
-                    .into_iter()
-                    .map(|s| {
-                        Ok(Sample {
-                            labels: s.metric,
-                            value: parse_value(&s.value.1).ok_or_else(|| {
-                                decode(format!("`{}` is not a number", s.value.1))
-                            })?,
-                        })
-                    })
-                    .collect()
-            }
-            "scalar" => {
-                let (_, v): (f64, String) =
-                    serde_json::from_value(data.result).map_err(|e| decode(e.to_string()))?;
-                let value =
-                    parse_value(&v).ok_or_else(|| decode(format!("`{v}` is not a number")))?;
-                Ok(vec![Sample {
-                    labels: BTreeMap::new(),
-                    value,
-                }])
-            }
-            other => Err(decode(format!("a `{other}`, not an instant vector"))),
-        }
+        answer.data.ok_or_else(|| decode("no `data`".into()))
     }
 
     /// The sum of an instant vector's values: 0 for an empty vector (no series).

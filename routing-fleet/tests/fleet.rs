@@ -110,13 +110,22 @@ async fn start_prometheus(name: &str, targets: &[SocketAddr]) -> Prom {
         url: format!("http://127.0.0.1:{port}"),
     };
     let client = Prometheus::new(&prom.url).expect("url");
-    for _ in 0..100 {
-        if client.query("up", None).await.is_ok() {
+    // Ready when every target has been scraped successfully at least twice.
+    let want = targets.len() as f64;
+    for _ in 0..150 {
+        let scraped = client
+            .sum(
+                "sum(count_over_time(up{job=\"fleet\"}[1m]) >= 2 and up{job=\"fleet\"} == 1)",
+                None,
+            )
+            .await;
+        let up = client.sum("count(up{job=\"fleet\"} == 1)", None).await;
+        if matches!((scraped, up), (Ok(a), Ok(b)) if a >= 2.0 * want && b == want) {
             return prom;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("prometheus did not answer within 10 s");
+    panic!("prometheus did not scrape the {want} replicas within 15 s");
 }
 
 /// An upstream on `addr`: `name` and 200, or 500 when the request carries
@@ -379,14 +388,21 @@ async fn fleet_candidate_failing_on_one_replica_rolls_back_the_whole_fleet() {
     let bodies = traffic(&fleet, 20, false).await;
     assert_eq!(bodies.len(), 60);
     assert!(bodies.iter().all(|b| b == "v1"), "{bodies:?}");
-    // No single replica saw min_requests candidate requests.
+    // No single replica saw min_requests candidate requests; the fleet's figures
+    // never exceed what the replicas counted (no extrapolated requests).
+    let mut served = 0;
     for (addr, _) in &fleet.replicas {
         let n = replica_count(*addr, CANDIDATE).await;
         assert!(
             n < min_requests,
             "replica {addr} alone saw {n} candidate requests"
         );
+        served += n;
     }
+    assert!(
+        figures.candidate.completed <= served,
+        "{figures:?} > {served} served"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,6 +485,13 @@ async fn fleet_replica_restarted_mid_step_does_not_fake_a_verdict() {
         .map(|(t, _)| t)
         .collect();
     assert!(!untrusted.is_empty(), "the restart was never noticed");
+    // Both signs were seen: failed scrapes while it was down, a counter reset after.
+    let health: Vec<_> = log
+        .iter()
+        .filter_map(|(_, r)| r.snapshot.as_ref().map(|s| s.health))
+        .collect();
+    assert!(health.iter().any(|h| h.failed_scrapes > 0), "{health:?}");
+    assert!(health.iter().any(|h| h.counter_resets > 0), "{health:?}");
     let resumed_at = log
         .iter()
         .find(|(t, r)| {

@@ -230,15 +230,25 @@ async fn scenario(prometheus: &std::path::Path, replica: &std::path::Path) -> Re
             .context("starting prometheus")?,
     );
     let prom = Prometheus::new(&format!("http://127.0.0.1:{port}"))?;
+    // Ready once every replica has been scraped successfully at least twice.
     let mut ready = false;
-    for _ in 0..100 {
-        if prom.query("up", None).await.is_ok() {
+    for _ in 0..150 {
+        let scraped = prom
+            .sum(
+                "sum(count_over_time(up{job=\"fleet\"}[1m]) >= 2 and up{job=\"fleet\"} == 1)",
+                None,
+            )
+            .await;
+        if matches!(scraped, Ok(n) if n >= 6.0) {
             ready = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    ensure!(ready, "prometheus did not answer within 10 s");
+    ensure!(
+        ready,
+        "prometheus did not scrape the 3 replicas within 15 s"
+    );
     println!("  metrics  Prometheus on 127.0.0.1:{port}, scraping the 3 replicas every 1 s");
     println!(
         "  plan     50 % then 100 % of web/shop/main to shop-v2, hold 30 s; candidate error rate <= 0.2 over >= {MIN_REQUESTS} fleet-wide requests"
