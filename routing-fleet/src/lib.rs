@@ -16,22 +16,15 @@
 //!   its window start are persisted on the HTTPRoute ([`PersistedStep`]) so a new
 //!   leader resumes the same step.
 //!
-//! For deployments without Kubernetes, `EtcdElection` (feature `etcd`) elects the writer on an
-//! etcd key under an etcd lease (same renew/expire semantics as the Lease).
-//!
 //! The binary `fleet-replica` is one replica: routing-kube's source, the
 //! routing-tower layer and its `/metrics`, optionally the controller.
 
 mod controller;
-#[cfg(feature = "etcd")]
-mod etcd;
 mod metrics;
 mod prom;
 mod weights;
 
 pub use controller::{FleetError, FleetRollout, Round};
-#[cfg(feature = "etcd")]
-pub use etcd::{EtcdElection, EtcdError};
 pub use metrics::{FleetHealth, FleetMetrics, FleetSnapshot, Untrusted};
 pub use prom::{PromError, Prometheus, Sample};
 pub use weights::{HttpRouteWeights, PersistedStep, WeightsError, STEP_ANNOTATION};

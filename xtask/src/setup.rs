@@ -43,8 +43,6 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // Prometheus scraping the replicas, and etcd for the non-Kubernetes election.
     ("prometheus", "prometheus"),
     ("etcd-server", "etcd"),
-    // routing-fleet's `etcd` feature: etcd-client compiles etcd's protos.
-    ("protobuf-compiler", "protoc"),
 ];
 /// Set (to `1`) for tasks started after a successful setup, which then skip it.
 pub(crate) const DONE_ENV: &str = "XTASK_SETUP_DONE";

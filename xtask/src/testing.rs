@@ -13,8 +13,8 @@ use anyhow::{bail, Context, Result};
 /// The `cargo` argument lists run in order. `--all-targets` does not include
 /// doctests and cannot be combined with `--doc`, hence two runs; the last one runs
 /// the tests of code behind features no workspace-wide run enables: xtask's `ebpf`
-/// feature (the L4 demo and bench helpers), routing-cli's `xdp` feature (`routing
-/// run`) and routing-fleet's `etcd` feature (its etcd election test). (routing-rollout is a workspace member: the first two runs cover it.)
+/// feature (the L4 demo and bench helpers) and routing-cli's `xdp` feature (`routing
+/// run`). (routing-rollout is a workspace member: the first two runs cover it.)
 /// routing-kube has a run of its own, never with `--include-ignored`: its only
 /// ignored test needs a real cluster (KUBECONFIG at build time un-ignores it), so
 /// without one it is reported as ignored, not run to pass without testing anything.
@@ -30,15 +30,6 @@ const RUNS: &[&[&str]] = &[
     &["test", "--workspace", "--doc"],
     &["test", "--package", "xtask", "--features", "ebpf"],
     &["test", "--package", "routing-cli", "--features", "xdp"],
-    &[
-        "test",
-        "--package",
-        "routing-fleet",
-        "--features",
-        "etcd",
-        "--test",
-        "etcd",
-    ],
 ];
 
 /// The arguments a run gets after `extra`: as root, `--include-ignored` (with a `--`
