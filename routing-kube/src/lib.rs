@@ -2,7 +2,7 @@
 //! cluster and applies it to a [`routing_core::Router`].
 //!
 //! [`KubeSource::spawn`] runs one kube-rs `watcher` + reflector per [`Kind`]
-//! (`HTTPRoute`, `Gateway`, `ReferenceGrant`, `VirtualService`, `DestinationRule`, as
+//! (`HTTPRoute`, `GRPCRoute`, `Gateway`, `ReferenceGrant`, `VirtualService`, `DestinationRule`, as
 //! dynamic objects) and one for `EndpointSlice`s, selected by namespace and labels
 //! ([`Options`]; parentRef selection is the importers' `gateways` option). After
 //! every kind has been listed once, and then after each change has been quiet for
@@ -13,7 +13,9 @@
 //! invalid set keeps the old table live; the reason goes into [`Status`] and into
 //! a core/v1 `Warning` Event about the object at fault. [`Status`] carries the
 //! applied generation and a fingerprint that is equal on every replica that
-//! applied the same objects.
+//! applied the same objects. With [`Options::write_status`], the replica that holds
+//! the election also writes each Gateway API route's `Accepted` and `ResolvedRefs`
+//! conditions under `status.parents`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,7 +33,8 @@
 mod kinds;
 mod render;
 mod source;
+mod status;
 
 pub use kinds::Kind;
 pub use render::{render, RenderError, Rendered};
-pub use source::{KubeSource, Options, Status};
+pub use source::{KubeSource, Options, Status, StatusWriter};

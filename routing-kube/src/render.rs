@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
-use routing_core::import::{import, ImportOptions, Source};
+use routing_core::import::{import, ImportOptions, ImportWarning, RouteOrigin, Source};
 use routing_core::Config;
 use routing_core::{BackendConfig, WeightedBackendConfig};
 use serde_json::{json, Value};
@@ -30,6 +30,12 @@ pub struct Rendered {
     /// FNV-1a 64 of the configuration's JSON: equal on every replica that watched
     /// the same objects.
     pub fingerprint: u64,
+    /// The importers' warnings (each names its object as `Kind namespace/name` in
+    /// `at.source`).
+    pub warnings: Vec<ImportWarning>,
+    /// Where each route of `config.routes` came from (same order), so an error
+    /// `Router::update` reports at `routes[N]…` can be traced to its object.
+    pub origins: Vec<RouteOrigin>,
 }
 
 /// The name an object's manifest gets in import messages: `Kind namespace/name`.
@@ -74,11 +80,12 @@ pub fn render(
         .iter()
         .map(|o| (source_name(o), manifest(o)))
         .collect();
-    let mut config = if texts.is_empty() {
-        Config::default()
+    let (mut config, warnings, origins) = if texts.is_empty() {
+        (Config::default(), Vec::new(), Vec::new())
     } else {
         let sources: Vec<Source<'_>> = texts.iter().map(|(n, t)| Source::new(n, t)).collect();
-        import(&sources, options)?.config
+        let imported = import(&sources, options)?;
+        (imported.config, imported.warnings, imported.origins)
     };
     if options.backends.is_none() {
         expand_endpoints(&mut config, slices).map_err(RenderError::Endpoints)?;
@@ -87,6 +94,8 @@ pub fn render(
     Ok(Rendered {
         config,
         fingerprint,
+        warnings,
+        origins,
     })
 }
 

@@ -461,6 +461,159 @@ async fn kube_gateway_and_referencegrant_reach_the_table() {
     );
 }
 
+/// Our entry of `status.parents` (controller `me.io/routing`) of route `name`.
+fn our_conditions(api: &KubeApi, name: &str) -> Vec<(String, String, String)> {
+    let Some(route) = api.object(ROUTES, name) else {
+        return Vec::new();
+    };
+    let parents = route["status"]["parents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    parents
+        .iter()
+        .filter(|p| p["controllerName"] == "me.io/routing")
+        .flat_map(|p| p["conditions"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or("").to_owned();
+            (s("type"), s("status"), s("reason"))
+        })
+        .collect()
+}
+
+fn cond(t: &str, s: &str, r: &str) -> (String, String, String) {
+    (t.to_owned(), s.to_owned(), r.to_owned())
+}
+
+/// Route status is written by the elected replica only, keeps other controllers'
+/// entries, says why a backendRef is unresolved and why a route was refused, and
+/// passes to the new leader on failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_route_status_is_written_by_the_leader_only() {
+    let api = KubeApi::start().await;
+    let other = json!({"parentRef": {"name": "gw"}, "controllerName": "other.io/gateway",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+    let mut r = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "shop"},
+        "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com"],
+                 "rules": [{"backendRefs": [{"name": "shop", "port": 8080, "weight": 9},
+                                            {"name": "db", "namespace": "shared", "port": 8080, "weight": 1}]}]},
+        "status": {"parents": [other.clone()]}});
+    api.put(ROUTES, r.clone());
+    let (a_tx, a_leader) = tokio::sync::watch::channel(true);
+    let (b_tx, b_leader) = tokio::sync::watch::channel(false);
+    let (ra, rb) = (empty_router(), empty_router());
+    let opts = |leader| {
+        Options::default()
+            .namespace("web")
+            .write_status("me.io/routing", leader)
+    };
+    let mut a = start(&api, &ra, opts(a_leader)).await;
+    let mut b = start(&api, &rb, opts(b_leader)).await;
+    a.wait_for(WAIT, |s| s.status_writes >= 1)
+        .await
+        .expect("the leader writes status");
+    // The reference to `shared/db` has no grant: accepted, refs not resolved.
+    assert_eq!(
+        our_conditions(&api, "shop"),
+        [
+            cond("Accepted", "True", "Accepted"),
+            cond("ResolvedRefs", "False", "RefNotPermitted")
+        ]
+    );
+    let stored = api.object(ROUTES, "shop").expect("route");
+    assert_eq!(
+        stored["status"]["parents"][0], other,
+        "another controller's entry is kept"
+    );
+    assert_eq!(
+        stored["status"]["parents"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let gen = stored["metadata"]["generation"].as_i64();
+    assert_eq!(
+        stored["status"]["parents"][1]["conditions"][0]["observedGeneration"].as_i64(),
+        gen
+    );
+
+    // An invalid change: the old table stays, and the route says why.
+    r["spec"]["rules"][0]["matches"] =
+        json!([{"path": {"type": "RegularExpression", "value": "/(unclosed"}}]);
+    api.put(ROUTES, r.clone());
+    a.wait_for(WAIT, |s| s.rejected >= 1)
+        .await
+        .expect("refused");
+    a.wait_for(WAIT, |s| s.status_writes >= 2)
+        .await
+        .expect("refusal written");
+    assert_eq!(
+        our_conditions(&api, "shop")[0],
+        cond("Accepted", "False", "UnsupportedValue")
+    );
+    assert_eq!(b.status().status_writes, 0, "a follower writes nothing");
+
+    // Failover: the new leader takes over writing; the old one stops.
+    a_tx.send(false).expect("a's election");
+    b_tx.send(true).expect("b's election");
+    r["spec"]["rules"][0]["matches"] = json!([{"path": {"type": "PathPrefix", "value": "/"}}]);
+    r["spec"]["rules"][0]["backendRefs"] = json!([{"name": "shop", "port": 8080}]);
+    api.put(ROUTES, r);
+    b.wait_for(WAIT, |s| s.status_writes >= 1)
+        .await
+        .expect("the new leader writes");
+    let writes_by_a = a.status().status_writes;
+    assert_eq!(
+        our_conditions(&api, "shop"),
+        [
+            cond("Accepted", "True", "Accepted"),
+            cond("ResolvedRefs", "True", "ResolvedRefs")
+        ]
+    );
+    // Nothing more to say: no write loop from the watch events writes cause.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.status().status_writes, 1);
+    assert_eq!(a.status().status_writes, writes_by_a);
+    assert_eq!(a.status().status_errors + b.status().status_errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_grpcroute_reaches_the_table() {
+    const GRPC: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/web/grpcroutes";
+    let api = KubeApi::start().await;
+    let router = empty_router();
+    api.put(
+        GRPC,
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+        "metadata": {"name": "greeter"},
+        "spec": {"hostnames": ["grpc.example.com"], "rules": [
+            {"matches": [{"method": {"service": "helloworld.Greeter", "method": "SayHello"}}],
+             "backendRefs": [{"name": "greeter-v2", "port": 50051}]},
+            {"backendRefs": [{"name": "greeter-v1", "port": 50051}]}]}}),
+    );
+    let _src = start(&api, &router, Options::default().namespace("web")).await;
+    let table = router.snapshot();
+    let mut rng = rand::rng();
+    let mut pick = |path: &str| {
+        let req = RequestInfo::new(
+            http::Method::POST,
+            &format!("http://grpc.example.com{path}"),
+        );
+        table
+            .decide(&req, &mut rng)
+            .ok()
+            .and_then(|d| d.backend().map(|b| b.name().to_owned()))
+    };
+    assert_eq!(
+        pick("/helloworld.Greeter/SayHello").as_deref(),
+        Some("greeter-v2:50051")
+    );
+    assert_eq!(
+        pick("/helloworld.Greeter/Other").as_deref(),
+        Some("greeter-v1:50051")
+    );
+}
+
 /// The loopback server's Lease protocol, through kube-rs: get, replace, and 409 on a
 /// replace from a stale resourceVersion (what a leader election builds on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
