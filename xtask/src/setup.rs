@@ -39,6 +39,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("netsniff-ng", "trafgen"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
+    // routing-etcd: etcd-client compiles etcd's .proto files with protoc, and its
+    // tests start a real etcd.
+    ("protobuf-compiler", "protoc"),
+    ("etcd-server", "etcd"),
 ];
 /// Set (to `1`) for tasks started after a successful setup, which then skip it.
 pub(crate) const DONE_ENV: &str = "XTASK_SETUP_DONE";
