@@ -43,6 +43,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // tests start a real etcd.
     ("protobuf-compiler", "protoc"),
     ("etcd-server", "etcd"),
+    // routing-ebpf/tests/bgp.rs runs the VIP announcement of examples/bgp/.
+    ("bird2", "bird"),
 ];
 /// Set (to `1`) for tasks started after a successful setup, which then skip it.
 pub(crate) const DONE_ENV: &str = "XTASK_SETUP_DONE";
