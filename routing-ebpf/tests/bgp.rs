@@ -166,7 +166,9 @@ fn bgp_bird_announces_the_vip_and_the_router_installs_ecmp_paths() {
 
     // A balancer that vanishes (its link is gone: no Cease, no FIN reaches the
     // router) is withdrawn when its hold time (6 s) runs out.
-    lbs[0].ip(&["link", "set", "up0", "down"]).expect("link down");
+    lbs[0]
+        .ip(&["link", "set", "up0", "down"])
+        .expect("link down");
     let took = wait_for(&router, &[], Duration::from_secs(12));
     eprintln!("dead balancer withdrawn after {took:?}");
     assert!(
