@@ -66,6 +66,19 @@ pub fn is_websocket(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
 }
 
+/// Marks a response whose connection is being spliced by [`HttpBackend`](crate::HttpBackend)
+/// (a 101 to an HTTP/1.1 upgrade, or a 200 to an HTTP/2 extended CONNECT).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spliced;
+
+/// Whether `res` switches its connection to another protocol: a `101`, or a
+/// response [`HttpBackend`](crate::HttpBackend) splices. The layer keeps it out of
+/// latency histograms and of response-body timeouts.
+pub(crate) fn is_upgrade_response<B>(res: &http::Response<B>) -> bool {
+    res.status() == http::StatusCode::SWITCHING_PROTOCOLS
+        || res.extensions().get::<Spliced>().is_some()
+}
+
 /// Counts one splice while alive.
 struct Open;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use http::uri::PathAndQuery;
-use proto_support::{proxy, router, upstream};
+use proto_support::{proxy, proxy_layer, router, upstream};
 use routing_tower::client::{HttpBackend, UpstreamProtocol};
 use routing_tower::Backends;
 use tonic::codec::ProstCodec;
@@ -49,6 +49,22 @@ async fn grpc_server(name: &'static str, mode: Mode) -> SocketAddr {
                         }))
                     });
                     g.unary(svc, req).await
+                }
+                "/test.Echo/Fail" => {
+                    // Two messages, then UNAVAILABLE in the trailers.
+                    let svc = tower::service_fn(move |_: tonic::Request<Msg>| async move {
+                        let out = futures_util::stream::iter([
+                            Ok(Msg {
+                                text: format!("{name}:1"),
+                            }),
+                            Ok(Msg {
+                                text: format!("{name}:2"),
+                            }),
+                            Err(Status::unavailable("failed mid-stream")),
+                        ]);
+                        Ok::<_, Status>(tonic::Response::new(out))
+                    });
+                    g.server_streaming(svc, req).await
                 }
                 _ => {
                     let svc = tower::service_fn(
@@ -266,4 +282,50 @@ async fn grpc_layer_answers_are_grpc_statuses() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
+}
+
+#[tokio::test]
+async fn grpc_status_in_trailers_after_messages_feeds_stats_and_outlier_detection() {
+    let v1 = grpc_server("v1", Mode::Ok).await;
+    let yaml = "backends: [{name: v1}]
+routes: [{name: echo, rules: [{backends: [{name: v1}]}]}]
+outlier_detection: {consecutive_5xx: 3, interval: 1s, base_ejection_time: 30s, max_ejection_percent: 100}
+";
+    let layer = routing_tower::RoutingLayer::new(router(yaml), backends(&[("v1", v1)]));
+    let px = proxy_layer(&layer).await;
+    let mut c = client(px).await;
+    // A healthy unary call first: counted as a 2xx once its trailers say OK.
+    assert_eq!(
+        unary(&mut c, "/test.Echo/Unary", "a", None).await.unwrap(),
+        "v1:a"
+    );
+    for round in 0..3 {
+        c.ready().await.unwrap();
+        let res = c
+            .server_streaming(
+                tonic::Request::new(Msg { text: "x".into() }),
+                PathAndQuery::from_static("/test.Echo/Fail"),
+                ProstCodec::<Msg, Msg>::default(),
+            )
+            .await
+            .unwrap();
+        let mut stream = res.into_inner();
+        // The messages reach the client, then the status from the trailers.
+        assert_eq!(stream.message().await.unwrap().unwrap().text, "v1:1");
+        assert_eq!(stream.message().await.unwrap().unwrap().text, "v1:2");
+        let status = stream.message().await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "round {round}");
+        assert_eq!(status.message(), "failed mid-stream");
+    }
+    let s = &layer.stats()[0].1;
+    // The head of each answer was HTTP 200; the trailers made them 503s.
+    assert_eq!(s.responses[1], 1, "only the unary call is a success: {s:?}");
+    assert_eq!(s.responses[4], 3, "three UNAVAILABLE in trailers: {s:?}");
+    assert_eq!(s.latency_count(), 4, "each recorded once, with its latency");
+    // Three consecutive 5xx-equivalents: the outlier detector ejected v1.
+    assert!(
+        layer.outlier_detector().is_ejected("v1"),
+        "three trailer failures must eject v1"
+    );
+    assert_eq!(s.ejections, 1);
 }

@@ -283,7 +283,11 @@ fn finish(
     served_by: Option<BackendId>,
     route: (&BackendStats, Duration),
 ) -> Response<Body> {
-    route.0.record(Outcome::Status(res.status()), route.1);
+    if crate::upgrade::is_upgrade_response(&res) {
+        route.0.record_outcome(Outcome::Status(res.status()));
+    } else {
+        route.0.record(Outcome::Status(res.status()), route.1);
+    }
     let policy = rule.policy();
     if let Some(f) = served_by.and_then(|id| rule.forward()?.filters_for(id)) {
         f.response_headers.apply(res.headers_mut());
@@ -365,9 +369,9 @@ fn prepare_try(
 /// The tries: the first backend, then retries while the policy, the budget and the
 /// body allow. Returns the response and the backend that produced it.
 async fn tries(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     table: &Arc<RouteTable>,
-    state: &GenState,
+    state: &Arc<GenState>,
     plan: &Plan,
     annotate_inner: Option<&BackendService>,
     parts: http::request::Parts,
@@ -515,8 +519,8 @@ struct Try {
 /// detector ([`Shared::record`]). A response leaves with its body held to the
 /// deadline, the idle timeout and the concurrency permit ([`deadline::Limits`]).
 async fn one_try(
-    shared: &Shared,
-    state: &GenState,
+    shared: &Arc<Shared>,
+    state: &Arc<GenState>,
     (backend, slot): (BackendId, &Slot),
     call: BackendFuture,
     per_try: Option<Duration>,
@@ -593,9 +597,29 @@ async fn one_try(
             };
         }
     }
-    shared.record(state, (plan.found.rule, backend), slot, outcome, latency);
+    let key = (plan.found.rule, backend);
     let result = match result {
+        TryResult::Response(res) if crate::upgrade::is_upgrade_response(&res) => {
+            // An upgrade: counted, but its handshake is no response time and the
+            // connection it becomes lives outside the request's timeouts (it is
+            // spliced by a task of its own; its permit ends here).
+            shared.record_upgrade(state, key, slot, outcome);
+            TryResult::Response(res.map(|_| body::empty()))
+        }
         TryResult::Response(res) => {
+            let res = if crate::grpc::awaits_trailers(&res) {
+                // The gRPC status comes in the trailers: recorded when they do.
+                let (shared, state) = (Arc::clone(shared), Arc::clone(state));
+                let on_end: crate::grpc::OnEnd = Box::new(move |outcome| {
+                    if let Some(slot) = state.backends.get(backend.index()) {
+                        shared.record(&state, key, slot, outcome, latency);
+                    }
+                });
+                res.map(|b| crate::grpc::watch_trailers(b, on_end))
+            } else {
+                shared.record(state, key, slot, outcome, latency);
+                res
+            };
             let limits = deadline::Limits {
                 deadline: plan.deadline,
                 idle: shared.defaults.response_idle,
@@ -603,7 +627,10 @@ async fn one_try(
             };
             TryResult::Response(res.map(|b| limits.wrap(b)))
         }
-        other => other,
+        other => {
+            shared.record(state, key, slot, outcome, latency);
+            other
+        }
     };
     Try { result, latency }
 }
