@@ -688,16 +688,23 @@ impl tower::Service<Request<Body>> for HttpBackend {
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         self.prepare(&mut req);
-        // A WebSocket upgrade: the client's side of the switch, for the splice.
-        let downstream = if crate::upgrade::is_websocket(req.headers()) {
-            req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>()
+        // A WebSocket upgrade: the client's side of the switch, for the splice, and
+        // the handshake in the upstream's protocol (`upgrade` module).
+        let (downstream, handshake) = if crate::upgrade::is_websocket(req.headers()) {
+            let up_h2 = matches!(self.protocol, UpstreamProtocol::H2c | UpstreamProtocol::H2);
+            let handshake = crate::upgrade::to_upstream(&mut req, up_h2);
+            (
+                req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>(),
+                handshake,
+            )
         } else {
-            None
+            (None, crate::upgrade::Handshake::default())
         };
         ResponseFuture {
             inner: self.client.request(req),
             addr: self.addr,
             downstream,
+            handshake,
         }
     }
 }
@@ -708,6 +715,7 @@ pub struct ResponseFuture {
     inner: hyper_util::client::legacy::ResponseFuture,
     addr: SocketAddr,
     downstream: Option<hyper::upgrade::OnUpgrade>,
+    handshake: crate::upgrade::Handshake,
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -727,9 +735,10 @@ impl Future for ResponseFuture {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(mut resp)) => {
                 remove_hop_by_hop(resp.headers_mut());
-                if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                if self.handshake.switched(&resp) {
                     if let Some(down) = self.downstream.take() {
                         crate::upgrade::splice(down, hyper::upgrade::on(&mut resp));
+                        self.handshake.to_downstream(&mut resp);
                     }
                 }
                 Poll::Ready(Ok(resp))
