@@ -216,10 +216,9 @@ impl http_body::Body for Trailers {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         let outcome = match &polled {
-            std::task::Poll::Ready(Some(Ok(frame))) => match frame.trailers_ref() {
-                Some(t) => Some(outcome_of(Some(t))),
-                None => None,
-            },
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                frame.trailers_ref().map(|t| outcome_of(Some(t)))
+            }
             std::task::Poll::Ready(Some(Err(e))) => {
                 Some(Outcome::Failure(crate::outcome::classify(&**e)))
             }

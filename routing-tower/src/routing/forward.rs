@@ -126,7 +126,12 @@ async fn forward_with_policy(
             (None, Some(_)) => Some(mirror::MIRROR_MAX_BODY),
             (None, None) => None,
         };
+        // Retries alone record the body as it streams (a streaming RPC is not held
+        // until the client closes); a mirror needs the whole body first.
         let mut buffered = match limit {
+            Some(limit) if mirrors.clone().next().is_none() => {
+                replay::record(body, limit, &shared.buffer_budget)
+            }
             Some(limit) => Box::pin(replay::buffer(body, limit, &shared.buffer_budget)).await,
             None => Buffered::Streaming(body),
         };
@@ -393,9 +398,12 @@ async fn tries(
     let mut tried: Vec<BackendId> = Vec::new();
     let mut backend = plan.first;
     let mut attempt = 0u32;
+    // A retry's body, taken when the retry is decided (a recorded body's earlier
+    // try stops reading the client's body then).
+    let mut next_body: Option<Body> = None;
     loop {
         // The body for this try: a replay, or the original stream (only once).
-        let body = match buffered.replay() {
+        let body = match next_body.take().or_else(|| buffered.replay()) {
             Some(b) => b,
             None => match std::mem::replace(buffered, Buffered::Streaming(body::empty())) {
                 Buffered::Streaming(b) if attempt == 0 => b,
@@ -470,6 +478,11 @@ async fn tries(
             }
             return done.result.into_response(backend);
         }
+        // Still replayable now? (A recorded body may have gone past its bound.)
+        let Some(b) = buffered.replay() else {
+            return done.result.into_response(backend);
+        };
+        next_body = Some(b);
         tried.push(backend);
         let Some(head) = parts.as_ref() else { break };
         let next = retry::retry_backend(table, plan.found, head, &tried, backend, &shared.rng);
