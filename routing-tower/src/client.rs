@@ -24,8 +24,11 @@
 //!   (`Connection: upgrade` with `Upgrade: websocket`) keeps those two headers: the
 //!   upstream's `101 Switching Protocols` is passed back, and once both sides have
 //!   switched the two connections are spliced, byte for byte, by a task of their
-//!   own (outside any request timeout). Other upgrades (`h2c`, …) are stripped, so a
-//!   client cannot smuggle a protocol switch past the routing rules.
+//!   own (outside any request timeout). For an `h2c`/`h2` upstream the handshake
+//!   is sent as an HTTP/2 extended CONNECT, and a client that came over HTTP/2 is
+//!   answered `200` ([`upgrade`](crate::upgrade), RFC 8441). Other upgrades (`h2c`,
+//!   …) are stripped, so a client cannot smuggle a protocol switch past the routing
+//!   rules.
 //! * Forwarding headers are the proxy's: `x-forwarded-for` keeps the last
 //!   [`trusted_hops`](HttpBackendBuilder::trusted_hops) entries the request came with
 //!   (none by default: a client cannot claim another source) and appends the peer's
