@@ -9,7 +9,7 @@
 //!   `deadline-exceeded`, `internal`, `resource-exhausted` and `unavailable` retry
 //!   it.
 //! * **Status in trailers.** A response that streams messages carries its
-//!   `grpc-status` in the trailers. Its body is watched ([`watch_trailers`]): when
+//!   `grpc-status` in the trailers. Its body is watched: when
 //!   the trailers arrive, the outcome is recorded then, with the same mapping, into
 //!   the backend's stats, its per-rule stats (which rollouts read) and the outlier
 //!   detector; the latency recorded is the one of the response head. A body that
