@@ -360,3 +360,16 @@ async fn websocket_handshake_and_life_stay_out_of_latency_histograms() {
     assert_eq!(all[1].1.latency_count(), 1, "a plain request is timed");
     assert_eq!(all[0].1.latency_count(), 0);
 }
+
+#[tokio::test]
+async fn websocket_on_a_rule_with_retries_over_both_protocols() {
+    // A retry policy makes the layer copy the request head for the first try: the
+    // client's side of the switch must still reach the splice.
+    let extra = "        retry: {attempts: 2, on: [5xx, connect-failure], backoff: 1ms}\n";
+    let (yaml, backends) = two(ws_echo("v1").await, ws_echo("v2").await, "v1", extra);
+    let px = proxy(router(&yaml), backends).await;
+    let mut ws = connect(px).await;
+    assert_eq!(echo(&mut ws, "h1").await, "v1:h1");
+    let (mut ws2, _conn) = connect_h2(px).await;
+    assert_eq!(echo(&mut ws2, "h2").await, "v1:h2");
+}
