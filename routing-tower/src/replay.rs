@@ -185,6 +185,14 @@ pub(crate) struct Recorder {
     state: std::sync::Arc<std::sync::Mutex<Recording>>,
 }
 
+impl Drop for Recorder {
+    /// No try can follow: the try under way streams on without recording more
+    /// (what it has not yet replayed is kept for it).
+    fn drop(&mut self) {
+        lock(&self.state).replayable = false;
+    }
+}
+
 fn lock(m: &std::sync::Mutex<Recording>) -> std::sync::MutexGuard<'_, Recording> {
     // A panic while holding it leaves plain data behind: still usable.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -556,6 +564,26 @@ mod tests {
         tx.send(data("gh")).await.expect("send");
         drop(tx);
         assert_eq!(collect(first).await, b"gh", "the try goes on streaming");
+    }
+
+    #[tokio::test]
+    async fn once_no_retry_can_follow_nothing_more_is_recorded() {
+        let budget = roomy();
+        let (tx, client) = channel();
+        let rec = record(client, 64, &budget);
+        let mut only = rec.replay().expect("first try");
+        tx.send(data("ab")).await.expect("send");
+        assert_eq!(next(&mut only).await.as_deref(), Some(&b"ab"[..]));
+        assert_eq!(budget.used(), 2);
+        // The tries are over (the response is on its way): the request body goes on.
+        drop(rec);
+        tx.send(data("cdef")).await.expect("send");
+        assert_eq!(next(&mut only).await.as_deref(), Some(&b"cdef"[..]));
+        assert_eq!(budget.used(), 2, "nothing recorded after the last try");
+        drop(tx);
+        assert_eq!(next(&mut only).await, None);
+        drop(only);
+        assert_eq!(budget.used(), 0);
     }
 
     #[tokio::test]
