@@ -14,7 +14,8 @@
 //!   the backend's stats, its per-rule stats (which rollouts read) and the outlier
 //!   detector; the latency recorded is the one of the response head. A body that
 //!   ends without `grpc-status`, or in an error, counts as `UNKNOWN` (500) or as the
-//!   failure the error is; a body the client drops before its end is not recorded.
+//!   failure the error is (a stream cut by the request's deadline or the idle
+//!   timeout is a timeout); a body the client drops before its end is not recorded.
 //!   Such a status is *never retried*: the response head, and maybe messages, have
 //!   already been sent to the client, so there is nothing left to replace (Envoy's
 //!   router behaves the same once it has forwarded a response).
@@ -219,9 +220,14 @@ impl http_body::Body for Trailers {
             std::task::Poll::Ready(Some(Ok(frame))) => {
                 frame.trailers_ref().map(|t| outcome_of(Some(t)))
             }
-            std::task::Poll::Ready(Some(Err(e))) => {
-                Some(Outcome::Failure(crate::outcome::classify(&**e)))
-            }
+            std::task::Poll::Ready(Some(Err(e))) => Some(Outcome::Failure(
+                if e.downcast_ref::<crate::deadline::BodyTimeout>().is_some() {
+                    // The request's deadline or the idle timeout cut the stream.
+                    crate::outcome::Failure::Timeout
+                } else {
+                    crate::outcome::classify(&**e)
+                },
+            )),
             std::task::Poll::Ready(None) => Some(outcome_of(None)),
             std::task::Poll::Pending => None,
         };

@@ -50,6 +50,17 @@ async fn grpc_server(name: &'static str, mode: Mode) -> SocketAddr {
                     });
                     g.unary(svc, req).await
                 }
+                "/test.Echo/Stall" => {
+                    // One message, then nothing (no status either).
+                    let svc = tower::service_fn(move |_: tonic::Request<Msg>| async move {
+                        let out = futures_util::stream::iter([Ok(Msg {
+                            text: format!("{name}:1"),
+                        })])
+                        .chain(futures_util::stream::pending());
+                        Ok::<_, Status>(tonic::Response::new(out))
+                    });
+                    g.server_streaming(svc, req).await
+                }
                 "/test.Echo/Fail" => {
                     // Two messages, then UNAVAILABLE in the trailers.
                     let svc = tower::service_fn(move |_: tonic::Request<Msg>| async move {
@@ -416,4 +427,39 @@ routes:
         "each refusal retried on v2 once"
     );
     assert_eq!(stats["v2"].requests, 12);
+}
+
+#[tokio::test]
+async fn grpc_stream_cut_by_the_request_timeout_counts_as_a_timeout() {
+    let v1 = grpc_server("v1", Mode::Ok).await;
+    let yaml = "backends: [{name: v1}]
+routes: [{name: echo, rules: [{backends: [{name: v1}], timeouts: {request: 300ms}}]}]
+";
+    let layer = routing_tower::RoutingLayer::new(router(yaml), backends(&[("v1", v1)]));
+    let px = proxy_layer(&layer).await;
+    let mut c = client(px).await;
+    c.ready().await.unwrap();
+    let res = c
+        .server_streaming(
+            tonic::Request::new(Msg { text: "x".into() }),
+            PathAndQuery::from_static("/test.Echo/Stall"),
+            ProstCodec::<Msg, Msg>::default(),
+        )
+        .await
+        .unwrap();
+    let mut stream = res.into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().text, "v1:1");
+    let started = Instant::now();
+    let cut = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("the layer cuts the stream at its deadline");
+    assert!(cut.is_err(), "a stream cut short is an error: {cut:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let s = &layer.stats()[0].1;
+    assert_eq!(s.failures_timeout, 1, "recorded as a timeout: {s:?}");
+    assert_eq!(
+        s.responses.iter().sum::<u64>(),
+        0,
+        "and not as a response: {s:?}"
+    );
 }

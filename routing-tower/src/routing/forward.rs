@@ -620,8 +620,16 @@ async fn one_try(
             TryResult::Response(res.map(|_| body::empty()))
         }
         TryResult::Response(res) => {
-            let res = if crate::grpc::awaits_trailers(&res) {
-                // The gRPC status comes in the trailers: recorded when they do.
+            let limits = deadline::Limits {
+                deadline: plan.deadline,
+                idle: shared.defaults.response_idle,
+                permit,
+            };
+            let grpc_pending = crate::grpc::awaits_trailers(&res);
+            let res = res.map(|b| limits.wrap(b));
+            TryResult::Response(if grpc_pending {
+                // The gRPC status comes in the trailers: recorded when they do (or
+                // when the body fails, its deadline included).
                 let (shared, state) = (Arc::clone(shared), Arc::clone(state));
                 let on_end: crate::grpc::OnEnd = Box::new(move |outcome| {
                     if let Some(slot) = state.backends.get(backend.index()) {
@@ -632,13 +640,7 @@ async fn one_try(
             } else {
                 shared.record(state, key, slot, outcome, latency);
                 res
-            };
-            let limits = deadline::Limits {
-                deadline: plan.deadline,
-                idle: shared.defaults.response_idle,
-                permit,
-            };
-            TryResult::Response(res.map(|b| limits.wrap(b)))
+            })
         }
         other => {
             shared.record(state, key, slot, outcome, latency);
