@@ -308,9 +308,11 @@ async fn websocket_handshake_and_life_stay_out_of_latency_histograms() {
     let yaml = format!(
         "{ONE}      - matches: [{{path: {{exact: /plain}}}}]\n        backends: [{{name: v2}}]\n"
     )
-    .replace(
+    // The top-level list only (the first line), not the /chat rule's.
+    .replacen(
         "backends: [{name: v1}]\n",
         "backends: [{name: v1}, {name: v2}]\n",
+        1,
     );
     let layer = routing_tower::RoutingLayer::new(
         router(&yaml),
@@ -326,8 +328,19 @@ async fn websocket_handshake_and_life_stay_out_of_latency_histograms() {
     assert_eq!(echo(&mut ws2, "b").await, "v1:b");
     tokio::time::sleep(Duration::from_millis(100)).await;
     ws.close(None).await.unwrap();
-    // Counted as connections (process-wide: other tests may add theirs).
-    assert!(routing_tower::upgrade::total_upgrades() >= before + 2);
+    // Counted as connections (process-wide: other tests may add theirs), and
+    // exposed as such.
+    let total = routing_tower::upgrade::total_upgrades();
+    assert!(total >= before + 2);
+    let text = routing_tower::metrics::encode_layer(&layer);
+    let exposed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("routing_upgrades_total "))
+        .expect("routing_upgrades_total in the scrape")
+        .parse()
+        .unwrap();
+    assert!(exposed >= before + 2, "{text}");
+    assert!(text.contains("# TYPE routing_upgrades_open gauge"));
     let s = &layer.stats()[0].1;
     assert_eq!(s.requests, 2, "{s:?}");
     // Counted by the status the client got: 101 over HTTP/1.1, 200 over HTTP/2.
