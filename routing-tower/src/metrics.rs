@@ -54,6 +54,7 @@
 //! | `routing_backend_ejections_total` | counter | | ejections so far |
 //! | `routing_backend_request_duration_seconds` | histogram | `le` | response latency |
 //! | `routing_rule_backend_requests_total`, `_responses_total`, `_in_flight`, `_request_duration_seconds` | as above | `route`, `rule`, `backend` (instead of `backend` alone) | a backend's share of one named rule that splits traffic: what a rollout of that rule is judged on |
+//! | `routing_upgrades_open`, `routing_upgrades_total` | gauge, counter | | upgraded (WebSocket) connections spliced now / since start, process-wide; their handshakes are counted in the response classes but never in the duration histograms |
 //! | `routing_rollout_candidate_percent` | gauge | `rollout` | candidate share set by a rollout |
 //! | `routing_rollout_state` | gauge | `rollout`, `state` | 1 for the current state, 0 for the others |
 //!
@@ -168,8 +169,28 @@ impl Collector for LayerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         encode_backends(&self.layer.stats(), &mut encoder)?;
         encode_routes(&self.layer.route_stats(), &mut encoder)?;
-        encode_rule_backends(&self.layer.stats_registry().rule_snapshot(), &mut encoder)
+        encode_rule_backends(&self.layer.stats_registry().rule_snapshot(), &mut encoder)?;
+        encode_upgrades(&mut encoder)
     }
+}
+
+/// The process-wide upgraded (WebSocket) connections ([`crate::upgrade`]): counted
+/// as connections, apart from the request families.
+fn encode_upgrades(encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    let family = encoder.encode_descriptor(
+        "routing_upgrades_open",
+        "Upgraded (WebSocket) connections being spliced now, process-wide.",
+        None,
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(crate::upgrade::open_upgrades()).encode(family)?;
+    let family = encoder.encode_descriptor(
+        "routing_upgrades",
+        "Upgraded (WebSocket) connections spliced since start, process-wide.",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(crate::upgrade::total_upgrades()).encode(family)
 }
 
 /// Fixed snapshots, for [`encode_snapshots`].

@@ -317,4 +317,26 @@ impl Shared {
             }
         }
     }
+
+    /// [`record`](Self::record) without a latency sample: for an upgraded
+    /// connection, whose handshake and life are not a response time.
+    pub(crate) fn record_upgrade(
+        &self,
+        state: &GenState,
+        (rule, backend): (usize, routing_core::BackendId),
+        slot: &Slot,
+        outcome: Outcome,
+    ) {
+        slot.stats.record_outcome(outcome);
+        if let Some(per_rule) = state.rule_stats.get(rule) {
+            if let Some((_, s)) = per_rule.iter().find(|(id, _)| *id == backend) {
+                s.record_outcome(outcome);
+            }
+        }
+        if state.outlier_enabled {
+            if let Some(ej) = self.outlier.record(&slot.name, outcome) {
+                tracing::debug!(backend = &*slot.name, ?ej, "ejected");
+            }
+        }
+    }
 }
