@@ -27,14 +27,19 @@
 //! # drop(source); Ok(()) }
 //! ```
 //!
+//! [`LeaseLock`] elects one writer per fleet through a `coordination.k8s.io/v1`
+//! Lease (routing-fleet's rollout controller uses it).
+//!
 //! Not done yet: two-level selection (a version, then an endpoint of it): today
 //! each endpoint is a backend, so stickiness pins an endpoint, not a version.
 
 mod kinds;
+mod lease;
 mod render;
 mod source;
 mod status;
 
 pub use kinds::Kind;
+pub use lease::{LeaseError, LeaseLock, LeaseState};
 pub use render::{render, RenderError, Rendered};
 pub use source::{KubeSource, Options, Status, StatusWriter};

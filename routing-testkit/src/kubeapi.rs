@@ -16,7 +16,9 @@
 //!   stream.
 //! * Create (`POST`), replace (`PUT`, `409 Conflict` when the body's
 //!   `resourceVersion` is not the stored one), patch (`PATCH`, JSON merge patch; the
-//!   merge, strategic-merge and apply content types are all read as merge patches),
+//!   merge and strategic-merge content types are read as merge patches), server-side
+//!   apply (`application/apply-patch+yaml`: `fieldManager` required, creates a
+//!   missing object, `409` against another applier unless `force=true`),
 //!   get and delete.
 //! * The `status` subresource (`…/{name}/status`), as for a custom resource that
 //!   enables it: a replace or patch there changes only `status`; a replace or patch
@@ -559,6 +561,9 @@ async fn handle(state: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
         }
         (Method::POST, None) => write(&state, &target, None, body, Write::Create),
         (Method::PUT, Some(name)) => write(&state, &target, Some(name), body, Write::Replace),
+        (Method::PATCH, Some(name)) if content_type.starts_with("application/apply-patch") => {
+            apply(&state, &target, name, body, &q)
+        }
         (Method::PATCH, Some(name)) => write(&state, &target, Some(name), body, Write::Patch),
         (Method::DELETE, Some(name)) => {
             let mut st = state.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -798,6 +803,98 @@ fn write(
     };
     match get(&st, target, &name) {
         Some(o) => respond(code, o),
+        None => not_found(target, &name),
+    }
+}
+
+/// Server-side apply (`PATCH` with `application/apply-patch+yaml`), as the real
+/// server answers it: `fieldManager` is required (400 without); a missing object is
+/// created; a stale `resourceVersion` in the body is a 409; and an object last
+/// applied by another manager is a `409 Conflict` unless `force=true`, which takes
+/// the fields over. The body is merged like a merge patch (lists replaced whole,
+/// which is what the real server does for atomic lists such as a CRD's
+/// `spec.rules`). Managers are recorded in `metadata.managedFields`
+/// (`operation: Apply`), without the field sets: ownership here is per object, not
+/// per field, a simplification of the real server's per-field tracking.
+fn apply(
+    state: &Shared,
+    target: &Target,
+    name: String,
+    body: Option<Value>,
+    q: &BTreeMap<String, String>,
+) -> Response<Body> {
+    let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()).cloned() else {
+        return fail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is \
+             required for apply patch",
+        );
+    };
+    let force = q.get("force").is_some_and(|f| f == "true");
+    let Some(mut body) = body else {
+        return fail(StatusCode::BAD_REQUEST, "BadRequest", "a body is required");
+    };
+    let mut st = state.inner.lock().unwrap_or_else(|p| p.into_inner());
+    let ns = target.namespace.clone().unwrap_or_default();
+    let stored = get(&st, target, &name).cloned();
+    let entry = json!({"manager": manager, "operation": "Apply",
+                       "apiVersion": body["apiVersion"].clone(), "fieldsType": "FieldsV1"});
+    let object = match stored {
+        None => {
+            body["metadata"]["name"] = json!(name);
+            body["metadata"]["managedFields"] = json!([entry]);
+            body
+        }
+        Some(mut old) => {
+            let want = body["metadata"]["resourceVersion"].as_str();
+            if want.is_some_and(|w| Some(w) != old["metadata"]["resourceVersion"].as_str()) {
+                state.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                return fail(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "the object has been modified",
+                );
+            }
+            let managers: Vec<Value> = old["metadata"]["managedFields"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let others: Vec<&str> = managers
+                .iter()
+                .filter(|m| m["operation"] == "Apply" && m["manager"] != json!(manager))
+                .filter_map(|m| m["manager"].as_str())
+                .collect();
+            if !others.is_empty() && !force {
+                state.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                return fail(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    &format!(
+                        "Apply failed with 1 conflict: conflict with \"{}\"",
+                        others.join("\", \"")
+                    ),
+                );
+            }
+            if let Some(m) = body["metadata"].as_object_mut() {
+                m.remove("managedFields");
+                m.remove("resourceVersion");
+            }
+            merge(&mut old, &body);
+            // Forcing takes the fields over: the other appliers lose them.
+            let mut kept: Vec<Value> = managers
+                .into_iter()
+                .filter(|m| m["manager"] != json!(manager) && !(force && m["operation"] == "Apply"))
+                .collect();
+            kept.push(entry);
+            old["metadata"]["managedFields"] = Value::Array(kept);
+            old
+        }
+    };
+    st.write(&target.collection, &ns, &name, object);
+    state.counters.writes.fetch_add(1, Ordering::Relaxed);
+    match get(&st, target, &name) {
+        Some(o) => respond(StatusCode::OK, o),
         None => not_found(target, &name),
     }
 }

@@ -39,6 +39,9 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("netsniff-ng", "trafgen"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
+    // The fleet tests and `cargo xtask demo`'s fleet part (issue 16): a real
+    // Prometheus scraping the replicas.
+    ("prometheus", "prometheus"),
     // routing-etcd: etcd-client compiles etcd's .proto files with protoc, and its
     // tests start a real etcd.
     ("protobuf-compiler", "protoc"),
