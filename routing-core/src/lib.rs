@@ -68,6 +68,7 @@ mod config;
 mod cors;
 pub mod defaults;
 mod duration;
+mod endpoint;
 mod error;
 mod hash;
 mod health;
@@ -97,6 +98,9 @@ pub use config::{
 };
 pub use cors::Cors;
 pub use duration::{ConfigDuration, DurationParseError};
+pub use endpoint::{
+    Endpoint, EndpointConfig, EndpointPool, EndpointState, ENDPOINT_MAGLEV_SIZE, MAX_ENDPOINTS,
+};
 pub use error::{
     ConfigError, Format, RouteError, ValidationError, ValidationErrorKind, ValidationErrors,
 };

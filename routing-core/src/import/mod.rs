@@ -866,6 +866,7 @@ impl<'o> Out<'o> {
                 address: None,
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             });
         }
         name
@@ -911,6 +912,7 @@ impl<'o> Out<'o> {
                     address,
                     connection_pool: None,
                     protocol: None,
+                    endpoints: Vec::new(),
                 });
             }
         }
