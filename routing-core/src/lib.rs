@@ -70,6 +70,7 @@ pub mod defaults;
 mod duration;
 mod endpoint;
 mod error;
+mod fingerprint;
 mod hash;
 mod health;
 #[cfg(feature = "import")]
@@ -104,6 +105,7 @@ pub use endpoint::{
 pub use error::{
     ConfigError, Format, RouteError, ValidationError, ValidationErrorKind, ValidationErrors,
 };
+pub use fingerprint::{MaglevFingerprint, MaglevScope};
 pub use hash::{mix64, reduce, stable_hash};
 pub use health::{BackendHealth, HealthRegistry};
 pub use l4::{FiveTuple, FlowDecision, TcpForwarding, TcpHashOn, TcpService, IPPROTO_TCP};

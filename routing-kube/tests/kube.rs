@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use routing_core::{Config, RequestInfo, Router};
+use routing_core::{Config, EndpointState, RequestInfo, Router};
 use routing_kube::{Kind, KubeSource, Options};
 use routing_testkit::kubeapi::KubeApi;
 use serde_json::{json, Value};
@@ -259,14 +259,19 @@ async fn kube_endpointslice_terminating_endpoint_takes_no_new_requests() {
         ),
     );
     let mut src = start(&api, &router, Options::default().namespace("web")).await;
+    // The version keeps its rule weight; its pods are its endpoint pool.
     assert_eq!(
         weights(&router, "shop.example.com"),
+        [("shop-v1:8080".to_owned(), 1)]
+    );
+    assert_eq!(
+        pool(&router, "shop-v1:8080"),
         [
-            ("shop-v1:8080@10.0.0.1:8080".to_owned(), 1),
-            ("shop-v1:8080@10.0.0.2:8080".to_owned(), 1)
+            ("10.0.0.1:8080".to_owned(), EndpointState::Ready),
+            ("10.0.0.2:8080".to_owned(), EndpointState::Ready)
         ]
     );
-    // 10.0.0.2 terminates: it drains (weight 0) and takes no new request.
+    // 10.0.0.2 terminates (still serving): it drains while 10.0.0.1 is ready.
     api.put(
         SLICES,
         slice(
@@ -278,10 +283,10 @@ async fn kube_endpointslice_terminating_endpoint_takes_no_new_requests() {
         .await
         .expect("drain applied");
     assert_eq!(
-        weights(&router, "shop.example.com"),
+        pool(&router, "shop-v1:8080"),
         [
-            ("shop-v1:8080@10.0.0.1:8080".to_owned(), 1),
-            ("shop-v1:8080@10.0.0.2:8080".to_owned(), 0)
+            ("10.0.0.1:8080".to_owned(), EndpointState::Ready),
+            ("10.0.0.2:8080".to_owned(), EndpointState::Serving)
         ]
     );
     let mut rng = rand::rng();
@@ -291,8 +296,15 @@ async fn kube_endpointslice_terminating_endpoint_takes_no_new_requests() {
             .decide(&RequestInfo::get("http://shop.example.com/"), &mut rng)
             .expect("decides");
         let b = d.backend().expect("a backend");
-        assert_eq!(b.name(), "shop-v1:8080@10.0.0.1:8080");
-        assert_eq!(b.address(), Some("10.0.0.1:8080".parse().expect("addr")));
+        assert_eq!(b.name(), "shop-v1:8080");
+        let pool = b.endpoints().expect("a pool");
+        let i = pool
+            .pick(&mut rng, d.sticky_key(), |_| 0, |_| true)
+            .expect("an endpoint");
+        assert_eq!(
+            pool.endpoints()[i].address(),
+            "10.0.0.1:8080".parse().expect("addr")
+        );
     }
     // Gone from the slice: gone from the table.
     assert!(api.delete(SLICES, "shop-v1-abc"));
@@ -303,6 +315,21 @@ async fn kube_endpointslice_terminating_endpoint_takes_no_new_requests() {
         weights(&router, "shop.example.com"),
         [("shop-v1:8080".to_owned(), 1)]
     );
+    assert!(pool(&router, "shop-v1:8080").is_empty());
+}
+
+/// The endpoints of backend `name` and their states.
+fn pool(router: &Router, name: &str) -> Vec<(String, EndpointState)> {
+    let t = router.snapshot();
+    t.backend_id(name)
+        .and_then(|id| t.backend(id).endpoints().cloned())
+        .map(|p| {
+            p.endpoints()
+                .iter()
+                .map(|e| (e.address().to_string(), e.state()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +370,7 @@ async fn kube_two_replicas_converge_to_the_same_fingerprint() {
         .fingerprint;
     let sa = a
         .wait_for(WAIT, |s| {
-            weights(&r1, "shop.example.com").len() == 3 && s.fingerprint != want
+            pool(&r1, "shop-v1:8080").len() == 2 && s.fingerprint != want
         })
         .await
         .expect("a converged");

@@ -97,6 +97,9 @@ pub(crate) struct Slot {
     pub(crate) service: Option<BackendService>,
     pub(crate) stats: Arc<BackendStats>,
     pub(crate) limit: Option<(routing_core::ConnectionPool, Arc<ConcurrencyLimit>)>,
+    /// The backend has an endpoint pool: outlier detection ejects its endpoints
+    /// (`endpoints::EndpointBalancer`), not the whole version.
+    pub(crate) pooled: bool,
 }
 
 /// The default maximum age of a stickiness cookie without a TTL: one day.
@@ -243,6 +246,7 @@ impl Shared {
                     service: self.backends.get(&name).cloned(),
                     stats: self.stats.get_or_insert(&name),
                     limit,
+                    pooled: b.endpoints().is_some(),
                     name,
                 }
             })
@@ -311,7 +315,7 @@ impl Shared {
                 s.record(outcome, latency);
             }
         }
-        if state.outlier_enabled {
+        if state.outlier_enabled && !slot.pooled {
             if let Some(ej) = self.outlier.record(&slot.name, outcome) {
                 tracing::debug!(backend = &*slot.name, ?ej, "ejected");
             }
