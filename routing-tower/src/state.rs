@@ -27,7 +27,8 @@ pub(crate) struct Shared {
     pub(crate) backends: Backends,
     pub(crate) annotate: bool,
     pub(crate) fall_through: bool,
-    pub(crate) cookie_key: CookieKey,
+    /// The cookie key ring, replaceable while serving (`RoutingLayer::set_cookie_key`).
+    pub(crate) cookie_key: ArcSwap<CookieKey>,
     /// Oldest a stickiness cookie may be when its policy sets no TTL (`None`: no
     /// limit).
     pub(crate) cookie_max_age: Option<std::time::Duration>,
@@ -141,7 +142,7 @@ impl Shared {
             backends,
             annotate,
             fall_through,
-            cookie_key,
+            cookie_key: ArcSwap::from_pointee(cookie_key),
             cookie_max_age: Some(DEFAULT_COOKIE_MAX_AGE),
             mirror_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MIRROR_CONCURRENCY)),
             mirror_timeout: DEFAULT_MIRROR_TIMEOUT,
