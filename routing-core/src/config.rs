@@ -276,6 +276,12 @@ pub struct BackendConfig {
     /// it from a Kubernetes Service port's `appProtocol` (`kubernetes.io/h2c` → `h2c`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<BackendProtocol>,
+    /// Its pool of endpoints (pods of one version): a rule's weighted or sticky
+    /// choice picks this backend, then one endpoint of the pool serves the request
+    /// (least request, or the rule's hash key over a Maglev table of the pool).
+    /// Exclusive with `address`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::EndpointConfig>,
 }
 
 impl BackendConfig {
@@ -292,6 +298,7 @@ impl BackendConfig {
             address: None,
             connection_pool: None,
             protocol: None,
+            endpoints: Vec::new(),
         }
     }
 }

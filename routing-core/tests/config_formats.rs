@@ -642,12 +642,14 @@ fn everything() -> Config {
                 address: Some("10.0.0.1:8080".parse().expect("addr")),
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             },
             BackendConfig {
                 name: "v2".into(),
                 address: Some("10.0.0.2:8080".parse().expect("addr")),
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             },
             BackendConfig {
                 name: "v3".into(),
@@ -657,12 +659,14 @@ fn everything() -> Config {
                     max_pending_requests: Some(16),
                 }),
                 protocol: None,
+                endpoints: Vec::new(),
             },
             BackendConfig {
                 name: "shadow".into(),
                 address: None,
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             },
         ],
         routes: vec![
@@ -1398,6 +1402,7 @@ fn config() -> impl Strategy<Value = Config> {
                     address,
                     connection_pool: None,
                     protocol: None,
+                    endpoints: Vec::new(),
                 }),
             0..5,
         ),
@@ -1468,6 +1473,7 @@ fn declared_backends() -> Vec<BackendConfig> {
             address: Some(format!("10.0.0.{}:80", i + 1).parse().expect("address")),
             connection_pool: None,
             protocol: None,
+            endpoints: Vec::new(),
         })
         .collect()
 }

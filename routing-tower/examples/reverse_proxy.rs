@@ -287,9 +287,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         upstreams.push((b.name.clone(), builder.build(addr)));
     }
-    if upstreams.is_empty() {
+    // A backend with `endpoints` (a version with a pool of pods): one balancer
+    // picking the pod per request, connecting new pods on first use.
+    let pools: Vec<(String, routing_tower::endpoints::EndpointBalancer)> = config
+        .backends
+        .iter()
+        .filter(|b| !b.endpoints.is_empty())
+        .map(|b| {
+            let proto = args
+                .protocols
+                .get(&b.name)
+                .copied()
+                .or(b.protocol.map(Into::into))
+                .unwrap_or_default();
+            let balancer =
+                routing_tower::endpoints::EndpointBalancer::new(base.clone().protocol(proto));
+            (b.name.clone(), balancer)
+        })
+        .collect();
+    if upstreams.is_empty() && pools.is_empty() {
         bail!(
-            "{}: no backend has an `address` to forward to",
+            "{}: no backend has an `address` or `endpoints` to forward to",
             args.config.display()
         );
     }
@@ -307,8 +325,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         backends.insert(name.as_str(), backend.clone());
     }
 
+    for (name, balancer) in &pools {
+        eprintln!("backend {name} -> endpoint pool");
+        backends.insert(name.as_str(), balancer.clone());
+    }
     let proxy = Routing::dispatch(router.clone(), backends);
-    let known: HashSet<String> = upstreams.iter().map(|(name, _)| name.clone()).collect();
+    let known: HashSet<String> = upstreams
+        .iter()
+        .map(|(name, _)| name.clone())
+        .chain(pools.iter().map(|(name, _)| name.clone()))
+        .collect();
     let rollout = match &args.rollout {
         Some(plan) => Some(start_rollout(&args, plan, &router, &known, &proxy.layer())?),
         None => None,

@@ -422,10 +422,24 @@ impl HttpBackendBuilder {
     /// let proxy = routing_tower::Routing::dispatch(routing_core::Router::new(config).unwrap(), backends);
     /// # let _ = proxy;
     /// ```
+    ///
+    /// A backend with `endpoints` gets an
+    /// [`EndpointBalancer`](crate::endpoints::EndpointBalancer) over this builder
+    /// (its protocol set from the backend's `protocol`).
     pub fn backends_for_config(&self, config: &routing_core::Config) -> Backends {
         let mut backends = Backends::new();
         for (name, backend) in self.build_for_config(config) {
             backends.insert(name, backend);
+        }
+        for b in config.backends.iter().filter(|b| !b.endpoints.is_empty()) {
+            let mut builder = self.clone();
+            if let Some(p) = b.protocol {
+                builder = builder.protocol(p.into());
+            }
+            backends.insert(
+                b.name.as_str(),
+                crate::endpoints::EndpointBalancer::new(builder),
+            );
         }
         backends
     }

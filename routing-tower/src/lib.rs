@@ -91,6 +91,7 @@ mod connect;
 pub mod cookie;
 pub mod deadline;
 mod decision;
+pub mod endpoints;
 pub mod error;
 mod fault;
 mod filters;

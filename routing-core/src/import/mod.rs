@@ -886,6 +886,7 @@ impl<'o> Out<'o> {
                 address: None,
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             });
         }
         name
@@ -931,6 +932,7 @@ impl<'o> Out<'o> {
                     address,
                     connection_pool: None,
                     protocol: None,
+                    endpoints: Vec::new(),
                 });
             }
         }

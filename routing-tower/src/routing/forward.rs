@@ -358,6 +358,15 @@ fn prepare_try(
             Some(Arc::clone(&slot.name)),
         ));
     };
+    if let Some(pool) = table.backend(backend).endpoints() {
+        // The second level of selection (endpoints::EndpointBalancer).
+        req.extensions_mut()
+            .insert(crate::endpoints::EndpointChoice {
+                pool: Arc::clone(pool),
+                key: plan.sticky_key,
+                outlier: table.outlier_detection().cloned(),
+            });
+    }
     if shared.annotate {
         req.extensions_mut().insert(crate::RouteDecision::new(
             Arc::clone(table),
