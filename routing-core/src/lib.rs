@@ -95,7 +95,8 @@ pub use config::{
     LoadBalancerConfig, MatchConfig, MirrorConfig, OutlierDetectionConfig, PathMatchConfig,
     PathModifierConfig, QueryMatchConfig, RedirectConfig, RetryConfig, RouteConfig, RuleConfig,
     RulePrecedence, SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig,
-    TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    TcpHealthCheckConfig, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig,
+    WeightedBackendConfig,
 };
 pub use cors::Cors;
 pub use duration::{ConfigDuration, DurationParseError};
@@ -108,7 +109,9 @@ pub use error::{
 pub use fingerprint::{MaglevFingerprint, MaglevScope};
 pub use hash::{mix64, reduce, stable_hash};
 pub use health::{BackendHealth, HealthRegistry};
-pub use l4::{FiveTuple, FlowDecision, TcpForwarding, TcpHashOn, TcpService, IPPROTO_TCP};
+pub use l4::{
+    FiveTuple, FlowDecision, TcpForwarding, TcpHashOn, TcpHealthCheck, TcpService, IPPROTO_TCP,
+};
 pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, ValueMatch};
 pub use path::{EscapedSlashes, PathError, PathNormalization};
 pub use policy::{

@@ -264,6 +264,7 @@
 mod balancer;
 mod error;
 pub mod follow;
+pub mod health;
 pub mod metrics;
 pub mod next_hops;
 mod stats;
@@ -273,5 +274,6 @@ pub use balancer::{
     AttachMode, BenchMode, Options, Program, TestRunOutput, Verdict, XdpBalancer, RETIRE_DELAY,
 };
 pub use error::Error;
+pub use health::{HealthChecker, TargetState};
 pub use routing_core;
 pub use stats::{GlobalStats, Stats, TargetStats, VipStats};

@@ -44,7 +44,7 @@ struct Builder<'h> {
     backends: Vec<Backend>,
     maglev_size: u32,
     panic_threshold: f64,
-    maglev_cache: HashMap<Vec<(Arc<str>, u32)>, Arc<MaglevTable>>,
+    maglev_cache: HashMap<(Vec<(Arc<str>, u32)>, u64), Arc<MaglevTable>>,
     /// Header names numbered per table (see `HeaderMemo`).
     header_ids: HashMap<HeaderName, u16>,
     /// Slots of the distinct Maglev tables built so far.
@@ -505,10 +505,21 @@ impl Builder<'_> {
     }
 
     fn maglev(&mut self, backends: &[WeightedBackend], path: &str) -> Option<Arc<MaglevTable>> {
-        let key: Vec<(Arc<str>, u32)> = backends
+        self.maglev_seeded(backends, path, 0)
+    }
+
+    /// A Maglev table with permutations seeded by `seed` (0 = [`Self::maglev`]).
+    fn maglev_seeded(
+        &mut self,
+        backends: &[WeightedBackend],
+        path: &str,
+        seed: u64,
+    ) -> Option<Arc<MaglevTable>> {
+        let names: Vec<(Arc<str>, u32)> = backends
             .iter()
             .map(|b| (Arc::clone(&self.backends[b.id.index()].name), b.weight))
             .collect();
+        let key = (names, seed);
         if let Some(t) = self.maglev_cache.get(&key) {
             return Some(Arc::clone(t));
         }
@@ -524,8 +535,8 @@ impl Builder<'_> {
             return None;
         }
         self.maglev_slots = slots;
-        let named: Vec<(&[u8], u32)> = key.iter().map(|(n, w)| (n.as_bytes(), *w)).collect();
-        match MaglevTable::build(&named, self.maglev_size) {
+        let named: Vec<(&[u8], u32)> = key.0.iter().map(|(n, w)| (n.as_bytes(), *w)).collect();
+        match MaglevTable::build_seeded(&named, self.maglev_size, seed) {
             Ok(t) => {
                 let t = Arc::new(t);
                 self.maglev_cache.insert(key, Arc::clone(&t));
