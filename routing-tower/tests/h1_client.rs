@@ -501,6 +501,92 @@ async fn through_the_routing_layer<C: Client>() {
     assert!(a <= 2 && b <= 2, "connections are reused: {a} {b}");
 }
 
+// The layer's end-to-end tests that run over real upstreams (tests/layer.rs uses
+// HttpBackend), generic over the client: a real proxy server in front, the
+// routing layer, the client under test behind it.
+
+fn five_sigma(n: u64, p: f64) -> f64 {
+    5.0 * (n as f64 * p * (1.0 - p)).sqrt()
+}
+
+async fn layer_split_90_10_through_a_real_proxy<C: Client>() {
+    use routing_testkit::http as kit;
+    let (u1, u2) = (kit::upstream("v1").await, kit::upstream("v2").await);
+    let yaml = "backends: [{name: v1}, {name: v2}]\nroutes:\n  - name: shop\n    rules:\n      - backends: [{name: v1, weight: 90}, {name: v2, weight: 10}]\n";
+    let router = routing_core::Router::from_yaml(yaml).expect("config");
+    let backends = routing_tower::Backends::new()
+        .with("v1", SvcOf(C::build(u1.addr(), 0)))
+        .with("v2", SvcOf(C::build(u2.addr(), 0)));
+    let proxy = kit::serve(routing_tower::Routing::dispatch(router, backends)).await;
+    let c = kit::client();
+    let (n, workers) = (4_000u64, 16u64);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (c, addr) = (c.clone(), proxy.addr);
+        tasks.spawn(async move {
+            let mut v2 = 0u64;
+            for _ in 0..n / workers {
+                let a = kit::get(&c, addr, "/", &[]).await;
+                assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+                v2 += u64::from(a.body == "v2");
+            }
+            v2
+        });
+    }
+    let mut v2 = 0;
+    while let Some(r) = tasks.join_next().await {
+        v2 += r.expect("worker");
+    }
+    let expected = n as f64 * 0.1;
+    assert!(
+        (v2 as f64 - expected).abs() <= five_sigma(n, 0.1),
+        "v2 got {v2} of {n}"
+    );
+    assert_eq!(
+        u1.hits() + u2.hits(),
+        n,
+        "every request reached one upstream once"
+    );
+}
+
+async fn layer_retries_hide_a_flapping_upstream<C: Client>() {
+    use routing_testkit::http as kit;
+    let flappy = kit::upstream_with(
+        "v1",
+        Arc::new(|n, _| {
+            if n % 2 == 1 {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            }
+        }),
+    )
+    .await;
+    let healthy = kit::upstream("v2").await;
+    let yaml = "backends: [{name: v1}, {name: v2}]\nroutes:\n  - name: api\n    rules:\n      - backends: [{name: v1}, {name: v2}]\n        retry: {attempts: 2, on: [5xx], backoff: 1ms, budget_percent: 40, budget_min_per_second: 1}\n";
+    let layer = routing_tower::RoutingLayer::new(
+        routing_core::Router::from_yaml(yaml).expect("config"),
+        routing_tower::Backends::new()
+            .with("v1", SvcOf(C::build(flappy.addr(), 0)))
+            .with("v2", SvcOf(C::build(healthy.addr(), 0))),
+    );
+    let proxy = kit::serve(tower::Layer::layer(&layer, routing_tower::NotFound)).await;
+    let c = kit::client();
+    let n = 1_000u64;
+    for _ in 0..n {
+        let a = kit::get(&c, proxy.addr, "/", &[]).await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "the client never sees the flap: {}",
+            a.body
+        );
+    }
+    let retries: u64 = layer.stats().iter().map(|(_, s)| s.retries).sum();
+    assert_eq!(flappy.hits() + healthy.hits(), n + retries);
+    assert!(retries > n / 8, "retries happened: {retries}");
+}
+
 /// A [`Client`] as a tower service (for the layer's `Backends`).
 #[derive(Clone)]
 struct SvcOf<C>(C);
@@ -551,6 +637,27 @@ both!(
     chunked_response_with_trailers,
     a_pooled_connection_the_upstream_closed_is_not_a_failure,
     through_the_routing_layer,
+);
+
+/// The layer tests on a multi-thread runtime, once per client.
+macro_rules! both_multi_thread {
+    ($($name:ident),* $(,)?) => {
+        mod layer_over_hyper_util_client {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name::<HttpBackend>().await })*
+        }
+        mod layer_over_in_task_h1_client {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+              async fn $name() { super::$name::<H1Backend>().await })*
+        }
+    };
+}
+
+both_multi_thread!(
+    layer_split_90_10_through_a_real_proxy,
+    layer_retries_hide_a_flapping_upstream,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
