@@ -506,7 +506,7 @@ impl HttpBackend {
     }
 
     /// Rewrites `req` the way [`call`](tower::Service::call) does before sending it.
-    fn prepare(&self, req: &mut Request<Body>) {
+    pub(crate) fn prepare(&self, req: &mut Request<Body>) {
         let uri = req.uri().clone();
         if !req.headers().contains_key(header::HOST) {
             // The authority without any `user:password@`.

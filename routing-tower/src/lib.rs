@@ -96,6 +96,7 @@ pub mod error;
 mod fault;
 mod filters;
 pub mod grpc;
+pub mod h1;
 pub mod limit;
 pub mod metrics;
 mod mirror;
