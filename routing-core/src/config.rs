@@ -813,7 +813,9 @@ pub struct RetryConfig {
     /// Base of the jittered exponential backoff between tries (default 25ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<ConfigDuration>,
-    /// Largest request body buffered for replay, in bytes (default 64 KiB).
+    /// Largest request body kept for replay, in bytes (default 64 KiB). The body
+    /// streams to the first try as it arrives and is recorded up to this size; a
+    /// longer body keeps streaming but is no longer retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
     /// Retry budget: retries may add at most this percent of the request rate
