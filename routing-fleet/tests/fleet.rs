@@ -305,7 +305,11 @@ async fn replica_count(addr: SocketAddr, backend: &str) -> u64 {
         .body;
     text.lines()
         .filter(|l| l.starts_with("routing_rule_backend_responses_total{"))
-        .filter(|l| l.contains(&format!("backend=\"{backend}@")))
+        // `backend` itself (a version over its endpoints) or one endpoint `backend@ip:port`.
+        .filter(|l| {
+            l.contains(&format!("backend=\"{backend}\""))
+                || l.contains(&format!("backend=\"{backend}@"))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }

@@ -20,6 +20,10 @@
 //!   apply (`application/apply-patch+yaml`: `fieldManager` required, creates a
 //!   missing object, `409` against another applier unless `force=true`),
 //!   get and delete.
+//! * The `status` subresource (`…/{name}/status`), as for a custom resource that
+//!   enables it: a replace or patch there changes only `status`; a replace or patch
+//!   of the object keeps the stored `status`; `metadata.generation` is bumped only
+//!   when something other than `metadata` and `status` changes.
 //!
 //! Errors are `Status` objects with the real codes and reasons (`NotFound`,
 //! `AlreadyExists`, `Conflict`, `Expired`, `BadRequest`).
@@ -146,18 +150,26 @@ impl KubeApi {
 
     /// Creates or replaces an object in the collection at `path` (as a client's
     /// `POST` would, e.g. `/apis/gateway.networking.k8s.io/v1/namespaces/web/httproutes`),
-    /// whatever its stored `resourceVersion`. Returns the new resourceVersion.
+    /// whatever its stored `resourceVersion`. Returns the new resourceVersion. An
+    /// object without `status` keeps the stored one, as `kubectl apply` of a
+    /// manifest does.
     ///
     /// # Panics
     /// When `path` is not a collection path or the object has no `metadata.name`.
-    pub fn put(&self, path: &str, object: Value) -> u64 {
+    pub fn put(&self, path: &str, mut object: Value) -> u64 {
         let target = parse_path(path).expect("a collection path");
         let name = object["metadata"]["name"]
             .as_str()
             .expect("metadata.name")
             .to_owned();
         let ns = target.namespace.clone().unwrap_or_default();
-        self.lock().write(&target.collection, &ns, &name, object)
+        let mut st = self.lock();
+        if object.get("status").is_none() {
+            if let Some(status) = get(&st, &target, &name).and_then(|o| o.get("status")) {
+                object["status"] = status.clone();
+            }
+        }
+        st.write(&target.collection, &ns, &name, object)
     }
 
     /// Deletes an object; returns whether it existed.
@@ -289,6 +301,17 @@ impl State {
         if !object["metadata"].is_object() {
             object["metadata"] = json!({});
         }
+        // `metadata.generation` counts changes of the desired state only: not of
+        // `metadata` or `status`.
+        let desired = |v: &Value| {
+            v.as_object().map(|m| {
+                m.iter()
+                    .filter(|(k, _)| *k != "metadata" && *k != "status")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<serde_json::Map<_, _>>()
+            })
+        };
+        let changed = old.as_ref().is_none_or(|o| desired(o) != desired(&object));
         let meta = &mut object["metadata"];
         meta["name"] = json!(name);
         if !ns.is_empty() {
@@ -299,7 +322,7 @@ impl State {
             Some(o) => (
                 o["metadata"]["uid"].clone(),
                 o["metadata"]["creationTimestamp"].clone(),
-                o["metadata"]["generation"].as_u64().unwrap_or(1) + 1,
+                o["metadata"]["generation"].as_u64().unwrap_or(1) + u64::from(changed),
             ),
             None => (
                 json!(format!("00000000-0000-4000-8000-{rv:012x}")),
@@ -367,6 +390,8 @@ struct Target {
     collection: Collection,
     namespace: Option<String>,
     name: Option<String>,
+    /// `…/{name}/status`: the status subresource.
+    status: bool,
 }
 
 fn parse_path(path: &str) -> Option<Target> {
@@ -380,15 +405,17 @@ fn parse_path(path: &str) -> Option<Target> {
         ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some((*ns).to_owned()), rest),
         _ => (None, rest),
     };
-    let (plural, name) = match rest {
-        [plural] => (*plural, None),
-        [plural, name] => (*plural, Some((*name).to_owned())),
+    let (plural, name, status) = match rest {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some((*name).to_owned()), false),
+        [plural, name, "status"] => (*plural, Some((*name).to_owned()), true),
         _ => return None,
     };
     Some(Target {
         collection: (prefix, plural.to_owned()),
         namespace,
         name,
+        status,
     })
 }
 
@@ -709,6 +736,7 @@ fn write(
                 &format!("{} \"{name}\" already exists", target.collection.1),
             );
         }
+        (Write::Create, None) if target.status => return not_found(target, &name),
         (Write::Create, None) => body,
         (Write::Replace | Write::Patch, None) => return not_found(target, &name),
         (Write::Replace, Some(old)) => {
@@ -725,7 +753,20 @@ fn write(
                     ),
                 );
             }
-            body
+            // As the real server does for a resource with a status subresource: a
+            // write to `/status` changes only `status`, a write to the resource keeps
+            // the stored `status`.
+            let mut body = body;
+            if target.status {
+                let mut kept = old;
+                kept["status"] = body["status"].take();
+                kept
+            } else {
+                if !old["status"].is_null() {
+                    body["status"] = old["status"].clone();
+                }
+                body
+            }
         }
         (Write::Patch, Some(mut old)) => {
             let want = body["metadata"]["resourceVersion"]
@@ -740,7 +781,16 @@ fn write(
                     "the object has been modified",
                 );
             }
-            merge(&mut old, &body);
+            let before = old["status"].clone();
+            if target.status {
+                let status = old["status"].take();
+                let mut patched = json!({ "status": status });
+                merge(&mut patched, &json!({ "status": body["status"].clone() }));
+                old["status"] = patched["status"].take();
+            } else {
+                merge(&mut old, &body);
+                old["status"] = before;
+            }
             old
         }
     };

@@ -318,7 +318,9 @@ async fn scenario(prometheus: &std::path::Path, replica: &std::path::Path) -> Re
         let n: u64 = text
             .lines()
             .filter(|l| l.starts_with("routing_rule_backend_responses_total{"))
-            .filter(|l| l.contains("backend=\"shop-v2:8080@"))
+            .filter(|l| {
+                l.contains("backend=\"shop-v2:8080\"") || l.contains("backend=\"shop-v2:8080@")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum();
         println!("  replica  {addr}: {n} candidate requests of its own");
