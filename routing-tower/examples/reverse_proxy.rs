@@ -152,6 +152,9 @@ struct Args {
     protocols: std::collections::HashMap<String, routing_tower::client::UpstreamProtocol>,
     /// `--upstream-ca FILE`: the CA verifying TLS upstreams (h2, auto).
     upstream_ca: Option<PathBuf>,
+    /// `--cookie-keys FILE`: the stickiness cookie key ring shared by every replica
+    /// (one key a line, current first), reloaded when it changes.
+    cookie_keys: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -173,6 +176,7 @@ fn parse_args() -> anyhow::Result<Args> {
         tls_key: None,
         protocols: Default::default(),
         upstream_ca: None,
+        cookie_keys: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -199,6 +203,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--tls-cert" => args.tls_cert = Some(value()?.into()),
             "--tls-key" => args.tls_key = Some(value()?.into()),
             "--upstream-ca" => args.upstream_ca = Some(value()?.into()),
+            "--cookie-keys" => args.cookie_keys = Some(value()?.into()),
             "--upstream" => {
                 let v = value()?;
                 let (name, proto) = v
@@ -214,7 +219,8 @@ fn parse_args() -> anyhow::Result<Args> {
                     "reverse_proxy [--config FILE] [--listen ADDR] [--spawn-upstreams] [--threads N]\n              \
                      [--rollout PLAN.yaml] [--rollout-rule ROUTE/RULE] [--stable NAME] [--candidate NAME]\n              \
                      [--spawn-failing NAME] [--tls-cert FILE --tls-key FILE]\n              \
-                     [--upstream NAME=http1|h2c|h2|auto]... [--upstream-ca FILE]"
+                     [--upstream NAME=http1|h2c|h2|auto]... [--upstream-ca FILE]\n              \
+                     [--cookie-keys FILE]"
                 );
                 std::process::exit(0);
             }
@@ -330,6 +336,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         backends.insert(name.as_str(), balancer.clone());
     }
     let proxy = Routing::dispatch(router.clone(), backends);
+    // Replicas given the same key ring file honour each other's stickiness cookies.
+    if let Some(path) = &args.cookie_keys {
+        let ring = routing_tower::CookieKey::from_ring_file(path)?;
+        proxy.layer().set_cookie_key(ring);
+        routing_tower::cookie::watch_ring_file(proxy.layer(), path.clone(), POLL);
+        eprintln!(
+            "cookie key ring from {} (reloaded on change)",
+            path.display()
+        );
+    }
     let known: HashSet<String> = upstreams
         .iter()
         .map(|(name, _)| name.clone())

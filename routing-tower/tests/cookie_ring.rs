@@ -167,3 +167,47 @@ routes:
         w.abort();
     }
 }
+
+/// A connection that repeats one cookie (memoized after its first check) stops being
+/// pinned by it as soon as the ring that verified it is replaced without its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_ring_voids_cookies_memoized_on_a_connection() {
+    let (v1, v2) = (upstream("v1").await, upstream("v2").await);
+    let yaml = format!(
+        r#"
+backends: [{{name: v1, address: "{}"}}, {{name: v2, address: "{}"}}]
+routes:
+  - name: shop
+    rules:
+      - backends: [{{name: v1, weight: 50}}, {{name: v2, weight: 50}}]
+        session_persistence: {{cookie: {{name: shop-sticky}}}}
+"#,
+        v1.addr(),
+        v2.addr()
+    );
+    let layer = routing_tower::RoutingLayer::builder(Router::from_yaml(&yaml).expect("config"))
+        .backends(
+            Backends::new()
+                .with("v1", HttpBackend::new(v1.addr()))
+                .with("v2", HttpBackend::new(v2.addr())),
+        )
+        .cookie_key(CookieKey::from_ring_text(OLD).expect("ring"))
+        .build();
+    let proxy: Routing<routing_tower::NotFound> =
+        tower::Layer::layer(&layer, routing_tower::NotFound);
+    let server = serve(proxy).await;
+    // One keep-alive connection: the pooled client reuses it for sequential requests.
+    let c = client();
+    let first = get(&c, server.addr, "/", &[]).await;
+    let cookie = set_cookie(&first.headers, "shop-sticky").expect("cookie");
+    for _ in 0..5 {
+        let r = get(&c, server.addr, "/", &[("cookie", &cookie)]).await;
+        assert!(set_cookie(&r.headers, "shop-sticky").is_none(), "pinned");
+    }
+    layer.set_cookie_key(CookieKey::from_ring_text(NEW).expect("ring"));
+    let r = get(&c, server.addr, "/", &[("cookie", &cookie)]).await;
+    assert!(
+        set_cookie(&r.headers, "shop-sticky").is_some(),
+        "a cookie of a retired key no longer pins, even on the connection that memoized it"
+    );
+}
