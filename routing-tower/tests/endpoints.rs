@@ -309,3 +309,46 @@ routes:
     }
     assert_eq!(v2.hits(), 0, "never the other version");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_to_a_pooled_version_reaches_its_pods() {
+    let main = upstream("main").await;
+    let shadow = [upstream("shadow-a").await, upstream("shadow-b").await];
+    let text = format!(
+        r#"
+backends:
+  - {{name: main, address: "{}"}}
+  - {{name: shadow, endpoints: [{{address: "{}"}}, {{address: "{}"}}]}}
+routes:
+  - name: shop
+    rules:
+      - backends: [{{name: main}}]
+        mirror: {{backend: shadow, percent: 100}}
+"#,
+        main.addr(),
+        shadow[0].addr(),
+        shadow[1].addr()
+    );
+    let router = Router::from_yaml(&text).expect("config");
+    let proxy = serve(proxy_for(&router)).await;
+    let c = client();
+    for _ in 0..40 {
+        assert_eq!(get(&c, proxy.addr, "/", &[]).await.body, "main");
+    }
+    // Mirrors run in the background: wait (bounded) until they have all arrived.
+    for _ in 0..200 {
+        if shadow[0].hits() + shadow[1].hits() == 40 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        shadow[0].hits() + shadow[1].hits(),
+        40,
+        "every request mirrored to a pod"
+    );
+    assert!(
+        shadow[0].hits() > 0 && shadow[1].hits() > 0,
+        "over both pods"
+    );
+}
