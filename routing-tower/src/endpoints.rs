@@ -35,6 +35,28 @@ pub(crate) struct EndpointChoice {
     pub(crate) outlier: Option<OutlierDetection>,
 }
 
+/// The endpoints the earlier tries of one request went to (a request extension
+/// the layer sets when the rule retries; the tries' copies share it): a retry on
+/// the same backend goes to another pod when there is one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TriedEndpoints(Arc<Mutex<Vec<SocketAddr>>>);
+
+impl TriedEndpoints {
+    fn snapshot(&self) -> Vec<SocketAddr> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn push(&self, addr: SocketAddr) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(addr);
+    }
+}
+
 /// Per-endpoint state, kept while the endpoint stays in the pool.
 struct EndpointSlot {
     client: HttpBackend,
@@ -149,7 +171,11 @@ impl EndpointBalancer {
     }
 
     /// Picks and checks out an endpoint: its address, client and in-flight guard.
-    fn checkout(&self, choice: &EndpointChoice) -> Option<(SocketAddr, HttpBackend, InFlight)> {
+    fn checkout(
+        &self,
+        choice: &EndpointChoice,
+        tried: &[SocketAddr],
+    ) -> Option<(SocketAddr, HttpBackend, InFlight)> {
         let now = Instant::now();
         let mut slots = self
             .inner
@@ -176,10 +202,13 @@ impl EndpointBalancer {
                 .get(&eps[i].address())
                 .is_none_or(|s| s.ejected_until.is_none_or(|t| t <= now))
         };
+        let fresh = |i: usize| !tried.contains(&eps[i].address());
         let mut rng = rand::rng();
-        // All ejected: ejection never empties a pool (panic mode, as Envoy's).
+        // A pod not tried yet and not ejected; else one not ejected; else any:
+        // ejection never empties a pool (panic mode, as Envoy's).
         let i = pool
-            .pick(&mut rng, choice.key, load, live)
+            .pick(&mut rng, choice.key, load, |i| live(i) && fresh(i))
+            .or_else(|| pool.pick(&mut rng, choice.key, load, live))
             .or_else(|| pool.pick(&mut rng, choice.key, load, |_| true))?;
         let addr = eps[i].address();
         let builder = &self.inner.builder;
@@ -280,11 +309,19 @@ impl tower::Service<Request<Body>> for EndpointBalancer {
                 "the backend has no endpoint pool in the routing table",
             ))));
         };
-        let Some((addr, client, guard)) = self.checkout(&choice) else {
+        let tried = req.extensions().get::<TriedEndpoints>().cloned();
+        let before = tried
+            .as_ref()
+            .map(TriedEndpoints::snapshot)
+            .unwrap_or_default();
+        let Some((addr, client, guard)) = self.checkout(&choice, &before) else {
             return Box::pin(std::future::ready(Err(no_endpoint(
                 "no endpoint of the pool takes new requests",
             ))));
         };
+        if let Some(t) = &tried {
+            t.push(addr);
+        }
         let this = self.clone();
         let od = choice.outlier;
         Box::pin(async move {

@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     pub(crate) fall_through: bool,
     /// The cookie key ring, replaceable while serving (`RoutingLayer::set_cookie_key`).
     pub(crate) cookie_key: ArcSwap<CookieKey>,
+    /// Bumped by every ring change, so per-connection memos of verified cookies
+    /// (`sticky::Memo`) drop what an older ring verified.
+    pub(crate) cookie_ring_epoch: std::sync::atomic::AtomicU64,
     /// Oldest a stickiness cookie may be when its policy sets no TTL (`None`: no
     /// limit).
     pub(crate) cookie_max_age: Option<std::time::Duration>,
@@ -143,6 +146,7 @@ impl Shared {
             annotate,
             fall_through,
             cookie_key: ArcSwap::from_pointee(cookie_key),
+            cookie_ring_epoch: std::sync::atomic::AtomicU64::new(0),
             cookie_max_age: Some(DEFAULT_COOKIE_MAX_AGE),
             mirror_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MIRROR_CONCURRENCY)),
             mirror_timeout: DEFAULT_MIRROR_TIMEOUT,

@@ -167,3 +167,65 @@ routes:
         w.abort();
     }
 }
+
+/// A service instance that repeats one cookie (memoized after its first check, as
+/// for a server that keeps one `Routing` per connection) stops being pinned by it
+/// as soon as the ring that verified it is replaced without its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_ring_voids_cookies_memoized_on_a_connection() {
+    let (v1, v2) = (upstream("v1").await, upstream("v2").await);
+    let yaml = format!(
+        r#"
+backends: [{{name: v1, address: "{}"}}, {{name: v2, address: "{}"}}]
+routes:
+  - name: shop
+    rules:
+      - backends: [{{name: v1, weight: 50}}, {{name: v2, weight: 50}}]
+        session_persistence: {{cookie: {{name: shop-sticky}}}}
+"#,
+        v1.addr(),
+        v2.addr()
+    );
+    let layer = routing_tower::RoutingLayer::builder(Router::from_yaml(&yaml).expect("config"))
+        .backends(
+            Backends::new()
+                .with("v1", HttpBackend::new(v1.addr()))
+                .with("v2", HttpBackend::new(v2.addr())),
+        )
+        .cookie_key(CookieKey::from_ring_text(OLD).expect("ring"))
+        .build();
+    // One instance, called again and again: its per-connection memo is in play.
+    let mut proxy: Routing<routing_tower::NotFound> =
+        tower::Layer::layer(&layer, routing_tower::NotFound);
+    let cookie = send(&mut proxy, None).await.expect("a cookie");
+    for _ in 0..5 {
+        assert_eq!(
+            send(&mut proxy, Some(&cookie)).await,
+            None,
+            "pinned, not re-issued"
+        );
+    }
+    layer.set_cookie_key(CookieKey::from_ring_text(NEW).expect("ring"));
+    assert!(
+        send(&mut proxy, Some(&cookie)).await.is_some(),
+        "a cookie of a retired key no longer pins, even where it was memoized"
+    );
+}
+
+/// One request through `proxy` itself (not a clone); the Set-Cookie it answers with.
+async fn send(
+    proxy: &mut Routing<routing_tower::NotFound>,
+    cookie: Option<&str>,
+) -> Option<String> {
+    use tower::{Service as _, ServiceExt};
+    let mut req = http::Request::get("http://shop/");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let req = req.body(routing_tower::body::empty()).expect("request");
+    let ready = ServiceExt::<http::Request<routing_tower::Body>>::ready(proxy)
+        .await
+        .expect("ready");
+    let res = ready.call(req).await.expect("infallible");
+    set_cookie(res.headers(), "shop-sticky")
+}

@@ -247,3 +247,108 @@ async fn a_hash_key_sticks_to_a_pod_and_new_pods_are_connected_on_update() {
         "{moved_elsewhere} keys moved between old pods"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_goes_to_another_pod_of_the_same_version() {
+    // A pod that is gone (its port closed) and one that answers; one version only,
+    // so the retry cannot change version: it must change pod.
+    let gone = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let alive = upstream("v1-alive").await;
+    let v2 = upstream("v2-a").await;
+    let text = format!(
+        r#"
+backends:
+  - {{name: v1, endpoints: [{{address: "{gone}"}}, {{address: "{}"}}]}}
+  - {{name: v2, address: "{}"}}
+routes:
+  - name: shop
+    rules:
+      - backends: [{{name: v1, weight: 1}}, {{name: v2, weight: 0}}]
+        load_balancer: {{consistent_hash: {{header: x-user}}}}
+        retry: {{attempts: 1, on: [connect-failure], backoff: 1ms}}
+"#,
+        alive.addr(),
+        v2.addr()
+    );
+    let router = Router::from_yaml(&text).expect("config");
+    let proxy = serve(proxy_for(&router)).await;
+    let c = client();
+    let t = router.snapshot();
+    let pool = t.backends()[0].endpoints().expect("pool").clone();
+    // Users whose key picks the gone pod.
+    let on_gone: Vec<String> = (0..200)
+        .map(|u| format!("user-{u}"))
+        .filter(|u| {
+            let key = routing_core::stable_hash(u.as_bytes(), 0);
+            let d = t
+                .decide(
+                    &routing_core::RequestInfo::get("/").header("x-user", u),
+                    &mut rand::rng(),
+                )
+                .expect("decides");
+            let i = pool
+                .pick(
+                    &mut rand::rng(),
+                    d.sticky_key().or(Some(key)),
+                    |_| 0,
+                    |_| true,
+                )
+                .expect("endpoint");
+            pool.endpoints()[i].address() == gone
+        })
+        .take(10)
+        .collect();
+    assert_eq!(on_gone.len(), 10, "some keys hash to the gone pod");
+    for u in &on_gone {
+        let a = get(&c, proxy.addr, "/", &[("x-user", u)]).await;
+        assert_eq!(a.status, StatusCode::OK, "retried on the live pod");
+        assert_eq!(a.body, "v1-alive");
+    }
+    assert_eq!(v2.hits(), 0, "never the other version");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_to_a_pooled_version_reaches_its_pods() {
+    let main = upstream("main").await;
+    let shadow = [upstream("shadow-a").await, upstream("shadow-b").await];
+    let text = format!(
+        r#"
+backends:
+  - {{name: main, address: "{}"}}
+  - {{name: shadow, endpoints: [{{address: "{}"}}, {{address: "{}"}}]}}
+routes:
+  - name: shop
+    rules:
+      - backends: [{{name: main}}]
+        mirror: {{backend: shadow, percent: 100}}
+"#,
+        main.addr(),
+        shadow[0].addr(),
+        shadow[1].addr()
+    );
+    let router = Router::from_yaml(&text).expect("config");
+    let proxy = serve(proxy_for(&router)).await;
+    let c = client();
+    for _ in 0..40 {
+        assert_eq!(get(&c, proxy.addr, "/", &[]).await.body, "main");
+    }
+    // Mirrors run in the background: wait (bounded) until they have all arrived.
+    for _ in 0..200 {
+        if shadow[0].hits() + shadow[1].hits() == 40 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        shadow[0].hits() + shadow[1].hits(),
+        40,
+        "every request mirrored to a pod"
+    );
+    assert!(
+        shadow[0].hits() > 0 && shadow[1].hits() > 0,
+        "over both pods"
+    );
+}

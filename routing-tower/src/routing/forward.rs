@@ -404,6 +404,11 @@ async fn tries(
         b.deposit();
     }
     let max_tries = 1 + retry.map_or(0, |r| r.attempts);
+    if let Some(p) = parts.as_mut().filter(|_| max_tries > 1) {
+        // Shared by the tries' copies: an endpoint pool retries on another pod.
+        p.extensions
+            .insert(crate::endpoints::TriedEndpoints::default());
+    }
     let mut tried: Vec<BackendId> = Vec::new();
     let mut backend = plan.first;
     let mut attempt = 0u32;

@@ -125,6 +125,9 @@ impl RoutingLayer {
     /// ```
     pub fn set_cookie_key(&self, key: crate::CookieKey) {
         self.shared.cookie_key.store(std::sync::Arc::new(key));
+        self.shared
+            .cookie_ring_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// The live cookie key ring.
