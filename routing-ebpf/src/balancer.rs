@@ -16,6 +16,7 @@ use routing_ebpf_common::{
 };
 
 use crate::error::Error;
+use crate::health::TargetState;
 use crate::stats::{GlobalStats, Stats, TargetStats, VipStats};
 use crate::tables::{family_of, free_slot, port_word, vip_key, words, SlotUse, VipInfo};
 
@@ -233,6 +234,34 @@ struct VipSlot {
     /// Whether it is in `VIP_TABLE` yet (a VIP whose first table is empty too).
     installed: bool,
     targets: Vec<TargetSlot>,
+    /// The table as configured (target ids by slot), before the slots of targets
+    /// that are not active are handed on ([`healthy_slots`]).
+    configured: Vec<u32>,
+}
+
+/// `ids` (a VIP's table) with every slot whose target is not active (per
+/// `state`) given the target of the next slot, wrapping around, that is active;
+/// all `u32::MAX` (no target) when none is. The flows of active targets keep
+/// their slots, and every balancer with the same table and states computes the
+/// same result.
+fn healthy_slots(ids: &[u32], state: impl Fn(u32) -> TargetState) -> Vec<u32> {
+    let active: Vec<bool> = ids
+        .iter()
+        .map(|&id| id != u32::MAX && state(id) == TargetState::Active)
+        .collect();
+    if active.iter().all(|a| *a) {
+        return ids.to_vec();
+    }
+    let mut out = vec![u32::MAX; ids.len()];
+    let mut next = u32::MAX;
+    // Two passes from the end: the second sees the wrapped-around successors.
+    for k in (0..ids.len()).rev().chain((0..ids.len()).rev()) {
+        if active[k] {
+            next = ids[k];
+        }
+        out[k] = next;
+    }
+    out
 }
 
 /// The XDP load balancer: the loaded object, its maps, and the attachment.
@@ -280,6 +309,9 @@ pub struct XdpBalancer {
     /// Union of every VIP / target port ever programmed (mirrors the program's
     /// `PORT_BITS`, its `.bss`).
     port_bits: Box<PortBits>,
+    /// Target states set by [`XdpBalancer::set_target_state`], by backend name
+    /// (absent = active); written to `TARGET_HEALTH` for every id of that name.
+    states: StdHashMap<String, TargetState>,
     nr_cpus: usize,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
@@ -355,6 +387,7 @@ impl XdpBalancer {
             .map_max_entries("TARGETS", opts.max_targets.max(1))
             .map_max_entries("NEXT_HOPS", opts.max_targets.max(1))
             .map_max_entries("TARGET_STATS", opts.max_targets.max(1))
+            .map_max_entries("TARGET_HEALTH", opts.max_targets.max(1))
             .map_max_entries("FLOW_CACHE4", cache_entries)
             .map_max_entries("FLOW_CACHE6", cache_entries)
             .override_global("FLOW_SET_MASK", &set_mask, true);
@@ -386,6 +419,7 @@ impl XdpBalancer {
                 vip: [0; PORT_WORDS],
                 target: [0; PORT_WORDS],
             }),
+            states: StdHashMap::new(),
             nr_cpus,
             logger,
         })
@@ -751,12 +785,16 @@ impl XdpBalancer {
                             last_flip: None,
                             installed: false,
                             targets: Vec::new(),
+                            configured: Vec::new(),
                         });
                         i
                     }
                 };
             for t in &targets {
                 if fresh.contains(&t.id) {
+                    let state = self.target_state(&t.name);
+                    self.array::<u32>("TARGET_HEALTH")?
+                        .set(t.id, state.code(), 0)?;
                     self.write_target(t.id, t.address, idx as u32)?;
                 }
             }
@@ -770,7 +808,11 @@ impl XdpBalancer {
                     self.write_reply(t.address, vip, idx as u32, &serves)?;
                 }
             }
-            self.program_vip(idx, service, flags, targets, ids)?;
+            let healthy = healthy_slots(&ids, |id| self.state_of(&targets, id));
+            if let Some(slot) = self.vips[idx].as_mut() {
+                slot.configured = ids;
+            }
+            self.program_vip(idx, service, flags, targets, healthy)?;
         }
 
         // --- release ids no VIP uses any more (draining flows keep their address) --
@@ -799,6 +841,84 @@ impl XdpBalancer {
     #[must_use]
     pub fn fingerprint(&self) -> Option<u64> {
         self.fingerprint
+    }
+
+    /// Sets the datapath state of the target (backend) `name`, in every VIP it
+    /// serves, at once: [`TargetState::Draining`] keeps its established flows and
+    /// gives it no new one; [`TargetState::Down`] gives it no new flow and
+    /// re-picks its established ones at their next packet. Either way the VIP's
+    /// Maglev table is rewritten with each of its slots handed to the target of
+    /// the next slot that is active (flows of active targets stay; balancers with
+    /// the same config and states agree; the flip waits for [`RETIRE_DELAY`] like
+    /// any table change). With no active target left the VIP drops new flows
+    /// (counted in [`VipStats::dropped`]). The state outlives
+    /// [`XdpBalancer::apply`] (a name that is not programmed yet gets it when it
+    /// is) and shows in [`XdpBalancer::stats`]. Weight 0 is unrelated: a target of
+    /// weight 0 has no slot, so it gets no new flows whatever its state. This is
+    /// the hook for external health (a health checker, EndpointSlice conditions).
+    /// Returns how many programmed targets changed.
+    ///
+    /// # Errors
+    /// [`Error::Map`] when the map write fails.
+    ///
+    /// ```no_run
+    /// use routing_ebpf::{TargetState, XdpBalancer};
+    /// # let mut lb = XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
+    /// lb.set_target_state("target-1", TargetState::Draining).unwrap();
+    /// assert_eq!(lb.target_state("target-1"), TargetState::Draining);
+    /// ```
+    pub fn set_target_state(&mut self, name: &str, state: TargetState) -> Result<usize, Error> {
+        if state == TargetState::Active {
+            self.states.remove(name);
+        } else {
+            self.states.insert(name.to_owned(), state);
+        }
+        let mut ids = Vec::new();
+        for idx in 0..self.vips.len() {
+            let Some(v) = self.vips[idx].as_ref() else {
+                continue;
+            };
+            let mine: Vec<u32> = v
+                .targets
+                .iter()
+                .filter(|t| t.name == name)
+                .map(|t| t.id)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            ids.extend(mine);
+            // The table first (no new flow for it), then the state (its
+            // established flows re-picked, from that table, when it is down).
+            let healthy = healthy_slots(&v.configured, |id| self.state_of(&v.targets, id));
+            let (service, flags, targets) = (v.service.clone(), v.info.flags, v.targets.clone());
+            self.program_vip(idx, service, flags, targets, healthy)?;
+        }
+        let mut map = self.array::<u32>("TARGET_HEALTH")?;
+        for &id in &ids {
+            map.set(id, state.code(), 0)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// The state of target id `id` among `targets`.
+    fn state_of(&self, targets: &[TargetSlot], id: u32) -> TargetState {
+        targets
+            .iter()
+            .find(|t| t.id == id)
+            .map_or(TargetState::Active, |t| self.target_state(&t.name))
+    }
+
+    /// The state last set for the target `name` ([`TargetState::Active`] unless
+    /// [`XdpBalancer::set_target_state`] said otherwise).
+    ///
+    /// ```no_run
+    /// # let lb = routing_ebpf::XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
+    /// assert_eq!(lb.target_state("any"), routing_ebpf::TargetState::Active);
+    /// ```
+    #[must_use]
+    pub fn target_state(&self, name: &str) -> TargetState {
+        self.states.get(name).copied().unwrap_or_default()
     }
 
     /// Adds `port` to the VIP (`vip`) or target port bitmap of `PORT_BITS`: the
@@ -1054,6 +1174,7 @@ impl XdpBalancer {
                     packets: 0,
                     bytes: 0,
                     new_flows: 0,
+                    state: self.target_state(&t.name),
                 };
                 for c in tstats.get(&t.id, 0)?.iter() {
                     ts.packets += c.packets;
@@ -1231,5 +1352,24 @@ fn xdp_md(len: usize, ingress_ifindex: Option<u32>) -> [u8; 24] {
 impl Drop for XdpBalancer {
     fn drop(&mut self) {
         let _ = self.detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{healthy_slots, TargetState};
+
+    #[test]
+    fn slots_of_targets_not_active_go_to_the_next_active_slot() {
+        let state = |id: u32| match id {
+            1 => TargetState::Draining,
+            2 => TargetState::Down,
+            _ => TargetState::Active,
+        };
+        assert_eq!(healthy_slots(&[0, 3, 0], state), vec![0, 3, 0]);
+        assert_eq!(healthy_slots(&[1, 0, 2, 3, 2], state), vec![0, 0, 3, 3, 0]);
+        // Wraps around; empty slots (u32::MAX) are handed on too.
+        assert_eq!(healthy_slots(&[3, u32::MAX, 1], state), vec![3, 3, 3]);
+        assert_eq!(healthy_slots(&[1, 2], state), vec![u32::MAX, u32::MAX]);
     }
 }

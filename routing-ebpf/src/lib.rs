@@ -154,7 +154,12 @@
 //!
 //! and `merge paths on` in the router's kernel protocol for ECMP. Hash policy on a
 //! Linux router: `net.ipv4.fib_multipath_hash_policy = 1` (L4) so the flows of one
-//! client spread; these examples are documentation, not tested here.
+//! client spread. Complete BIRD 2 configurations for a balancer and for the router
+//! are in `examples/bgp/`; `tests/bgp.rs` runs them in network namespaces (router
+//! and two balancers): the router installs one route with both balancers as
+//! equal-cost next hops, a balancer stopped cleanly is withdrawn at once, and one
+//! whose link vanishes is withdrawn when its 6 s hold time runs out. The FRR lines
+//! above are not run here.
 //!
 //! # Verdicts
 //!
@@ -263,6 +268,7 @@
 mod balancer;
 mod error;
 pub mod follow;
+pub mod health;
 pub mod metrics;
 pub mod next_hops;
 mod stats;
@@ -272,5 +278,6 @@ pub use balancer::{
     AttachMode, BenchMode, Options, Program, TestRunOutput, Verdict, XdpBalancer, RETIRE_DELAY,
 };
 pub use error::Error;
+pub use health::{HealthChecker, TargetState};
 pub use routing_core;
 pub use stats::{GlobalStats, Stats, TargetStats, VipStats};

@@ -137,6 +137,13 @@ pub struct VipState {
     pub _pad: u32,
 }
 
+/// Target state in the `TARGET_HEALTH` array (by target id): picked for new flows.
+pub const TARGET_ACTIVE: u32 = 0;
+/// Target state: keeps its established flows, gets no new ones.
+pub const TARGET_DRAINING: u32 = 1;
+/// Target state: gets no new flows, and its established flows are re-picked.
+pub const TARGET_DOWN: u32 = 2;
+
 /// A target (backend). Value of the `TARGETS` array, indexed by target id.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -38,6 +38,7 @@ use routing_ebpf_common::{
 // The flow hash and the Maglev reduction: the same functions routing-core runs.
 use routing_hash::{flow_hash_words, reduce, source_hash_words};
 
+mod health;
 mod icmp;
 use icmp::{icmp4, icmp6};
 
@@ -724,7 +725,8 @@ fn to_vip<const N: usize>(ctx: &XdpContext, p: &Pkt, vip: &VipEntry, flags: u8) 
     if !syn {
         if let Some(t) = lookup_flow::<N>(h) {
             if let Some(tt) = TARGETS.get(t) {
-                if tt.vip == vip.index && tt.family == family {
+                // A flow on a target that is down is re-picked (health.rs).
+                if tt.vip == vip.index && tt.family == family && !health::is_down(t) {
                     tid = t;
                     target = Some(tt);
                 }
