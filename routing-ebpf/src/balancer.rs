@@ -10,8 +10,9 @@ use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use routing_core::{RouteTable, TcpForwarding, TcpHashOn};
 use routing_ebpf_common::{
-    addr_slot, global, FlowSet, NextHop, ReplyEntry, Target, TargetCounters, VipCounters, VipEntry,
-    VipState, MAX_FLOW_TARGETS, REPLY_SLOTS, VIP_DSR_IPIP, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
+    addr_slot, global, FlowSet, NextHop, PortBits, ReplyEntry, Target, TargetCounters, VipCounters,
+    VipEntry, VipState, MAX_FLOW_TARGETS, PORT_WORDS, REPLY_SLOTS, VIP_DSR_IPIP,
+    VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 
 use crate::error::Error;
@@ -305,10 +306,9 @@ pub struct XdpBalancer {
     /// Target address → (its `REPLY_TABLE` slot, the VIP its replies become).
     /// Entries of removed targets stay (their flows drain) until the slot is needed.
     replies: StdHashMap<SocketAddr, (u32, SocketAddr)>,
-    /// Union of every target port ever programmed (mirrors `TARGET_PORTS`).
-    ports: Vec<u64>,
-    /// Union of every VIP port ever programmed (mirrors `VIP_PORTS`).
-    vip_ports: Vec<u64>,
+    /// Union of every VIP / target port ever programmed (mirrors the program's
+    /// `PORT_BITS`, its `.bss`).
+    port_bits: Box<PortBits>,
     /// Target states set by [`XdpBalancer::set_target_state`], by backend name
     /// (absent = active); written to `TARGET_HEALTH` for every id of that name.
     states: StdHashMap<String, TargetState>,
@@ -415,8 +415,10 @@ impl XdpBalancer {
             vip_table: vec![SlotUse::Empty; VIP_SLOTS as usize],
             reply_table: vec![SlotUse::Empty; REPLY_SLOTS as usize],
             replies: StdHashMap::new(),
-            ports: vec![0; 1024],
-            vip_ports: vec![0; 1024],
+            port_bits: Box::new(PortBits {
+                vip: [0; PORT_WORDS],
+                target: [0; PORT_WORDS],
+            }),
             states: StdHashMap::new(),
             nr_cpus,
             logger,
@@ -729,10 +731,10 @@ impl XdpBalancer {
             .collect();
         for (vip_port, target_ports) in ports {
             for port in target_ports {
-                self.add_port("TARGET_PORTS", port)?;
+                self.add_port(false, port)?;
             }
             // VIP ports: only ever added too (a stale bit costs one lookup).
-            self.add_port("VIP_PORTS", vip_port)?;
+            self.add_port(true, vip_port)?;
         }
 
         // --- VIPs: removed ones first ---------------------------------------------
@@ -919,18 +921,21 @@ impl XdpBalancer {
         self.states.get(name).copied().unwrap_or_default()
     }
 
-    fn add_port(&mut self, map: &'static str, port: u16) -> Result<(), Error> {
-        let bits = if map == "VIP_PORTS" {
-            &mut self.vip_ports
+    /// Adds `port` to the VIP (`vip`) or target port bitmap of `PORT_BITS`: the
+    /// program's `.bss`, written whole when a bit is new (bits are never cleared,
+    /// so a packet reading it meanwhile sees each word old or new).
+    fn add_port(&mut self, vip: bool, port: u16) -> Result<(), Error> {
+        let bits = if vip {
+            &mut self.port_bits.vip
         } else {
-            &mut self.ports
+            &mut self.port_bits.target
         };
         let p = usize::from(port);
         let (word, bit) = (p >> 6, 1u64 << (p & 63));
         if bits[word] & bit == 0 {
             bits[word] |= bit;
-            let value = bits[word];
-            self.array::<u64>(map)?.set(word as u32, value, 0)?;
+            let value = *self.port_bits;
+            self.array::<PortBits>(".bss")?.set(0, value, 0)?;
         }
         Ok(())
     }

@@ -253,6 +253,20 @@ pub struct FlowSet {
     pub ways: [u64; WAYS],
 }
 
+/// Words of a port bitmap (one bit per port, 65 536 ports).
+pub const PORT_WORDS: usize = 1024;
+
+/// The port prefilter of the program, its global variable `PORT_BITS` (the whole
+/// `.bss` map): bit `p & 63` of word `p >> 6` is set for port `p` (host order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortBits {
+    /// Every VIP port.
+    pub vip: [u64; PORT_WORDS],
+    /// Every port a target listens on.
+    pub target: [u64; PORT_WORDS],
+}
+
 /// Per-CPU new-connection rate state. Value of the `NEW_FLOW_RATE` per-CPU array.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -375,6 +389,7 @@ mod pod {
     unsafe impl aya::Pod for NextHop {}
     unsafe impl aya::Pod for RateState {}
     unsafe impl aya::Pod for FlowSet {}
+    unsafe impl aya::Pod for PortBits {}
     unsafe impl aya::Pod for TargetCounters {}
     unsafe impl aya::Pod for VipCounters {}
 }

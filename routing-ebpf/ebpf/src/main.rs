@@ -31,8 +31,9 @@ use aya_ebpf::{
 };
 use routing_ebpf_common::{
     addr_slot, csum_add_word, csum_fold, flow_set, flow_way, global, way_target, FlowSet, NextHop,
-    RateState, ReplyEntry, Target, TargetCounters, VipCounters, VipEntry, VipState, FAMILY_V4,
-    FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_DSR_IPIP, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
+    PortBits, RateState, ReplyEntry, Target, TargetCounters, VipCounters, VipEntry, VipState,
+    FAMILY_V4, FAMILY_V6, PORT_WORDS, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_DSR_IPIP,
+    VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 // The flow hash and the Maglev reduction: the same functions routing-core runs.
 use routing_hash::{flow_hash_words, reduce, source_hash_words};
@@ -76,24 +77,26 @@ static FLOW_CACHE6: Array<FlowSet> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 /// Sets of each flow cache − 1 (a power of two − 1), set by the loader.
 #[no_mangle]
 static FLOW_SET_MASK: u32 = 0;
-/// One bit per TCP port: set for every port a target listens on. A packet that is
-/// not for a VIP is looked up in `REPLY_TABLE` only if its source port is set.
-#[map]
-static TARGET_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
-/// One bit per TCP port: set for every VIP port. `VIP_TABLE` is looked at only if
-/// the destination port is set.
-#[map]
-static VIP_PORTS: Array<u64> = Array::with_max_entries(1024, 0);
+/// One bit per TCP port, in global data (`.bss`: read without a map lookup):
+/// `target` has every port a target listens on, `vip` every VIP port. A packet
+/// is looked up in `VIP_TABLE` only if its destination port is in `vip`, in
+/// `REPLY_TABLE` only if its source port is in `target`. The loader writes it.
+#[no_mangle]
+static mut PORT_BITS: PortBits = PortBits {
+    vip: [0; PORT_WORDS],
+    target: [0; PORT_WORDS],
+};
 #[map]
 static NEW_FLOW_RATE: PerCpuArray<RateState> = PerCpuArray::with_max_entries(1, 0);
 
+/// Whether `port_ne` (network order) is set in a `PortBits` bitmap.
 #[inline(always)]
-fn port_set(map: &Array<u64>, port_ne: u16) -> bool {
-    let p = u16::from_be(port_ne) as u32;
-    match map.get(p >> 6) {
-        Some(bits) => bits & (1u64 << (p & 63)) != 0,
-        None => false,
-    }
+fn port_set(bits: *const [u64; PORT_WORDS], port_ne: u16) -> bool {
+    let p = u16::from_be(port_ne) as usize;
+    // SAFETY: a word inside the array (the mask keeps the verifier's bound).
+    let w =
+        unsafe { core::ptr::read_volatile((bits as *const u64).add((p >> 6) & (PORT_WORDS - 1))) };
+    w & (1u64 << (p & 63)) != 0
 }
 #[map]
 static TARGET_STATS: PerCpuArray<TargetCounters> = PerCpuArray::with_max_entries(1024, 0);
@@ -489,8 +492,15 @@ fn tcp<const N: usize>(ctx: &XdpContext, ip_off: usize, l4: usize, l4_len: usize
     let (sport, dport) = unsafe { (rd16(ports as *const u8, 0), rd16(ports as *const u8, 2)) };
     // Prefilter: a packet whose destination port no VIP uses and whose source port
     // no target uses cannot be ours.
-    let maybe_vip = port_set(&VIP_PORTS, dport);
-    let maybe_reply = port_set(&TARGET_PORTS, sport);
+    // SAFETY: only addresses are taken; the loader writes the bitmaps whole.
+    let (vips, targets) = unsafe {
+        (
+            core::ptr::addr_of!(PORT_BITS.vip),
+            core::ptr::addr_of!(PORT_BITS.target),
+        )
+    };
+    let maybe_vip = port_set(vips, dport);
+    let maybe_reply = port_set(targets, sport);
     if !maybe_vip && !maybe_reply {
         return pass(global::NOT_VIP);
     }
