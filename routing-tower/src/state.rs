@@ -72,6 +72,18 @@ pub(crate) struct GenState {
 }
 
 impl GenState {
+    /// `backend`'s stats within rule `rule`, when the rule keeps them.
+    pub(crate) fn rule_backend_stats(
+        &self,
+        (rule, backend): (usize, routing_core::BackendId),
+    ) -> Option<&Arc<BackendStats>> {
+        self.rule_stats
+            .get(rule)?
+            .iter()
+            .find(|(id, _)| *id == backend)
+            .map(|(_, s)| s)
+    }
+
     fn empty() -> Self {
         Self {
             generation: None,
@@ -315,10 +327,8 @@ impl Shared {
         latency: Duration,
     ) {
         slot.stats.record(outcome, latency);
-        if let Some(per_rule) = state.rule_stats.get(rule) {
-            if let Some((_, s)) = per_rule.iter().find(|(id, _)| *id == backend) {
-                s.record(outcome, latency);
-            }
+        if let Some(s) = state.rule_backend_stats((rule, backend)) {
+            s.record(outcome, latency);
         }
         if state.outlier_enabled && !slot.pooled {
             if let Some(ej) = self.outlier.record(&slot.name, outcome) {
@@ -337,10 +347,8 @@ impl Shared {
         outcome: Outcome,
     ) {
         slot.stats.record_outcome(outcome);
-        if let Some(per_rule) = state.rule_stats.get(rule) {
-            if let Some((_, s)) = per_rule.iter().find(|(id, _)| *id == backend) {
-                s.record_outcome(outcome);
-            }
+        if let Some(s) = state.rule_backend_stats((rule, backend)) {
+            s.record_outcome(outcome);
         }
         if state.outlier_enabled {
             if let Some(ej) = self.outlier.record(&slot.name, outcome) {

@@ -1034,6 +1034,16 @@ routes:
     // ...but the verdict reads rule main's own requests: every one of them failed.
     let figures = driver.current_figures().unwrap();
     assert_eq!(figures.candidate.completed, candidate_errors, "{figures:?}");
+    // The rule's own series count the requests sent, not only their outcomes (what
+    // a fleet's Prometheus reads as routing_rule_backend_requests_total).
+    let within = layer
+        .stats_registry()
+        .rule_backend("shop", "main", "v2")
+        .snapshot();
+    assert_eq!(
+        (within.requests, within.in_flight, within.completed()),
+        (candidate_errors, 0, candidate_errors)
+    );
     clock.advance(std::time::Duration::from_secs(30));
     driver.tick();
     assert!(

@@ -575,6 +575,11 @@ async fn one_try(
         None => None,
     };
     let _in_flight = slot.stats.begin();
+    // And within the rule, when it keeps per-backend stats (what a rollout of the
+    // rule is judged on): requests sent and in flight, beside the outcomes recorded.
+    let _rule_in_flight = state
+        .rule_backend_stats((plan.found.rule, backend))
+        .map(BackendStats::begin);
     // The try ends at the per-try timeout or the request's deadline, the earlier.
     let per_try = per_try.filter(|d| !d.is_zero());
     let until = match (per_try, plan.deadline) {
