@@ -276,6 +276,12 @@ pub struct BackendConfig {
     /// it from a Kubernetes Service port's `appProtocol` (`kubernetes.io/h2c` → `h2c`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<BackendProtocol>,
+    /// Its pool of endpoints (pods of one version): a rule's weighted or sticky
+    /// choice picks this backend, then one endpoint of the pool serves the request
+    /// (least request, or the rule's hash key over a Maglev table of the pool).
+    /// Exclusive with `address`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::EndpointConfig>,
 }
 
 impl BackendConfig {
@@ -292,6 +298,7 @@ impl BackendConfig {
             address: None,
             connection_pool: None,
             protocol: None,
+            endpoints: Vec::new(),
         }
     }
 }
@@ -806,7 +813,9 @@ pub struct RetryConfig {
     /// Base of the jittered exponential backoff between tries (default 25ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<ConfigDuration>,
-    /// Largest request body buffered for replay, in bytes (default 64 KiB).
+    /// Largest request body kept for replay, in bytes (default 64 KiB). The body
+    /// streams to the first try as it arrives and is recorded up to this size; a
+    /// longer body keeps streaming but is no longer retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
     /// Retry budget: retries may add at most this percent of the request rate
@@ -965,6 +974,42 @@ pub struct TcpServiceConfig {
     /// there, same family as the VIP; refused with `dnat`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dsr_source: Option<std::net::IpAddr>,
+    /// Seed of the Maglev permutations (default 0). Give every load balancer of a
+    /// fleet the same seed — tables are then bit-identical — and two fleets
+    /// different seeds to spread the same targets differently on purpose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maglev_seed: Option<u64>,
+    /// Active health checks the L4 loader runs against every target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<TcpHealthCheckConfig>,
+}
+
+/// Active health checks of an L4 service's targets, run by the loader: a target
+/// is marked down after `fall` failed checks in a row and up again after `rise`
+/// passed ones; the datapath stops giving it new flows and re-picks its
+/// established ones while it is down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpHealthCheckConfig {
+    /// `http`: `GET path` must answer `expect_status`; without it, a check is a
+    /// TCP connect to the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_path: Option<String>,
+    /// The status an HTTP check expects (default 200; only with `http_path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<u16>,
+    /// Time between checks of one target (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<ConfigDuration>,
+    /// Time a check may take (default 500ms; at most `interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<ConfigDuration>,
+    /// Passed checks in a row that bring a down target back (default 2, 1–100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rise: Option<u32>,
+    /// Failed checks in a row that mark a target down (default 2, 1–100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fall: Option<u32>,
 }
 
 /// How an L4 service forwards packets to its targets.

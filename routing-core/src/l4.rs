@@ -126,6 +126,27 @@ pub struct TcpService {
     pub(crate) dsr_source: Option<IpAddr>,
     pub(crate) forward: Forward,
     pub(crate) maglev: std::sync::Arc<MaglevTable>,
+    pub(crate) maglev_seed: u64,
+    pub(crate) health_check: Option<TcpHealthCheck>,
+}
+
+/// Validated active health checks of an L4 service's targets
+/// (`tcp_services[].health_check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpHealthCheck {
+    /// `Some(path)`: an HTTP `GET path` that must answer [`Self::expect_status`];
+    /// `None`: a TCP connect.
+    pub http_path: Option<Box<str>>,
+    /// The status an HTTP check expects.
+    pub expect_status: u16,
+    /// Time between checks of one target.
+    pub interval: std::time::Duration,
+    /// Time one check may take.
+    pub timeout: std::time::Duration,
+    /// Passed checks in a row that bring a down target back.
+    pub rise: u32,
+    /// Failed checks in a row that mark a target down.
+    pub fall: u32,
 }
 
 impl TcpService {
@@ -202,6 +223,29 @@ impl TcpService {
     pub fn maglev(&self) -> &MaglevTable {
         &self.maglev
     }
+
+    /// Its active health checks, if configured.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}], health_check: {http_path: /healthz, fall: 3}}]").unwrap();
+    /// let hc = t.tcp_services()[0].health_check().unwrap();
+    /// assert_eq!((hc.fall, hc.rise, hc.expect_status), (3, 2, 200));
+    /// ```
+    #[must_use]
+    pub fn health_check(&self) -> Option<&TcpHealthCheck> {
+        self.health_check.as_ref()
+    }
+
+    /// The seed of its Maglev permutations (`maglev_seed`, default 0).
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a, address: '10.0.0.1:80'}]\ntcp_services: [{name: web, vip: '192.0.2.1:80', backends: [{name: a}], maglev_seed: 42}]").unwrap();
+    /// assert_eq!(t.tcp_services()[0].maglev_seed(), 42);
+    /// ```
+    #[must_use]
+    pub fn maglev_seed(&self) -> u64 {
+        self.maglev_seed
+    }
 }
 
 /// The L4 services of a table, keyed by virtual address.
@@ -228,7 +272,7 @@ const FINGERPRINT_SEED: u64 = 0x7463_7066_7072_6e74;
 impl crate::RouteTable {
     /// A fingerprint of the L4 tables this configuration makes every load balancer
     /// install: for each service (in VIP order) its VIP, hash mode, forwarding mode
-    /// and DSR source, and slot by slot the target (name and address) its Maglev
+    /// DSR source and Maglev seed, and slot by slot the target (name and address) its Maglev
     /// table names. Backend names seed the Maglev permutations and ties go to the
     /// name that sorts first, so two nodes given the same services and backends,
     /// listed in any order, compute the same value — compare it across a fleet of
@@ -249,12 +293,13 @@ impl crate::RouteTable {
         for s in services {
             buf.extend_from_slice(
                 format!(
-                    "{}\0{:?}\0{:?}\0{:?}\0{}\0",
+                    "{}\0{:?}\0{:?}\0{:?}\0{}\0{}\0",
                     s.vip,
                     s.hash_on,
                     s.forwarding,
                     s.dsr_source,
-                    s.maglev.len()
+                    s.maglev.len(),
+                    s.maglev_seed
                 )
                 .as_bytes(),
             );

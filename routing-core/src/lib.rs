@@ -68,7 +68,9 @@ mod config;
 mod cors;
 pub mod defaults;
 mod duration;
+mod endpoint;
 mod error;
+mod fingerprint;
 mod hash;
 mod health;
 #[cfg(feature = "import")]
@@ -93,16 +95,23 @@ pub use config::{
     LoadBalancerConfig, MatchConfig, MirrorConfig, OutlierDetectionConfig, PathMatchConfig,
     PathModifierConfig, QueryMatchConfig, RedirectConfig, RetryConfig, RouteConfig, RuleConfig,
     RulePrecedence, SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig,
-    TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    TcpHealthCheckConfig, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig,
+    WeightedBackendConfig,
 };
 pub use cors::Cors;
 pub use duration::{ConfigDuration, DurationParseError};
+pub use endpoint::{
+    Endpoint, EndpointConfig, EndpointPool, EndpointState, ENDPOINT_MAGLEV_SIZE, MAX_ENDPOINTS,
+};
 pub use error::{
     ConfigError, Format, RouteError, ValidationError, ValidationErrorKind, ValidationErrors,
 };
+pub use fingerprint::{MaglevFingerprint, MaglevScope};
 pub use hash::{mix64, reduce, stable_hash};
 pub use health::{BackendHealth, HealthRegistry};
-pub use l4::{FiveTuple, FlowDecision, TcpForwarding, TcpHashOn, TcpService, IPPROTO_TCP};
+pub use l4::{
+    FiveTuple, FlowDecision, TcpForwarding, TcpHashOn, TcpHealthCheck, TcpService, IPPROTO_TCP,
+};
 pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestMatch, StringMatch, ValueMatch};
 pub use path::{EscapedSlashes, PathError, PathNormalization};
 pub use policy::{

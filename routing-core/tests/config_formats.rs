@@ -14,7 +14,8 @@ use routing_core::{
     MatchConfig, MirrorConfig, OutlierDetectionConfig, PathMatchConfig, PathModifierConfig,
     QueryMatchConfig, RedirectConfig, RetryConfig, RetryOn, RouteConfig, RuleConfig,
     RulePrecedence, SessionPersistenceConfig, SimpleLoadBalancer, StringMatchConfig, TcpForwarding,
-    TcpHashOn, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig, WeightedBackendConfig,
+    TcpHashOn, TcpHealthCheckConfig, TcpServiceConfig, TimeoutsConfig, UrlRewriteConfig,
+    WeightedBackendConfig,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -642,12 +643,14 @@ fn everything() -> Config {
                 address: Some("10.0.0.1:8080".parse().expect("addr")),
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             },
             BackendConfig {
                 name: "v2".into(),
                 address: Some("10.0.0.2:8080".parse().expect("addr")),
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             },
             BackendConfig {
                 name: "v3".into(),
@@ -657,12 +660,14 @@ fn everything() -> Config {
                     max_pending_requests: Some(16),
                 }),
                 protocol: None,
+                endpoints: Vec::new(),
             },
             BackendConfig {
                 name: "shadow".into(),
                 address: None,
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             },
         ],
         routes: vec![
@@ -721,6 +726,8 @@ fn everything() -> Config {
                 hash_on: Some(TcpHashOn::SourceIp),
                 forwarding: None,
                 dsr_source: None,
+                maglev_seed: None,
+                health_check: None,
             },
             TcpServiceConfig {
                 name: "db6".into(),
@@ -729,6 +736,15 @@ fn everything() -> Config {
                 hash_on: Some(TcpHashOn::FiveTuple),
                 forwarding: Some(TcpForwarding::DsrIpip),
                 dsr_source: Some("2001:db8::9".parse().expect("dsr source")),
+                maglev_seed: Some(7),
+                health_check: Some(TcpHealthCheckConfig {
+                    http_path: Some("/healthz".into()),
+                    expect_status: Some(204),
+                    interval: Some(ConfigDuration::new(Duration::from_millis(2_000))),
+                    timeout: Some(ConfigDuration::new(Duration::from_millis(300))),
+                    rise: Some(3),
+                    fall: Some(1),
+                }),
             },
         ],
         maglev_table_size: Some(251),
@@ -1383,6 +1399,8 @@ fn tcp_service() -> impl Strategy<Value = TcpServiceConfig> {
             hash_on,
             forwarding: None,
             dsr_source: None,
+            maglev_seed: None,
+            health_check: None,
         })
 }
 
@@ -1398,6 +1416,7 @@ fn config() -> impl Strategy<Value = Config> {
                     address,
                     connection_pool: None,
                     protocol: None,
+                    endpoints: Vec::new(),
                 }),
             0..5,
         ),
@@ -1468,6 +1487,7 @@ fn declared_backends() -> Vec<BackendConfig> {
             address: Some(format!("10.0.0.{}:80", i + 1).parse().expect("address")),
             connection_pool: None,
             protocol: None,
+            endpoints: Vec::new(),
         })
         .collect()
 }
@@ -1880,6 +1900,8 @@ fn valid_config() -> impl Strategy<Value = Config> {
                     hash_on: Some(TcpHashOn::SourceIp),
                     forwarding: None,
                     dsr_source: None,
+                    maglev_seed: None,
+                    health_check: None,
                 })
                 .into_iter()
                 .collect(),

@@ -663,6 +663,24 @@ routes:
             K::OutOfRange { value, .. } if value == "2"
         ),
         case!(
+            "health check timeout above interval",
+            tcp("{name: t, vip: '10.0.0.9:80', backends: [{name: a}], health_check: {interval: 1s, timeout: 2s}}"),
+            "tcp_services[0].health_check.timeout",
+            K::OutOfRange { .. }
+        ),
+        case!(
+            "health check fall 0",
+            tcp("{name: t, vip: '10.0.0.9:80', backends: [{name: a}], health_check: {fall: 0}}"),
+            "tcp_services[0].health_check.fall",
+            K::OutOfRange { value, .. } if value == "0"
+        ),
+        case!(
+            "health check status 42",
+            tcp("{name: t, vip: '10.0.0.9:80', backends: [{name: a}], health_check: {http_path: /h, expect_status: 42}}"),
+            "tcp_services[0].health_check.expect_status",
+            K::OutOfRange { value, .. } if value == "42"
+        ),
+        case!(
             "maglev table size 20 000 000",
             "maglev_table_size: 20000000".into(),
             "maglev_table_size",
@@ -830,6 +848,12 @@ routes:
             tcp("{name: t, vip: '10.0.0.9:80', backends: [{name: a}], forwarding: dsr_ipip, dsr_source: '::1'}"),
             "tcp_services[0].dsr_source",
             K::Conflict { reason } if reason.contains("same IP family")
+        ),
+        case!(
+            "health check expect_status without http_path",
+            tcp("{name: t, vip: '10.0.0.9:80', backends: [{name: a}], health_check: {expect_status: 200}}"),
+            "tcp_services[0].health_check.expect_status",
+            K::Conflict { reason } if reason.contains("only used with `http_path`")
         ),
         case!(
             "dsr_source with dnat",

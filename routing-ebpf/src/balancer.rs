@@ -10,12 +10,13 @@ use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use routing_core::{RouteTable, TcpForwarding, TcpHashOn};
 use routing_ebpf_common::{
-    addr_slot, global, FlowSet4, FlowSet6, NextHop, ReplyEntry, Target, TargetCounters,
-    VipCounters, VipEntry, VipState, REPLY_SLOTS, VIP_DSR_IPIP, VIP_HASH_SOURCE_IP, VIP_SLOTS,
-    WAYS,
+    addr_slot, global, FlowSet, NextHop, PortBits, ReplyEntry, Target, TargetCounters, VipCounters,
+    VipEntry, VipState, MAX_FLOW_TARGETS, PORT_WORDS, REPLY_SLOTS, VIP_DSR_IPIP,
+    VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 
 use crate::error::Error;
+use crate::health::TargetState;
 use crate::stats::{GlobalStats, Stats, TargetStats, VipStats};
 use crate::tables::{family_of, free_slot, port_word, vip_key, words, SlotUse, VipInfo};
 
@@ -95,6 +96,11 @@ pub enum BenchMode {
     /// after a warm-up of that many runs every run is an established flow out of
     /// that many. `Flows(0)` is [`BenchMode::NewFlow`].
     Flows(u32),
+    /// Not the balancer: `routing_xdp` only reads the IPv4 flow-cache set of one
+    /// of this many flows (cycled per run, as [`BenchMode::Flows`]) and passes —
+    /// the trivial program plus the one memory access an established packet
+    /// cannot avoid, to measure what that access costs at a given flow count.
+    Probe(u32),
 }
 
 /// Sizes of the maps, fixed at load time.
@@ -110,12 +116,16 @@ pub struct Options {
     /// Largest Maglev table (slots) of any service; the `MAGLEV` array holds two
     /// buffers of this size per VIP (4 bytes a slot).
     pub max_table_size: u32,
-    /// Most targets at once, summed over services (ids are reused after removal).
+    /// Most targets at once, summed over services (ids are reused after removal);
+    /// at most 2²⁴ − 1 (a flow-cache way holds the id in 24 bits), more is
+    /// refused by [`XdpBalancer::load`] with [`Error::TooManyTargets`].
     pub max_targets: u32,
     /// Flows the flow cache holds (IPv4 and IPv6 each, shared by all CPUs;
-    /// rounded up to a power of two sets of 4 ways). A new flow overwrites the oldest way of its
-    /// set; replies need no entry, and an evicted flow is routed by the Maglev
-    /// table again.
+    /// rounded up to a power of two sets of 8 ways, 8 bytes a flow). A new flow
+    /// overwrites the oldest way of its set; replies need no entry, and an
+    /// evicted flow is routed by the Maglev table again. Give it head-room: with
+    /// twice as many ways as live flows about 0.8 % of them find their set full,
+    /// with four times about 0.015 % (what `benches/xdp.rs` uses).
     pub conntrack_capacity: u32,
     /// New connections tracked per CPU per second (0 = no limit). Above it a new
     /// connection is still forwarded by the Maglev table but gets no flow entry,
@@ -224,6 +234,34 @@ struct VipSlot {
     /// Whether it is in `VIP_TABLE` yet (a VIP whose first table is empty too).
     installed: bool,
     targets: Vec<TargetSlot>,
+    /// The table as configured (target ids by slot), before the slots of targets
+    /// that are not active are handed on ([`healthy_slots`]).
+    configured: Vec<u32>,
+}
+
+/// `ids` (a VIP's table) with every slot whose target is not active (per
+/// `state`) given the target of the next slot, wrapping around, that is active;
+/// all `u32::MAX` (no target) when none is. The flows of active targets keep
+/// their slots, and every balancer with the same table and states computes the
+/// same result.
+fn healthy_slots(ids: &[u32], state: impl Fn(u32) -> TargetState) -> Vec<u32> {
+    let active: Vec<bool> = ids
+        .iter()
+        .map(|&id| id != u32::MAX && state(id) == TargetState::Active)
+        .collect();
+    if active.iter().all(|a| *a) {
+        return ids.to_vec();
+    }
+    let mut out = vec![u32::MAX; ids.len()];
+    let mut next = u32::MAX;
+    // Two passes from the end: the second sees the wrapped-around successors.
+    for k in (0..ids.len()).rev().chain((0..ids.len()).rev()) {
+        if active[k] {
+            next = ids[k];
+        }
+        out[k] = next;
+    }
+    out
 }
 
 /// The XDP load balancer: the loaded object, its maps, and the attachment.
@@ -268,10 +306,12 @@ pub struct XdpBalancer {
     /// Target address → (its `REPLY_TABLE` slot, the VIP its replies become).
     /// Entries of removed targets stay (their flows drain) until the slot is needed.
     replies: StdHashMap<SocketAddr, (u32, SocketAddr)>,
-    /// Union of every target port ever programmed (mirrors `TARGET_PORTS`).
-    ports: Vec<u64>,
-    /// Union of every VIP port ever programmed (mirrors `VIP_PORTS`).
-    vip_ports: Vec<u64>,
+    /// Union of every VIP / target port ever programmed (mirrors the program's
+    /// `PORT_BITS`, its `.bss`).
+    port_bits: Box<PortBits>,
+    /// Target states set by [`XdpBalancer::set_target_state`], by backend name
+    /// (absent = active); written to `TARGET_HEALTH` for every id of that name.
+    states: StdHashMap<String, TargetState>,
     nr_cpus: usize,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
@@ -312,6 +352,7 @@ impl XdpBalancer {
             BenchMode::Off => (0, 0),
             BenchMode::NewFlow => (2, 0),
             BenchMode::Flows(n) => (2, n),
+            BenchMode::Probe(n) => (4, n),
         };
         let maglev = u64::from(opts.max_vips) * 2 * u64::from(opts.max_table_size);
         let maglev = u32::try_from(maglev).map_err(|_| Error::TooManyVips {
@@ -319,6 +360,13 @@ impl XdpBalancer {
             max: u32::MAX / 2 / opts.max_table_size.max(1),
         })?;
         let debug = u32::from(opts.debug_log);
+        // A flow-cache way holds a target id in `WAY_ID_BITS` bits.
+        if opts.max_targets > MAX_FLOW_TARGETS {
+            return Err(Error::TooManyTargets {
+                count: opts.max_targets as usize,
+                max: MAX_FLOW_TARGETS,
+            });
+        }
         let sets = (opts.conntrack_capacity / WAYS as u32)
             .max(1)
             .next_power_of_two();
@@ -339,6 +387,7 @@ impl XdpBalancer {
             .map_max_entries("TARGETS", opts.max_targets.max(1))
             .map_max_entries("NEXT_HOPS", opts.max_targets.max(1))
             .map_max_entries("TARGET_STATS", opts.max_targets.max(1))
+            .map_max_entries("TARGET_HEALTH", opts.max_targets.max(1))
             .map_max_entries("FLOW_CACHE4", cache_entries)
             .map_max_entries("FLOW_CACHE6", cache_entries)
             .override_global("FLOW_SET_MASK", &set_mask, true);
@@ -366,8 +415,11 @@ impl XdpBalancer {
             vip_table: vec![SlotUse::Empty; VIP_SLOTS as usize],
             reply_table: vec![SlotUse::Empty; REPLY_SLOTS as usize],
             replies: StdHashMap::new(),
-            ports: vec![0; 1024],
-            vip_ports: vec![0; 1024],
+            port_bits: Box::new(PortBits {
+                vip: [0; PORT_WORDS],
+                target: [0; PORT_WORDS],
+            }),
+            states: StdHashMap::new(),
             nr_cpus,
             logger,
         })
@@ -679,10 +731,10 @@ impl XdpBalancer {
             .collect();
         for (vip_port, target_ports) in ports {
             for port in target_ports {
-                self.add_port("TARGET_PORTS", port)?;
+                self.add_port(false, port)?;
             }
             // VIP ports: only ever added too (a stale bit costs one lookup).
-            self.add_port("VIP_PORTS", vip_port)?;
+            self.add_port(true, vip_port)?;
         }
 
         // --- VIPs: removed ones first ---------------------------------------------
@@ -733,12 +785,16 @@ impl XdpBalancer {
                             last_flip: None,
                             installed: false,
                             targets: Vec::new(),
+                            configured: Vec::new(),
                         });
                         i
                     }
                 };
             for t in &targets {
                 if fresh.contains(&t.id) {
+                    let state = self.target_state(&t.name);
+                    self.array::<u32>("TARGET_HEALTH")?
+                        .set(t.id, state.code(), 0)?;
                     self.write_target(t.id, t.address, idx as u32)?;
                 }
             }
@@ -752,7 +808,11 @@ impl XdpBalancer {
                     self.write_reply(t.address, vip, idx as u32, &serves)?;
                 }
             }
-            self.program_vip(idx, service, flags, targets, ids)?;
+            let healthy = healthy_slots(&ids, |id| self.state_of(&targets, id));
+            if let Some(slot) = self.vips[idx].as_mut() {
+                slot.configured = ids;
+            }
+            self.program_vip(idx, service, flags, targets, healthy)?;
         }
 
         // --- release ids no VIP uses any more (draining flows keep their address) --
@@ -783,18 +843,99 @@ impl XdpBalancer {
         self.fingerprint
     }
 
-    fn add_port(&mut self, map: &'static str, port: u16) -> Result<(), Error> {
-        let bits = if map == "VIP_PORTS" {
-            &mut self.vip_ports
+    /// Sets the datapath state of the target (backend) `name`, in every VIP it
+    /// serves, at once: [`TargetState::Draining`] keeps its established flows and
+    /// gives it no new one; [`TargetState::Down`] gives it no new flow and
+    /// re-picks its established ones at their next packet. Either way the VIP's
+    /// Maglev table is rewritten with each of its slots handed to the target of
+    /// the next slot that is active (flows of active targets stay; balancers with
+    /// the same config and states agree; the flip waits for [`RETIRE_DELAY`] like
+    /// any table change). With no active target left the VIP drops new flows
+    /// (counted in [`VipStats::dropped`]). The state outlives
+    /// [`XdpBalancer::apply`] (a name that is not programmed yet gets it when it
+    /// is) and shows in [`XdpBalancer::stats`]. Weight 0 is unrelated: a target of
+    /// weight 0 has no slot, so it gets no new flows whatever its state. This is
+    /// the hook for external health (a health checker, EndpointSlice conditions).
+    /// Returns how many programmed targets changed.
+    ///
+    /// # Errors
+    /// [`Error::Map`] when the map write fails.
+    ///
+    /// ```no_run
+    /// use routing_ebpf::{TargetState, XdpBalancer};
+    /// # let mut lb = XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
+    /// lb.set_target_state("target-1", TargetState::Draining).unwrap();
+    /// assert_eq!(lb.target_state("target-1"), TargetState::Draining);
+    /// ```
+    pub fn set_target_state(&mut self, name: &str, state: TargetState) -> Result<usize, Error> {
+        if state == TargetState::Active {
+            self.states.remove(name);
         } else {
-            &mut self.ports
+            self.states.insert(name.to_owned(), state);
+        }
+        let mut ids = Vec::new();
+        for idx in 0..self.vips.len() {
+            let Some(v) = self.vips[idx].as_ref() else {
+                continue;
+            };
+            let mine: Vec<u32> = v
+                .targets
+                .iter()
+                .filter(|t| t.name == name)
+                .map(|t| t.id)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            ids.extend(mine);
+            // The table first (no new flow for it), then the state (its
+            // established flows re-picked, from that table, when it is down).
+            let healthy = healthy_slots(&v.configured, |id| self.state_of(&v.targets, id));
+            let (service, flags, targets) = (v.service.clone(), v.info.flags, v.targets.clone());
+            self.program_vip(idx, service, flags, targets, healthy)?;
+        }
+        let mut map = self.array::<u32>("TARGET_HEALTH")?;
+        for &id in &ids {
+            map.set(id, state.code(), 0)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// The state of target id `id` among `targets`.
+    fn state_of(&self, targets: &[TargetSlot], id: u32) -> TargetState {
+        targets
+            .iter()
+            .find(|t| t.id == id)
+            .map_or(TargetState::Active, |t| self.target_state(&t.name))
+    }
+
+    /// The state last set for the target `name` ([`TargetState::Active`] unless
+    /// [`XdpBalancer::set_target_state`] said otherwise).
+    ///
+    /// ```no_run
+    /// # let lb = routing_ebpf::XdpBalancer::load(&routing_ebpf::Options::default()).unwrap();
+    /// assert_eq!(lb.target_state("any"), routing_ebpf::TargetState::Active);
+    /// ```
+    #[must_use]
+    pub fn target_state(&self, name: &str) -> TargetState {
+        self.states.get(name).copied().unwrap_or_default()
+    }
+
+    /// Adds `port` to the VIP (`vip`) or target port bitmap of `PORT_BITS`: the
+    /// program's `.bss`, written whole when a bit is new (bits are never cleared,
+    /// so a packet reading it meanwhile sees each word old or new).
+    fn add_port(&mut self, vip: bool, port: u16) -> Result<(), Error> {
+        let bits = if vip {
+            &mut self.port_bits.vip
+        } else {
+            &mut self.port_bits.target
         };
         let p = usize::from(port);
         let (word, bit) = (p >> 6, 1u64 << (p & 63));
         if bits[word] & bit == 0 {
             bits[word] |= bit;
-            let value = bits[word];
-            self.array::<u64>(map)?.set(word as u32, value, 0)?;
+            let value = *self.port_bits;
+            self.array::<PortBits>(".bss")?.set(0, value, 0)?;
         }
         Ok(())
     }
@@ -1033,6 +1174,7 @@ impl XdpBalancer {
                     packets: 0,
                     bytes: 0,
                     new_flows: 0,
+                    state: self.target_state(&t.name),
                 };
                 for c in tstats.get(&t.id, 0)?.iter() {
                     ts.packets += c.packets;
@@ -1151,22 +1293,22 @@ impl XdpBalancer {
     /// assert_eq!(lb.conntrack_len().unwrap(), 0);
     /// ```
     pub fn conntrack_len(&self) -> Result<usize, Error> {
-        let m4: Array<&MapData, FlowSet4> = Array::try_from(
+        let m4: Array<&MapData, FlowSet> = Array::try_from(
             self.ebpf
                 .map("FLOW_CACHE4")
                 .ok_or(Error::Missing("FLOW_CACHE4"))?,
         )?;
-        let m6: Array<&MapData, FlowSet6> = Array::try_from(
+        let m6: Array<&MapData, FlowSet> = Array::try_from(
             self.ebpf
                 .map("FLOW_CACHE6")
                 .ok_or(Error::Missing("FLOW_CACHE6"))?,
         )?;
         let mut n = 0;
         for set in m4.iter() {
-            n += set?.ways.iter().filter(|w| w.tid != 0).count();
+            n += set?.ways.iter().filter(|&&w| w != 0).count();
         }
         for set in m6.iter() {
-            n += set?.ways.iter().filter(|w| w.tid != 0).count();
+            n += set?.ways.iter().filter(|&&w| w != 0).count();
         }
         Ok(n)
     }
@@ -1210,5 +1352,24 @@ fn xdp_md(len: usize, ingress_ifindex: Option<u32>) -> [u8; 24] {
 impl Drop for XdpBalancer {
     fn drop(&mut self) {
         let _ = self.detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{healthy_slots, TargetState};
+
+    #[test]
+    fn slots_of_targets_not_active_go_to_the_next_active_slot() {
+        let state = |id: u32| match id {
+            1 => TargetState::Draining,
+            2 => TargetState::Down,
+            _ => TargetState::Active,
+        };
+        assert_eq!(healthy_slots(&[0, 3, 0], state), vec![0, 3, 0]);
+        assert_eq!(healthy_slots(&[1, 0, 2, 3, 2], state), vec![0, 0, 3, 3, 0]);
+        // Wraps around; empty slots (u32::MAX) are handed on too.
+        assert_eq!(healthy_slots(&[3, u32::MAX, 1], state), vec![3, 3, 3]);
+        assert_eq!(healthy_slots(&[1, 2], state), vec![u32::MAX, u32::MAX]);
     }
 }

@@ -18,6 +18,7 @@
 //!             name: "a".into(),
 //!             address: "203.0.113.10:8080".parse().unwrap(),
 //!             weight: 3, packets: 10, bytes: 1500, new_flows: 2,
+//!             state: routing_ebpf::TargetState::Active,
 //!         }],
 //!     }],
 //!     ..Stats::default()
@@ -239,6 +240,7 @@ mod tests {
             packets,
             bytes: packets * 100,
             new_flows: packets / 10,
+            state: crate::TargetState::Active,
         }
     }
 

@@ -47,6 +47,8 @@ pub struct TargetStats {
     pub bytes: u64,
     /// Connections assigned to it.
     pub new_flows: u64,
+    /// Its state in the datapath (active, draining, down).
+    pub state: crate::TargetState,
 }
 
 /// Traffic passed without being attributed to a VIP.

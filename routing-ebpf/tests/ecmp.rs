@@ -4,14 +4,23 @@
 //! different orders, export the same fingerprint and steer every flow to the same
 //! target — also a mid-flow packet (ACK, no SYN) reaching the balancer that never
 //! saw the flow's SYN, as after the router moved the flow (`BPF_PROG_TEST_RUN`
-//! with crafted frames; bounded to 300 flows).
+//! with crafted frames; bounded to 300 flows). And a real fleet: a router
+//! namespace with a multipath route over two or three balancer namespaces
+//! (DSR, IP-in-IP), targets that answer the client directly, 1 000 open
+//! connections that survive removing a nexthop and restarting a balancer
+//! (bounded: 2–3 s timeouts on every socket, 1 000 connections).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use routing_core::RouteTable;
 use routing_ebpf::{Options, Verdict, XdpBalancer};
 use routing_testkit::netns::Netns;
 use routing_testkit::packet::{flags, parse, TcpPacket};
+
+#[path = "fleet/mod.rs"]
+mod fleet;
+use fleet::{echo_all, open_connections, per_target, Fleet, FLEET_CONNECTIONS};
 
 const ORDER_A: &str = r#"
 backends:
@@ -128,4 +137,96 @@ fn ecmp_two_loaders_same_config_in_different_orders_same_fingerprint_and_targets
         );
     })
     .expect("enter netns");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ecmp_open_connections_survive_removing_a_nexthop() {
+    let test = "ecmp_open_connections_survive_removing_a_nexthop";
+    let started = Instant::now();
+    let f = Fleet::new(3, 3, "").unwrap_or_else(|e| panic!("{test}: fleet (needs root): {e}"));
+    let mut conns = open_connections(&f, FLEET_CONNECTIONS);
+    let spread = per_target(&conns);
+    eprintln!("{test}: {FLEET_CONNECTIONS} connections: {spread:?}");
+    assert_eq!(spread.len(), 3, "every target got connections: {spread:?}");
+    assert_eq!(echo_all(&mut conns, "before"), 0, "all echo before");
+    let before = f.lb_counts();
+    eprintln!("{test}: per LB (forwarded, picked) before: {before:?}");
+    assert!(
+        before.iter().all(|&(fwd, _)| fwd > 0),
+        "the router spread the connections over every balancer: {before:?}"
+    );
+
+    // LB 2 leaves the multipath route: its flows are rehashed onto LBs 0 and 1,
+    // which never saw their SYNs and route them by the (identical) table.
+    f.remove_nexthop(2).expect("remove nexthop");
+    let lb2_before = f.lb_counts()[2].0;
+    assert_eq!(
+        echo_all(&mut conns, "after"),
+        0,
+        "all echo after the nexthop went"
+    );
+    let after = f.lb_counts();
+    eprintln!("{test}: per LB (forwarded, picked) after: {after:?}");
+    assert_eq!(
+        after[2].0, lb2_before,
+        "nothing reaches the removed balancer"
+    );
+    let picked_mid_flow: u64 = (0..2).map(|i| after[i].1 - before[i].1).sum();
+    assert!(
+        picked_mid_flow >= before[2].1 / 2,
+        "flows of the removed balancer were picked mid-flow by the others \
+         ({picked_mid_flow} of its {} flows)",
+        before[2].1
+    );
+    // Every greeting target is still the one answering (checked by the echo
+    // above, which carries its name) and no connection moved target.
+    assert_eq!(per_target(&conns), spread);
+    drop(conns);
+    eprintln!("{test}: {:?}", started.elapsed());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ecmp_open_connections_survive_a_balancer_restart() {
+    let test = "ecmp_open_connections_survive_a_balancer_restart";
+    let started = Instant::now();
+    let mut f = Fleet::new(2, 3, "").unwrap_or_else(|e| panic!("{test}: fleet (needs root): {e}"));
+    let mut conns = open_connections(&f, FLEET_CONNECTIONS);
+    let spread = per_target(&conns);
+    eprintln!("{test}: {FLEET_CONNECTIONS} connections: {spread:?}");
+    assert_eq!(echo_all(&mut conns, "before"), 0, "all echo before");
+    let before = f.lb_counts();
+    assert!(before.iter().all(|&(fwd, _)| fwd > 0), "{before:?}");
+    let fingerprint = f.balancers[0].as_ref().and_then(XdpBalancer::fingerprint);
+
+    // Restart LB 0: detach and drop it (its flow cache is gone), load a new one.
+    let mut old = f.balancers[0].take().expect("lb 0");
+    old.detach().expect("detach");
+    drop(old);
+    let new = f.start_lb(0).expect("restart lb 0");
+    assert_eq!(new.fingerprint(), fingerprint, "same config, same tables");
+    assert_eq!(
+        new.stats().expect("stats").vips[0].forwarded,
+        0,
+        "a fresh balancer"
+    );
+    f.balancers[0] = Some(new);
+
+    assert_eq!(
+        echo_all(&mut conns, "after"),
+        0,
+        "all echo after the restart"
+    );
+    let after = f.lb_counts();
+    eprintln!("{test}: per LB (forwarded, picked) before {before:?} after {after:?}");
+    // The restarted balancer had no state for the flows it carries now: each was
+    // picked from its table at its first packet (no SYN) and reached its target.
+    assert!(
+        after[0].1 >= before[0].1 * 9 / 10,
+        "the restarted balancer re-picked its flows mid-flow: {after:?}"
+    );
+    assert_eq!(per_target(&conns), spread);
+    drop(conns);
+    eprintln!("{test}: {:?}", started.elapsed());
 }

@@ -2,8 +2,9 @@
 //! namespace each test creates (root only; `#[ignore = "needs root"]` otherwise):
 //! replies are translated without per-connection state (so an evicted flow entry
 //! never lets a reply leave un-NATed), a SYN always picks from the Maglev table
-//! (a reused 5-tuple never reaches a removed target), and a SYN flood above the
-//! new-connection rate limit cannot evict established flows.
+//! (a reused 5-tuple never reaches a removed target), a SYN flood above the
+//! new-connection rate limit cannot evict established flows, and a flow-cache set
+//! keeps its eight newest flows (a repeated SYN reuses its own way).
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -165,7 +166,7 @@ fn a_reused_port_after_its_target_is_removed_reaches_a_live_target() {
 #[ignore = "needs root"]
 fn a_syn_flood_above_the_rate_limit_leaves_established_flows_working() {
     let opts = Options {
-        // 1024 sets of 4 ways: the 5 000 flood SYNs, tracked, would overwrite
+        // 512 sets of 8 ways: the 5 000 flood SYNs, tracked, would overwrite
         // most established flows; the ≤ 100 a second tracked leave them alone.
         conntrack_capacity: 4096,
         new_flow_limit: 100,
@@ -214,6 +215,53 @@ fn a_syn_flood_above_the_rate_limit_leaves_established_flows_working() {
             would_move > 0,
             "the new table must move some of these flows"
         );
+    });
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_flow_cache_set_keeps_its_eight_newest_flows_and_a_repeated_syn_its_own_way() {
+    // Capacity 8: one set of 8 ways, which every flow shares.
+    let opts = Options {
+        conntrack_capacity: 8,
+        ..Options::default()
+    };
+    with_lb(opts, |lb, ifx| {
+        let vip: SocketAddr = VIP.parse().unwrap();
+        let old = RouteTable::from_yaml(CONFIG).unwrap();
+        for port in 30_000..30_004 {
+            send(lb, ifx, &TcpPacket::syn(client(port), vip));
+        }
+        assert_eq!(lb.conntrack_len().unwrap(), 4);
+        // A SYN of a cached flow re-picks into its own way: no second way.
+        send(lb, ifx, &TcpPacket::syn(client(30_000), vip));
+        assert_eq!(lb.conntrack_len().unwrap(), 4, "a repeated SYN added a way");
+        // Eight new flows push the four older ones out of the set.
+        let mut targets = Vec::new();
+        for port in 30_004..30_012 {
+            targets.push(send(lb, ifx, &TcpPacket::syn(client(port), vip)));
+        }
+        assert_eq!(lb.conntrack_len().unwrap(), 8);
+        let moved =
+            RouteTable::from_yaml(&CONFIG.replace("{name: c}", "{name: c, weight: 5}")).unwrap();
+        lb.apply(&moved).unwrap();
+        let ack = |port| TcpPacket::syn(client(port), vip).with_flags(flags::ACK);
+        // The eight cached flows stay where they are, although the new table
+        // would move some of them.
+        let mut would_move = 0;
+        for (i, port) in (30_004..30_012).enumerate() {
+            assert_eq!(send(lb, ifx, &ack(port)), targets[i], "cached flow {port}");
+            would_move += usize::from(route(&moved, client(port)) != targets[i]);
+        }
+        assert!(would_move > 0, "the new table must move a cached flow");
+        // The four evicted ones are routed by the new table.
+        let mut moved_evicted = 0;
+        for port in 30_000..30_004 {
+            let now = route(&moved, client(port));
+            assert_eq!(send(lb, ifx, &ack(port)), now, "evicted flow {port}");
+            moved_evicted += usize::from(now != route(&old, client(port)));
+        }
+        assert!(moved_evicted > 0, "the new table must move an evicted flow");
     });
 }
 

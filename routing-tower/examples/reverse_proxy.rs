@@ -158,6 +158,9 @@ struct Args {
     upstream_ca: Option<PathBuf>,
     /// `--client h1|hyper`: the client for plain HTTP/1.1 upstreams (`h1` default).
     hyper_client: bool,
+    /// `--cookie-keys FILE`: the stickiness cookie key ring shared by every replica
+    /// (one key a line, current first), reloaded when it changes.
+    cookie_keys: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -180,6 +183,7 @@ fn parse_args() -> anyhow::Result<Args> {
         protocols: Default::default(),
         upstream_ca: None,
         hyper_client: false,
+        cookie_keys: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -213,6 +217,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     other => bail!("--client wants h1 or hyper, not `{other}`"),
                 }
             }
+            "--cookie-keys" => args.cookie_keys = Some(value()?.into()),
             "--upstream" => {
                 let v = value()?;
                 let (name, proto) = v
@@ -228,7 +233,8 @@ fn parse_args() -> anyhow::Result<Args> {
                     "reverse_proxy [--config FILE] [--listen ADDR] [--spawn-upstreams] [--threads N]\n              \
                      [--rollout PLAN.yaml] [--rollout-rule ROUTE/RULE] [--stable NAME] [--candidate NAME]\n              \
                      [--spawn-failing NAME] [--tls-cert FILE --tls-key FILE]\n              \
-                     [--upstream NAME=http1|h2c|h2|auto]... [--upstream-ca FILE] [--client h1|hyper]"
+                     [--upstream NAME=http1|h2c|h2|auto]... [--upstream-ca FILE] [--client h1|hyper]\n              \
+                     [--cookie-keys FILE]"
                 );
                 std::process::exit(0);
             }
@@ -301,9 +307,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         upstreams.push((b.name.clone(), builder.build(addr)));
     }
-    if upstreams.is_empty() {
+    // A backend with `endpoints` (a version with a pool of pods): one balancer
+    // picking the pod per request, connecting new pods on first use.
+    let pools: Vec<(String, routing_tower::endpoints::EndpointBalancer)> = config
+        .backends
+        .iter()
+        .filter(|b| !b.endpoints.is_empty())
+        .map(|b| {
+            let proto = args
+                .protocols
+                .get(&b.name)
+                .copied()
+                .or(b.protocol.map(Into::into))
+                .unwrap_or_default();
+            let balancer =
+                routing_tower::endpoints::EndpointBalancer::new(base.clone().protocol(proto));
+            (b.name.clone(), balancer)
+        })
+        .collect();
+    if upstreams.is_empty() && pools.is_empty() {
         bail!(
-            "{}: no backend has an `address` to forward to",
+            "{}: no backend has an `address` or `endpoints` to forward to",
             args.config.display()
         );
     }
@@ -330,8 +354,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    for (name, balancer) in &pools {
+        eprintln!("backend {name} -> endpoint pool");
+        backends.insert(name.as_str(), balancer.clone());
+    }
     let proxy = Routing::dispatch(router.clone(), backends);
-    let known: HashSet<String> = upstreams.iter().map(|(name, _)| name.clone()).collect();
+    // Replicas given the same key ring file honour each other's stickiness cookies.
+    if let Some(path) = &args.cookie_keys {
+        let ring = routing_tower::CookieKey::from_ring_file(path)?;
+        proxy.layer().set_cookie_key(ring);
+        routing_tower::cookie::watch_ring_file(proxy.layer(), path.clone(), POLL);
+        eprintln!(
+            "cookie key ring from {} (reloaded on change)",
+            path.display()
+        );
+    }
+    let known: HashSet<String> = upstreams
+        .iter()
+        .map(|(name, _)| name.clone())
+        .chain(pools.iter().map(|(name, _)| name.clone()))
+        .collect();
     let rollout = match &args.rollout {
         Some(plan) => Some(start_rollout(&args, plan, &router, &known, &proxy.layer())?),
         None => None,

@@ -31,6 +31,7 @@
 mod bench_l4;
 mod build_ebpf;
 mod demo;
+mod demo_fleet;
 mod demo_l4;
 mod demo_rollout;
 mod fuzz;
@@ -66,7 +67,9 @@ Tasks:
                     where they went and check the canary split, the header A/B
                     rule and sticky sessions; then run two progressive rollouts,
                     one promoted and one rolled back on its own (exits 1 if a
-                    check fails). Then, as root, the L4 part: 1 000 real TCP connections through the
+                    check fails); then the fleet part: three replicas following
+                    a loopback Kubernetes API, a real Prometheus, a rollout
+                    judged fleet-wide. Then, as root, the L4 part: 1 000 real TCP connections through the
                     XDP program in network namespaces, split per weights, and a live
                     weight change that keeps open connections. Runs setup first.
   test [ARGS...]    Run setup, then every test: `cargo test --workspace
@@ -113,6 +116,8 @@ enum Task {
     /// `__demo-l4`: the L4 part of the demo alone (hidden: `demo` runs it, in a
     /// build with the `ebpf` feature).
     DemoL4,
+    /// `__demo-fleet`: the demo's fleet part alone (issue 16).
+    DemoFleet,
     /// `__l4-serve NAME ADDR`, `__l4-client`: hidden helpers that the L4 demo and
     /// `bench-l4` start inside network namespaces.
     Worker(l4::WorkerTask),
@@ -190,6 +195,7 @@ fn parse(args: &[String]) -> Result<Task, UsageError> {
         },
         "__l4-client" => no_args("__l4-client", rest, Task::Worker(l4::WorkerTask::Client)),
         "__demo-l4" => no_args("__demo-l4", rest, Task::DemoL4),
+        "__demo-fleet" => no_args("__demo-fleet", rest, Task::DemoFleet),
         "help" | "--help" | "-h" => Ok(Task::Help),
         t if PLANNED.contains(&t) => Err(UsageError::Planned(t.to_owned())),
         t => Err(UsageError::Unknown(t.to_owned())),
@@ -405,8 +411,10 @@ fn main() -> ExitCode {
     let result = match task {
         Task::Demo { seed } => setup::run()
             .and_then(|()| demo::run(seed))
+            .and_then(|()| demo_fleet::run())
             .and_then(|()| demo_l4::run_from_demo(&["__demo-l4".to_owned()])),
         Task::DemoL4 => with_ebpf(&args, demo_l4::run),
+        Task::DemoFleet => demo_fleet::run(),
         Task::Test { cargo_args } => setup::run().and_then(|()| testing::run(&cargo_args)),
         Task::Setup => setup::run(),
         Task::BuildEbpf => build_ebpf::run().map(drop),

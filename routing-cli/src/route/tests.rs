@@ -150,6 +150,49 @@ fn explain_names_the_winner_the_losers_and_the_sticky_backend() {
     assert!(ok && text.starts_with("no rule matches"), "{text}");
 }
 
+#[test]
+fn explain_shows_each_versions_endpoint_pool_and_the_keys_pod() {
+    let yaml = "\
+backends:
+  - name: v1
+    endpoints: [{address: '10.0.0.1:80', zone: z1}, {address: '10.0.0.2:80', state: draining}]
+  - name: v2
+routes:
+  - name: shop
+    rules:
+      - backends: [{name: v1, weight: 90}, {name: v2, weight: 10}]
+        load_balancer: {consistent_hash: {header: x-user}}
+";
+    let files = write("explain-pool", &[("c.yaml", yaml)]);
+    let mut o = opts(
+        &[
+            "explain",
+            "--json",
+            "--request",
+            "GET http://shop/ -H x-user:alice",
+        ],
+        &files,
+    );
+    let (out, ok) = run(&o).unwrap();
+    assert!(ok, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let pools = v["endpoints"].as_array().unwrap();
+    assert_eq!(pools.len(), 1, "only v1 has a pool: {out}");
+    assert_eq!(pools[0]["backend"], "v1");
+    assert_eq!(pools[0]["by"], "maglev on the rule's hash key");
+    assert_eq!(pools[0]["endpoints"][1]["state"], "draining");
+    assert_eq!(pools[0]["endpoints"][1]["takes_new"], false);
+    // The only endpoint taking new requests is the one the key picks.
+    assert_eq!(pools[0]["key_picks"], "10.0.0.1:80");
+    o.json = false;
+    let (text, _) = run(&o).unwrap();
+    assert!(
+        text.contains("pool     v1: 2 endpoints, by maglev on the rule's hash key; this request's key picks 10.0.0.1:80"),
+        "{text}"
+    );
+    assert!(text.contains("10.0.0.2:80 draining weight 1"), "{text}");
+}
+
 /// `simulate --json` of `before` (20 000 picks) with `--weights-change after`
 /// (20 000 sticky keys).
 fn simulate_change(tag: &str, before: (&str, &str), after: (&str, &str)) -> Value {

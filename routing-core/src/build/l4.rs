@@ -72,7 +72,12 @@ impl Builder<'_> {
                     }
                 }
             }
-            if let Some(maglev) = self.maglev(&backends, &format!("{p}.backends")) {
+            let health_check = s
+                .health_check
+                .as_ref()
+                .and_then(|hc| self.tcp_health_check(hc, &format!("{p}.health_check")));
+            let seed = s.maglev_seed.unwrap_or(0);
+            if let Some(maglev) = self.maglev_seeded(&backends, &format!("{p}.backends"), seed) {
                 table.by_vip.insert(s.vip, table.services.len());
                 table.services.push(TcpService {
                     name: s.name.as_str().into(),
@@ -88,9 +93,91 @@ impl Builder<'_> {
                         self.panic_threshold,
                     ),
                     maglev,
+                    maglev_seed: seed,
+                    health_check,
                 });
             }
         }
         table
+    }
+
+    fn tcp_health_check(
+        &mut self,
+        hc: &TcpHealthCheckConfig,
+        p: &str,
+    ) -> Option<crate::l4::TcpHealthCheck> {
+        let before = self.errs.len();
+        let dur = |v: Option<ConfigDuration>, d: u64| {
+            v.map_or(
+                std::time::Duration::from_millis(d),
+                ConfigDuration::as_duration,
+            )
+        };
+        let interval = dur(hc.interval, 1_000);
+        let timeout = dur(hc.timeout, 500);
+        if interval.is_zero() {
+            self.errs.push(
+                format!("{p}.interval"),
+                K::OutOfRange {
+                    value: "0s".into(),
+                    allowed: "a duration above zero",
+                },
+            );
+        }
+        if timeout.is_zero() || timeout > interval {
+            self.errs.push(
+                format!("{p}.timeout"),
+                K::OutOfRange {
+                    value: format!("{timeout:?}"),
+                    allowed: "above zero and at most `interval`",
+                },
+            );
+        }
+        for (field, v) in [("rise", hc.rise), ("fall", hc.fall)] {
+            if let Some(v) = v.filter(|v| !(1..=100).contains(v)) {
+                self.errs.push(
+                    format!("{p}.{field}"),
+                    K::OutOfRange {
+                        value: v.to_string(),
+                        allowed: "1 to 100 checks",
+                    },
+                );
+            }
+        }
+        if let Some(path) = &hc.http_path {
+            if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                self.errs.push(
+                    format!("{p}.http_path"),
+                    K::InvalidPath {
+                        path: path.clone(),
+                        reason: "must start with `/` and hold no spaces or control characters",
+                    },
+                );
+            }
+        }
+        match (hc.expect_status, &hc.http_path) {
+            (Some(st), Some(_)) if !(100..=599).contains(&st) => self.errs.push(
+                format!("{p}.expect_status"),
+                K::OutOfRange {
+                    value: st.to_string(),
+                    allowed: "an HTTP status, 100 to 599",
+                },
+            ),
+            (Some(_), None) => self.errs.push(
+                format!("{p}.expect_status"),
+                K::Conflict {
+                    reason: "`expect_status` is only used with `http_path`",
+                },
+            ),
+            _ => {}
+        }
+        (self.errs.len() == before).then(|| crate::l4::TcpHealthCheck {
+            http_path: hc.http_path.as_deref().map(Into::into),
+            expect_status: hc.expect_status.unwrap_or(200),
+            interval,
+            timeout,
+            rise: hc.rise.unwrap_or(2),
+            fall: hc.fall.unwrap_or(2),
+        })
     }
 }

@@ -60,6 +60,7 @@ use crate::RouteTable;
 // and the warnings and errors it gives. Their entry points are crate-private:
 // [`import`] is the API.
 pub mod alb;
+mod documents;
 pub mod gateway;
 pub mod istio;
 mod lines;
@@ -180,6 +181,11 @@ pub struct ImportWarning {
     pub at: Location,
     /// What, and what the import did instead.
     pub message: String,
+    /// The source system's own reason for the condition, where it names one (the
+    /// Gateway API's `BackendNotFound`, `InvalidKind` and `RefNotPermitted` for an
+    /// invalid backendRef), for a controller that reports it in the object's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 impl fmt::Display for ImportWarning {
@@ -670,7 +676,7 @@ pub fn import(sources: &[Source<'_>], options: &ImportOptions) -> Result<Importe
     // Gateway API references resolve against.
     let mut context = Vec::new();
     for src in sources {
-        split(src, &mut docs, &mut context, &mut out);
+        documents::split(src, &mut docs, &mut context, &mut out);
     }
     let kinds: BTreeSet<SourceKind> = docs.iter().map(|d| d.kind).collect();
     let of = |k: SourceKind| docs.iter().filter(move |d| d.kind == k).collect::<Vec<_>>();
@@ -822,6 +828,21 @@ impl<'o> Out<'o> {
         self.warnings.push(ImportWarning {
             at,
             message: message.into(),
+            reason: None,
+        });
+    }
+
+    /// Records a warning with the source system's reason for it.
+    pub(crate) fn warn_reason(
+        &mut self,
+        at: Location,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) {
+        self.warnings.push(ImportWarning {
+            at,
+            message: message.into(),
+            reason: Some(reason),
         });
     }
 
@@ -865,6 +886,7 @@ impl<'o> Out<'o> {
                 address: None,
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             });
         }
         name
@@ -910,6 +932,7 @@ impl<'o> Out<'o> {
                     address,
                     connection_pool: None,
                     protocol: None,
+                    endpoints: Vec::new(),
                 });
             }
         }
@@ -1007,175 +1030,12 @@ impl<'o> Out<'o> {
     }
 }
 
-/// Largest source accepted, in bytes: far above any real routing manifest, and it keeps
-/// hostile inputs from costing seconds.
-const MAX_SOURCE_BYTES: usize = 16 << 20;
-
 /// The name of the backend that stands for references an importer cannot resolve
 /// (a missing Service, a kind not supported, a cross-namespace reference no grant
 /// allows) next to valid ones: it has no address, and its slot in the rule answers
 /// `500` by a `fixed_response` backend filter, so only its share fails and it is
 /// never called. Its `:` cannot come from a Kubernetes name.
 pub const UNRESOLVED_BACKEND: &str = "unresolved:backend-ref";
-
-/// Splits a source into documents and detects each one's kind.
-fn split<'a>(
-    src: &Source<'a>,
-    docs: &mut Vec<Doc<'a>>,
-    context: &mut Vec<Doc<'a>>,
-    out: &mut Out<'_>,
-) {
-    let whole = Location {
-        source: src.name.to_owned(),
-        document: 0,
-        resource: None,
-        path: String::new(),
-        line: None,
-    };
-    if src.text.len() > MAX_SOURCE_BYTES {
-        out.error(
-            whole,
-            ImportErrorKind::Parse(format!("larger than {MAX_SOURCE_BYTES} bytes")),
-        );
-        return;
-    }
-    if let Err(e) = crate::config::check_flow_nesting(src.text) {
-        out.error(whole, ImportErrorKind::Parse(e.to_string()));
-        return;
-    }
-    for (index, de) in serde_yaml_ng::Deserializer::from_str(src.text).enumerate() {
-        let value = match Value::deserialize(de) {
-            Ok(v) => v,
-            Err(e) => {
-                let line = e.location().map(|l| l.line());
-                out.error(
-                    Location {
-                        line,
-                        document: index,
-                        ..whole.clone()
-                    },
-                    ImportErrorKind::Parse(e.to_string()),
-                );
-                // The stream cannot be resumed after a syntax error.
-                return;
-            }
-        };
-        let doc = |value: Value, base: String, kind: SourceKind| Doc {
-            source: src.name,
-            text: src.text,
-            index,
-            base,
-            value,
-            kind,
-            lines: std::sync::OnceLock::new(),
-        };
-        if value.is_null() {
-            continue;
-        }
-        let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
-            && value.get("items").is_some_and(Value::is_sequence);
-        if is_list {
-            let items = value
-                .get("items")
-                .and_then(Value::as_sequence)
-                .cloned()
-                .unwrap_or_default();
-            for (i, item) in items.into_iter().enumerate() {
-                let d = doc(item, format!("items[{i}]"), SourceKind::Native);
-                match detect(&d, out) {
-                    Some(kind) => docs.push(Doc { kind, ..d }),
-                    None if is_context(&d) => context.push(d),
-                    None => {}
-                }
-            }
-        } else {
-            let d = doc(value, String::new(), SourceKind::Native);
-            match detect(&d, out) {
-                Some(kind) => docs.push(Doc { kind, ..d }),
-                None if is_context(&d) => context.push(d),
-                None => {}
-            }
-        }
-    }
-}
-
-/// Whether a skipped document is a core `v1` `Service` or `Namespace`, which Gateway
-/// API references resolve against.
-fn is_context(d: &Doc<'_>) -> bool {
-    d.value.get("apiVersion").and_then(Value::as_str) == Some("v1")
-        && matches!(
-            d.value.get("kind").and_then(Value::as_str),
-            Some("Service" | "Namespace")
-        )
-}
-
-/// The kind of a document, or `None` (with a warning) for Kubernetes resources that
-/// are not routing configuration.
-fn detect(d: &Doc<'_>, out: &mut Out<'_>) -> Option<SourceKind> {
-    let v = &d.value;
-    let api = v.get("apiVersion").and_then(Value::as_str);
-    let kind = v.get("kind").and_then(Value::as_str);
-    match (api, kind) {
-        (Some(api), Some(kind)) => {
-            let group = api.split_once('/').map_or("", |(g, _)| g);
-            let version = api.rsplit('/').next().unwrap_or("");
-            let found = match (group, kind) {
-                ("gateway.networking.k8s.io", "HTTPRoute")
-                    if matches!(version, "v1" | "v1beta1") =>
-                {
-                    Some(SourceKind::HttpRoute)
-                }
-                ("gateway.networking.k8s.io", "GRPCRoute")
-                    if matches!(version, "v1" | "v1alpha2") =>
-                {
-                    Some(SourceKind::GrpcRoute)
-                }
-                ("networking.istio.io", "VirtualService" | "DestinationRule")
-                    if matches!(version, "v1alpha3" | "v1beta1" | "v1") =>
-                {
-                    Some(if kind == "VirtualService" {
-                        SourceKind::VirtualService
-                    } else {
-                        SourceKind::DestinationRule
-                    })
-                }
-                ("gateway.networking.k8s.io", "Gateway") if matches!(version, "v1" | "v1beta1") => {
-                    Some(SourceKind::Gateway)
-                }
-                ("gateway.networking.k8s.io", "ReferenceGrant")
-                    if matches!(version, "v1" | "v1beta1" | "v1alpha2") =>
-                {
-                    Some(SourceKind::ReferenceGrant)
-                }
-                ("gateway.networking.k8s.io", "HTTPRoute")
-                | ("networking.istio.io", "VirtualService" | "DestinationRule") => {
-                    out.error(
-                        d.loc(Some(&format!("{kind} {}", d.name())), "apiVersion"),
-                        ImportErrorKind::Unsupported(format!(
-                            "API version `{api}` of {kind} (supported: {})",
-                            if kind == "HTTPRoute" {
-                                "v1, v1beta1"
-                            } else {
-                                "v1alpha3, v1beta1, v1"
-                            }
-                        )),
-                    );
-                    return None;
-                }
-                _ => None,
-            };
-            if found.is_none() {
-                out.warn(
-                    d.loc(Some(&format!("{kind} {}", d.name())), ""),
-                    format!("skipped: `{api}` `{kind}` is not routing configuration this importer reads"),
-                );
-            }
-            found
-        }
-        _ if v.get("Rules").is_some() => Some(SourceKind::AlbRules),
-        _ => Some(SourceKind::Native),
-    }
-}
 
 /// Merges a native document: its backends and routes come first, its globals win.
 fn native(d: &Doc<'_>, out: &mut Out<'_>) {

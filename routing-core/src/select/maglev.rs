@@ -101,6 +101,13 @@ pub fn is_prime(n: u64) -> bool {
 }
 
 impl MaglevTable {
+    /// A table with no slot (every lookup answers `None`).
+    pub(crate) fn empty() -> Self {
+        Self {
+            slots: Box::new([]),
+        }
+    }
+
     /// Builds the table for `(name, weight)` pairs. Names identify backends (they must be
     /// unique); zero-weight backends get no slot. With no positive weight the table is
     /// empty and every lookup answers `None`.
@@ -111,6 +118,34 @@ impl MaglevTable {
     /// assert_eq!(t.lookup(1), None);
     /// ```
     pub fn build<N: AsRef<[u8]>>(backends: &[(N, u32)], size: u32) -> Result<Self, MaglevError> {
+        Self::build_seeded(backends, size, 0)
+    }
+
+    /// [`MaglevTable::build`] with a fleet-wide `seed` mixed into every backend's
+    /// permutation: two fleets with different seeds spread the same backends
+    /// differently (deliberately uncorrelated), while every loader given the same
+    /// seed builds the same table. Seed 0 is the table [`MaglevTable::build`] makes.
+    ///
+    /// ```
+    /// use routing_core::MaglevTable;
+    /// let b = [("a", 1), ("b", 1), ("c", 1)];
+    /// assert_eq!(MaglevTable::build_seeded(&b, 251, 0).unwrap(), MaglevTable::build(&b, 251).unwrap());
+    /// assert_eq!(MaglevTable::build_seeded(&b, 251, 7).unwrap(), MaglevTable::build_seeded(&b, 251, 7).unwrap());
+    /// assert_ne!(MaglevTable::build_seeded(&b, 251, 7).unwrap(), MaglevTable::build(&b, 251).unwrap());
+    /// ```
+    pub fn build_seeded<N: AsRef<[u8]>>(
+        backends: &[(N, u32)],
+        size: u32,
+        seed: u64,
+    ) -> Result<Self, MaglevError> {
+        let (seed_offset, seed_skip) = if seed == 0 {
+            (SEED_OFFSET, SEED_SKIP)
+        } else {
+            (
+                stable_hash(&seed.to_le_bytes(), SEED_OFFSET),
+                stable_hash(&seed.to_le_bytes(), SEED_SKIP),
+            )
+        };
         if !(3..=MAX_MAGLEV_SIZE).contains(&size) || !is_prime(u64::from(size)) {
             return Err(MaglevError::BadSize(u64::from(size)));
         }
@@ -153,8 +188,8 @@ impl MaglevTable {
                 Walker {
                     rank: rank[i],
                     inv_weight: 1.0 / f64::from(backends[i].1),
-                    next_slot: stable_hash(name, SEED_OFFSET) % m,
-                    skip: stable_hash(name, SEED_SKIP) % (m - 1) + 1,
+                    next_slot: stable_hash(name, seed_offset) % m,
+                    skip: stable_hash(name, seed_skip) % (m - 1) + 1,
                     pos: 0,
                 }
             })

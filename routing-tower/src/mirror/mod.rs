@@ -48,6 +48,15 @@ pub(crate) fn mirror(
         return;
     };
     let mut req = request_for_try(parts, body);
+    if let Some(pool) = table.backend(backend).endpoints() {
+        // A mirror to a version with pods: least request over its pool.
+        req.extensions_mut()
+            .insert(crate::endpoints::EndpointChoice {
+                pool: Arc::clone(pool),
+                key: None,
+                outlier: table.outlier_detection().cloned(),
+            });
+    }
     if shared.annotate {
         req.extensions_mut()
             .insert(crate::RouteDecision::mirror(table, backend));

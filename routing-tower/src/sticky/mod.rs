@@ -48,7 +48,8 @@ pub(crate) fn pinned<B>(
 /// session) costs a byte comparison, not a base64 decode and a MAC.
 ///
 /// Only a cookie that verified is kept, with the exact value, cookie name and route
-/// it verified for (the key ring is the layer's and never changes). Its expiry is
+/// it verified for, and the key ring's epoch (a ring replaced by
+/// `RoutingLayer::set_cookie_key` voids the memo). Its expiry is
 /// still checked on every request, against the Unix time of the verification plus
 /// the time elapsed since on the layer's clock (the request's start, read once by
 /// the layer anyway), so a hit reads no clock of its own.
@@ -69,6 +70,8 @@ struct MemoEntry {
     name: Box<str>,
     route: Box<str>,
     verified: cookie::Verified,
+    /// `Shared::cookie_ring_epoch` at the verification.
+    epoch: u64,
     /// Unix seconds and the layer's clock at the verification.
     unix: u64,
     at: crate::clock::Timestamp,
@@ -84,19 +87,23 @@ impl Memo {
         value: &str,
         now: crate::clock::Timestamp,
     ) -> Option<(cookie::Verified, u64)> {
+        let epoch = shared
+            .cookie_ring_epoch
+            .load(std::sync::atomic::Ordering::Acquire);
         if let Some(e) = self.last.as_deref() {
-            if *e.value == *value && *e.name == *name && *e.route == *route {
+            if *e.value == *value && *e.name == *name && *e.route == *route && e.epoch == epoch {
                 let elapsed = now - e.at;
                 return Some((e.verified, e.unix.saturating_add(elapsed.as_secs())));
             }
         }
-        let verified = shared.cookie_key.verify(name, route, value)?;
+        let verified = shared.cookie_key.load().verify(name, route, value)?;
         let unix = cookie::unix_now();
         self.last = Some(Box::new(MemoEntry {
             value: value.into(),
             name: name.into(),
             route: route.into(),
             verified,
+            epoch,
             unix,
             at: now,
         }));
@@ -118,6 +125,7 @@ pub(crate) fn issue(
     };
     let value = shared
         .cookie_key
+        .load()
         .issue(&policy.name, route, &slot.name, cookie::unix_now());
     if let Some(h) = cookie::set_cookie(policy, &value) {
         res.headers_mut().append(SET_COOKIE, h);
