@@ -38,6 +38,8 @@
 #   NICE=0                 nice level for servers and wrk (e.g. -10 on a machine busy with
 #                          builds, so the measured processes are not preempted as often)
 #   BUILD=1                0 = use the binaries already in target/release/examples
+#   RPROXY_B=PATH          proxies part: a second reverse_proxy binary (another build
+#                          profile, say) measured beside the first, as "reverse_proxy (B)"
 #   OUT=/dev/null          a file to write the summary to (it is always printed)
 #
 # Everything listens on 127.0.0.1 and is killed on exit (trap), whatever happens.
@@ -151,7 +153,7 @@ wait_port() { # wait_port PORT: up to 10 s for 127.0.0.1:PORT to accept
     exit 1
 }
 
-for i in $(seq 0 14); do
+for i in $(seq 0 15); do
     if ss -ltnH "sport = :$((BASE_PORT + i))" | grep -q .; then
         echo "127.0.0.1:$((BASE_PORT + i)) is taken; set BASE_PORT" >&2
         exit 1
@@ -161,7 +163,8 @@ P_UP1=$BASE_PORT P_UP2=$((BASE_PORT + 1))
 P_BARE=$((BASE_PORT + 2)) P_ANNOTATE=$((BASE_PORT + 3)) P_DISPATCH=$((BASE_PORT + 7))
 P_RPROXY=$((BASE_PORT + 4)) P_HAPROXY=$((BASE_PORT + 5)) P_NGINX=$((BASE_PORT + 6))
 P_CLIENT=$((BASE_PORT + 8))
-P_RPROXY_HYPER=$((BASE_PORT + 13)) P_CLIENT_H1=$((BASE_PORT + 14))
+P_RPROXY_HYPER=$((BASE_PORT + 13)) P_CLIENT_H1=$((BASE_PORT + 14)) P_RPROXY_B=$((BASE_PORT + 15))
+RPROXY_B=${RPROXY_B:-}
 P_H2UP1=$((BASE_PORT + 9)) P_H2UP2=$((BASE_PORT + 10)) P_H2PROXY=$((BASE_PORT + 11)) P_H2SPARE=$((BASE_PORT + 12))
 
 echo "== building examples (release)" >&2
@@ -287,6 +290,11 @@ EOF
         start reverse_proxy_hyper "$SERVER_CPU" "$EX/reverse_proxy" --config "$TMP/routes.yaml" \
             --listen "127.0.0.1:$P_RPROXY_HYPER" --threads 1 --client hyper
         PID_OF["reverse_proxy, hyper-util client"]=$LAST_PID
+        if [[ -n "$RPROXY_B" ]]; then
+            start reverse_proxy_b "$SERVER_CPU" "$RPROXY_B" --config "$TMP/routes.yaml" \
+                --listen "127.0.0.1:$P_RPROXY_B" --threads 1
+            PID_OF["reverse_proxy (B: $RPROXY_B)"]=$LAST_PID
+        fi
         # The client's share: the same hyper server and a client, no layer, all to v1.
         start client_only "$SERVER_CPU" "$EX/bench_axum" --listen "127.0.0.1:$P_CLIENT" --threads 1 \
             --proxy-to "127.0.0.1:$P_UP1" --client hyper
@@ -371,6 +379,10 @@ EOF
             wait_port "$P_RPROXY_HYPER"
             check_split "reverse_proxy --client hyper" "$P_RPROXY_HYPER"
             VARIANTS+=("reverse_proxy, hyper-util client=http://127.0.0.1:$P_RPROXY_HYPER/")
+            if [[ -n "$RPROXY_B" ]]; then
+                wait_port "$P_RPROXY_B"
+                VARIANTS+=("reverse_proxy (B: $RPROXY_B)=http://127.0.0.1:$P_RPROXY_B/")
+            fi
             wait_port "$P_CLIENT"
             wait_port "$P_CLIENT_H1"
             VARIANTS+=("hyper + H1Backend only (no layer, all to v1)=http://127.0.0.1:$P_CLIENT_H1/")

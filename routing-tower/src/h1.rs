@@ -1,6 +1,6 @@
 //! An HTTP/1.1 upstream client that runs in the request's own task:
 //! [`H1Backend`], the plain-TCP HTTP/1.1 counterpart of
-//! [`HttpBackend`](crate::client::HttpBackend) without hyper-util's pool.
+//! [`HttpBackend`] without hyper-util's pool.
 //!
 //! # Model
 //!
@@ -32,18 +32,18 @@
 //! | connect time | 5 s | [`connect_timeout`](H1BackendBuilder::connect_timeout) |
 //!
 //! A request over the per-upstream cap fails at once as
-//! [`Failure::Connect`](crate::outcome::Failure::Connect) (the upstream saw nothing:
+//! [`Failure::Connect`] (the upstream saw nothing:
 //! the layer's retry policy may send it elsewhere).
 //!
 //! # What it does to requests and responses
 //!
-//! The same as [`HttpBackend`](crate::client::HttpBackend): Host kept (or taken from
+//! The same as [`HttpBackend`]: Host kept (or taken from
 //! an absolute URI), hop-by-hop headers stripped both ways, `x-forwarded-*` set from
 //! the [`ClientAddr`](routing_core::ClientAddr) and
 //! [`Transport`](crate::client::Transport) extensions with the same trusted-hops rule,
 //! errors classified the same way ([`UpstreamError`]). A request body of known length
 //! is sent with `Content-Length`, one of unknown length chunked. A WebSocket upgrade
-//! is handed to an [`HttpBackend`](crate::client::HttpBackend) (hyper does the switch
+//! is handed to an [`HttpBackend`] (hyper does the switch
 //! and the splice); its response body is [`H1Body`]'s hyper variant.
 //!
 //! A request that meets a pooled connection which fails before any byte of a

@@ -29,6 +29,15 @@
 //! permit's release and the woken waiter running, that waiter still counts as queued,
 //! so an arrival in that instant may be refused although a slot is about to free up:
 //! the bound errs on the side of refusing, never of admitting more.
+//!
+//! # The uncontended path
+//!
+//! Free slots are an atomic counter: while nobody waits, taking a slot is one
+//! compare-and-swap and giving it back one atomic add (and a load of the waiter
+//! count), with no lock. The semaphore only carries slots handed to waiters: a
+//! release that sees a waiter gives its slot to the semaphore, whose FIFO queue
+//! passes it to the oldest one; a waiter that enters the queue moves a slot that
+//! freed meanwhile into the semaphore, so no release is missed.
 
 use std::fmt;
 use std::future::Future;
@@ -74,16 +83,62 @@ pub struct ConcurrencyLimit {
 
 #[derive(Debug)]
 struct Inner {
+    /// Slots handed to waiters (starts empty; see the module's last section).
     semaphore: Arc<Semaphore>,
+    /// Slots free for the taking without waiting.
+    free: AtomicUsize,
     max_concurrent: usize,
     max_pending: usize,
     waiting: AtomicUsize,
 }
 
+impl Inner {
+    /// Takes a free slot, if any (one CAS loop, bounded by contention).
+    fn take_free(&self) -> bool {
+        self.free
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
+            .is_ok()
+    }
+
+    /// A free slot goes to the waiters' semaphore, if there is one.
+    fn pull_free(&self) {
+        if self.take_free() {
+            self.semaphore.add_permits(1);
+        }
+    }
+
+    /// A slot comes back: to the oldest waiter if someone waits, else to the free
+    /// counter (checking once more for a waiter that arrived meanwhile).
+    fn release(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.semaphore.add_permits(1);
+            return;
+        }
+        self.free.fetch_add(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.pull_free();
+        }
+    }
+}
+
 /// Permission to run one request; the slot is released when it drops.
 #[derive(Debug)]
 pub struct Permit {
-    _permit: OwnedSemaphorePermit,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.inner.release();
+    }
+}
+
+impl Permit {
+    /// A slot the semaphore handed over becomes an ordinary permit.
+    fn from_semaphore(p: OwnedSemaphorePermit, inner: Arc<Inner>) -> Self {
+        p.forget();
+        Permit { inner }
+    }
 }
 
 impl ConcurrencyLimit {
@@ -99,7 +154,8 @@ impl ConcurrencyLimit {
         let max_concurrent = max_concurrent.min(Semaphore::MAX_PERMITS);
         Self {
             inner: Arc::new(Inner {
-                semaphore: Arc::new(Semaphore::new(max_concurrent)),
+                semaphore: Arc::new(Semaphore::new(0)),
+                free: AtomicUsize::new(max_concurrent),
                 max_concurrent,
                 max_pending,
                 waiting: AtomicUsize::new(0),
@@ -161,8 +217,10 @@ impl ConcurrencyLimit {
                 (Err(e), None) => Err(e),
                 (Err(e), Some(slot)) => {
                     let r = slot.inner.semaphore.clone().acquire_owned().await;
+                    let inner = Arc::clone(&slot.inner);
                     drop(slot); // leaves the queue (also if this future is dropped above)
-                    r.map(|p| Permit { _permit: p }).map_err(|_closed| e)
+                    r.map(|p| Permit::from_semaphore(p, inner))
+                        .map_err(|_closed| e)
                 }
             }
         }
@@ -178,10 +236,22 @@ impl ConcurrencyLimit {
     /// assert!(l.try_acquire().is_ok());
     /// ```
     pub fn try_acquire(&self) -> Result<Permit, Overloaded> {
-        match self.inner.semaphore.clone().try_acquire_owned() {
-            Ok(p) => Ok(Permit { _permit: p }),
-            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => Err(Overloaded::new()),
+        let inner = &self.inner;
+        // Nobody waits (FIFO: a newcomer never overtakes a waiter) and a slot is free.
+        if inner.waiting.load(Ordering::SeqCst) == 0 && inner.take_free() {
+            return Ok(Permit {
+                inner: Arc::clone(inner),
+            });
         }
+        // A slot handed to a waiter that has gone (cancelled, or granted in the
+        // instant it still counted as waiting) sits in the semaphore: take it.
+        if inner.waiting.load(Ordering::SeqCst) == 0 {
+            match inner.semaphore.clone().try_acquire_owned() {
+                Ok(p) => return Ok(Permit::from_semaphore(p, Arc::clone(inner))),
+                Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {}
+            }
+        }
+        Err(Overloaded::new())
     }
 
     /// Reserves a place in the queue, or `None` if it is full (or nothing could ever
@@ -197,8 +267,13 @@ impl ConcurrencyLimit {
                 (w < max).then_some(w + 1)
             })
             .ok()
-            .map(|_| QueueSlot {
-                inner: Arc::clone(&self.inner),
+            .map(|_| {
+                // A slot freed since the failed try (its release saw no waiter yet)
+                // goes to the queue now.
+                self.inner.pull_free();
+                QueueSlot {
+                    inner: Arc::clone(&self.inner),
+                }
             })
     }
 
@@ -211,15 +286,13 @@ impl ConcurrencyLimit {
     /// ```
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.inner
-            .max_concurrent
-            .saturating_sub(self.inner.semaphore.available_permits())
+        self.inner.max_concurrent.saturating_sub(self.available())
     }
 
     /// Free slots now.
     #[must_use]
     pub fn available(&self) -> usize {
-        self.inner.semaphore.available_permits()
+        self.inner.free.load(Ordering::SeqCst) + self.inner.semaphore.available_permits()
     }
 
     /// Requests waiting in the queue now.
@@ -413,5 +486,48 @@ mod tests {
             t.await.expect("task ran");
         }
         assert_eq!(*order.lock().expect("not poisoned"), [0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fast_and_queued_paths_mixed_with_cancellations_keep_every_slot() {
+        let limit = ConcurrencyLimit::new(4, 64);
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..400u64 {
+            let (limit, running, peak) = (limit.clone(), running.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                let permit = if i % 2 == 0 {
+                    limit.try_acquire().ok()
+                } else {
+                    // Some waiters give up (cancelled while queued).
+                    let wait = Duration::from_micros(if i % 7 == 0 { 10 } else { 50_000 });
+                    match tokio::time::timeout(wait, limit.acquire()).await {
+                        Ok(Ok(p)) => Some(p),
+                        _ => None,
+                    }
+                };
+                if let Some(p) = permit {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    drop(p);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task ran");
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&peak), "peak {peak}");
+        assert_eq!(limit.waiting(), 0);
+        assert_eq!(limit.in_flight(), 0);
+        assert_eq!(limit.available(), 4, "no slot lost or created");
+        // And all four are usable on the fast path again.
+        let all: Vec<_> = (0..4).map(|_| limit.try_acquire().expect("free")).collect();
+        assert!(limit.try_acquire().is_err());
+        drop(all);
+        assert_eq!(limit.available(), 4);
     }
 }

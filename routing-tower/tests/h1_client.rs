@@ -755,3 +755,60 @@ async fn h1_idle_caps_bound_the_pool() {
     }
     assert_eq!(c.open_connections(), 2);
 }
+
+// ---------------------------------------------------------------------------
+// A WebSocket upgrade through the layer over an H1Backend (handed to hyper).
+
+mod proto_support;
+
+#[tokio::test]
+async fn h1_websocket_upgrade_through_the_layer() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    // An upstream echoing each text message with a prefix.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let up = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                while let Some(Ok(Message::Text(t))) = ws.next().await {
+                    if ws.send(Message::text(format!("echo:{t}"))).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let router = proto_support::router(
+        "backends: [{name: v1}]\nroutes:\n  - name: all\n    rules:\n      - backends: [{name: v1}]\n",
+    );
+    let px = proto_support::proxy(
+        router,
+        routing_tower::Backends::new().with("v1", H1Backend::new(up)),
+    )
+    .await;
+    let tcp = tokio::net::TcpStream::connect(px).await.expect("connect");
+    let (mut ws, res) = tokio::time::timeout(
+        LIMIT,
+        tokio_tungstenite::client_async("ws://shop.test/chat", tcp),
+    )
+    .await
+    .expect("in time")
+    .expect("handshake");
+    assert_eq!(res.status(), 101);
+    for i in 0..3 {
+        ws.send(Message::text(format!("m{i}"))).await.expect("send");
+        let msg = tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("echo in time")
+            .expect("a message")
+            .expect("not an error");
+        assert_eq!(
+            msg.into_text().expect("text").as_str(),
+            format!("echo:m{i}")
+        );
+    }
+}
