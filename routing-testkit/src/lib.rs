@@ -24,6 +24,7 @@
 //! assert!(routing_testkit::packet::parse(&frame).unwrap().checksums_ok);
 //! ```
 
+pub mod ecmp;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "kube-api")]

@@ -37,6 +37,9 @@ const MAX_TOTAL_REGEX_BYTES: usize = 2 << 20;
 /// Default panic threshold, percent (Envoy's default).
 const DEFAULT_PANIC_THRESHOLD: f64 = 50.0;
 
+/// A Maglev table's identity: (backend name, weight) pairs and the seed.
+type MaglevKey = (Vec<(Arc<str>, u32)>, u64);
+
 struct Builder<'h> {
     errs: Errors,
     health: &'h HealthRegistry,
@@ -44,7 +47,7 @@ struct Builder<'h> {
     backends: Vec<Backend>,
     maglev_size: u32,
     panic_threshold: f64,
-    maglev_cache: HashMap<(Vec<(Arc<str>, u32)>, u64), Arc<MaglevTable>>,
+    maglev_cache: HashMap<MaglevKey, Arc<MaglevTable>>,
     /// Header names numbered per table (see `HeaderMemo`).
     header_ids: HashMap<HeaderName, u16>,
     /// Slots of the distinct Maglev tables built so far.
