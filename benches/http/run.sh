@@ -8,7 +8,13 @@
 #            weighted-random 90/10 split to the same two upstreams (bench_axum
 #            instances answering "v1" / "v2"), plus wrk straight at one upstream
 #            as the ceiling, and the reverse proxy's parts without the layer
-#            (bench_axum --proxy-to: hyper server + HttpBackend, all to v1).
+#            (bench_axum --proxy-to: hyper server + HttpBackend, all to v1), each
+#            with both upstream clients: the in-task h1 client (reverse_proxy's
+#            default, bench_axum --client h1) and hyper-util's (--client hyper).
+#
+# Server CPU per request is reported whole (schedstat, ns) and split into user and
+# system time (/proc/PID/stat utime/stime, clock ticks: coarser, so read it over
+# runs of several seconds).
 #
 # Variants are measured in rounds (A B C, A B C, ...), so a noisy neighbour hits
 # every variant alike; the summary gives medians and ratios to the first variant
@@ -25,6 +31,8 @@
 #   PROXIES="reverse_proxy haproxy nginx"  which proxies the proxies part runs
 #   REPEATS=5  DURATION=5  (seconds per measurement)  WARMUP=1 (seconds)
 #   CONNS="64 1"           wrk connections; each value is its own table
+#   PATHS="/ /16k"         proxies part: request paths, each its own table (the
+#                          upstreams answer `/16k` with 16 KiB, anything else 2 bytes)
 #   SERVER_CPU=0 LOADGEN_CPU=1 UPSTREAM_CPU=1   taskset pinning ("" = no pinning)
 #   BASE_PORT=19100        ports BASE_PORT .. BASE_PORT+12 on 127.0.0.1 must be free
 #   NICE=0                 nice level for servers and wrk (e.g. -10 on a machine busy with
@@ -42,6 +50,8 @@ REPEATS=${REPEATS:-5}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-"64 1"}
+PATHS=${PATHS:-"/ /16k"}
+CLK_TCK=$(getconf CLK_TCK)
 SERVER_CPU=${SERVER_CPU-0}
 LOADGEN_CPU=${LOADGEN_CPU-1}
 UPSTREAM_CPU=${UPSTREAM_CPU-1}
@@ -117,6 +127,19 @@ cpu_ns() { # cpu_ns PID: CPU time (ns) of PID, its threads and its children's (n
     echo "$total"
 }
 
+cpu_ticks() { # cpu_ticks PID: "utime stime" (clock ticks) of PID (all threads) and its children
+    local pid=$1 ut=0 st=0 p f
+    for p in "$pid" $(pgrep -P "$pid" || true); do
+        f=/proc/$p/stat
+        [[ -r "$f" ]] || continue
+        # Fields after the ")" of the command name: utime is the 12th, stime the 13th.
+        read -r u s2 < <(sed 's/^.*) //' "$f" | awk '{print $12, $13}')
+        ut=$((ut + u))
+        st=$((st + s2))
+    done
+    echo "$ut $st"
+}
+
 wait_port() { # wait_port PORT: up to 10 s for 127.0.0.1:PORT to accept
     local port=$1
     for _ in $(seq 1 100); do
@@ -128,7 +151,7 @@ wait_port() { # wait_port PORT: up to 10 s for 127.0.0.1:PORT to accept
     exit 1
 }
 
-for i in $(seq 0 9); do
+for i in $(seq 0 14); do
     if ss -ltnH "sport = :$((BASE_PORT + i))" | grep -q .; then
         echo "127.0.0.1:$((BASE_PORT + i)) is taken; set BASE_PORT" >&2
         exit 1
@@ -138,6 +161,7 @@ P_UP1=$BASE_PORT P_UP2=$((BASE_PORT + 1))
 P_BARE=$((BASE_PORT + 2)) P_ANNOTATE=$((BASE_PORT + 3)) P_DISPATCH=$((BASE_PORT + 7))
 P_RPROXY=$((BASE_PORT + 4)) P_HAPROXY=$((BASE_PORT + 5)) P_NGINX=$((BASE_PORT + 6))
 P_CLIENT=$((BASE_PORT + 8))
+P_RPROXY_HYPER=$((BASE_PORT + 13)) P_CLIENT_H1=$((BASE_PORT + 14))
 P_H2UP1=$((BASE_PORT + 9)) P_H2UP2=$((BASE_PORT + 10)) P_H2PROXY=$((BASE_PORT + 11)) P_H2SPARE=$((BASE_PORT + 12))
 
 echo "== building examples (release)" >&2
@@ -155,15 +179,16 @@ RESULTS=$TMP/results.tsv
 
 measure() { # measure PART CONNS NAME URL [record]: one wrk run, appended to $RESULTS
     local part=$1 conns=$2 name=$3 url=$4 secs=${5:-$DURATION} record=${6:-yes}
-    local log=$TMP/wrk.out pid=${PID_OF[$name]:-} cpu0=0 cpu1=0
-    [[ -z "$pid" ]] || cpu0=$(cpu_ns "$pid")
+    local log=$TMP/wrk.out pid=${PID_OF[$name]:-} cpu0=0 cpu1=0 t0="0 0" t1="0 0"
+    [[ -z "$pid" ]] || { cpu0=$(cpu_ns "$pid"); t0=$(cpu_ticks "$pid"); }
     pin "$LOADGEN_CPU" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s --latency "$url" >"$log" 2>&1 || {
         cat "$log" >&2
         exit 1
     }
-    [[ -z "$pid" ]] || cpu1=$(cpu_ns "$pid")
+    [[ -z "$pid" ]] || { cpu1=$(cpu_ns "$pid"); t1=$(cpu_ticks "$pid"); }
     [[ "$record" == yes ]] || return 0
-    python3 - "$log" "$part" "$conns" "$name" "$((cpu1 - cpu0))" >>"$RESULTS" <<'EOF'
+    local ut=$(( ${t1% *} - ${t0% *} )) st=$(( ${t1#* } - ${t0#* } ))
+    python3 - "$log" "$part" "$conns" "$name" "$((cpu1 - cpu0))" "$ut" "$st" "$CLK_TCK" >>"$RESULTS" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
 def us(v):
@@ -178,7 +203,11 @@ m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (
 bad += sum(map(int, m.groups())) if m else 0
 n = int(re.search(r"(\d+) requests in", text)[1])
 cpu_us = int(sys.argv[5]) / 1e3 / n if n and int(sys.argv[5]) > 0 else float("nan")
-print("\t".join(map(str, [sys.argv[2], sys.argv[3], sys.argv[4], rps, p50, p99, bad, cpu_us])))
+tick_us = 1e6 / int(sys.argv[8])
+have = n and int(sys.argv[5]) > 0
+user_us = int(sys.argv[6]) * tick_us / n if have else float("nan")
+sys_us = int(sys.argv[7]) * tick_us / n if have else float("nan")
+print("\t".join(map(str, [sys.argv[2], sys.argv[3], sys.argv[4], rps, p50, p99, bad, cpu_us, user_us, sys_us])))
 EOF
 }
 
@@ -194,6 +223,16 @@ rounds() { # rounds PART NAME=URL...: warm each up, then REPEATS rounds over all
                 measure "$part" "$conns" "${pair%%=*}" "${pair#*=}"
             done
         done
+    done
+}
+
+rounds_paths() { # rounds_paths PART NAME=BASEURL...: rounds once per path of $PATHS
+    local part=$1 path pair
+    shift
+    for path in $PATHS; do
+        local with=()
+        for pair in "$@"; do with+=("${pair%%=*}=${pair#*=}${path#/}"); done
+        rounds "$part $path" "${with[@]}"
     done
 }
 
@@ -245,10 +284,16 @@ EOF
         start reverse_proxy "$SERVER_CPU" "$EX/reverse_proxy" --config "$TMP/routes.yaml" \
             --listen "127.0.0.1:$P_RPROXY" --threads 1
         PID_OF[reverse_proxy]=$LAST_PID
-        # The client's share: the same hyper server and HttpBackend, no layer, all to v1.
+        start reverse_proxy_hyper "$SERVER_CPU" "$EX/reverse_proxy" --config "$TMP/routes.yaml" \
+            --listen "127.0.0.1:$P_RPROXY_HYPER" --threads 1 --client hyper
+        PID_OF["reverse_proxy, hyper-util client"]=$LAST_PID
+        # The client's share: the same hyper server and a client, no layer, all to v1.
         start client_only "$SERVER_CPU" "$EX/bench_axum" --listen "127.0.0.1:$P_CLIENT" --threads 1 \
-            --proxy-to "127.0.0.1:$P_UP1"
+            --proxy-to "127.0.0.1:$P_UP1" --client hyper
         PID_OF["hyper + HttpBackend only (no layer, all to v1)"]=$LAST_PID
+        start client_only_h1 "$SERVER_CPU" "$EX/bench_axum" --listen "127.0.0.1:$P_CLIENT_H1" --threads 1 \
+            --proxy-to "127.0.0.1:$P_UP1" --client h1
+        PID_OF["hyper + H1Backend only (no layer, all to v1)"]=$LAST_PID
     fi
     if [[ " $PROXIES " == *" haproxy "* ]]; then
         cat >"$TMP/haproxy.cfg" <<EOF
@@ -323,12 +368,17 @@ EOF
         check_split "$proxy" "$port"
         VARIANTS+=("$proxy=http://127.0.0.1:$port/")
         if [[ $proxy == reverse_proxy ]]; then
+            wait_port "$P_RPROXY_HYPER"
+            check_split "reverse_proxy --client hyper" "$P_RPROXY_HYPER"
+            VARIANTS+=("reverse_proxy, hyper-util client=http://127.0.0.1:$P_RPROXY_HYPER/")
             wait_port "$P_CLIENT"
+            wait_port "$P_CLIENT_H1"
+            VARIANTS+=("hyper + H1Backend only (no layer, all to v1)=http://127.0.0.1:$P_CLIENT_H1/")
             VARIANTS+=("hyper + HttpBackend only (no layer, all to v1)=http://127.0.0.1:$P_CLIENT/")
         fi
     done
     VARIANTS+=("upstream direct (no proxy)=http://127.0.0.1:$P_UP1/")
-    rounds proxies "${VARIANTS[@]}"
+    rounds_paths proxies "${VARIANTS[@]}"
 fi
 
 H2RESULTS=$TMP/h2.tsv
@@ -409,13 +459,13 @@ import statistics, sys
 from collections import OrderedDict
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 groups = OrderedDict()
-for part, conns, name, rps, p50, p99, bad, cpu in rows:
+for part, conns, name, rps, p50, p99, bad, cpu, ucpu, scpu in rows:
     groups.setdefault((part, conns), OrderedDict()).setdefault(name, []).append(
-        (float(rps), float(p50), float(p99), int(bad), float(cpu)))
+        (float(rps), float(p50), float(p99), int(bad), float(cpu), float(ucpu), float(scpu)))
 for (part, conns), variants in groups.items():
     print(f"## {part}, {conns} connection{'s' if conns != '1' else ''}\n")
-    print("| variant | req/s (median) | vs first | p50 µs | p99 µs (median) | p99 Δ vs first | server CPU µs/req | runs (req/s) | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("| variant | req/s (median) | vs first | p50 µs | p99 µs (median) | p99 Δ vs first | server CPU µs/req | CPU vs first | user µs/req | sys µs/req | runs (req/s) | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     base = None
     for name, runs in variants.items():
         rps = statistics.median(r[0] for r in runs)
@@ -423,13 +473,19 @@ for (part, conns), variants in groups.items():
         p99 = statistics.median(r[2] for r in runs)
         bad = sum(r[3] for r in runs)
         cpus = [r[4] for r in runs if r[4] == r[4]]
-        cpu = f"{statistics.median(cpus):.1f}" if cpus else "–"
+        cpu_m = statistics.median(cpus) if cpus else float("nan")
+        cpu = f"{cpu_m:.1f}" if cpus else "–"
+        ucpus = [r[5] for r in runs if r[5] == r[5]]
+        scpus = [r[6] for r in runs if r[6] == r[6]]
+        ucpu = f"{statistics.median(ucpus):.1f}" if ucpus else "–"
+        scpu = f"{statistics.median(scpus):.1f}" if scpus else "–"
         if base is None:
-            base = (rps, p99)
+            base = (rps, p99, cpu_m)
         ratio = f"{rps / base[0]:.3f}"
         delta = f"{p99 - base[1]:+.0f}"
+        cratio = f"{cpu_m / base[2]:.3f}" if cpus and base[2] == base[2] else "–"
         each = ", ".join(f"{r[0]:.0f}" for r in runs)
-        print(f"| {name} | {rps:.0f} | {ratio} | {p50:.0f} | {p99:.0f} | {delta} | {cpu} | {each} | {bad} |")
+        print(f"| {name} | {rps:.0f} | {ratio} | {p50:.0f} | {p99:.0f} | {delta} | {cpu} | {cratio} | {ucpu} | {scpu} | {each} | {bad} |")
     print()
 EOF
     if [[ -s "$H2RESULTS" ]]; then

@@ -35,6 +35,7 @@ pub struct Backend {
     pub(crate) health: Arc<BackendHealth>,
     pub(crate) connection_pool: Option<ConnectionPool>,
     pub(crate) protocol: Option<crate::BackendProtocol>,
+    pub(crate) endpoints: Option<Arc<crate::EndpointPool>>,
 }
 
 impl Backend {
@@ -94,6 +95,20 @@ impl Backend {
     #[must_use]
     pub fn protocol(&self) -> Option<crate::BackendProtocol> {
         self.protocol
+    }
+
+    /// Its pool of endpoints, when configured (`endpoints:`): the rule's choice picks
+    /// this backend, then [`EndpointPool::pick`](crate::EndpointPool::pick) one of
+    /// its endpoints.
+    ///
+    /// ```
+    /// # let t = routing_core::RouteTable::from_yaml("backends: [{name: a}, {name: b, endpoints: [{address: '10.0.0.1:80'}]}]").unwrap();
+    /// assert!(t.backends()[0].endpoints().is_none());
+    /// assert_eq!(t.backends()[1].endpoints().unwrap().endpoints().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn endpoints(&self) -> Option<&Arc<crate::EndpointPool>> {
+        self.endpoints.as_ref()
     }
 
     /// Whether it takes new traffic (see [`HealthRegistry`](crate::HealthRegistry)).

@@ -276,6 +276,12 @@ pub struct BackendConfig {
     /// it from a Kubernetes Service port's `appProtocol` (`kubernetes.io/h2c` → `h2c`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<BackendProtocol>,
+    /// Its pool of endpoints (pods of one version): a rule's weighted or sticky
+    /// choice picks this backend, then one endpoint of the pool serves the request
+    /// (least request, or the rule's hash key over a Maglev table of the pool).
+    /// Exclusive with `address`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::EndpointConfig>,
 }
 
 impl BackendConfig {
@@ -292,6 +298,7 @@ impl BackendConfig {
             address: None,
             connection_pool: None,
             protocol: None,
+            endpoints: Vec::new(),
         }
     }
 }
@@ -806,7 +813,9 @@ pub struct RetryConfig {
     /// Base of the jittered exponential backoff between tries (default 25ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<ConfigDuration>,
-    /// Largest request body buffered for replay, in bytes (default 64 KiB).
+    /// Largest request body kept for replay, in bytes (default 64 KiB). The body
+    /// streams to the first try as it arrives and is recorded up to this size; a
+    /// longer body keeps streaming but is no longer retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
     /// Retry budget: retries may add at most this percent of the request rate

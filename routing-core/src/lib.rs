@@ -68,7 +68,9 @@ mod config;
 mod cors;
 pub mod defaults;
 mod duration;
+mod endpoint;
 mod error;
+mod fingerprint;
 mod hash;
 mod health;
 #[cfg(feature = "import")]
@@ -98,9 +100,13 @@ pub use config::{
 };
 pub use cors::Cors;
 pub use duration::{ConfigDuration, DurationParseError};
+pub use endpoint::{
+    Endpoint, EndpointConfig, EndpointPool, EndpointState, ENDPOINT_MAGLEV_SIZE, MAX_ENDPOINTS,
+};
 pub use error::{
     ConfigError, Format, RouteError, ValidationError, ValidationErrorKind, ValidationErrors,
 };
+pub use fingerprint::{MaglevFingerprint, MaglevScope};
 pub use hash::{mix64, reduce, stable_hash};
 pub use health::{BackendHealth, HealthRegistry};
 pub use l4::{

@@ -643,12 +643,14 @@ fn everything() -> Config {
                 address: Some("10.0.0.1:8080".parse().expect("addr")),
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             },
             BackendConfig {
                 name: "v2".into(),
                 address: Some("10.0.0.2:8080".parse().expect("addr")),
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             },
             BackendConfig {
                 name: "v3".into(),
@@ -658,12 +660,14 @@ fn everything() -> Config {
                     max_pending_requests: Some(16),
                 }),
                 protocol: None,
+                endpoints: Vec::new(),
             },
             BackendConfig {
                 name: "shadow".into(),
                 address: None,
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             },
         ],
         routes: vec![
@@ -1412,6 +1416,7 @@ fn config() -> impl Strategy<Value = Config> {
                     address,
                     connection_pool: None,
                     protocol: None,
+                    endpoints: Vec::new(),
                 }),
             0..5,
         ),
@@ -1482,6 +1487,7 @@ fn declared_backends() -> Vec<BackendConfig> {
             address: Some(format!("10.0.0.{}:80", i + 1).parse().expect("address")),
             connection_pool: None,
             protocol: None,
+            endpoints: Vec::new(),
         })
         .collect()
 }

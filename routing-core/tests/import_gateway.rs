@@ -1109,17 +1109,18 @@ fn invalid_backend_refs_answer_500_and_the_rest_stays_live() {
     assert_eq!(backend(&table, &RequestInfo::get("/same")), "api:80");
     assert_eq!(status_of(&table, "/cross"), Some(500), "no ReferenceGrant");
     assert_eq!(status_of(&table, "/kind"), Some(500), "unknown kind");
-    let paths: Vec<&str> = imported
+    let paths: Vec<(&str, Option<&str>)> = imported
         .warnings
         .iter()
         .filter(|w| w.message.contains("answered 500"))
-        .map(|w| w.at.path.as_str())
+        .map(|w| (w.at.path.as_str(), w.reason))
         .collect();
+    // Each carries the spec's `ResolvedRefs` reason, for a controller's status.
     assert_eq!(
         paths,
         [
-            "spec.rules[1].backendRefs[0]",
-            "spec.rules[2].backendRefs[0]"
+            ("spec.rules[1].backendRefs[0]", Some("RefNotPermitted")),
+            ("spec.rules[2].backendRefs[0]", Some("InvalidKind"))
         ]
     );
 
@@ -1179,6 +1180,14 @@ metadata: {name: api, namespace: web}
         status_of(&imported.validate().unwrap(), "/same"),
         Some(500),
         "no such Service"
+    );
+    assert!(
+        imported
+            .warnings
+            .iter()
+            .any(|w| w.reason == Some("BackendNotFound") && w.message.contains("`web/ghost`")),
+        "{:?}",
+        imported.warnings
     );
 
     // Invalid references next to valid ones: exactly their share answers 500, from

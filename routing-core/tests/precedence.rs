@@ -137,6 +137,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
             address: None,
             connection_pool: None,
             protocol: None,
+            endpoints: Vec::new(),
         }],
         routes: routes
             .into_iter()
@@ -407,6 +408,7 @@ fn dense_config_strategy() -> impl Strategy<Value = Config> {
             address: None,
             connection_pool: None,
             protocol: None,
+            endpoints: Vec::new(),
         }],
         routes: routes
             .into_iter()

@@ -24,7 +24,11 @@
 //! * pass (VIP port): a TCP SYN to a non-VIP address on a VIP's port (port
 //!   prefilter hit, VIP lookup miss, reply filter miss, XDP_PASS);
 //! * pass (port 22): a TCP SYN to a port no VIP uses (port prefilters miss,
-//!   XDP_PASS without any lookup).
+//!   XDP_PASS without any lookup);
+//! * probe, 1 / 262144 flows (no goal): not the balancer — [`BenchMode::Probe`],
+//!   the trivial program plus one read of the flow-cache set of one of n cycled
+//!   flows, in a cache sized as the established case's: what the one memory
+//!   access an established packet cannot avoid costs at that many flows.
 //!
 //! The thread is pinned to one CPU (per-CPU sequence numbers and LRU lists).
 //! After each measurement the program's own counters are checked: exactly
@@ -69,6 +73,9 @@ enum Kind {
     NewFlow,
     Established(u32),
     Pass,
+    /// [`BenchMode::Probe`]: not the balancer, the cost of its one unavoidable
+    /// memory access at n flows (no goal; printed for comparison).
+    Probe,
 }
 
 struct Case {
@@ -188,11 +195,12 @@ fn main() {
                 lb.apply(&table).expect("apply");
                 lb
             };
-            // Each CPU's flow cache has capacity / 4 sets of 4 ways: an n-flow
-            // case gets 2n sets (half a flow per set on average). A set that
-            // draws more than 4 of the n flows thrashes: those runs miss and
-            // re-pick from the Maglev table (counted and printed as "miss").
-            let room = |n: u32| ct.max(n.saturating_mul(8));
+            // The flow cache has capacity / 8 sets of 8 ways: an n-flow case
+            // gets n / 2 sets (2 flows per set on average, 32 bytes of cache per
+            // flow). A set that draws more than 8 of the n flows thrashes: those
+            // runs miss and re-pick from the Maglev table (counted and printed
+            // as "miss").
+            let room = |n: u32| ct.max(n.saturating_mul(4));
             let mut cases: Vec<Case> = vec![
                 Case::new(
                     "new-flow SYN",
@@ -219,6 +227,19 @@ fn main() {
                     if n == 10_000 { 2.0 } else { 3.0 },
                     Kind::Established(n),
                     load(BenchMode::Flows(n), room(n)),
+                    &ack,
+                ));
+            }
+            for n in [1u32, 262_144] {
+                cases.push(Case::new(
+                    if n == 1 {
+                        "probe: 1 set, 1 flow"
+                    } else {
+                        "probe: 1 set, 262144 flows"
+                    },
+                    0.0,
+                    Kind::Probe,
+                    load(BenchMode::Probe(n), room(n)),
                     &ack,
                 ));
             }
@@ -259,6 +280,10 @@ fn main() {
                     );
                 }
                 let out = case.lb.test_run(&case.frame, Some(ifx)).expect("run");
+                if let Kind::Probe = case.kind {
+                    assert_eq!(out.verdict, Verdict::Pass);
+                    continue;
+                }
                 assert_eq!(
                     out.packet, case.frame,
                     "the benchmark's rewrite must leave the frame unchanged"
@@ -302,6 +327,10 @@ fn main() {
                             assert_eq!(v, Verdict::Pass);
                             assert_eq!(after.global.not_vip - before.global.not_vip, r);
                         }
+                        Kind::Probe => {
+                            assert_eq!(v, Verdict::Pass);
+                            assert_eq!(after, before, "the probe touches no counter");
+                        }
                     }
                     case.floor.push(ns_per_run(fd));
                     case.prog.push(ns_per_run(d));
@@ -328,9 +357,11 @@ fn main() {
         } else {
             String::new()
         };
-        println!(
-            "{name:<26} {p:>8.1} {f:>8.1} {:>6.2}x {goal:>5.1}x{miss}",
-            p / f
-        );
+        let goal = if goal > 0.0 {
+            format!("{goal:>5.1}x")
+        } else {
+            format!("{:>6}", "-")
+        };
+        println!("{name:<26} {p:>8.1} {f:>8.1} {:>6.2}x {goal}{miss}", p / f);
     }
 }

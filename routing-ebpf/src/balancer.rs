@@ -10,9 +10,8 @@ use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use routing_core::{RouteTable, TcpForwarding, TcpHashOn};
 use routing_ebpf_common::{
-    addr_slot, global, FlowSet4, FlowSet6, NextHop, ReplyEntry, Target, TargetCounters,
-    VipCounters, VipEntry, VipState, REPLY_SLOTS, VIP_DSR_IPIP, VIP_HASH_SOURCE_IP, VIP_SLOTS,
-    WAYS,
+    addr_slot, global, FlowSet, NextHop, ReplyEntry, Target, TargetCounters, VipCounters, VipEntry,
+    VipState, MAX_FLOW_TARGETS, REPLY_SLOTS, VIP_DSR_IPIP, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 
 use crate::error::Error;
@@ -96,6 +95,11 @@ pub enum BenchMode {
     /// after a warm-up of that many runs every run is an established flow out of
     /// that many. `Flows(0)` is [`BenchMode::NewFlow`].
     Flows(u32),
+    /// Not the balancer: `routing_xdp` only reads the IPv4 flow-cache set of one
+    /// of this many flows (cycled per run, as [`BenchMode::Flows`]) and passes —
+    /// the trivial program plus the one memory access an established packet
+    /// cannot avoid, to measure what that access costs at a given flow count.
+    Probe(u32),
 }
 
 /// Sizes of the maps, fixed at load time.
@@ -111,12 +115,16 @@ pub struct Options {
     /// Largest Maglev table (slots) of any service; the `MAGLEV` array holds two
     /// buffers of this size per VIP (4 bytes a slot).
     pub max_table_size: u32,
-    /// Most targets at once, summed over services (ids are reused after removal).
+    /// Most targets at once, summed over services (ids are reused after removal);
+    /// at most 2²⁴ − 1 (a flow-cache way holds the id in 24 bits), more is
+    /// refused by [`XdpBalancer::load`] with [`Error::TooManyTargets`].
     pub max_targets: u32,
     /// Flows the flow cache holds (IPv4 and IPv6 each, shared by all CPUs;
-    /// rounded up to a power of two sets of 4 ways). A new flow overwrites the oldest way of its
-    /// set; replies need no entry, and an evicted flow is routed by the Maglev
-    /// table again.
+    /// rounded up to a power of two sets of 8 ways, 8 bytes a flow). A new flow
+    /// overwrites the oldest way of its set; replies need no entry, and an
+    /// evicted flow is routed by the Maglev table again. Give it head-room: with
+    /// twice as many ways as live flows about 0.8 % of them find their set full,
+    /// with four times about 0.015 % (what `benches/xdp.rs` uses).
     pub conntrack_capacity: u32,
     /// New connections tracked per CPU per second (0 = no limit). Above it a new
     /// connection is still forwarded by the Maglev table but gets no flow entry,
@@ -344,6 +352,7 @@ impl XdpBalancer {
             BenchMode::Off => (0, 0),
             BenchMode::NewFlow => (2, 0),
             BenchMode::Flows(n) => (2, n),
+            BenchMode::Probe(n) => (4, n),
         };
         let maglev = u64::from(opts.max_vips) * 2 * u64::from(opts.max_table_size);
         let maglev = u32::try_from(maglev).map_err(|_| Error::TooManyVips {
@@ -351,6 +360,13 @@ impl XdpBalancer {
             max: u32::MAX / 2 / opts.max_table_size.max(1),
         })?;
         let debug = u32::from(opts.debug_log);
+        // A flow-cache way holds a target id in `WAY_ID_BITS` bits.
+        if opts.max_targets > MAX_FLOW_TARGETS {
+            return Err(Error::TooManyTargets {
+                count: opts.max_targets as usize,
+                max: MAX_FLOW_TARGETS,
+            });
+        }
         let sets = (opts.conntrack_capacity / WAYS as u32)
             .max(1)
             .next_power_of_two();
@@ -1272,22 +1288,22 @@ impl XdpBalancer {
     /// assert_eq!(lb.conntrack_len().unwrap(), 0);
     /// ```
     pub fn conntrack_len(&self) -> Result<usize, Error> {
-        let m4: Array<&MapData, FlowSet4> = Array::try_from(
+        let m4: Array<&MapData, FlowSet> = Array::try_from(
             self.ebpf
                 .map("FLOW_CACHE4")
                 .ok_or(Error::Missing("FLOW_CACHE4"))?,
         )?;
-        let m6: Array<&MapData, FlowSet6> = Array::try_from(
+        let m6: Array<&MapData, FlowSet> = Array::try_from(
             self.ebpf
                 .map("FLOW_CACHE6")
                 .ok_or(Error::Missing("FLOW_CACHE6"))?,
         )?;
         let mut n = 0;
         for set in m4.iter() {
-            n += set?.ways.iter().filter(|w| w.tid != 0).count();
+            n += set?.ways.iter().filter(|&&w| w != 0).count();
         }
         for set in m6.iter() {
-            n += set?.ways.iter().filter(|w| w.tid != 0).count();
+            n += set?.ways.iter().filter(|&&w| w != 0).count();
         }
         Ok(n)
     }

@@ -159,7 +159,12 @@
 //!
 //! and `merge paths on` in the router's kernel protocol for ECMP. Hash policy on a
 //! Linux router: `net.ipv4.fib_multipath_hash_policy = 1` (L4) so the flows of one
-//! client spread; these examples are documentation, not tested here.
+//! client spread. Complete BIRD 2 configurations for a balancer and for the router
+//! are in `examples/bgp/`; `tests/bgp.rs` runs them in network namespaces (router
+//! and two balancers): the router installs one route with both balancers as
+//! equal-cost next hops, a balancer stopped cleanly is withdrawn at once, and one
+//! whose link vanishes is withdrawn when its 6 s hold time runs out. The FRR lines
+//! above are not run here.
 //!
 //! # Target health
 //!
@@ -219,9 +224,13 @@
 //!
 //! # Flow state (Katran's policy)
 //!
-//! One set-associative flow cache per family (`FLOW_CACHE4`: 16-byte ways,
-//! `FLOW_CACHE6`: 40-byte ways; 4 ways per 64/160-byte set) in a plain ARRAY
-//! shared by all CPUs, holding client → VIP 5-tuple → target id. The Maglev table
+//! One set-associative flow cache per family (`FLOW_CACHE4`, `FLOW_CACHE6`: 8
+//! ways of 8 bytes per 64-byte set, one cache line) in a plain ARRAY shared by
+//! all CPUs, holding client → VIP 5-tuple → target id. The 5-tuple is not stored:
+//! its 64-bit flow hash (routing-core's, the one Maglev uses) picks the set with
+//! its low bits, and a way holds the hash's top 40 bits as a tag next to the
+//! target id. Two flows of one set share a tag with probability 2⁻⁴⁰; such a
+//! pair shares one way, and both follow the target of the latest SYN among them. The Maglev table
 //! is the source of truth; the cache only keeps established connections where they
 //! are when the table changes.
 //!
@@ -243,13 +252,13 @@
 //!   removed target keeps its cached connections (draining; its id is not reused
 //!   before every other free id, and a way naming a target of another VIP is a
 //!   miss) and its reply entry stays until its slot is needed.
-//! * **Concurrency**: each way stores `(target id + 1) ^ flow hash`; a way torn by
-//!   two CPUs writing one set at once decodes to an id that fails the target
-//!   check — a miss, not a wrong target.
+//! * **Concurrency**: a way is one aligned word, written whole; two CPUs shifting
+//!   one set at once may duplicate or drop a way (a later miss), never tear one.
 //! * **A removed VIP** stops matching at once: its packets pass to the kernel.
 //! * **Sizing** ([`Options::conntrack_capacity`]): flows per family, rounded up to
-//!   a power of two sets of 4 ways; give it head-room (a set holding more than 4
-//!   live flows thrashes). 16 (IPv4) / 40 (IPv6) bytes per flow.
+//!   a power of two sets of 8 ways; give it head-room (a set holding more than 8
+//!   live flows thrashes). 8 bytes per flow, either family; at most 2²⁴ − 1
+//!   target ids.
 
 //! # Table updates
 //!

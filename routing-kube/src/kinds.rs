@@ -8,6 +8,8 @@ use kube::api::{ApiResource, GroupVersionKind};
 pub enum Kind {
     /// Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1`).
     HttpRoute,
+    /// Gateway API `GRPCRoute` (`gateway.networking.k8s.io/v1`).
+    GrpcRoute,
     /// Gateway API `Gateway` (`gateway.networking.k8s.io/v1`).
     Gateway,
     /// Gateway API `ReferenceGrant` (`gateway.networking.k8s.io/v1beta1`).
@@ -20,8 +22,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::HttpRoute,
+        Kind::GrpcRoute,
         Kind::Gateway,
         Kind::ReferenceGrant,
         Kind::VirtualService,
@@ -33,6 +36,7 @@ impl Kind {
     pub fn api_resource(self) -> ApiResource {
         let (g, v, k, plural) = match self {
             Kind::HttpRoute => ("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
+            Kind::GrpcRoute => ("gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes"),
             Kind::Gateway => ("gateway.networking.k8s.io", "v1", "Gateway", "gateways"),
             Kind::ReferenceGrant => (
                 "gateway.networking.k8s.io",

@@ -1,14 +1,14 @@
 //! Watched objects → manifest text → the importers → a native [`Config`], with
-//! EndpointSlice endpoints expanded into addressed backends.
+//! EndpointSlice endpoints as each backend's endpoint pool.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
-use routing_core::import::{import, ImportOptions, Source};
+use routing_core::import::{import, ImportOptions, ImportWarning, RouteOrigin, Source};
 use routing_core::Config;
-use routing_core::{BackendConfig, WeightedBackendConfig};
+use routing_core::{BackendConfig, EndpointConfig, EndpointState};
 use serde_json::{json, Value};
 
 /// Why a set of objects could not be rendered.
@@ -17,7 +17,7 @@ pub enum RenderError {
     /// The importers refused the set (every error, with its object and field path).
     #[error("{0}")]
     Import(#[from] routing_core::import::ImportErrors),
-    /// Endpoint expansion failed (e.g. a weight past 1 000 000 after scaling).
+    /// EndpointSlices could not be read (a bad address, an ambiguous port).
     #[error("endpoints: {0}")]
     Endpoints(String),
 }
@@ -30,6 +30,12 @@ pub struct Rendered {
     /// FNV-1a 64 of the configuration's JSON: equal on every replica that watched
     /// the same objects.
     pub fingerprint: u64,
+    /// The importers' warnings (each names its object as `Kind namespace/name` in
+    /// `at.source`).
+    pub warnings: Vec<ImportWarning>,
+    /// Where each route of `config.routes` came from (same order), so an error
+    /// `Router::update` reports at `routes[N]…` can be traced to its object.
+    pub origins: Vec<RouteOrigin>,
 }
 
 /// The name an object's manifest gets in import messages: `Kind namespace/name`.
@@ -74,11 +80,12 @@ pub fn render(
         .iter()
         .map(|o| (source_name(o), manifest(o)))
         .collect();
-    let mut config = if texts.is_empty() {
-        Config::default()
+    let (mut config, warnings, origins) = if texts.is_empty() {
+        (Config::default(), Vec::new(), Vec::new())
     } else {
         let sources: Vec<Source<'_>> = texts.iter().map(|(n, t)| Source::new(n, t)).collect();
-        import(&sources, options)?.config
+        let imported = import(&sources, options)?;
+        (imported.config, imported.warnings, imported.origins)
     };
     if options.backends.is_none() {
         expand_endpoints(&mut config, slices).map_err(RenderError::Endpoints)?;
@@ -87,6 +94,8 @@ pub fn render(
     Ok(Rendered {
         config,
         fingerprint,
+        warnings,
+        origins,
     })
 }
 
@@ -94,14 +103,6 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// One endpoint: where, and whether it takes new requests (ready and not
-/// terminating) or drains (terminating, still serving).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Endpoint {
-    addr: SocketAddr,
-    takes_new: bool,
 }
 
 /// `(namespace, service, port)` a derived backend name stands for, or `None` (an
@@ -129,7 +130,7 @@ fn endpoints_of(
     ns: &str,
     svc: &str,
     port: Option<u16>,
-) -> Result<Option<Vec<Endpoint>>, String> {
+) -> Result<Option<Vec<EndpointConfig>>, String> {
     let mut out = Vec::new();
     let mut found = false;
     for s in slices {
@@ -157,37 +158,38 @@ fn endpoints_of(
         for e in &s.endpoints {
             let c = e.conditions.clone().unwrap_or_default();
             let terminating = c.terminating.unwrap_or(false);
-            let takes_new = c.ready.unwrap_or(true) && !terminating;
-            let drains = terminating && c.serving.unwrap_or(false);
-            if !takes_new && !drains {
+            // Kubernetes: a nil `ready` or `serving` means true.
+            let state = if c.ready.unwrap_or(true) && !terminating {
+                EndpointState::Ready
+            } else if terminating && c.serving.unwrap_or(c.ready.unwrap_or(false)) {
+                // Terminating but still serving: no new requests while a pod of the
+                // version is ready (kube-proxy's terminating fallback otherwise).
+                EndpointState::Serving
+            } else if terminating {
+                EndpointState::Draining
+            } else {
+                // Not ready and not terminating (starting, failing readiness): out.
                 continue;
-            }
+            };
             for a in &e.addresses {
                 let ip: IpAddr = a.parse().map_err(|_| format!("endpoint address `{a}`"))?;
-                out.push(Endpoint {
-                    addr: SocketAddr::new(ip, target),
-                    takes_new,
-                });
+                let mut ep = EndpointConfig::new(SocketAddr::new(ip, target));
+                ep.state = state;
+                ep.zone.clone_from(&e.zone);
+                out.push(ep);
             }
         }
     }
-    out.sort_by_key(|e| e.addr);
-    out.dedup_by_key(|e| e.addr);
+    out.sort_by_key(|e| e.address);
+    out.dedup_by_key(|e| e.address);
     Ok(found.then_some(out))
 }
 
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
-/// Replaces every rule backend whose Service has EndpointSlices by one backend per
-/// endpoint (`{backend}@{ip}:{port}`, addressed): the backend's weight is split
-/// evenly over the endpoints that take new requests; draining (terminating)
-/// endpoints keep weight 0, so they take no new requests.
+/// Gives every backend whose Service has EndpointSlices its endpoint pool
+/// (`endpoints`: ready, serving-while-terminating, draining), so a rule's weighted or
+/// sticky choice picks the version and the pool picks the pod. Rule weights are
+/// left as the route says. A Service whose slices list no endpoint keeps its rule
+/// entries at weight 0 (nothing to send to).
 fn expand_endpoints(config: &mut Config, slices: &[EndpointSlice]) -> Result<(), String> {
     let mut declared: BTreeMap<String, BackendConfig> = config
         .backends
@@ -201,74 +203,22 @@ fn expand_endpoints(config: &mut Config, slices: &[EndpointSlice]) -> Result<(),
             .map_or("default", |(ns, _)| ns)
             .to_owned();
         for rule in &mut route.rules {
-            let mut expanded: Vec<(WeightedBackendConfig, Option<Vec<Endpoint>>)> = Vec::new();
-            for b in &rule.backends {
+            for b in &mut rule.backends {
                 let eps = match service_of(&b.name, &route_ns) {
                     Some((ns, svc, port)) => endpoints_of(slices, &ns, &svc, port)?,
                     None => None,
                 };
-                expanded.push((b.clone(), eps));
-            }
-            if expanded.iter().all(|(_, e)| e.is_none()) {
-                continue;
-            }
-            let counts = expanded
-                .iter()
-                .filter_map(|(_, e)| e.as_ref())
-                .map(|e| e.iter().filter(|x| x.takes_new).count() as u64);
-            let lcm = counts
-                .filter(|n| *n > 0)
-                .try_fold(1u64, |l, n| l.checked_mul(n / gcd(l, n)))
-                .ok_or("endpoint counts overflow")?;
-            let mut out = Vec::new();
-            for (b, eps) in expanded {
-                let Some(eps) = eps else {
-                    out.push(WeightedBackendConfig {
-                        weight: b.weight.saturating_mul(lcm),
-                        ..b
-                    });
-                    continue;
-                };
-                let n = eps.iter().filter(|e| e.takes_new).count() as u64;
+                let Some(eps) = eps else { continue };
                 if eps.is_empty() {
-                    out.push(WeightedBackendConfig { weight: 0, ..b });
+                    b.weight = 0;
                     continue;
                 }
-                let base = declared.get(&b.name).cloned();
-                for e in eps {
-                    let name = format!("{}@{}", b.name, e.addr);
-                    let weight = if e.takes_new {
-                        b.weight.saturating_mul(lcm / n)
-                    } else {
-                        0
-                    };
-                    declared
-                        .entry(name.clone())
-                        .or_insert_with(|| BackendConfig {
-                            name: name.clone(),
-                            address: Some(e.addr),
-                            connection_pool: base.as_ref().and_then(|b| b.connection_pool),
-                            protocol: base.as_ref().and_then(|b| b.protocol),
-                        });
-                    // Each endpoint carries the backend's own filters.
-                    out.push(WeightedBackendConfig {
-                        name,
-                        weight,
-                        filters: b.filters.clone(),
-                    });
-                }
+                let d = declared
+                    .entry(b.name.clone())
+                    .or_insert_with(|| BackendConfig::new(b.name.clone()));
+                d.address = None;
+                d.endpoints = eps;
             }
-            let g = out.iter().map(|b| b.weight).fold(0, gcd).max(1);
-            for b in &mut out {
-                b.weight /= g;
-                if b.weight > 1_000_000 {
-                    return Err(format!(
-                        "route `{}`: backend `{}` weight {} exceeds 1000000 after splitting over endpoints",
-                        route.name, b.name, b.weight
-                    ));
-                }
-            }
-            rule.backends = out;
         }
     }
     config.backends = declared.into_values().collect();

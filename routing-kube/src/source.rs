@@ -1,5 +1,6 @@
 //! The watchers, the debounce loop, the apply step and the Events it posts.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -12,14 +13,15 @@ use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::runtime::reflector::{store::Writer, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource};
-use routing_core::import::ImportOptions;
-use routing_core::Router;
+use routing_core::import::{ImportOptions, ImportWarning, RouteOrigin};
+use routing_core::{ConfigError, Router};
 use serde::de::DeserializeOwned;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::kinds::Kind;
 use crate::render::{render, source_name, RenderError};
+use crate::status::{self, Verdict};
 
 /// What to watch and how to apply it.
 #[derive(Debug, Clone)]
@@ -43,6 +45,21 @@ pub struct Options {
     pub import: ImportOptions,
     /// `source.component` of the Events posted on a rejected set.
     pub reporter: String,
+    /// Route status written by this replica while it is the elected writer
+    /// (default: none written). See [`Options::write_status`].
+    pub status_writer: Option<StatusWriter>,
+}
+
+/// Who writes route status: the Gateway API `controllerName` this source reports
+/// as, and the leadership it writes under (a [`watch`] that is `true` while this
+/// replica holds the election, e.g. a Kubernetes Lease), so that of many replicas
+/// applying the same routes exactly one writes their status.
+#[derive(Debug, Clone)]
+pub struct StatusWriter {
+    /// `status.parents[].controllerName` (`example.com/routing`).
+    pub controller_name: String,
+    /// `true` while this replica is the elected writer.
+    pub leader: watch::Receiver<bool>,
 }
 
 impl Default for Options {
@@ -55,6 +72,7 @@ impl Default for Options {
             debounce: Duration::from_millis(200),
             import: ImportOptions::default(),
             reporter: "routing-kube".to_owned(),
+            status_writer: None,
         }
     }
 }
@@ -96,6 +114,31 @@ impl Options {
         self.import = o;
         self
     }
+    /// Write the `Accepted` and `ResolvedRefs` conditions of each HTTPRoute and
+    /// GRPCRoute under `status.parents` as `controller_name`, while `leader` is
+    /// `true`: accepted when its set applied (`ResolvedRefs` false with the spec's
+    /// reason for an invalid backendRef), `Accepted` false (`UnsupportedValue`) with
+    /// the import error for the route that made a set fail. Only the parents this
+    /// router stands for get an entry (the importers' `gateways`, or all); other
+    /// controllers' entries are kept.
+    ///
+    /// ```
+    /// let (_tx, leader) = tokio::sync::watch::channel(false);
+    /// let o = routing_kube::Options::default().write_status("example.com/routing", leader);
+    /// assert!(o.status_writer.is_some());
+    /// ```
+    #[must_use]
+    pub fn write_status(
+        mut self,
+        controller_name: impl Into<String>,
+        leader: watch::Receiver<bool>,
+    ) -> Self {
+        self.status_writer = Some(StatusWriter {
+            controller_name: controller_name.into(),
+            leader,
+        });
+        self
+    }
 }
 
 /// What the source has done, for operators and tests.
@@ -117,6 +160,10 @@ pub struct Status {
     pub events_posted: u64,
     /// Watch errors seen (each is retried with backoff).
     pub watch_errors: u64,
+    /// Route status writes made (as the elected writer).
+    pub status_writes: u64,
+    /// Route status writes that failed (retried on the next change or leadership).
+    pub status_errors: u64,
 }
 
 /// The running source: drop it (or call [`abort`](KubeSource::abort)) to stop
@@ -271,6 +318,11 @@ async fn run(client: Client, router: Router, options: Options, tx: watch::Sender
     }
     let mut last_fingerprint = None;
     let mut last_error: Option<String> = None;
+    let mut writer = options.status_writer.clone();
+    // What was last written per route (name, generation), so unchanged routes cost
+    // no request; cleared when leadership is (re)gained.
+    let mut written: HashMap<(String, Option<i64>), Verdict> = HashMap::new();
+    let mut warnings = Vec::new();
     loop {
         let objects: Vec<DynamicObject> = stores
             .iter()
@@ -281,13 +333,44 @@ async fn run(client: Client, router: Router, options: Options, tx: watch::Sender
             .as_ref()
             .map(|s| s.state().into_iter().map(|o| (*o).clone()).collect())
             .unwrap_or_default();
+        // The routes an import error names, with the errors about each.
+        let mut refused: HashMap<String, String> = HashMap::new();
         let outcome = match render(&objects, &endpoint_slices, &options.import) {
-            Ok(r) if Some(r.fingerprint) == last_fingerprint => Ok(None),
+            Ok(r) if Some(r.fingerprint) == last_fingerprint => {
+                warnings = r.warnings;
+                Ok(None)
+            }
             Ok(r) => match router.update(r.config) {
-                Ok(g) => Ok(Some((g, r.fingerprint))),
-                Err(e) => Err((e.to_string(), None)),
+                Ok(g) => {
+                    warnings = r.warnings;
+                    Ok(Some((g, r.fingerprint)))
+                }
+                Err(e) => {
+                    // Native errors name `routes[N]…`: trace each to its object.
+                    let mut first = None;
+                    if let ConfigError::Invalid(v) = &e {
+                        for x in v.errors() {
+                            if let Some(o) = origin_source(&r.origins, &x.path) {
+                                let text = refused.entry(o.to_owned()).or_default();
+                                if !text.is_empty() {
+                                    text.push('\n');
+                                }
+                                text.push_str(&x.to_string());
+                                first.get_or_insert_with(|| o.to_owned());
+                            }
+                        }
+                    }
+                    Err((e.to_string(), first))
+                }
             },
             Err(RenderError::Import(e)) => {
+                for x in e.errors() {
+                    let text = refused.entry(x.at.source.clone()).or_default();
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(&x.to_string());
+                }
                 let first = e.errors().first().map(|x| x.at.source.clone());
                 Err((e.to_string(), first))
             }
@@ -322,7 +405,52 @@ async fn run(client: Client, router: Router, options: Options, tx: watch::Sender
                 }
             }
         }
-        notify.notified().await;
+        if let Some(w) = &writer {
+            if *w.leader.borrow() {
+                let (writes, errors) = write_statuses(
+                    &client,
+                    &objects,
+                    &options,
+                    &w.controller_name,
+                    last_fingerprint.is_some().then_some(warnings.as_slice()),
+                    &refused,
+                    &mut written,
+                )
+                .await;
+                if writes + errors > 0 {
+                    status.send_modify(|s| {
+                        s.status_writes += writes;
+                        s.status_errors += errors;
+                    });
+                }
+            }
+        }
+        // Wait for a change, or for leadership to be gained (then write status).
+        let gained = match writer.as_mut() {
+            Some(w) => {
+                tokio::select! {
+                    () = notify.notified() => false,
+                    changed = w.leader.changed() => {
+                        if changed.is_err() {
+                            // The election is gone: write no more status.
+                            writer = None;
+                            false
+                        } else {
+                            *w.leader.borrow_and_update()
+                        }
+                    }
+                }
+            }
+            None => {
+                notify.notified().await;
+                false
+            }
+        };
+        if gained {
+            // Another replica may have written in between: check every route again.
+            written.clear();
+            continue;
+        }
         // Debounce: apply once nothing changed for `debounce`, or after 10 of them.
         for _ in 0..10 {
             tokio::select! {
@@ -331,6 +459,60 @@ async fn run(client: Client, router: Router, options: Options, tx: watch::Sender
             }
         }
     }
+}
+
+/// The object (`Kind namespace/name`) the native field at `path` (`routes[N]…`)
+/// came from.
+fn origin_source<'o>(origins: &'o [RouteOrigin], path: &str) -> Option<&'o str> {
+    let (n, _) = path.strip_prefix("routes[")?.split_once(']')?;
+    origins
+        .get(n.parse::<usize>().ok()?)
+        .map(|o| o.at.source.as_str())
+}
+
+/// Writes the status of every Gateway API route whose verdict changed: a route an
+/// import error names is refused; the others, when a set has been applied
+/// (`warnings` of the applied set), are accepted. Returns (writes, failures).
+async fn write_statuses(
+    client: &Client,
+    objects: &[DynamicObject],
+    options: &Options,
+    controller: &str,
+    warnings: Option<&[ImportWarning]>,
+    refused: &HashMap<String, String>,
+    written: &mut HashMap<(String, Option<i64>), Verdict>,
+) -> (u64, u64) {
+    let (mut writes, mut errors) = (0, 0);
+    for route in objects.iter().filter(|o| status::is_gateway_route(o)) {
+        let name = source_name(route);
+        let verdict = match (refused.get(&name), warnings) {
+            (Some(why), _) => Verdict::refused(why),
+            // A refused set: the other routes keep what they had.
+            (None, _) if !refused.is_empty() => continue,
+            (None, Some(w)) => Verdict::applied(route, w),
+            (None, None) => continue,
+        };
+        let key = (name, route.metadata.generation);
+        if written.get(&key) == Some(&verdict) {
+            continue;
+        }
+        match status::write(
+            client,
+            route,
+            controller,
+            &options.import.gateways,
+            &verdict,
+        )
+        .await
+        {
+            Ok(made) => {
+                writes += u64::from(made);
+                written.insert(key, verdict);
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    (writes, errors)
 }
 
 /// Posts a core/v1 `Warning` Event about `object`; returns whether the API accepted it.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use routing_core::{Config, RequestInfo, Router};
+use routing_core::{Config, EndpointState, RequestInfo, Router};
 use routing_kube::{Kind, KubeSource, Options};
 use routing_testkit::kubeapi::KubeApi;
 use serde_json::{json, Value};
@@ -259,14 +259,19 @@ async fn kube_endpointslice_terminating_endpoint_takes_no_new_requests() {
         ),
     );
     let mut src = start(&api, &router, Options::default().namespace("web")).await;
+    // The version keeps its rule weight; its pods are its endpoint pool.
     assert_eq!(
         weights(&router, "shop.example.com"),
+        [("shop-v1:8080".to_owned(), 1)]
+    );
+    assert_eq!(
+        pool(&router, "shop-v1:8080"),
         [
-            ("shop-v1:8080@10.0.0.1:8080".to_owned(), 1),
-            ("shop-v1:8080@10.0.0.2:8080".to_owned(), 1)
+            ("10.0.0.1:8080".to_owned(), EndpointState::Ready),
+            ("10.0.0.2:8080".to_owned(), EndpointState::Ready)
         ]
     );
-    // 10.0.0.2 terminates: it drains (weight 0) and takes no new request.
+    // 10.0.0.2 terminates (still serving): it drains while 10.0.0.1 is ready.
     api.put(
         SLICES,
         slice(
@@ -278,10 +283,10 @@ async fn kube_endpointslice_terminating_endpoint_takes_no_new_requests() {
         .await
         .expect("drain applied");
     assert_eq!(
-        weights(&router, "shop.example.com"),
+        pool(&router, "shop-v1:8080"),
         [
-            ("shop-v1:8080@10.0.0.1:8080".to_owned(), 1),
-            ("shop-v1:8080@10.0.0.2:8080".to_owned(), 0)
+            ("10.0.0.1:8080".to_owned(), EndpointState::Ready),
+            ("10.0.0.2:8080".to_owned(), EndpointState::Serving)
         ]
     );
     let mut rng = rand::rng();
@@ -291,8 +296,15 @@ async fn kube_endpointslice_terminating_endpoint_takes_no_new_requests() {
             .decide(&RequestInfo::get("http://shop.example.com/"), &mut rng)
             .expect("decides");
         let b = d.backend().expect("a backend");
-        assert_eq!(b.name(), "shop-v1:8080@10.0.0.1:8080");
-        assert_eq!(b.address(), Some("10.0.0.1:8080".parse().expect("addr")));
+        assert_eq!(b.name(), "shop-v1:8080");
+        let pool = b.endpoints().expect("a pool");
+        let i = pool
+            .pick(&mut rng, d.sticky_key(), |_| 0, |_| true)
+            .expect("an endpoint");
+        assert_eq!(
+            pool.endpoints()[i].address(),
+            "10.0.0.1:8080".parse().expect("addr")
+        );
     }
     // Gone from the slice: gone from the table.
     assert!(api.delete(SLICES, "shop-v1-abc"));
@@ -303,6 +315,21 @@ async fn kube_endpointslice_terminating_endpoint_takes_no_new_requests() {
         weights(&router, "shop.example.com"),
         [("shop-v1:8080".to_owned(), 1)]
     );
+    assert!(pool(&router, "shop-v1:8080").is_empty());
+}
+
+/// The endpoints of backend `name` and their states.
+fn pool(router: &Router, name: &str) -> Vec<(String, EndpointState)> {
+    let t = router.snapshot();
+    t.backend_id(name)
+        .and_then(|id| t.backend(id).endpoints().cloned())
+        .map(|p| {
+            p.endpoints()
+                .iter()
+                .map(|e| (e.address().to_string(), e.state()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +370,7 @@ async fn kube_two_replicas_converge_to_the_same_fingerprint() {
         .fingerprint;
     let sa = a
         .wait_for(WAIT, |s| {
-            weights(&r1, "shop.example.com").len() == 3 && s.fingerprint != want
+            pool(&r1, "shop-v1:8080").len() == 2 && s.fingerprint != want
         })
         .await
         .expect("a converged");
@@ -352,6 +379,12 @@ async fn kube_two_replicas_converge_to_the_same_fingerprint() {
         .await
         .expect("b converged to a's fingerprint");
     assert_eq!(r1.snapshot().config(), r2.snapshot().config());
+    // The pods are shop-v1's pool; both replicas built the same Maglev tables.
+    assert_eq!(weights(&r1, "shop.example.com").len(), 2);
+    assert_eq!(
+        r1.snapshot().maglev_fingerprint(),
+        r2.snapshot().maglev_fingerprint()
+    );
     assert_ne!(
         sa.generation, sb.generation,
         "generations are local; the fingerprint is not"
@@ -461,6 +494,159 @@ async fn kube_gateway_and_referencegrant_reach_the_table() {
     );
 }
 
+/// Our entry of `status.parents` (controller `me.io/routing`) of route `name`.
+fn our_conditions(api: &KubeApi, name: &str) -> Vec<(String, String, String)> {
+    let Some(route) = api.object(ROUTES, name) else {
+        return Vec::new();
+    };
+    let parents = route["status"]["parents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    parents
+        .iter()
+        .filter(|p| p["controllerName"] == "me.io/routing")
+        .flat_map(|p| p["conditions"].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or("").to_owned();
+            (s("type"), s("status"), s("reason"))
+        })
+        .collect()
+}
+
+fn cond(t: &str, s: &str, r: &str) -> (String, String, String) {
+    (t.to_owned(), s.to_owned(), r.to_owned())
+}
+
+/// Route status is written by the elected replica only, keeps other controllers'
+/// entries, says why a backendRef is unresolved and why a route was refused, and
+/// passes to the new leader on failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_route_status_is_written_by_the_leader_only() {
+    let api = KubeApi::start().await;
+    let other = json!({"parentRef": {"name": "gw"}, "controllerName": "other.io/gateway",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+    let mut r = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "shop"},
+        "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com"],
+                 "rules": [{"backendRefs": [{"name": "shop", "port": 8080, "weight": 9},
+                                            {"name": "db", "namespace": "shared", "port": 8080, "weight": 1}]}]},
+        "status": {"parents": [other.clone()]}});
+    api.put(ROUTES, r.clone());
+    let (a_tx, a_leader) = tokio::sync::watch::channel(true);
+    let (b_tx, b_leader) = tokio::sync::watch::channel(false);
+    let (ra, rb) = (empty_router(), empty_router());
+    let opts = |leader| {
+        Options::default()
+            .namespace("web")
+            .write_status("me.io/routing", leader)
+    };
+    let mut a = start(&api, &ra, opts(a_leader)).await;
+    let mut b = start(&api, &rb, opts(b_leader)).await;
+    a.wait_for(WAIT, |s| s.status_writes >= 1)
+        .await
+        .expect("the leader writes status");
+    // The reference to `shared/db` has no grant: accepted, refs not resolved.
+    assert_eq!(
+        our_conditions(&api, "shop"),
+        [
+            cond("Accepted", "True", "Accepted"),
+            cond("ResolvedRefs", "False", "RefNotPermitted")
+        ]
+    );
+    let stored = api.object(ROUTES, "shop").expect("route");
+    assert_eq!(
+        stored["status"]["parents"][0], other,
+        "another controller's entry is kept"
+    );
+    assert_eq!(
+        stored["status"]["parents"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let gen = stored["metadata"]["generation"].as_i64();
+    assert_eq!(
+        stored["status"]["parents"][1]["conditions"][0]["observedGeneration"].as_i64(),
+        gen
+    );
+
+    // An invalid change: the old table stays, and the route says why.
+    r["spec"]["rules"][0]["matches"] =
+        json!([{"path": {"type": "RegularExpression", "value": "/(unclosed"}}]);
+    api.put(ROUTES, r.clone());
+    a.wait_for(WAIT, |s| s.rejected >= 1)
+        .await
+        .expect("refused");
+    a.wait_for(WAIT, |s| s.status_writes >= 2)
+        .await
+        .expect("refusal written");
+    assert_eq!(
+        our_conditions(&api, "shop")[0],
+        cond("Accepted", "False", "UnsupportedValue")
+    );
+    assert_eq!(b.status().status_writes, 0, "a follower writes nothing");
+
+    // Failover: the new leader takes over writing; the old one stops.
+    a_tx.send(false).expect("a's election");
+    b_tx.send(true).expect("b's election");
+    r["spec"]["rules"][0]["matches"] = json!([{"path": {"type": "PathPrefix", "value": "/"}}]);
+    r["spec"]["rules"][0]["backendRefs"] = json!([{"name": "shop", "port": 8080}]);
+    api.put(ROUTES, r);
+    b.wait_for(WAIT, |s| s.status_writes >= 1)
+        .await
+        .expect("the new leader writes");
+    let writes_by_a = a.status().status_writes;
+    assert_eq!(
+        our_conditions(&api, "shop"),
+        [
+            cond("Accepted", "True", "Accepted"),
+            cond("ResolvedRefs", "True", "ResolvedRefs")
+        ]
+    );
+    // Nothing more to say: no write loop from the watch events writes cause.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.status().status_writes, 1);
+    assert_eq!(a.status().status_writes, writes_by_a);
+    assert_eq!(a.status().status_errors + b.status().status_errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_grpcroute_reaches_the_table() {
+    const GRPC: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/web/grpcroutes";
+    let api = KubeApi::start().await;
+    let router = empty_router();
+    api.put(
+        GRPC,
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+        "metadata": {"name": "greeter"},
+        "spec": {"hostnames": ["grpc.example.com"], "rules": [
+            {"matches": [{"method": {"service": "helloworld.Greeter", "method": "SayHello"}}],
+             "backendRefs": [{"name": "greeter-v2", "port": 50051}]},
+            {"backendRefs": [{"name": "greeter-v1", "port": 50051}]}]}}),
+    );
+    let _src = start(&api, &router, Options::default().namespace("web")).await;
+    let table = router.snapshot();
+    let mut rng = rand::rng();
+    let mut pick = |path: &str| {
+        let req = RequestInfo::new(
+            http::Method::POST,
+            &format!("http://grpc.example.com{path}"),
+        );
+        table
+            .decide(&req, &mut rng)
+            .ok()
+            .and_then(|d| d.backend().map(|b| b.name().to_owned()))
+    };
+    assert_eq!(
+        pick("/helloworld.Greeter/SayHello").as_deref(),
+        Some("greeter-v2:50051")
+    );
+    assert_eq!(
+        pick("/helloworld.Greeter/Other").as_deref(),
+        Some("greeter-v1:50051")
+    );
+}
+
 /// The loopback server's Lease protocol, through kube-rs: get, replace, and 409 on a
 /// replace from a stale resourceVersion (what a leader election builds on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,4 +698,160 @@ async fn kube_api_lease_update_conflicts_on_a_stale_resource_version() {
         now.spec.and_then(|s| s.holder_identity).as_deref(),
         Some("b")
     );
+}
+
+/// Two-level selection from EndpointSlices: a session pinned to a version (a sticky
+/// cookie's `prefer`) keeps the version while its pods come and go; the pool follows
+/// the slices, and a terminating pod takes no new request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_endpointslice_churn_keeps_sessions_on_their_version() {
+    let api = KubeApi::start().await;
+    let router = empty_router();
+    api.put(ROUTES, route("shop", &[("shop-v1", 90), ("shop-v2", 10)]));
+    let v1 = [("10.0.1.1", true, false), ("10.0.1.2", true, false)];
+    api.put(SLICES, slice("shop-v1", &v1));
+    let mut v2 = slice(
+        "shop-v2",
+        &[
+            ("10.0.2.1", true, false),
+            ("10.0.2.2", true, false),
+            ("10.0.2.3", true, false),
+        ],
+    );
+    api.put(SLICES, v2.clone());
+    let mut src = start(&api, &router, Options::default().namespace("web")).await;
+    src.wait_for(WAIT, |_| pool(&router, "shop-v2:8080").len() == 3)
+        .await
+        .expect("both pools applied");
+    // The split is the route's, whatever the pod counts (2 and 3).
+    assert_eq!(
+        weights(&router, "shop.example.com"),
+        [
+            ("shop-v1:8080".to_owned(), 90),
+            ("shop-v2:8080".to_owned(), 10)
+        ]
+    );
+    let session = |router: &Router| {
+        let t = router.snapshot();
+        let v2 = t.backend_id("shop-v2:8080").expect("v2");
+        let req = RequestInfo::get("http://shop.example.com/");
+        let m = t.find(&req).expect("matches");
+        let mut rng = rand::rng();
+        (0..100)
+            .map(|_| {
+                let d = t
+                    .select(m, &req, &mut rng, routing_core::Selection::new().prefer(v2))
+                    .expect("selects");
+                let b = d.backend().expect("backend");
+                let pool = b.endpoints().expect("pool");
+                let i = pool
+                    .pick(&mut rng, d.sticky_key(), |_| 0, |_| true)
+                    .expect("an endpoint");
+                (
+                    b.name().to_owned(),
+                    pool.endpoints()[i].address().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(session(&router).iter().all(|(v, _)| v == "shop-v2:8080"));
+    // 10.0.2.1 is deleted and 10.0.2.2 terminates; a new pod 10.0.2.4 joins.
+    v2["endpoints"] = json!([
+        {"addresses": ["10.0.2.2"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+        {"addresses": ["10.0.2.3"], "conditions": {"ready": true, "serving": true, "terminating": false}},
+        {"addresses": ["10.0.2.4"], "conditions": {"ready": true}},
+    ]);
+    api.put(SLICES, v2);
+    src.wait_for(WAIT, |_| {
+        pool(&router, "shop-v2:8080")
+            .iter()
+            .any(|(a, _)| a == "10.0.2.4:8080")
+    })
+    .await
+    .expect("churn applied");
+    assert_eq!(
+        pool(&router, "shop-v2:8080"),
+        [
+            ("10.0.2.2:8080".to_owned(), EndpointState::Serving),
+            ("10.0.2.3:8080".to_owned(), EndpointState::Ready),
+            ("10.0.2.4:8080".to_owned(), EndpointState::Ready)
+        ]
+    );
+    let picks = session(&router);
+    assert!(picks.iter().all(|(v, _)| v == "shop-v2:8080"), "still v2");
+    assert!(
+        picks
+            .iter()
+            .all(|(_, a)| a == "10.0.2.3:8080" || a == "10.0.2.4:8080"),
+        "only ready pods take new requests: {picks:?}"
+    );
+    // The whole version scaled to zero: its rule entry gets weight 0, v1 takes all.
+    api.put(SLICES, slice("shop-v2", &[]));
+    src.wait_for(WAIT, |_| pool(&router, "shop-v2:8080").is_empty())
+        .await
+        .expect("scale to zero applied");
+    assert_eq!(
+        weights(&router, "shop.example.com"),
+        [
+            ("shop-v1:8080".to_owned(), 90),
+            ("shop-v2:8080".to_owned(), 0)
+        ]
+    );
+}
+
+/// The cookie key ring Secret: its key followed through creation, rotation (new key
+/// first, old kept), a broken update (the last text stays, the problem reported) and
+/// deletion (the last text stays).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_cookie_key_secret_is_followed_through_a_rotation() {
+    const SECRETS: &str = "/api/v1/namespaces/web/secrets";
+    // Secret data as the API server sends it (base64), by k8s-openapi's own encoder.
+    let b64 = |s: &str| {
+        serde_json::to_value(k8s_openapi::ByteString(s.as_bytes().to_vec())).expect("base64")
+    };
+    let secret = |data: Value| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "shop-cookie-keys"}, "data": data})
+    };
+    let api = KubeApi::start().await;
+    // Another Secret in the namespace is not followed.
+    api.put(
+        SECRETS,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "other"},
+               "data": {"keys": b64("nope")}}),
+    );
+    let keys = routing_kube::SecretKey::watch(client(&api), "web", "shop-cookie-keys", "keys");
+    let mut rx = keys.receiver();
+    let next = |rx: &mut tokio::sync::watch::Receiver<Option<String>>| {
+        let mut rx = rx.clone();
+        async move {
+            tokio::time::timeout(WAIT, rx.changed())
+                .await
+                .expect("a change within the wait")
+                .expect("watch alive");
+            rx.borrow_and_update().clone()
+        }
+    };
+    api.put(SECRETS, secret(json!({"keys": b64("old-key\n")})));
+    assert_eq!(next(&mut rx).await.as_deref(), Some("old-key\n"));
+    rx.borrow_and_update();
+    api.put(SECRETS, secret(json!({"keys": b64("new-key\nold-key\n")})));
+    assert_eq!(next(&mut rx).await.as_deref(), Some("new-key\nold-key\n"));
+    rx.borrow_and_update();
+    api.put(SECRETS, secret(json!({"other": b64("x")})));
+    for _ in 0..100 {
+        if keys.problem().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        keys.problem().is_some_and(|p| p.contains("no key `keys`")),
+        "{:?}",
+        keys.problem()
+    );
+    assert_eq!(keys.current().as_deref(), Some("new-key\nold-key\n"));
+    assert!(api.delete(SECRETS, "shop-cookie-keys"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(keys.current().as_deref(), Some("new-key\nold-key\n"));
 }

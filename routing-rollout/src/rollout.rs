@@ -79,6 +79,53 @@ impl<T: ApplySplit> Rollout<T> {
         }
     }
 
+    /// A rollout taken over mid-step: running at `step` (its split already live,
+    /// nothing is applied), its window opened at `started` with `baseline`'s counts
+    /// (the cumulative counts at `started`, as `(stable, candidate)`). A new leader of
+    /// a fleet uses it to resume the step its predecessor persisted instead of
+    /// starting over. `None` when the plan has no such step.
+    ///
+    /// ```
+    /// # use routing_rollout::*;
+    /// # use std::time::Duration;
+    /// let plan = RolloutPlan::try_from(RolloutPlanSpec {
+    ///     steps: vec![10.0, 100.0], hold: "10s".parse().unwrap(), max_step: None, checks: Checks::default(),
+    /// }).unwrap();
+    /// let router = routing_core::Router::from_yaml("{}").unwrap();
+    /// let t = RolloutTarget::http_rule("r", "main", "v1", "v2");
+    /// let r = Rollout::restore(plan, t, router, 1, Duration::from_secs(5), Default::default()).unwrap();
+    /// assert_eq!(r.state(), &RolloutState::Running { step: 1, percent: 100.0 });
+    /// ```
+    pub fn restore(
+        plan: RolloutPlan,
+        target: RolloutTarget,
+        applier: T,
+        step: usize,
+        started: Duration,
+        baseline: (BackendCounts, BackendCounts),
+    ) -> Option<Self> {
+        let percent = *plan.steps().get(step)?;
+        Some(Self {
+            plan,
+            target,
+            applier,
+            state: RolloutState::Running { step, percent },
+            window: Some(Window {
+                start: started,
+                stable: baseline.0,
+                candidate: baseline.1,
+                waiting_reported: false,
+            }),
+            events: Vec::new(),
+        })
+    }
+
+    /// When the current step's window began (`None` unless running or paused).
+    #[must_use]
+    pub fn window_start(&self) -> Option<Duration> {
+        self.window.as_ref().map(|w| w.start)
+    }
+
     /// The plan.
     #[must_use]
     pub fn plan(&self) -> &RolloutPlan {

@@ -16,8 +16,14 @@
 //!   stream.
 //! * Create (`POST`), replace (`PUT`, `409 Conflict` when the body's
 //!   `resourceVersion` is not the stored one), patch (`PATCH`, JSON merge patch; the
-//!   merge, strategic-merge and apply content types are all read as merge patches),
+//!   merge and strategic-merge content types are read as merge patches), server-side
+//!   apply (`application/apply-patch+yaml`: `fieldManager` required, creates a
+//!   missing object, `409` against another applier unless `force=true`),
 //!   get and delete.
+//! * The `status` subresource (`…/{name}/status`), as for a custom resource that
+//!   enables it: a replace or patch there changes only `status`; a replace or patch
+//!   of the object keeps the stored `status`; `metadata.generation` is bumped only
+//!   when something other than `metadata` and `status` changes.
 //!
 //! Errors are `Status` objects with the real codes and reasons (`NotFound`,
 //! `AlreadyExists`, `Conflict`, `Expired`, `BadRequest`).
@@ -144,18 +150,26 @@ impl KubeApi {
 
     /// Creates or replaces an object in the collection at `path` (as a client's
     /// `POST` would, e.g. `/apis/gateway.networking.k8s.io/v1/namespaces/web/httproutes`),
-    /// whatever its stored `resourceVersion`. Returns the new resourceVersion.
+    /// whatever its stored `resourceVersion`. Returns the new resourceVersion. An
+    /// object without `status` keeps the stored one, as `kubectl apply` of a
+    /// manifest does.
     ///
     /// # Panics
     /// When `path` is not a collection path or the object has no `metadata.name`.
-    pub fn put(&self, path: &str, object: Value) -> u64 {
+    pub fn put(&self, path: &str, mut object: Value) -> u64 {
         let target = parse_path(path).expect("a collection path");
         let name = object["metadata"]["name"]
             .as_str()
             .expect("metadata.name")
             .to_owned();
         let ns = target.namespace.clone().unwrap_or_default();
-        self.lock().write(&target.collection, &ns, &name, object)
+        let mut st = self.lock();
+        if object.get("status").is_none() {
+            if let Some(status) = get(&st, &target, &name).and_then(|o| o.get("status")) {
+                object["status"] = status.clone();
+            }
+        }
+        st.write(&target.collection, &ns, &name, object)
     }
 
     /// Deletes an object; returns whether it existed.
@@ -287,6 +301,17 @@ impl State {
         if !object["metadata"].is_object() {
             object["metadata"] = json!({});
         }
+        // `metadata.generation` counts changes of the desired state only: not of
+        // `metadata` or `status`.
+        let desired = |v: &Value| {
+            v.as_object().map(|m| {
+                m.iter()
+                    .filter(|(k, _)| *k != "metadata" && *k != "status")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<serde_json::Map<_, _>>()
+            })
+        };
+        let changed = old.as_ref().is_none_or(|o| desired(o) != desired(&object));
         let meta = &mut object["metadata"];
         meta["name"] = json!(name);
         if !ns.is_empty() {
@@ -297,7 +322,7 @@ impl State {
             Some(o) => (
                 o["metadata"]["uid"].clone(),
                 o["metadata"]["creationTimestamp"].clone(),
-                o["metadata"]["generation"].as_u64().unwrap_or(1) + 1,
+                o["metadata"]["generation"].as_u64().unwrap_or(1) + u64::from(changed),
             ),
             None => (
                 json!(format!("00000000-0000-4000-8000-{rv:012x}")),
@@ -365,6 +390,8 @@ struct Target {
     collection: Collection,
     namespace: Option<String>,
     name: Option<String>,
+    /// `…/{name}/status`: the status subresource.
+    status: bool,
 }
 
 fn parse_path(path: &str) -> Option<Target> {
@@ -378,15 +405,17 @@ fn parse_path(path: &str) -> Option<Target> {
         ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some((*ns).to_owned()), rest),
         _ => (None, rest),
     };
-    let (plural, name) = match rest {
-        [plural] => (*plural, None),
-        [plural, name] => (*plural, Some((*name).to_owned())),
+    let (plural, name, status) = match rest {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some((*name).to_owned()), false),
+        [plural, name, "status"] => (*plural, Some((*name).to_owned()), true),
         _ => return None,
     };
     Some(Target {
         collection: (prefix, plural.to_owned()),
         namespace,
         name,
+        status,
     })
 }
 
@@ -532,6 +561,9 @@ async fn handle(state: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
         }
         (Method::POST, None) => write(&state, &target, None, body, Write::Create),
         (Method::PUT, Some(name)) => write(&state, &target, Some(name), body, Write::Replace),
+        (Method::PATCH, Some(name)) if content_type.starts_with("application/apply-patch") => {
+            apply(&state, &target, name, body, &q)
+        }
         (Method::PATCH, Some(name)) => write(&state, &target, Some(name), body, Write::Patch),
         (Method::DELETE, Some(name)) => {
             let mut st = state.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -704,6 +736,7 @@ fn write(
                 &format!("{} \"{name}\" already exists", target.collection.1),
             );
         }
+        (Write::Create, None) if target.status => return not_found(target, &name),
         (Write::Create, None) => body,
         (Write::Replace | Write::Patch, None) => return not_found(target, &name),
         (Write::Replace, Some(old)) => {
@@ -720,7 +753,20 @@ fn write(
                     ),
                 );
             }
-            body
+            // As the real server does for a resource with a status subresource: a
+            // write to `/status` changes only `status`, a write to the resource keeps
+            // the stored `status`.
+            let mut body = body;
+            if target.status {
+                let mut kept = old;
+                kept["status"] = body["status"].take();
+                kept
+            } else {
+                if !old["status"].is_null() {
+                    body["status"] = old["status"].clone();
+                }
+                body
+            }
         }
         (Write::Patch, Some(mut old)) => {
             let want = body["metadata"]["resourceVersion"]
@@ -735,7 +781,16 @@ fn write(
                     "the object has been modified",
                 );
             }
-            merge(&mut old, &body);
+            let before = old["status"].clone();
+            if target.status {
+                let status = old["status"].take();
+                let mut patched = json!({ "status": status });
+                merge(&mut patched, &json!({ "status": body["status"].clone() }));
+                old["status"] = patched["status"].take();
+            } else {
+                merge(&mut old, &body);
+                old["status"] = before;
+            }
             old
         }
     };
@@ -748,6 +803,98 @@ fn write(
     };
     match get(&st, target, &name) {
         Some(o) => respond(code, o),
+        None => not_found(target, &name),
+    }
+}
+
+/// Server-side apply (`PATCH` with `application/apply-patch+yaml`), as the real
+/// server answers it: `fieldManager` is required (400 without); a missing object is
+/// created; a stale `resourceVersion` in the body is a 409; and an object last
+/// applied by another manager is a `409 Conflict` unless `force=true`, which takes
+/// the fields over. The body is merged like a merge patch (lists replaced whole,
+/// which is what the real server does for atomic lists such as a CRD's
+/// `spec.rules`). Managers are recorded in `metadata.managedFields`
+/// (`operation: Apply`), without the field sets: ownership here is per object, not
+/// per field, a simplification of the real server's per-field tracking.
+fn apply(
+    state: &Shared,
+    target: &Target,
+    name: String,
+    body: Option<Value>,
+    q: &BTreeMap<String, String>,
+) -> Response<Body> {
+    let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()).cloned() else {
+        return fail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is \
+             required for apply patch",
+        );
+    };
+    let force = q.get("force").is_some_and(|f| f == "true");
+    let Some(mut body) = body else {
+        return fail(StatusCode::BAD_REQUEST, "BadRequest", "a body is required");
+    };
+    let mut st = state.inner.lock().unwrap_or_else(|p| p.into_inner());
+    let ns = target.namespace.clone().unwrap_or_default();
+    let stored = get(&st, target, &name).cloned();
+    let entry = json!({"manager": manager, "operation": "Apply",
+                       "apiVersion": body["apiVersion"].clone(), "fieldsType": "FieldsV1"});
+    let object = match stored {
+        None => {
+            body["metadata"]["name"] = json!(name);
+            body["metadata"]["managedFields"] = json!([entry]);
+            body
+        }
+        Some(mut old) => {
+            let want = body["metadata"]["resourceVersion"].as_str();
+            if want.is_some_and(|w| Some(w) != old["metadata"]["resourceVersion"].as_str()) {
+                state.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                return fail(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "the object has been modified",
+                );
+            }
+            let managers: Vec<Value> = old["metadata"]["managedFields"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let others: Vec<&str> = managers
+                .iter()
+                .filter(|m| m["operation"] == "Apply" && m["manager"] != json!(manager))
+                .filter_map(|m| m["manager"].as_str())
+                .collect();
+            if !others.is_empty() && !force {
+                state.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                return fail(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    &format!(
+                        "Apply failed with 1 conflict: conflict with \"{}\"",
+                        others.join("\", \"")
+                    ),
+                );
+            }
+            if let Some(m) = body["metadata"].as_object_mut() {
+                m.remove("managedFields");
+                m.remove("resourceVersion");
+            }
+            merge(&mut old, &body);
+            // Forcing takes the fields over: the other appliers lose them.
+            let mut kept: Vec<Value> = managers
+                .into_iter()
+                .filter(|m| m["manager"] != json!(manager) && !(force && m["operation"] == "Apply"))
+                .collect();
+            kept.push(entry);
+            old["metadata"]["managedFields"] = Value::Array(kept);
+            old
+        }
+    };
+    st.write(&target.collection, &ns, &name, object);
+    state.counters.writes.fetch_add(1, Ordering::Relaxed);
+    match get(&st, target, &name) {
+        Some(o) => respond(StatusCode::OK, o),
         None => not_found(target, &name),
     }
 }

@@ -11,6 +11,8 @@
 //! * `http` (feature `http`): serve a tower service on 127.0.0.1, upstreams that
 //!   answer with their name and count requests, a client that reads answers whole —
 //!   for routing-tower's tests and the `cargo xtask demo` harness.
+//! * [`etcd`]: a real etcd server on 127.0.0.1 for one test (temporary data, killed
+//!   on drop), for routing-etcd's tests.
 //! * `kubeapi` (feature `kube-api`): a loopback Kubernetes API server speaking the
 //!   real wire protocol (list, streamed watch, bookmarks, 410 Gone, 409 Conflict), for
 //!   routing-kube's tests.
@@ -25,6 +27,7 @@
 //! ```
 
 pub mod ecmp;
+pub mod etcd;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "kube-api")]

@@ -5,7 +5,7 @@
 //!     --listen 127.0.0.1:8080 [--layered annotate|dispatch] [--threads 1] [--body hello]
 //! ```
 //!
-//! Every request gets `200` with the `--body` text. With `--layered MODE` the same
+//! Every request gets `200` with the `--body` text (`/16k`: 16 KiB of `x`). With `--layered MODE` the same
 //! app sits behind `RoutingLayer`, whose route table has a header rule in front of a
 //! 90/10 split (so every request is matched on a header and a path prefix and draws
 //! a weighted choice):
@@ -17,7 +17,7 @@
 //!
 //! `--proxy-to ADDR` runs no app and no layer: a hyper server that forwards every
 //! request to `ADDR` through one `HttpBackend` — the client's share of a proxy's
-//! cost, without routing.
+//! cost, without routing; with `--client h1` through one in-task `H1Backend`.
 //!
 //! The benchmark compares the modes under the same load (`benches/http/run.sh`);
 //! the bare app also serves as the upstream for the proxy comparison.
@@ -65,6 +65,8 @@ struct Args {
     threads: usize,
     body: String,
     seconds: u64,
+    /// `--client h1`: `--proxy-to` forwards with `H1Backend` instead of `HttpBackend`.
+    h1_client: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -74,6 +76,7 @@ fn parse_args() -> anyhow::Result<Args> {
         threads: 1,
         body: "hello".to_owned(),
         seconds: 600,
+        h1_client: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -91,9 +94,16 @@ fn parse_args() -> anyhow::Result<Args> {
             "--body" => args.body = value()?,
             "--proxy-to" => args.mode = Mode::ProxyTo(value()?.parse().context("--proxy-to")?),
             "--seconds" => args.seconds = value()?.parse().context("--seconds")?,
+            "--client" => {
+                args.h1_client = match value()?.as_str() {
+                    "h1" => true,
+                    "hyper" => false,
+                    other => bail!("--client takes `h1` or `hyper`, not `{other}`"),
+                }
+            }
             "-h" | "--help" => {
                 println!(
-                    "bench_axum [--listen ADDR] [--layered annotate|dispatch | --proxy-to ADDR] [--threads N] [--body TEXT] [--seconds N]"
+                    "bench_axum [--listen ADDR] [--layered annotate|dispatch | --proxy-to ADDR] [--client h1|hyper] [--threads N] [--body TEXT] [--seconds N]"
                 );
                 std::process::exit(0);
             }
@@ -106,11 +116,19 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// The 16 KiB response of `/16k`.
+static BIG: [u8; 16 * 1024] = [b'x'; 16 * 1024];
+
 fn app(body: String) -> Router {
-    Router::new().fallback(move || {
-        let body = body.clone();
-        async move { body }
-    })
+    Router::new()
+        .route(
+            "/16k",
+            axum::routing::get(|| async { bytes::Bytes::from_static(&BIG) }),
+        )
+        .fallback(move || {
+            let body = body.clone();
+            async move { body }
+        })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -127,9 +145,61 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(serve(args))
 }
 
+/// Serves `listen` with hyper's HTTP/1 server, forwarding every request through
+/// `backend` (set up as the `reverse_proxy` example's server is: nodelay, one task
+/// per connection, `ClientAddr` inserted). A macro rather than a generic function:
+/// the two clients' concrete types keep rustc's higher-ranked `Send` check happy.
+macro_rules! proxy_to {
+    ($listen:expr, $backend:expr, $what:expr) => {{
+        let listen: SocketAddr = $listen;
+        let backend = $backend;
+        let what: &str = $what;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        eprintln!("bench_axum listening on {listen} ({what}, no layer)");
+        let mut failures = 0u32;
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => {
+                    failures = 0;
+                    accepted
+                }
+                // Transient (e.g. out of descriptors): retry; persistent: give up.
+                Err(_) if failures < 100 => {
+                    failures += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(e) => break Err(anyhow::Error::from(e).context("accepting")),
+            };
+            let _ = stream.set_nodelay(true);
+            let backend = backend.clone();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let mut req: Request<routing_tower::Body> = req.map(routing_tower::body::boxed);
+                req.extensions_mut().insert(routing_core::ClientAddr(peer));
+                // Both clients are always ready (`poll_ready` returns `Ready` at once).
+                tower::Service::call(&mut backend.clone(), req)
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }};
+}
+
 async fn serve(args: Args) -> anyhow::Result<()> {
     if let Mode::ProxyTo(upstream) = args.mode {
-        let forward = proxy_to(args.listen, upstream);
+        let forward = async {
+            if args.h1_client {
+                let backend = routing_tower::h1::H1Backend::new(upstream);
+                proxy_to!(args.listen, backend, "H1Backend")
+            } else {
+                proxy_to!(args.listen, HttpBackend::new(upstream), "HttpBackend")
+            }
+        };
         tokio::select! {
             res = forward => res?,
             _ = tokio::time::sleep(Duration::from_secs(args.seconds)) => {}
@@ -163,34 +233,4 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())
-}
-
-/// Serves `listen` with hyper's HTTP/1 server, forwarding every request to
-/// `upstream` through one `HttpBackend` (set up as the `reverse_proxy` example's
-/// server is: nodelay, one task per connection, `ClientAddr` inserted).
-async fn proxy_to(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    let backend = HttpBackend::new(upstream);
-    eprintln!("bench_axum listening on {listen} (HttpBackend to {upstream}, no layer)");
-    loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let backend = backend.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let mut req: Request<routing_tower::Body> = req.map(routing_tower::body::boxed);
-            req.extensions_mut().insert(routing_core::ClientAddr(peer));
-            // `HttpBackend` is always ready (`poll_ready` returns `Ready` at once).
-            tower::Service::call(&mut backend.clone(), req)
-        });
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }

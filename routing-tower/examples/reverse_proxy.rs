@@ -61,6 +61,10 @@
 //! `--upstream NAME=PROTO` (which wins) says otherwise; TLS upstreams are verified by
 //! `--upstream-ca FILE` or the public web roots.
 //!
+//! HTTP/1.1 upstreams over plain TCP are reached with the in-task client
+//! ([`routing_tower::h1::H1Backend`]); `--client hyper` uses hyper-util's pooled
+//! client ([`HttpBackend`]) for them instead, as for every other protocol.
+//!
 //! Flags: `--config FILE` (default: the `reverse_proxy.yaml` beside this file),
 //! `--listen ADDR`, `--spawn-upstreams`, `--threads N` (Tokio worker threads,
 //! default: one per core; `1` runs a single-threaded event loop), and the rollout
@@ -152,6 +156,8 @@ struct Args {
     protocols: std::collections::HashMap<String, routing_tower::client::UpstreamProtocol>,
     /// `--upstream-ca FILE`: the CA verifying TLS upstreams (h2, auto).
     upstream_ca: Option<PathBuf>,
+    /// `--client h1|hyper`: the client for plain HTTP/1.1 upstreams (`h1` default).
+    hyper_client: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -173,6 +179,7 @@ fn parse_args() -> anyhow::Result<Args> {
         tls_key: None,
         protocols: Default::default(),
         upstream_ca: None,
+        hyper_client: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -199,6 +206,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "--tls-cert" => args.tls_cert = Some(value()?.into()),
             "--tls-key" => args.tls_key = Some(value()?.into()),
             "--upstream-ca" => args.upstream_ca = Some(value()?.into()),
+            "--client" => {
+                args.hyper_client = match value()?.as_str() {
+                    "h1" => false,
+                    "hyper" => true,
+                    other => bail!("--client wants h1 or hyper, not `{other}`"),
+                }
+            }
             "--upstream" => {
                 let v = value()?;
                 let (name, proto) = v
@@ -214,7 +228,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     "reverse_proxy [--config FILE] [--listen ADDR] [--spawn-upstreams] [--threads N]\n              \
                      [--rollout PLAN.yaml] [--rollout-rule ROUTE/RULE] [--stable NAME] [--candidate NAME]\n              \
                      [--spawn-failing NAME] [--tls-cert FILE --tls-key FILE]\n              \
-                     [--upstream NAME=http1|h2c|h2|auto]... [--upstream-ca FILE]"
+                     [--upstream NAME=http1|h2c|h2|auto]... [--upstream-ca FILE] [--client h1|hyper]"
                 );
                 std::process::exit(0);
             }
@@ -287,28 +301,63 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         upstreams.push((b.name.clone(), builder.build(addr)));
     }
-    if upstreams.is_empty() {
+    // A backend with `endpoints` (a version with a pool of pods): one balancer
+    // picking the pod per request, connecting new pods on first use.
+    let pools: Vec<(String, routing_tower::endpoints::EndpointBalancer)> = config
+        .backends
+        .iter()
+        .filter(|b| !b.endpoints.is_empty())
+        .map(|b| {
+            let proto = args
+                .protocols
+                .get(&b.name)
+                .copied()
+                .or(b.protocol.map(Into::into))
+                .unwrap_or_default();
+            let balancer =
+                routing_tower::endpoints::EndpointBalancer::new(base.clone().protocol(proto));
+            (b.name.clone(), balancer)
+        })
+        .collect();
+    if upstreams.is_empty() && pools.is_empty() {
         bail!(
-            "{}: no backend has an `address` to forward to",
+            "{}: no backend has an `address` or `endpoints` to forward to",
             args.config.display()
         );
     }
     let mut backends = Backends::new();
+    let h1 = routing_tower::h1::H1Backend::builder();
     for (name, backend) in &upstreams {
         if args.spawn_upstreams {
             let failing = args.failing.contains(name);
             spawn_upstream(name.clone(), backend.addr(), failing).await?;
         }
+        // `http1` backends are plain TCP here (TLS is set for h2 and auto only).
+        let in_task = backend.protocol() == routing_tower::client::UpstreamProtocol::Http1
+            && !args.hyper_client;
         eprintln!(
-            "backend {name} -> {} ({:?})",
+            "backend {name} -> {} ({:?}, {} client)",
             backend.addr(),
-            backend.protocol()
+            backend.protocol(),
+            if in_task { "in-task h1" } else { "hyper-util" }
         );
-        backends.insert(name.as_str(), backend.clone());
+        if in_task {
+            backends.insert(name.as_str(), h1.build(backend.addr()));
+        } else {
+            backends.insert(name.as_str(), backend.clone());
+        }
     }
 
+    for (name, balancer) in &pools {
+        eprintln!("backend {name} -> endpoint pool");
+        backends.insert(name.as_str(), balancer.clone());
+    }
     let proxy = Routing::dispatch(router.clone(), backends);
-    let known: HashSet<String> = upstreams.iter().map(|(name, _)| name.clone()).collect();
+    let known: HashSet<String> = upstreams
+        .iter()
+        .map(|(name, _)| name.clone())
+        .chain(pools.iter().map(|(name, _)| name.clone()))
+        .collect();
     let rollout = match &args.rollout {
         Some(plan) => Some(start_rollout(&args, plan, &router, &known, &proxy.layer())?),
         None => None,

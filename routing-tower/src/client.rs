@@ -24,8 +24,11 @@
 //!   (`Connection: upgrade` with `Upgrade: websocket`) keeps those two headers: the
 //!   upstream's `101 Switching Protocols` is passed back, and once both sides have
 //!   switched the two connections are spliced, byte for byte, by a task of their
-//!   own (outside any request timeout). Other upgrades (`h2c`, …) are stripped, so a
-//!   client cannot smuggle a protocol switch past the routing rules.
+//!   own (outside any request timeout). For an `h2c`/`h2` upstream the handshake
+//!   is sent as an HTTP/2 extended CONNECT, and a client that came over HTTP/2 is
+//!   answered `200` ([`upgrade`](crate::upgrade), RFC 8441). Other upgrades (`h2c`,
+//!   …) are stripped, so a client cannot smuggle a protocol switch past the routing
+//!   rules.
 //! * Forwarding headers are the proxy's: `x-forwarded-for` keeps the last
 //!   [`trusted_hops`](HttpBackendBuilder::trusted_hops) entries the request came with
 //!   (none by default: a client cannot claim another source) and appends the peer's
@@ -419,10 +422,24 @@ impl HttpBackendBuilder {
     /// let proxy = routing_tower::Routing::dispatch(routing_core::Router::new(config).unwrap(), backends);
     /// # let _ = proxy;
     /// ```
+    ///
+    /// A backend with `endpoints` gets an
+    /// [`EndpointBalancer`](crate::endpoints::EndpointBalancer) over this builder
+    /// (its protocol set from the backend's `protocol`).
     pub fn backends_for_config(&self, config: &routing_core::Config) -> Backends {
         let mut backends = Backends::new();
         for (name, backend) in self.build_for_config(config) {
             backends.insert(name, backend);
+        }
+        for b in config.backends.iter().filter(|b| !b.endpoints.is_empty()) {
+            let mut builder = self.clone();
+            if let Some(p) = b.protocol {
+                builder = builder.protocol(p.into());
+            }
+            backends.insert(
+                b.name.as_str(),
+                crate::endpoints::EndpointBalancer::new(builder),
+            );
         }
         backends
     }
@@ -489,7 +506,7 @@ impl HttpBackend {
     }
 
     /// Rewrites `req` the way [`call`](tower::Service::call) does before sending it.
-    fn prepare(&self, req: &mut Request<Body>) {
+    pub(crate) fn prepare(&self, req: &mut Request<Body>) {
         let uri = req.uri().clone();
         if !req.headers().contains_key(header::HOST) {
             // The authority without any `user:password@`.
@@ -688,16 +705,23 @@ impl tower::Service<Request<Body>> for HttpBackend {
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         self.prepare(&mut req);
-        // A WebSocket upgrade: the client's side of the switch, for the splice.
-        let downstream = if crate::upgrade::is_websocket(req.headers()) {
-            req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>()
+        // A WebSocket upgrade: the client's side of the switch, for the splice, and
+        // the handshake in the upstream's protocol (`upgrade` module).
+        let (downstream, handshake) = if crate::upgrade::is_websocket(req.headers()) {
+            let up_h2 = matches!(self.protocol, UpstreamProtocol::H2c | UpstreamProtocol::H2);
+            let handshake = crate::upgrade::to_upstream(&mut req, up_h2);
+            (
+                req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>(),
+                handshake,
+            )
         } else {
-            None
+            (None, crate::upgrade::Handshake::default())
         };
         ResponseFuture {
             inner: self.client.request(req),
             addr: self.addr,
             downstream,
+            handshake,
         }
     }
 }
@@ -708,6 +732,7 @@ pub struct ResponseFuture {
     inner: hyper_util::client::legacy::ResponseFuture,
     addr: SocketAddr,
     downstream: Option<hyper::upgrade::OnUpgrade>,
+    handshake: crate::upgrade::Handshake,
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -727,9 +752,10 @@ impl Future for ResponseFuture {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(mut resp)) => {
                 remove_hop_by_hop(resp.headers_mut());
-                if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                if self.handshake.switched(&resp) {
                     if let Some(down) = self.downstream.take() {
                         crate::upgrade::splice(down, hyper::upgrade::on(&mut resp));
+                        self.handshake.to_downstream(&mut resp);
                     }
                 }
                 Poll::Ready(Ok(resp))

@@ -215,6 +215,79 @@ impl CookieKey {
         self
     }
 
+    /// A key ring from text, as kept in a file or a Kubernetes Secret shared by every
+    /// replica: one key per line, the current key (which issues) first, previous
+    /// keys (which still verify) after it; blank lines and `#` comments are skipped.
+    /// A key is 64 hex digits (32 bytes), or any other secret of at least 32
+    /// characters, already high-entropy ([`derive`](Self::derive)).
+    ///
+    /// # Errors
+    /// No key, or a line that is neither (the error names the line).
+    ///
+    /// ```
+    /// use routing_tower::CookieKey;
+    /// let old = "1111111111111111111111111111111111111111111111111111111111111111";
+    /// let new = "2222222222222222222222222222222222222222222222222222222222222222";
+    /// let before = CookieKey::from_ring_text(old).unwrap();
+    /// let after = CookieKey::from_ring_text(&format!("# rotated\n{new}\n{old}\n")).unwrap();
+    /// let cookie = before.issue("c", "r", "v1", 0);
+    /// assert!(!after.verify("c", "r", &cookie).unwrap().current_key, "old keys still verify");
+    /// assert_eq!(after.issue("c", "r", "v1", 0), CookieKey::from_bytes([0x22; 32]).issue("c", "r", "v1", 0));
+    /// assert!(CookieKey::from_ring_text("# nothing\n").is_err());
+    /// assert!(CookieKey::from_ring_text("short").unwrap_err().to_string().contains("line 1"));
+    /// ```
+    pub fn from_ring_text(text: &str) -> Result<Self, CookieKeyError> {
+        let mut ring: Vec<Material> = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = match hex32(line) {
+                Some(bytes) => Self::from_bytes(bytes),
+                None if line.len() >= 32 => Self::derive(line.as_bytes()),
+                None => {
+                    return Err(CookieKeyError(format!(
+                        "line {}: a key is 64 hex digits or a secret of at least 32 characters",
+                        n + 1
+                    )))
+                }
+            };
+            ring.extend(key.ring);
+        }
+        if ring.is_empty() {
+            return Err(CookieKeyError("the key ring holds no key".into()));
+        }
+        Ok(Self { ring })
+    }
+
+    /// [`from_ring_text`](Self::from_ring_text) of a file.
+    ///
+    /// # Errors
+    /// The file cannot be read, or its text is not a key ring.
+    ///
+    /// ```
+    /// let err = routing_tower::CookieKey::from_ring_file("/nonexistent/keys").unwrap_err();
+    /// assert!(err.to_string().contains("/nonexistent/keys"));
+    /// ```
+    pub fn from_ring_file(path: impl AsRef<std::path::Path>) -> Result<Self, CookieKeyError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CookieKeyError(format!("{}: {e}", path.display())))?;
+        Self::from_ring_text(&text)
+            .map_err(|e| CookieKeyError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Whether two rings hold the same keys in the same order.
+    fn same_as(&self, other: &CookieKey) -> bool {
+        self.ring.len() == other.ring.len()
+            && self
+                .ring
+                .iter()
+                .zip(&other.ring)
+                .all(|(a, b)| a.id == b.id && a.sip == b.sip)
+    }
+
     /// The cookie value naming `backend` for `route`, issued at `issued_at` (Unix
     /// seconds), made with the current key.
     ///
@@ -285,6 +358,62 @@ impl CookieKey {
             current_key: i == 0,
         })
     }
+}
+
+/// 64 hex digits as 32 bytes.
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Keeps a layer's cookie key ring in step with a file shared by every replica
+/// (a mounted Kubernetes Secret, a config-management file): reads it every
+/// `interval` and, when its keys changed, installs them
+/// ([`RoutingLayer::set_cookie_key`](crate::RoutingLayer::set_cookie_key)) — a
+/// rotation is writing the new key first and keeping the old one after it. A file
+/// that cannot be read or parsed leaves the live ring as it is (logged). The task
+/// runs until the returned handle is aborted.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let dir = std::env::temp_dir().join(format!("ring-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let file = dir.join("keys");
+/// std::fs::write(&file, "3333333333333333333333333333333333333333333333333333333333333333\n").unwrap();
+/// let layer = routing_tower::RoutingLayer::annotate(routing_core::Router::from_yaml("{}").unwrap());
+/// let task = routing_tower::cookie::watch_ring_file(layer, file, std::time::Duration::from_millis(50));
+/// task.abort();
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// # }
+/// ```
+pub fn watch_ring_file(
+    layer: crate::RoutingLayer,
+    path: impl Into<std::path::PathBuf>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let path = path.into();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match CookieKey::from_ring_file(&path) {
+                Ok(ring) if !ring.same_as(&layer.cookie_key()) => {
+                    tracing::info!(path = %path.display(), keys = ring.ring.len(), "cookie key ring reloaded");
+                    layer.set_cookie_key(ring);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%e, "cookie key ring not reloaded; the live one stays"),
+            }
+        }
+    })
 }
 
 /// The tag a cookie carries for `backend`.

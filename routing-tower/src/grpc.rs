@@ -7,8 +7,18 @@
 //!   status Envoy maps the code to ([`http_status`]: `UNAVAILABLE` is a 503,
 //!   `INTERNAL` a 500, …), and the retry conditions `cancelled`,
 //!   `deadline-exceeded`, `internal`, `resource-exhausted` and `unavailable` retry
-//!   it. A status in the trailers after messages were streamed reaches the client
-//!   untouched but is not classified (the response is already under way).
+//!   it.
+//! * **Status in trailers.** A response that streams messages carries its
+//!   `grpc-status` in the trailers. Its body is watched: when
+//!   the trailers arrive, the outcome is recorded then, with the same mapping, into
+//!   the backend's stats, its per-rule stats (which rollouts read) and the outlier
+//!   detector; the latency recorded is the one of the response head. A body that
+//!   ends without `grpc-status`, or in an error, counts as `UNKNOWN` (500) or as the
+//!   failure the error is (a stream cut by the request's deadline or the idle
+//!   timeout is a timeout); a body the client drops before its end is not recorded.
+//!   Such a status is *never retried*: the response head, and maybe messages, have
+//!   already been sent to the client, so there is nothing left to replace (Envoy's
+//!   router behaves the same once it has forwarded a response).
 //! * **`grpc-timeout`.** The request timeout is the smaller of the rule's and the
 //!   client's `grpc-timeout` ([`timeout`]).
 //! * **The layer's own answers** to a gRPC request (no route, no healthy backend,
@@ -35,6 +45,7 @@ use routing_core::RetryOn;
 
 use crate::body::{self, Body};
 use crate::error::RoutingError;
+use crate::outcome::Outcome;
 
 /// gRPC status codes (the subset the layer reads or writes by name; any other
 /// value is [`Other`](Code::Other)).
@@ -156,6 +167,85 @@ pub(crate) fn effective_status(res: &Response<Body>) -> StatusCode {
         }
     }
     res.status()
+}
+
+/// Whether `res` is a gRPC response whose status is still to come, in its trailers:
+/// a `grpc-status` in the head (trailers-only) is classified at once instead.
+pub(crate) fn awaits_trailers(res: &Response<Body>) -> bool {
+    is_grpc(res.headers())
+        && status(res.headers()).is_none()
+        && !http_body::Body::is_end_stream(res.body())
+}
+
+/// What a gRPC response body ended with, as an outcome for stats and outlier
+/// detection: trailers with a `grpc-status` count as [`http_status`] of it; no
+/// status (trailers without one, or an end without trailers) as `UNKNOWN`.
+fn outcome_of(trailers: Option<&HeaderMap>) -> Outcome {
+    let code = trailers.and_then(status).unwrap_or(Code::Unknown);
+    Outcome::Status(http_status(code))
+}
+
+/// Called once with the outcome a watched body ended with.
+pub(crate) type OnEnd = Box<dyn FnOnce(Outcome) + Send>;
+
+/// `body`, calling `on_end` once with its outcome when its trailers (or its end, or
+/// an error) arrive. Dropped before then, it calls nothing.
+pub(crate) fn watch_trailers(body: Body, on_end: OnEnd) -> Body {
+    body::boxed(Trailers {
+        inner: body,
+        on_end: Some(on_end),
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// A gRPC response body whose status is read from its trailers.
+    struct Trailers {
+        #[pin]
+        inner: Body,
+        on_end: Option<OnEnd>,
+    }
+}
+
+impl http_body::Body for Trailers {
+    type Data = bytes::Bytes;
+    type Error = body::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, body::BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        let outcome = match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                frame.trailers_ref().map(|t| outcome_of(Some(t)))
+            }
+            std::task::Poll::Ready(Some(Err(e))) => Some(Outcome::Failure(
+                if e.downcast_ref::<crate::deadline::BodyTimeout>().is_some() {
+                    // The request's deadline or the idle timeout cut the stream.
+                    crate::outcome::Failure::Timeout
+                } else {
+                    crate::outcome::classify(&**e)
+                },
+            )),
+            std::task::Poll::Ready(None) => Some(outcome_of(None)),
+            std::task::Poll::Pending => None,
+        };
+        if let Some(outcome) = outcome {
+            if let Some(f) = this.on_end.take() {
+                f(outcome);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Whether the retry condition `on` retries a trailers-only answer with `code`.

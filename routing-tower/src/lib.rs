@@ -46,13 +46,13 @@
 //! | Filters | request/response header set/add/remove, redirects, URL rewrites (host, full path, prefix) |
 //! | Mirroring | a percentage of requests copied to another backend in the background; the copy's response is dropped and never delays the client |
 //! | Timeouts | per request and per try, answered with 504 |
-//! | Retries | on 5xx, gateway errors, resets, connect failures or listed statuses; only replayable bodies (buffered up to a limit); a retry prefers another backend; a per-rule [retry budget](budget) bounds the extra load |
+//! | Retries | on 5xx, gateway errors, resets, connect failures or listed statuses; only replayable bodies (recorded as they stream, up to a limit); a retry prefers another backend; a per-rule [retry budget](budget) bounds the extra load |
 //! | Faults | delay and abort percentages, optionally only for requests matching headers |
 //! | Outlier detection | consecutive 5xx / gateway errors eject a backend for a time growing with repeat ejections, bounded by a max percent ([`outlier`]); ejections feed routing-core's health and end on their own |
 //! | Concurrency limits | per backend, with a bounded queue; overflow is answered 503 ([`limit`]) |
 //! | Stats | per backend: requests, status classes, failures, retries, latency histogram, ejections ([`RoutingLayer::stats`]) |
-//! | gRPC | trailers-only `grpc-status` counted for stats and outlier detection and retried on `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`; `grpc-timeout` honoured; the layer's own answers as gRPC statuses ([`grpc`]) |
-//! | Protocols | upstreams in HTTP/1.1, h2c or TLS (h2/http1.1 by ALPN, SNI, custom CA, mTLS: [`client`], [`tls`]); WebSocket upgrades spliced ([`upgrade`]); listeners with HTTP/1.1 + h2c or TLS ([`server`]) |
+//! | gRPC | trailers-only `grpc-status` counted for stats and outlier detection and retried on `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`; a `grpc-status` in the trailers after messages counted when it arrives (not retried); streaming RPCs on rules with retries stream while recorded; `grpc-timeout` honoured; the layer's own answers as gRPC statuses ([`grpc`]) |
+//! | Protocols | upstreams in HTTP/1.1, h2c or TLS (h2/http1.1 by ALPN, SNI, custom CA, mTLS: [`client`], [`tls`]); WebSocket upgrades over HTTP/1.1 and HTTP/2 extended CONNECT spliced, kept out of latency histograms and timeouts ([`upgrade`]); listeners with HTTP/1.1 + h2c or TLS ([`server`]) |
 //!
 //! Requests carry `tracing` spans with route, rule and backend names.
 //!
@@ -91,10 +91,12 @@ mod connect;
 pub mod cookie;
 pub mod deadline;
 mod decision;
+pub mod endpoints;
 pub mod error;
 mod fault;
 mod filters;
 pub mod grpc;
+pub mod h1;
 pub mod limit;
 pub mod metrics;
 mod mirror;

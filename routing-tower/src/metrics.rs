@@ -54,6 +54,7 @@
 //! | `routing_backend_ejections_total` | counter | | ejections so far |
 //! | `routing_backend_request_duration_seconds` | histogram | `le` | response latency |
 //! | `routing_rule_backend_requests_total`, `_responses_total`, `_in_flight`, `_request_duration_seconds` | as above | `route`, `rule`, `backend` (instead of `backend` alone) | a backend's share of one named rule that splits traffic: what a rollout of that rule is judged on |
+//! | `routing_upgrades_open`, `routing_upgrades_total` | gauge, counter | | upgraded (WebSocket) connections spliced now / since start, process-wide; their handshakes are counted in the response classes but never in the duration histograms |
 //! | `routing_rollout_candidate_percent` | gauge | `rollout` | candidate share set by a rollout |
 //! | `routing_rollout_state` | gauge | `rollout`, `state` | 1 for the current state, 0 for the others |
 //!
@@ -168,8 +169,78 @@ impl Collector for LayerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         encode_backends(&self.layer.stats(), &mut encoder)?;
         encode_routes(&self.layer.route_stats(), &mut encoder)?;
-        encode_rule_backends(&self.layer.stats_registry().rule_snapshot(), &mut encoder)
+        encode_rule_backends(&self.layer.stats_registry().rule_snapshot(), &mut encoder)?;
+        encode_upgrades(&mut encoder)?;
+        encode_table(&self.layer.router().load(), &mut encoder)
     }
+}
+
+/// The process-wide upgraded (WebSocket) connections ([`crate::upgrade`]): counted
+/// as connections, apart from the request families.
+fn encode_upgrades(encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    let family = encoder.encode_descriptor(
+        "routing_upgrades_open",
+        "Upgraded (WebSocket) connections being spliced now, process-wide.",
+        None,
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(crate::upgrade::open_upgrades()).encode(family)?;
+    let family = encoder.encode_descriptor(
+        "routing_upgrades",
+        "Upgraded (WebSocket) connections spliced since start, process-wide.",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(crate::upgrade::total_upgrades()).encode(family)
+}
+
+/// Convergence across replicas: the live table's generation, its fingerprint and
+/// those of its Maglev tables (`routing_config_generation`, `routing_table_info`,
+/// `routing_maglev_table_info`; fingerprints are hex labels, as 64-bit values do not
+/// fit a float sample). Replicas routing alike show one fingerprint:
+/// `count(count by (fingerprint) (routing_table_info)) == 1`.
+fn encode_table(
+    table: &routing_core::RouteTable,
+    encoder: &mut DescriptorEncoder<'_>,
+) -> fmt::Result {
+    let family = encoder.encode_descriptor(
+        "routing_config_generation",
+        "Generation of the live routing table (counts this replica's updates).",
+        None,
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(table.generation()).encode(family)?;
+    let fp = format!("{:016x}", table.fingerprint());
+    let maglev = format!("{:016x}", table.maglev_fingerprint());
+    let mut family = encoder.encode_descriptor(
+        "routing_table_info",
+        "Fingerprints of the live table (`fingerprint`: its configuration; `maglev`: all its Maglev tables); equal on replicas routing alike.",
+        None,
+        MetricType::Gauge,
+    )?;
+    let labels = [("fingerprint", fp.as_str()), ("maglev", maglev.as_str())];
+    ConstGauge::new(1u64).encode(family.encode_family(&labels)?)?;
+    let mut family = encoder.encode_descriptor(
+        "routing_maglev_table_info",
+        "Fingerprint of each Maglev table: a consistent-hash rule's (`kind=\"rule\"`, `table=\"route/index\"`) or a backend's endpoint pool (`kind=\"endpoints\"`, `table=\"backend\"`).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for m in table.maglev_fingerprints() {
+        let (kind, name) = match &m.scope {
+            routing_core::MaglevScope::Rule { route, rule } => ("rule", format!("{route}/{rule}")),
+            routing_core::MaglevScope::Endpoints { backend } => ("endpoints", backend.clone()),
+            _ => ("other", String::new()),
+        };
+        let fp = format!("{:016x}", m.fingerprint);
+        let labels = [
+            ("kind", kind),
+            ("table", name.as_str()),
+            ("fingerprint", fp.as_str()),
+        ];
+        ConstGauge::new(1u64).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// Fixed snapshots, for [`encode_snapshots`].

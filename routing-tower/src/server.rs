@@ -2,8 +2,9 @@
 //! prior knowledge or HTTP/1.1, told apart by the connection preface) or a TLS one
 //! ([`serve_tls`]: ALPN `h2` or `http/1.1`), with the limits a proxy in front of real
 //! traffic needs: a deadline for the request head, a cap on connections held at
-//! once, the peer's address on every request. HTTP/1.1 upgrades (WebSocket) are
-//! served: see [`upgrade`](crate::upgrade).
+//! once, the peer's address on every request. WebSocket upgrades are served, over
+//! HTTP/1.1 `Upgrade` and over HTTP/2 extended CONNECT (RFC 8441, enabled on every
+//! HTTP/2 connection): see [`upgrade`](crate::upgrade).
 //!
 //! [`serve`] is what the `reverse_proxy` example runs; use it to put a [`Routing`]
 //! service (or any tower service) on a socket without repeating the accept loop.
@@ -149,6 +150,7 @@ async fn serve_with<S, B>(
             };
             let per_request = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
+                crate::upgrade::normalize_extended_connect(&mut req);
                 if transport == Transport::Tls {
                     req.extensions_mut().insert(transport);
                 }
@@ -203,7 +205,11 @@ impl Conn {
                 h1.header_read_timeout(t);
             }
         }
-        builder.http2().timer(TokioTimer::new());
+        // RFC 8441: WebSocket over HTTP/2 (`upgrade` module).
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .enable_connect_protocol();
         let peer = self.peer;
         let result = match self.tls {
             None => {

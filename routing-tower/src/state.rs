@@ -27,7 +27,8 @@ pub(crate) struct Shared {
     pub(crate) backends: Backends,
     pub(crate) annotate: bool,
     pub(crate) fall_through: bool,
-    pub(crate) cookie_key: CookieKey,
+    /// The cookie key ring, replaceable while serving (`RoutingLayer::set_cookie_key`).
+    pub(crate) cookie_key: ArcSwap<CookieKey>,
     /// Oldest a stickiness cookie may be when its policy sets no TTL (`None`: no
     /// limit).
     pub(crate) cookie_max_age: Option<std::time::Duration>,
@@ -97,6 +98,9 @@ pub(crate) struct Slot {
     pub(crate) service: Option<BackendService>,
     pub(crate) stats: Arc<BackendStats>,
     pub(crate) limit: Option<(routing_core::ConnectionPool, Arc<ConcurrencyLimit>)>,
+    /// The backend has an endpoint pool: outlier detection ejects its endpoints
+    /// (`endpoints::EndpointBalancer`), not the whole version.
+    pub(crate) pooled: bool,
 }
 
 /// The default maximum age of a stickiness cookie without a TTL: one day.
@@ -138,7 +142,7 @@ impl Shared {
             backends,
             annotate,
             fall_through,
-            cookie_key,
+            cookie_key: ArcSwap::from_pointee(cookie_key),
             cookie_max_age: Some(DEFAULT_COOKIE_MAX_AGE),
             mirror_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MIRROR_CONCURRENCY)),
             mirror_timeout: DEFAULT_MIRROR_TIMEOUT,
@@ -243,6 +247,7 @@ impl Shared {
                     service: self.backends.get(&name).cloned(),
                     stats: self.stats.get_or_insert(&name),
                     limit,
+                    pooled: b.endpoints().is_some(),
                     name,
                 }
             })
@@ -309,6 +314,28 @@ impl Shared {
         if let Some(per_rule) = state.rule_stats.get(rule) {
             if let Some((_, s)) = per_rule.iter().find(|(id, _)| *id == backend) {
                 s.record(outcome, latency);
+            }
+        }
+        if state.outlier_enabled && !slot.pooled {
+            if let Some(ej) = self.outlier.record(&slot.name, outcome) {
+                tracing::debug!(backend = &*slot.name, ?ej, "ejected");
+            }
+        }
+    }
+
+    /// [`record`](Self::record) without a latency sample: for an upgraded
+    /// connection, whose handshake and life are not a response time.
+    pub(crate) fn record_upgrade(
+        &self,
+        state: &GenState,
+        (rule, backend): (usize, routing_core::BackendId),
+        slot: &Slot,
+        outcome: Outcome,
+    ) {
+        slot.stats.record_outcome(outcome);
+        if let Some(per_rule) = state.rule_stats.get(rule) {
+            if let Some((_, s)) = per_rule.iter().find(|(id, _)| *id == backend) {
+                s.record_outcome(outcome);
             }
         }
         if state.outlier_enabled {

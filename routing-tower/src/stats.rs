@@ -180,6 +180,30 @@ impl BackendStats {
         }
     }
 
+    /// Records how one try ended without a latency sample: for an upgraded
+    /// (WebSocket) connection, whose 101 handshake is not a response time.
+    ///
+    /// ```
+    /// use routing_tower::{outcome::Outcome, stats::BackendStats};
+    /// let stats = BackendStats::new();
+    /// stats.record_outcome(Outcome::Status(http::StatusCode::SWITCHING_PROTOCOLS));
+    /// let s = stats.snapshot();
+    /// assert_eq!((s.responses[0], s.latency_count()), (1, 0));
+    /// ```
+    pub fn record_outcome(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Status(status) => {
+                match status.as_u16() / 100 {
+                    c @ 1..=5 => self.responses[usize::from(c) - 1].fetch_add(1, Ordering::Relaxed),
+                    _ => self.responses_other.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+            Outcome::Failure(kind) => {
+                self.failures[kind.index()].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Adds one latency sample to the histogram without counting a response.
     ///
     /// ```

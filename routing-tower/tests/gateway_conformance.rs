@@ -23,9 +23,7 @@
 //!   `HTTPRouteInvalidParentRefSectionNameNotMatchingPort`,
 //!   `HTTPRouteRetryWithTimeouts`, `HTTPRouteRetryConnectionError` (no request table).
 //! * Needs a real cluster or protocol support outside this layer:
-//!   `HTTPRouteBackendProtocolH2C`, `HTTPRouteBackendProtocolWebSocket` (backend
-//!   protocol from the Service's `appProtocol`), `HTTPRouteServiceTypes` (Service types
-//!   and EndpointSlices), `HTTPRouteListenerPortMatching` and
+//!   `HTTPRouteServiceTypes` (Service types and EndpointSlices), `HTTPRouteListenerPortMatching` and
 //!   `HTTPRouteRedirectPortAndScheme` (several listener ports on one Gateway: the
 //!   layer serves one socket), `HTTPRouteRequestPercentageMirror` (a statistical
 //!   count over the cluster's logs).
@@ -34,7 +32,12 @@
 //! `every_ported_case_passes` prints the count per test; `HTTPRouteWeight` is
 //! `weights_split_as_upstream_expects`,
 //! `HTTPRouteRequestHeaderModifierBackendWeights` is
-//! `backend_filters_follow_the_weighted_pick`; the status-only
+//! `backend_filters_follow_the_weighted_pick`;
+//! `HTTPRouteBackendProtocolH2C` is `backend_protocol_h2c_reaches_an_h2c_only_upstream`
+//! and `HTTPRouteBackendProtocolWebSocket` is
+//! `backend_protocol_websocket_reaches_a_websocket_upstream` (the Service port's
+//! `appProtocol` picks the protocol, through the importer and the layer's
+//! [`HttpBackend`]); the status-only
 //! `HTTPRouteInvalidCrossNamespaceParentRef` and
 //! `HTTPRouteInvalidParentRefNotMatchingSectionName` are checked on the import
 //! (the route is left out) in `routes_upstream_refuses_are_left_out`.
@@ -54,6 +57,7 @@ use hyper::body::Incoming;
 use routing_core::import::{import, ImportOptions, Source};
 use routing_core::Router;
 use routing_testkit::http::{client, send, serve, Server};
+use routing_tower::client::UpstreamProtocol;
 use routing_tower::{Backends, HttpBackend, NotFound, RoutingLayer};
 use tower::Layer;
 
@@ -1605,4 +1609,193 @@ fn routes_upstream_refuses_are_left_out() {
             .collect();
         assert_eq!(left, [(route, "spec.parentRefs")], "{manifest}");
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Backend protocols from the Service port's appProtocol.
+// ---------------------------------------------------------------------------------
+
+/// Imports base + `manifest` and returns the one backend's name and the protocol the
+/// importer gave it.
+fn imported_backend(manifest: &str) -> (routing_core::Config, String, UpstreamProtocol) {
+    let imported = import(
+        &[
+            Source::new("base.yaml", &read("base.yaml")),
+            Source::new(manifest, &read(manifest)),
+        ],
+        &ImportOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{manifest}: {e}"));
+    let config = imported.config;
+    assert_eq!(config.backends.len(), 1, "{manifest}: one backendRef");
+    let b = &config.backends[0];
+    let protocol = b.protocol.map(UpstreamProtocol::from).unwrap_or_default();
+    let name = b.name.clone();
+    (config, name, protocol)
+}
+
+/// The layer with backend `name` at `addr` in `protocol`, served by
+/// [`routing_tower::server::serve`] (HTTP/1.1 + h2c, upgrades) on 127.0.0.1.
+async fn protocol_proxy(
+    config: routing_core::Config,
+    name: &str,
+    addr: std::net::SocketAddr,
+    protocol: UpstreamProtocol,
+) -> std::net::SocketAddr {
+    let backend = HttpBackend::builder().protocol(protocol).build(addr);
+    let layer = RoutingLayer::builder(Router::new(config).unwrap())
+        .backends(Backends::new().with(name, backend))
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let px = listener.local_addr().unwrap();
+    tokio::spawn(routing_tower::server::serve(
+        listener,
+        layer.layer(NotFound),
+        routing_tower::server::ServerLimits::default(),
+        std::future::pending(),
+    ));
+    px
+}
+
+/// One HTTP/2 prior-knowledge GET to `addr`; the status and `x-backend`.
+async fn h2c_get(addr: std::net::SocketAddr) -> (StatusCode, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("http://{addr}/"))
+        .version(http::Version::HTTP_2)
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    let backend = res
+        .headers()
+        .get("x-backend")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (res.status(), backend)
+}
+
+/// `HTTPRouteBackendProtocolH2C`: the route's backendRef is `infra-backend-v1`
+/// port 8081, whose ServicePort has `appProtocol: kubernetes.io/h2c`. The upstream
+/// test sends an HTTP/2 prior-knowledge request for `/` and expects a 200 from
+/// `infra-backend-v1` (the h2c upgrade mechanism is deliberately not tested, as
+/// upstream). The upstream here speaks h2c only: HTTP/1.1 to it fails.
+#[tokio::test]
+async fn backend_protocol_h2c_reaches_an_h2c_only_upstream() {
+    let manifest = "httproute-backend-protocol-h2c.yaml";
+    let (config, name, protocol) = imported_backend(manifest);
+    assert_eq!(
+        protocol,
+        UpstreamProtocol::H2c,
+        "appProtocol kubernetes.io/h2c"
+    );
+    // An upstream that accepts HTTP/2 with prior knowledge and nothing else.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        // Bounded by the test: aborted at its end.
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let mut res = Response::new(Full::new(Bytes::from_static(b"h2c")));
+                res.headers_mut()
+                    .insert("x-backend", "infra-backend-v1".parse().unwrap());
+                if req.version() != http::Version::HTTP_2 {
+                    *res.status_mut() = StatusCode::HTTP_VERSION_NOT_SUPPORTED;
+                }
+                Ok::<_, Infallible>(res)
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc),
+            );
+        }
+    });
+    let px = protocol_proxy(config.clone(), &name, up, protocol).await;
+    for _ in 0..3 {
+        assert_eq!(
+            h2c_get(px).await,
+            (StatusCode::OK, "infra-backend-v1".to_owned()),
+            "{manifest}: http2 prior knowledge request should reach backend"
+        );
+    }
+    // The control: the same upstream spoken to in HTTP/1.1 (no appProtocol) fails.
+    let wrong = protocol_proxy(config, &name, up, UpstreamProtocol::Http1).await;
+    let (status, _) = h2c_get(wrong).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "HTTP/1.1 to an h2c-only upstream"
+    );
+    server.abort();
+}
+
+/// `HTTPRouteBackendProtocolWebSocket`: the backendRef is `infra-backend-v1` port
+/// 8082, `appProtocol: kubernetes.io/ws`. The upstream test dials `ws://<gw>/ws`
+/// with an `Origin`, sends the text frame `Websocket Support!` and the binary frame
+/// 1..=7, and expects each echoed unchanged.
+#[tokio::test]
+async fn backend_protocol_websocket_reaches_a_websocket_upstream() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let manifest = "httproute-backend-protocol-websocket.yaml";
+    let (config, name, protocol) = imported_backend(manifest);
+    assert_eq!(
+        protocol,
+        UpstreamProtocol::Http1,
+        "appProtocol kubernetes.io/ws"
+    );
+    // A WebSocket echo server (the upstream echo-basic image echoes frames as is).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let px = protocol_proxy(config, &name, up, protocol).await;
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{px}/ws"),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "origin",
+        "ws://gateway/backend_protocol_websocket".parse().unwrap(),
+    );
+    let tcp = tokio::net::TcpStream::connect(px).await.unwrap();
+    let (mut ws, res) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for msg in [
+        Message::text("Websocket Support!"),
+        Message::binary(vec![1u8, 2, 3, 4, 5, 6, 7]),
+    ] {
+        ws.send(msg.clone()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a reply in time")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, msg, "{manifest}: echoed unchanged");
+    }
+    ws.close(None).await.unwrap();
+    server.abort();
 }

@@ -33,6 +33,7 @@ mod build_ebpf;
 mod demo;
 #[cfg(feature = "ebpf")]
 mod demo_ecmp;
+mod demo_fleet;
 mod demo_l4;
 mod demo_rollout;
 mod fuzz;
@@ -115,6 +116,8 @@ enum Task {
     /// `__demo-l4`: the L4 part of the demo alone (hidden: `demo` runs it, in a
     /// build with the `ebpf` feature).
     DemoL4,
+    /// `__demo-fleet`: the demo's fleet part alone (issue 16).
+    DemoFleet,
     /// `__l4-serve NAME ADDR`, `__l4-client`: hidden helpers that the L4 demo and
     /// `bench-l4` start inside network namespaces.
     Worker(l4::WorkerTask),
@@ -192,6 +195,7 @@ fn parse(args: &[String]) -> Result<Task, UsageError> {
         },
         "__l4-client" => no_args("__l4-client", rest, Task::Worker(l4::WorkerTask::Client)),
         "__demo-l4" => no_args("__demo-l4", rest, Task::DemoL4),
+        "__demo-fleet" => no_args("__demo-fleet", rest, Task::DemoFleet),
         "help" | "--help" | "-h" => Ok(Task::Help),
         t if PLANNED.contains(&t) => Err(UsageError::Planned(t.to_owned())),
         t => Err(UsageError::Unknown(t.to_owned())),
@@ -407,8 +411,10 @@ fn main() -> ExitCode {
     let result = match task {
         Task::Demo { seed } => setup::run()
             .and_then(|()| demo::run(seed))
+            .and_then(|()| demo_fleet::run())
             .and_then(|()| demo_l4::run_from_demo(&["__demo-l4".to_owned()])),
         Task::DemoL4 => with_ebpf(&args, demo_l4::run),
+        Task::DemoFleet => demo_fleet::run(),
         Task::Test { cargo_args } => setup::run().and_then(|()| testing::run(&cargo_args)),
         Task::Setup => setup::run(),
         Task::BuildEbpf => build_ebpf::run().map(drop),

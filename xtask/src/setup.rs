@@ -39,6 +39,15 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("netsniff-ng", "trafgen"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
+    // The fleet tests and `cargo xtask demo`'s fleet part (issue 16): a real
+    // Prometheus scraping the replicas.
+    ("prometheus", "prometheus"),
+    // routing-etcd: etcd-client compiles etcd's .proto files with protoc, and its
+    // tests start a real etcd.
+    ("protobuf-compiler", "protoc"),
+    ("etcd-server", "etcd"),
+    // routing-ebpf/tests/bgp.rs runs the VIP announcement of examples/bgp/.
+    ("bird2", "bird"),
 ];
 /// Set (to `1`) for tasks started after a successful setup, which then skip it.
 pub(crate) const DONE_ENV: &str = "XTASK_SETUP_DONE";

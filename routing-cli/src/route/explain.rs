@@ -104,6 +104,46 @@ pub(super) fn split_of(table: &RouteTable, rule: &Rule) -> Vec<(String, u32, f64
         .collect()
 }
 
+/// The endpoint pools of a forwarding rule's backends (second level of selection):
+/// per backend with `endpoints`, each endpoint and, when the request carries the
+/// rule's hash key, the endpoint that key picks (no load, nothing ejected).
+fn pools_of(table: &RouteTable, rule: &Rule, key: Option<u64>) -> Vec<serde_json::Value> {
+    let Some(f) = rule.forward() else {
+        return Vec::new();
+    };
+    let mut rng = StdRng::seed_from_u64(0);
+    f.backends()
+        .iter()
+        .filter_map(|wb| {
+            let b = table.backend(wb.id());
+            let pool = b.endpoints()?;
+            let eps: Vec<_> = pool
+                .endpoints()
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    json!({
+                        "address": e.address().to_string(),
+                        "state": format!("{:?}", e.state()).to_lowercase(),
+                        "weight": e.weight(),
+                        "zone": e.zone(),
+                        "takes_new": pool.takes_new(i),
+                    })
+                })
+                .collect();
+            let picked = key
+                .and_then(|k| pool.pick(&mut rng, Some(k), |_| 0, |_| true))
+                .map(|i| pool.endpoints()[i].address().to_string());
+            let how = if rule.hash_on().is_some() {
+                "maglev on the rule's hash key"
+            } else {
+                "least request (power of two choices)"
+            };
+            Some(json!({"backend": b.name(), "by": how, "endpoints": eps, "key_picks": picked}))
+        })
+        .collect()
+}
+
 fn sticky_text(rule: &Rule) -> Option<String> {
     if let Some(SessionPersistence::Cookie(c)) = &rule.policy().session_persistence {
         return Some(format!(
@@ -160,6 +200,7 @@ pub(super) fn explain(
         _ => None,
     };
     let sticky = sticky_text(rule);
+    let pools = pools_of(table, rule, key);
     let lost: Vec<(String, String, &'static str)> = cands[1..]
         .iter()
         .map(|c| {
@@ -187,6 +228,7 @@ pub(super) fn explain(
             "sticky": sticky,
             "sticky_key_hash": key.map(|k| format!("{k:016x}")),
             "sticky_backend": keyed_backend,
+            "endpoints": pools,
             "lost": lost.iter().map(|(r, w, why)| json!({"rule": r, "summary": w, "lost_on": why})).collect::<Vec<_>>(),
         }));
     }
@@ -216,6 +258,34 @@ pub(super) fn explain(
         );
         for (b, w, sh) in &split {
             let _ = writeln!(s, "         {b:<width$}  {w:>7}  {:>6.2}%", sh * 100.0);
+        }
+    }
+    for p in &pools {
+        let eps = p["endpoints"].as_array().map_or(&[][..], Vec::as_slice);
+        let _ = writeln!(
+            s,
+            "pool     {}: {} endpoint{}, by {}{}",
+            p["backend"].as_str().unwrap_or(""),
+            eps.len(),
+            plural(eps.len()),
+            p["by"].as_str().unwrap_or(""),
+            p["key_picks"]
+                .as_str()
+                .map(|a| format!("; this request's key picks {a}"))
+                .unwrap_or_default()
+        );
+        for e in eps {
+            let _ = writeln!(
+                s,
+                "         {} {} weight {}{}",
+                e["address"].as_str().unwrap_or(""),
+                e["state"].as_str().unwrap_or(""),
+                e["weight"],
+                e["zone"]
+                    .as_str()
+                    .map(|z| format!(" zone {z}"))
+                    .unwrap_or_default()
+            );
         }
     }
     for (label, text) in &effect.lines {

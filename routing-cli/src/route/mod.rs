@@ -333,6 +333,7 @@ fn unreachable(imported: &Imported) -> Vec<import::ImportWarning> {
                     cfg.routes[s.route].name,
                     by.join(", ")
                 ),
+                reason: None,
             }
         })
         .collect()

@@ -37,7 +37,7 @@ const MAX_TOTAL_REGEX_BYTES: usize = 2 << 20;
 /// Default panic threshold, percent (Envoy's default).
 const DEFAULT_PANIC_THRESHOLD: f64 = 50.0;
 
-/// A Maglev table's identity: (backend name, weight) pairs and the seed.
+/// What a Maglev table is a function of: its (backend, weight) entries and the seed.
 type MaglevKey = (Vec<(Arc<str>, u32)>, u64);
 
 struct Builder<'h> {
@@ -305,6 +305,7 @@ impl Builder<'_> {
                     max_pending_requests: cp.max_pending_requests.unwrap_or(0),
                 })
             });
+            let endpoints = self.endpoint_pool(i, bc);
             let name: Arc<str> = bc.name.as_str().into();
             self.backend_ids
                 .insert(Arc::clone(&name), BackendId(self.backends.len() as u32));
@@ -314,8 +315,56 @@ impl Builder<'_> {
                 address: bc.address,
                 connection_pool,
                 protocol: bc.protocol,
+                endpoints,
             });
         }
+    }
+
+    /// Validates `backends[i].endpoints` and builds the pool (none when empty).
+    fn endpoint_pool(&mut self, i: usize, bc: &BackendConfig) -> Option<Arc<crate::EndpointPool>> {
+        if bc.endpoints.is_empty() {
+            return None;
+        }
+        let before = self.errs.len();
+        if bc.address.is_some() {
+            self.errs.push(
+                format!("backends[{i}].endpoints"),
+                K::Conflict {
+                    reason: "a backend has either an `address` or `endpoints`, not both",
+                },
+            );
+        }
+        if bc.endpoints.len() > crate::MAX_ENDPOINTS {
+            self.errs.push(
+                format!("backends[{i}].endpoints"),
+                K::OutOfRange {
+                    value: bc.endpoints.len().to_string(),
+                    allowed: "at most 600 endpoints per backend",
+                },
+            );
+        }
+        let mut seen: HashMap<std::net::SocketAddr, usize> = HashMap::new();
+        for (j, e) in bc.endpoints.iter().enumerate() {
+            if let Some(first) = seen.insert(e.address, j) {
+                self.errs.push(
+                    format!("backends[{i}].endpoints[{j}].address"),
+                    K::DuplicateName {
+                        name: e.address.to_string(),
+                        first: format!("backends[{i}].endpoints[{first}].address"),
+                    },
+                );
+            }
+            if let Some(w) = e.weight.filter(|w| *w > crate::MAX_WEIGHT) {
+                self.errs.push(
+                    format!("backends[{i}].endpoints[{j}].weight"),
+                    K::WeightOutOfRange {
+                        weight: u64::from(w),
+                        max: crate::MAX_WEIGHT,
+                    },
+                );
+            }
+        }
+        (self.errs.len() == before).then(|| Arc::new(crate::EndpointPool::new(&bc.endpoints)))
     }
 
     /// Records `name` at `path`; reports empty and repeated names. True when new.

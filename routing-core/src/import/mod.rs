@@ -181,6 +181,11 @@ pub struct ImportWarning {
     pub at: Location,
     /// What, and what the import did instead.
     pub message: String,
+    /// The source system's own reason for the condition, where it names one (the
+    /// Gateway API's `BackendNotFound`, `InvalidKind` and `RefNotPermitted` for an
+    /// invalid backendRef), for a controller that reports it in the object's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 impl fmt::Display for ImportWarning {
@@ -823,6 +828,21 @@ impl<'o> Out<'o> {
         self.warnings.push(ImportWarning {
             at,
             message: message.into(),
+            reason: None,
+        });
+    }
+
+    /// Records a warning with the source system's reason for it.
+    pub(crate) fn warn_reason(
+        &mut self,
+        at: Location,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) {
+        self.warnings.push(ImportWarning {
+            at,
+            message: message.into(),
+            reason: Some(reason),
         });
     }
 
@@ -866,6 +886,7 @@ impl<'o> Out<'o> {
                 address: None,
                 connection_pool: None,
                 protocol: None,
+                endpoints: Vec::new(),
             });
         }
         name
@@ -911,6 +932,7 @@ impl<'o> Out<'o> {
                     address,
                     connection_pool: None,
                     protocol: None,
+                    endpoints: Vec::new(),
                 });
             }
         }

@@ -101,6 +101,13 @@ pub fn is_prime(n: u64) -> bool {
 }
 
 impl MaglevTable {
+    /// A table with no slot (every lookup answers `None`).
+    pub(crate) fn empty() -> Self {
+        Self {
+            slots: Box::new([]),
+        }
+    }
+
     /// Builds the table for `(name, weight)` pairs. Names identify backends (they must be
     /// unique); zero-weight backends get no slot. With no positive weight the table is
     /// empty and every lookup answers `None`.

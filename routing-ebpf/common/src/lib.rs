@@ -18,15 +18,13 @@
 //! put it into maps.
 //!
 //! ```
-//! use routing_ebpf_common::Flow4Key;
-//! let key = Flow4Key {
-//!     src: u32::from_ne_bytes([198, 51, 100, 2]),
-//!     dst: u32::from_ne_bytes([192, 0, 2, 1]),
-//!     sport: u16::from_ne_bytes(40000u16.to_be_bytes()),
-//!     dport: u16::from_ne_bytes(80u16.to_be_bytes()),
-//!     tid: 1,
-//! };
-//! assert_eq!(core::mem::size_of_val(&key), 16);
+//! use routing_ebpf_common::{flow_way, way_target, FlowSet, WAYS};
+//! // A flow-cache way: the flow hash's tag and target id 7 in one word.
+//! let hash = 0x0123_4567_89ab_cdef_u64;
+//! let way = flow_way(hash, 7);
+//! assert_eq!(way_target(way, hash), Some(7));
+//! assert_eq!(way_target(way, hash ^ (1 << 40)), None, "another flow's tag");
+//! assert_eq!(core::mem::size_of::<FlowSet>(), 8 * WAYS);
 //! ```
 #![no_std]
 
@@ -180,77 +178,79 @@ pub struct NextHop {
     pub _pad: u32,
 }
 
-/// An IPv4 TCP flow as seen on the wire (client → VIP). Key of `FLOWS4`.
-#[repr(C, align(8))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Flow4Key {
-    /// Source address word.
-    pub src: u32,
-    /// Destination address word.
-    pub dst: u32,
-    /// Source port.
-    pub sport: u16,
-    /// Destination port.
-    pub dport: u16,
-    /// `(target id + 1) ^ flow hash` (0 = an empty way of a flow-cache set).
-    pub tid: u32,
-}
+/// Ways per set of the flow caches (`FLOW_CACHE4`, `FLOW_CACHE6`): eight 8-byte
+/// ways, one 64-byte cache line per set.
+pub const WAYS: usize = 8;
 
-/// An IPv6 TCP flow (client → VIP). A way of a `FLOW_CACHE6` set.
-#[repr(C, align(8))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Flow6Key {
-    /// Source address words.
-    pub src: [u32; 4],
-    /// Destination address words.
-    pub dst: [u32; 4],
-    /// Source port.
-    pub sport: u16,
-    /// Destination port.
-    pub dport: u16,
-    /// `(target id + 1) ^ flow hash` (0 = an empty way of a flow-cache set).
-    pub tid: u32,
-}
+/// Bits of a flow-cache way holding `target id + 1` (the low bits); the other
+/// 40 bits are the flow hash's tag.
+pub const WAY_ID_BITS: u32 = 24;
+/// Mask of the target-id bits of a way.
+pub const WAY_ID_MASK: u64 = (1 << WAY_ID_BITS) - 1;
+/// Most target ids a flow-cache way can name (ids `0 .. MAX_FLOW_TARGETS`).
+pub const MAX_FLOW_TARGETS: u32 = (1 << WAY_ID_BITS) - 1;
 
-/// Ways per set of the flow caches (`FLOW_CACHE4`, `FLOW_CACHE6`).
-pub const WAYS: usize = 4;
-
-/// The set a flow key belongs to in a flow cache of `mask + 1` sets (a 32-bit
-/// finaliser over the key's words). The program and the loader's tests call it.
+/// A flow-cache way for a flow of 64-bit hash `hash` steered to target `id`
+/// (`id < MAX_FLOW_TARGETS`): the hash's bits above [`WAY_ID_BITS`] as a tag, and
+/// `id + 1` below (so 0 is an empty way). One aligned word: a CPU writing it
+/// never leaves a half-written way for another to read.
 ///
 /// ```
-/// use routing_ebpf_common::flow_set;
-/// assert!(flow_set(1, 2, 3, 1023) < 1024);
+/// use routing_ebpf_common::{flow_way, WAY_ID_MASK};
+/// assert_eq!(flow_way(u64::MAX, 0), !WAY_ID_MASK | 1);
 /// ```
 #[inline(always)]
 #[must_use]
-pub const fn flow_set(src: u32, dst: u32, ports: u32, mask: u32) -> u32 {
-    let mut h = src ^ dst.rotate_left(11) ^ ports.rotate_left(22);
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x7feb_352d);
-    h ^= h >> 15;
-    h = h.wrapping_mul(0x846c_a68b);
-    h ^= h >> 16;
-    h & mask
+pub const fn flow_way(hash: u64, id: u32) -> u64 {
+    (hash & !WAY_ID_MASK) | (id as u64 + 1)
 }
 
-/// One set of the IPv4 flow cache: up to [`WAYS`] flows with their targets, the
-/// newest first (a new flow shifts the others down and the oldest falls out).
-/// Value of the `FLOW_CACHE4` array (shared by all CPUs). 64 bytes: one cache
-/// line.
-#[repr(C, align(8))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct FlowSet4 {
-    /// The ways.
-    pub ways: [Flow4Key; WAYS],
+/// The target id a way names if its tag is the one of `hash`; `None` for an empty
+/// way or another flow's.
+///
+/// ```
+/// use routing_ebpf_common::{flow_way, way_target};
+/// assert_eq!(way_target(0, 0), None, "an empty way");
+/// assert_eq!(way_target(flow_way(5 << 30, 3), 5 << 30), Some(3));
+/// ```
+#[inline(always)]
+#[must_use]
+pub const fn way_target(way: u64, hash: u64) -> Option<u32> {
+    // The id bits of `hash` cleared: a way of this tag leaves exactly `id + 1`.
+    let x = way ^ (hash & !WAY_ID_MASK);
+    if x.wrapping_sub(1) < WAY_ID_MASK {
+        Some((x - 1) as u32)
+    } else {
+        None
+    }
 }
 
-/// One set of the IPv6 flow cache (`FLOW_CACHE6`), as [`FlowSet4`].
-#[repr(C, align(8))]
+/// The set a flow of 64-bit hash `hash` belongs to in a flow cache of `mask + 1`
+/// sets (a power of two): the hash's low bits, below the tag's. The program and
+/// the loader's tests call it.
+///
+/// ```
+/// use routing_ebpf_common::flow_set;
+/// assert_eq!(flow_set(0x1234_5678, 1023), 0x278);
+/// ```
+#[inline(always)]
+#[must_use]
+pub const fn flow_set(hash: u64, mask: u32) -> u32 {
+    hash as u32 & mask
+}
+
+/// One set of a flow cache (`FLOW_CACHE4` for IPv4, `FLOW_CACHE6` for IPv6): up
+/// to [`WAYS`] flows as [`flow_way`] words, the newest first (a new flow shifts
+/// the others down and the oldest falls out). The key itself is not stored: a way
+/// matches the flow whose 64-bit flow hash has the way's 40-bit tag (sets are
+/// picked by the hash's low 24 bits or fewer, so the tag is independent of the
+/// set; another flow of the set matches by chance with probability 2⁻⁴⁰ a way).
+/// Value of a plain ARRAY shared by all CPUs; 64 bytes, one cache line.
+#[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct FlowSet6 {
-    /// The ways.
-    pub ways: [Flow6Key; WAYS],
+pub struct FlowSet {
+    /// The ways (0 = empty).
+    pub ways: [u64; WAYS],
 }
 
 /// Per-CPU new-connection rate state. Value of the `NEW_FLOW_RATE` per-CPU array.
@@ -373,11 +373,8 @@ mod pod {
     unsafe impl aya::Pod for VipState {}
     unsafe impl aya::Pod for Target {}
     unsafe impl aya::Pod for NextHop {}
-    unsafe impl aya::Pod for Flow4Key {}
-    unsafe impl aya::Pod for Flow6Key {}
     unsafe impl aya::Pod for RateState {}
-    unsafe impl aya::Pod for FlowSet4 {}
-    unsafe impl aya::Pod for FlowSet6 {}
+    unsafe impl aya::Pod for FlowSet {}
     unsafe impl aya::Pod for TargetCounters {}
     unsafe impl aya::Pod for VipCounters {}
 }
@@ -393,13 +390,28 @@ mod tests {
         assert_eq!(core::mem::size_of::<VipState>(), 24);
         assert_eq!(core::mem::size_of::<Target>(), 24);
         assert_eq!(core::mem::size_of::<NextHop>(), 24);
-        assert_eq!(core::mem::size_of::<Flow4Key>(), 16);
-        assert_eq!(core::mem::size_of::<Flow6Key>(), 40);
         assert_eq!(core::mem::size_of::<RateState>(), 16);
-        assert_eq!(core::mem::size_of::<FlowSet4>(), 64);
-        assert_eq!(core::mem::size_of::<FlowSet6>(), 160);
+        assert_eq!(core::mem::size_of::<FlowSet>(), 64);
         assert_eq!(core::mem::size_of::<TargetCounters>(), 24);
         assert_eq!(core::mem::size_of::<VipCounters>(), 40);
+    }
+
+    #[test]
+    fn a_way_names_its_target_for_its_own_tag_only() {
+        let h = 0xdead_beef_0123_4567_u64;
+        for id in [0, 1, 1023, MAX_FLOW_TARGETS - 1] {
+            let w = flow_way(h, id);
+            assert_ne!(w, 0, "a stored way is never empty");
+            assert_eq!(way_target(w, h), Some(id));
+            // The set bits (below the tag) do not matter, every tag bit does.
+            assert_eq!(way_target(w, h ^ 0xff_ffff), Some(id));
+            for bit in WAY_ID_BITS..64 {
+                assert_eq!(way_target(w, h ^ (1 << bit)), None, "tag bit {bit}");
+            }
+        }
+        assert_eq!(way_target(0, h), None);
+        assert_eq!(way_target(0, h & WAY_ID_MASK), None, "empty way, zero tag");
+        assert_eq!(flow_set(h, 0xfff), 0x567);
     }
 
     #[test]

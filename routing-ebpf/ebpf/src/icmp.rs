@@ -16,8 +16,8 @@ use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use routing_ebpf_common::{csum_add_word, csum_fold, global, FAMILY_V4, FAMILY_V6, PROTO_TCP};
 
 use crate::{
-    find_vip, lookup_flow, maglev_pick, pass, ptr_at, rd16, rd32, resolve, send, vip_stats, wr16,
-    wr32, Pkt, NEXT_HOPS, TARGETS,
+    find_vip, flow_hash, lookup_flow, maglev_pick, pass, ptr_at, rd16, rd32, resolve, send,
+    vip_stats, wr16, wr32, Pkt, NEXT_HOPS, TARGETS,
 };
 
 /// The target id of the flow `p` (client → VIP) of VIP `index`: its flow-cache
@@ -25,12 +25,13 @@ use crate::{
 #[inline(always)]
 fn flow_target<const N: usize>(p: &Pkt, vip: &routing_ebpf_common::VipEntry) -> Option<u32> {
     let family = if N == 4 { FAMILY_V4 } else { FAMILY_V6 };
-    if let Some(t) = lookup_flow::<N>(&p.src, p) {
+    let h = flow_hash::<N>(&p.src, p);
+    if let Some(t) = lookup_flow::<N>(h) {
         if matches!(TARGETS.get(t), Some(tt) if tt.vip == vip.index && tt.family == family) {
             return Some(t);
         }
     }
-    maglev_pick::<N>(&p.src, p, vip)
+    maglev_pick::<N>(h, &p.src, vip)
 }
 
 /// ICMPv4 "fragmentation needed" (type 3, code 4) about a segment VIP:port →

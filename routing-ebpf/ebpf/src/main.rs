@@ -30,9 +30,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use routing_ebpf_common::{
-    addr_slot, csum_add_word, csum_fold, flow_set, global, Flow4Key, Flow6Key, FlowSet4, FlowSet6,
-    NextHop, RateState, ReplyEntry, Target, TargetCounters, VipCounters, VipEntry, VipState,
-    FAMILY_V4, FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_DSR_IPIP, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
+    addr_slot, csum_add_word, csum_fold, flow_set, flow_way, global, way_target, FlowSet, NextHop,
+    RateState, ReplyEntry, Target, TargetCounters, VipCounters, VipEntry, VipState, FAMILY_V4,
+    FAMILY_V6, PROBES, PROTO_TCP, REPLY_SLOTS, VIP_DSR_IPIP, VIP_HASH_SOURCE_IP, VIP_SLOTS, WAYS,
 };
 // The flow hash and the Maglev reduction: the same functions routing-core runs.
 use routing_hash::{flow_hash_words, reduce, source_hash_words};
@@ -59,17 +59,20 @@ static MAGLEV: Array<u32> = Array::with_max_entries(1, 0);
 static TARGETS: Array<Target> = Array::with_max_entries(1024, 0);
 #[map]
 static NEXT_HOPS: Array<NextHop> = Array::with_max_entries(1024, 0);
-/// Client → VIP flows → target id: a set-associative cache (`WAYS` ways, a new
-/// flow overwrites the oldest way) in a plain ARRAY shared by all CPUs (one memory
-/// access per lookup; a flow's packets may arrive on any CPU — veth, generic XDP,
-/// no RSS — and still find their entry). Each way stores its target as
-/// `(id + 1) ^ hash(key)`: a way torn by two CPUs writing one set at once decodes
-/// to an id that fails the target check, i.e. a miss. The Maglev table is the
-/// source of truth: a flow missing here (evicted) is picked from it again.
+/// Client → VIP flows → target id: a set-associative cache (`WAYS` 8-byte ways
+/// per 64-byte set, a new flow overwrites the oldest way) in a plain ARRAY shared
+/// by all CPUs (one cache line per lookup; a flow's packets may arrive on any CPU —
+/// veth, generic XDP, no RSS — and still find their entry). A way is one word,
+/// the flow hash's tag and `target id + 1` (`flow_way`): written whole, never
+/// torn. `BPF_F_MMAPABLE` only for its layout: the kernel then page-aligns the
+/// values, so each set is exactly one cache line. The Maglev table is the source
+/// of truth: a flow missing here (evicted) is picked from it again.
+/// `BPF_F_MMAPABLE` of `linux/bpf.h`.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
 #[map]
-static FLOW_CACHE4: Array<FlowSet4> = Array::with_max_entries(1, 0);
+static FLOW_CACHE4: Array<FlowSet> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
-static FLOW_CACHE6: Array<FlowSet6> = Array::with_max_entries(1, 0);
+static FLOW_CACHE6: Array<FlowSet> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 /// Sets of each flow cache − 1 (a power of two − 1), set by the loader.
 #[no_mangle]
 static FLOW_SET_MASK: u32 = 0;
@@ -109,6 +112,9 @@ static BENCH_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 #[no_mangle]
 static BENCH: u32 = 0;
 const BENCH_NEW_FLOW: u32 = 2;
+/// Bit 4: `routing_xdp` does only the memory access an established packet cannot
+/// avoid — the flow-cache set of one of `BENCH_FLOWS` cycled flows — and passes.
+const BENCH_PROBE: u32 = 4;
 /// Number of distinct flows the benchmark cycles through (0 = a new one every run).
 #[no_mangle]
 static BENCH_FLOWS: u32 = 0;
@@ -274,7 +280,37 @@ fn decap(ctx: &XdpContext) -> Option<()> {
 /// The load balancer.
 #[xdp]
 pub fn routing_xdp(ctx: XdpContext) -> u32 {
+    if bench() & BENCH_PROBE != 0 {
+        return probe();
+    }
     route(&ctx)
+}
+
+/// The benchmark's probe (`BENCH_PROBE`): the trivial program plus one read of
+/// the IPv4 flow-cache set of flow `seq % BENCH_FLOWS` (its hash: `mix64`). The
+/// next run's sequence number depends on the word read (whose low bit is 0: the
+/// probe's cache is never written), so runs do not overlap their reads — as the
+/// balancer's runs, hundreds of instructions long, cannot.
+#[inline(always)]
+fn probe() -> u32 {
+    let Some(seq) = BENCH_SEQ.get_ptr_mut(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: per-CPU slot of this CPU; a plain read of a patched static.
+    let (s, flows) = unsafe { (*seq, core::ptr::read_volatile(&BENCH_FLOWS).max(1)) };
+    let h = routing_hash::mix64(u64::from(s % flows));
+    let mut way = 0;
+    if let Some(set) = flow_cache::<4>(h) {
+        // SAFETY: a word of the set; volatile so the read is not optimised out.
+        way = unsafe { core::ptr::read_volatile(&set.ways[0]) };
+    }
+    // SAFETY: per-CPU slot of this CPU.
+    unsafe { *seq = s.wrapping_add(1 + (way as u32 & 1)) };
+    if let Some(p) = PASS_COUNT.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot of this CPU.
+        unsafe { *p += 1 };
+    }
+    xdp_action::XDP_PASS
 }
 
 #[inline(always)]
@@ -559,92 +595,40 @@ fn flow_mask() -> u32 {
     unsafe { core::ptr::read_volatile(&FLOW_SET_MASK) }
 }
 
+/// The flow's 64-bit hash (client → VIP, routing-core's 5-tuple flow hash): the
+/// Maglev hash of a 5-tuple VIP, and the flow's cache set (low bits) and tag.
 #[inline(always)]
-fn key4(src: &[u32; 4], p: &Pkt, tid: u32) -> Flow4Key {
-    Flow4Key {
-        src: src[0],
-        dst: p.dst[0],
-        sport: p.sport,
-        dport: p.dport,
-        tid,
-    }
-}
-
-#[inline(always)]
-fn key6(src: &[u32; 4], p: &Pkt, tid: u32) -> Flow6Key {
-    Flow6Key {
-        src: *src,
-        dst: p.dst,
-        sport: p.sport,
-        dport: p.dport,
-        tid,
-    }
-}
-
-#[inline(always)]
-fn eq4(a: &Flow4Key, b: &Flow4Key) -> bool {
-    a.src == b.src && a.dst == b.dst && a.sport == b.sport && a.dport == b.dport
-}
-
-#[inline(always)]
-fn eq6(a: &Flow6Key, b: &Flow6Key) -> bool {
-    words_eq(&a.src, &b.src) && words_eq(&a.dst, &b.dst) && a.sport == b.sport && a.dport == b.dport
-}
-
-/// The flow's 32-bit hash: its set is `hash & mask`, and its ways store the
-/// target id XORed with it.
-#[inline(always)]
-fn flow_hash32(s: u32, d: u32, p: &Pkt) -> u32 {
-    let ports = ((p.sport as u32) << 16) | p.dport as u32;
-    flow_set(s, d, ports, u32::MAX)
-}
-
-#[inline(always)]
-fn set4(h: u32) -> Option<&'static mut FlowSet4> {
-    // SAFETY: concurrent writers are detected by the XOR check (see the map).
-    FLOW_CACHE4
-        .get_ptr_mut(h & flow_mask())
-        .map(|s| unsafe { &mut *s })
-}
-
-#[inline(always)]
-fn set6(h: u32) -> Option<&'static mut FlowSet6> {
-    // SAFETY: concurrent writers are detected by the XOR check (see the map).
-    FLOW_CACHE6
-        .get_ptr_mut(h & flow_mask())
-        .map(|s| unsafe { &mut *s })
-}
-
-#[inline(always)]
-fn fold(w: &[u32; 4]) -> u32 {
-    w[0] ^ w[1] ^ w[2] ^ w[3]
-}
-
-#[inline(always)]
-fn lookup_flow<const N: usize>(src: &[u32; 4], p: &Pkt) -> Option<u32> {
-    let mut w = 0;
+fn flow_hash<const N: usize>(src: &[u32; 4], p: &Pkt) -> u64 {
+    // The words as loaded from the packet (native = little-endian loads): the
+    // word-wise hash routing-core computes from the octets.
+    let ports = p.sport as u32 | (p.dport as u32) << 16;
     if N == 4 {
-        let h = flow_hash32(src[0], p.dst[0], p);
-        let k = key4(src, p, 0);
-        let set = set4(h)?;
-        while w < WAYS {
-            let e = &set.ways[w];
-            if e.tid != 0 && eq4(e, &k) {
-                return (e.tid ^ h).checked_sub(1);
-            }
-            w += 1;
-        }
+        flow_hash_words(&[src[0]], &[p.dst[0]], ports, PROTO_TCP)
     } else {
-        let h = flow_hash32(fold(src), fold(&p.dst), p);
-        let k = key6(src, p, 0);
-        let set = set6(h)?;
-        while w < WAYS {
-            let e = &set.ways[w];
-            if e.tid != 0 && eq6(e, &k) {
-                return (e.tid ^ h).checked_sub(1);
-            }
-            w += 1;
+        flow_hash_words(src, &p.dst, ports, PROTO_TCP)
+    }
+}
+
+/// The flow-cache set of a flow of hash `h`.
+#[inline(always)]
+fn flow_cache<const N: usize>(h: u64) -> Option<&'static mut FlowSet> {
+    let map = if N == 4 { &FLOW_CACHE4 } else { &FLOW_CACHE6 };
+    // SAFETY: ways are single words, written whole; two CPUs shifting one set at
+    // once may duplicate or drop a way (a later miss), never tear one.
+    map.get_ptr_mut(flow_set(h, flow_mask()))
+        .map(|s| unsafe { &mut *s })
+}
+
+/// The cached target id of the flow of hash `h` (the newest way with its tag).
+#[inline(always)]
+fn lookup_flow<const N: usize>(h: u64) -> Option<u32> {
+    let set = flow_cache::<N>(h)?;
+    let mut w = 0;
+    while w < WAYS {
+        if let Some(t) = way_target(set.ways[w], h) {
+            return Some(t);
         }
+        w += 1;
     }
     None
 }
@@ -652,45 +636,31 @@ fn lookup_flow<const N: usize>(src: &[u32; 4], p: &Pkt) -> Option<u32> {
 /// Stores the flow's target: in its own way if it is cached (a SYN re-picking),
 /// otherwise as the newest way of its set (the oldest falls out).
 #[inline(always)]
-fn insert_flow<const N: usize>(src: &[u32; 4], p: &Pkt, tid: u32) {
-    if N == 4 {
-        let h = flow_hash32(src[0], p.dst[0], p);
-        let k = key4(src, p, (tid + 1) ^ h);
-        let Some(set) = set4(h) else { return };
-        let mut w = 0;
-        while w < WAYS {
-            if set.ways[w].tid != 0 && eq4(&set.ways[w], &k) {
-                set.ways[w].tid = k.tid;
-                return;
-            }
-            w += 1;
+fn insert_flow<const N: usize>(h: u64, tid: u32) {
+    let Some(set) = flow_cache::<N>(h) else {
+        return;
+    };
+    let way = flow_way(h, tid);
+    let mut w = 0;
+    while w < WAYS {
+        if way_target(set.ways[w], h).is_some() {
+            set.ways[w] = way;
+            return;
         }
-        set.ways[3] = set.ways[2];
-        set.ways[2] = set.ways[1];
-        set.ways[1] = set.ways[0];
-        set.ways[0] = k;
-    } else {
-        let h = flow_hash32(fold(src), fold(&p.dst), p);
-        let k = key6(src, p, (tid + 1) ^ h);
-        let Some(set) = set6(h) else { return };
-        let mut w = 0;
-        while w < WAYS {
-            if set.ways[w].tid != 0 && eq6(&set.ways[w], &k) {
-                set.ways[w].tid = k.tid;
-                return;
-            }
-            w += 1;
-        }
-        set.ways[3] = set.ways[2];
-        set.ways[2] = set.ways[1];
-        set.ways[1] = set.ways[0];
-        set.ways[0] = k;
+        w += 1;
     }
+    let mut w = WAYS - 1;
+    while w > 0 {
+        set.ways[w] = set.ways[w - 1];
+        w -= 1;
+    }
+    set.ways[0] = way;
 }
 
-/// The Maglev pick for a flow, or `None` when the VIP has no weighted target.
+/// The Maglev pick for a flow of hash `h`, or `None` when the VIP has no weighted
+/// target.
 #[inline(always)]
-fn maglev_pick<const N: usize>(src: &[u32; 4], p: &Pkt, vip: &VipEntry) -> Option<u32> {
+fn maglev_pick<const N: usize>(h: u64, src: &[u32; 4], vip: &VipEntry) -> Option<u32> {
     let state = VIP_STATE.get(vip.index)?;
     let a = (state.active & 1) as usize;
     let size = state.size[a];
@@ -698,20 +668,12 @@ fn maglev_pick<const N: usize>(src: &[u32; 4], p: &Pkt, vip: &VipEntry) -> Optio
     if size == 0 {
         return None;
     }
-    // The words as loaded from the packet (native = little-endian loads): the
-    // word-wise hash routing-core computes from the octets.
-    let ports = p.sport as u32 | (p.dport as u32) << 16;
-    let h = if N == 4 {
-        let s4 = [src[0]];
-        if vip.flags & VIP_HASH_SOURCE_IP != 0 {
-            source_hash_words(&s4)
-        } else {
-            flow_hash_words(&s4, &[p.dst[0]], ports, PROTO_TCP)
-        }
-    } else if vip.flags & VIP_HASH_SOURCE_IP != 0 {
-        source_hash_words(src)
+    let h = if vip.flags & VIP_HASH_SOURCE_IP == 0 {
+        h
+    } else if N == 4 {
+        source_hash_words(&[src[0]])
     } else {
-        flow_hash_words(src, &p.dst, ports, PROTO_TCP)
+        source_hash_words(src)
     };
     MAGLEV.get(base.wrapping_add(reduce(h, size))).copied()
 }
@@ -747,10 +709,11 @@ fn to_vip<const N: usize>(ctx: &XdpContext, p: &Pkt, vip: &VipEntry, flags: u8) 
     // reaches a stale target); other packets follow their flow entry, and a miss
     // is re-created from the table.
     let syn = flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+    let h = flow_hash::<N>(&src, p);
     let mut tid = u32::MAX;
     let mut target: Option<&Target> = None;
     if !syn {
-        if let Some(t) = lookup_flow::<N>(&src, p) {
+        if let Some(t) = lookup_flow::<N>(h) {
             if let Some(tt) = TARGETS.get(t) {
                 // A flow on a target that is down is re-picked (health.rs).
                 if tt.vip == vip.index && tt.family == family && !health::is_down(t) {
@@ -763,7 +726,7 @@ fn to_vip<const N: usize>(ctx: &XdpContext, p: &Pkt, vip: &VipEntry, flags: u8) 
     let target = match target {
         Some(t) => t,
         None => {
-            let Some(t) = maglev_pick::<N>(&src, p, vip) else {
+            let Some(t) = maglev_pick::<N>(h, &src, vip) else {
                 if let Some(s) = vip_stats(vip.index) {
                     s.dropped += 1;
                 }
@@ -794,7 +757,7 @@ fn to_vip<const N: usize>(ctx: &XdpContext, p: &Pkt, vip: &VipEntry, flags: u8) 
             // A RST never creates state: it is sent where the table says, untracked.
             if flags & TCP_RST == 0 {
                 if rate_ok() {
-                    insert_flow::<N>(&src, p, tid);
+                    insert_flow::<N>(h, tid);
                     if let Some(ts) = TARGET_STATS.get_ptr_mut(tid) {
                         // SAFETY: per-CPU slot of this CPU.
                         unsafe { (*ts).new_flows += 1 };

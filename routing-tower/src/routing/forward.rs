@@ -126,7 +126,12 @@ async fn forward_with_policy(
             (None, Some(_)) => Some(mirror::MIRROR_MAX_BODY),
             (None, None) => None,
         };
+        // Retries alone record the body as it streams (a streaming RPC is not held
+        // until the client closes); a mirror needs the whole body first.
         let mut buffered = match limit {
+            Some(limit) if mirrors.clone().next().is_none() => {
+                replay::record(body, limit, &shared.buffer_budget)
+            }
             Some(limit) => Box::pin(replay::buffer(body, limit, &shared.buffer_budget)).await,
             None => Buffered::Streaming(body),
         };
@@ -283,7 +288,11 @@ fn finish(
     served_by: Option<BackendId>,
     route: (&BackendStats, Duration),
 ) -> Response<Body> {
-    route.0.record(Outcome::Status(res.status()), route.1);
+    if crate::upgrade::is_upgrade_response(&res) {
+        route.0.record_outcome(Outcome::Status(res.status()));
+    } else {
+        route.0.record(Outcome::Status(res.status()), route.1);
+    }
     let policy = rule.policy();
     if let Some(f) = served_by.and_then(|id| rule.forward()?.filters_for(id)) {
         f.response_headers.apply(res.headers_mut());
@@ -349,6 +358,15 @@ fn prepare_try(
             Some(Arc::clone(&slot.name)),
         ));
     };
+    if let Some(pool) = table.backend(backend).endpoints() {
+        // The second level of selection (endpoints::EndpointBalancer).
+        req.extensions_mut()
+            .insert(crate::endpoints::EndpointChoice {
+                pool: Arc::clone(pool),
+                key: plan.sticky_key,
+                outlier: table.outlier_detection().cloned(),
+            });
+    }
     if shared.annotate {
         req.extensions_mut().insert(crate::RouteDecision::new(
             Arc::clone(table),
@@ -365,9 +383,9 @@ fn prepare_try(
 /// The tries: the first backend, then retries while the policy, the budget and the
 /// body allow. Returns the response and the backend that produced it.
 async fn tries(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     table: &Arc<RouteTable>,
-    state: &GenState,
+    state: &Arc<GenState>,
     plan: &Plan,
     annotate_inner: Option<&BackendService>,
     parts: http::request::Parts,
@@ -389,9 +407,12 @@ async fn tries(
     let mut tried: Vec<BackendId> = Vec::new();
     let mut backend = plan.first;
     let mut attempt = 0u32;
+    // A retry's body, taken when the retry is decided (a recorded body's earlier
+    // try stops reading the client's body then).
+    let mut next_body: Option<Body> = None;
     loop {
         // The body for this try: a replay, or the original stream (only once).
-        let body = match buffered.replay() {
+        let body = match next_body.take().or_else(|| buffered.replay()) {
             Some(b) => b,
             None => match std::mem::replace(buffered, Buffered::Streaming(body::empty())) {
                 Buffered::Streaming(b) if attempt == 0 => b,
@@ -466,6 +487,11 @@ async fn tries(
             }
             return done.result.into_response(backend);
         }
+        // Still replayable now? (A recorded body may have gone past its bound.)
+        let Some(b) = buffered.replay() else {
+            return done.result.into_response(backend);
+        };
+        next_body = Some(b);
         tried.push(backend);
         let Some(head) = parts.as_ref() else { break };
         let next = retry::retry_backend(table, plan.found, head, &tried, backend, &shared.rng);
@@ -515,8 +541,8 @@ struct Try {
 /// detector ([`Shared::record`]). A response leaves with its body held to the
 /// deadline, the idle timeout and the concurrency permit ([`deadline::Limits`]).
 async fn one_try(
-    shared: &Shared,
-    state: &GenState,
+    shared: &Arc<Shared>,
+    state: &Arc<GenState>,
     (backend, slot): (BackendId, &Slot),
     call: BackendFuture,
     per_try: Option<Duration>,
@@ -593,17 +619,42 @@ async fn one_try(
             };
         }
     }
-    shared.record(state, (plan.found.rule, backend), slot, outcome, latency);
+    let key = (plan.found.rule, backend);
     let result = match result {
+        TryResult::Response(res) if crate::upgrade::is_upgrade_response(&res) => {
+            // An upgrade: counted, but its handshake is no response time and the
+            // connection it becomes lives outside the request's timeouts (it is
+            // spliced by a task of its own; its permit ends here).
+            shared.record_upgrade(state, key, slot, outcome);
+            TryResult::Response(res.map(|_| body::empty()))
+        }
         TryResult::Response(res) => {
             let limits = deadline::Limits {
                 deadline: plan.deadline,
                 idle: shared.defaults.response_idle,
                 permit,
             };
-            TryResult::Response(res.map(|b| limits.wrap(b)))
+            let grpc_pending = crate::grpc::awaits_trailers(&res);
+            let res = res.map(|b| limits.wrap(b));
+            TryResult::Response(if grpc_pending {
+                // The gRPC status comes in the trailers: recorded when they do (or
+                // when the body fails, its deadline included).
+                let (shared, state) = (Arc::clone(shared), Arc::clone(state));
+                let on_end: crate::grpc::OnEnd = Box::new(move |outcome| {
+                    if let Some(slot) = state.backends.get(backend.index()) {
+                        shared.record(&state, key, slot, outcome, latency);
+                    }
+                });
+                res.map(|b| crate::grpc::watch_trailers(b, on_end))
+            } else {
+                shared.record(state, key, slot, outcome, latency);
+                res
+            })
         }
-        other => other,
+        other => {
+            shared.record(state, key, slot, outcome, latency);
+            other
+        }
     };
     Try { result, latency }
 }

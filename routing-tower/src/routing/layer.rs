@@ -111,6 +111,33 @@ impl RoutingLayer {
         RoutingLayerBuilder::new(router)
     }
 
+    /// Replaces the cookie key ring while serving: the next cookie is issued with
+    /// `key`'s current key and verified against its ring (keep the previous key in
+    /// it during a rotation; see [`CookieKey::from_ring_text`](crate::CookieKey::from_ring_text)
+    /// and [`cookie::watch_ring_file`](crate::cookie::watch_ring_file)).
+    ///
+    /// ```
+    /// use routing_tower::{CookieKey, RoutingLayer};
+    /// let layer = RoutingLayer::annotate(routing_core::Router::from_yaml("{}").unwrap());
+    /// layer.set_cookie_key(CookieKey::from_bytes([9; 32]));
+    /// let v = layer.cookie_key().issue("c", "r", "v1", 0);
+    /// assert_eq!(v, CookieKey::from_bytes([9; 32]).issue("c", "r", "v1", 0));
+    /// ```
+    pub fn set_cookie_key(&self, key: crate::CookieKey) {
+        self.shared.cookie_key.store(std::sync::Arc::new(key));
+    }
+
+    /// The live cookie key ring.
+    ///
+    /// ```
+    /// let layer = routing_tower::RoutingLayer::annotate(routing_core::Router::from_yaml("{}").unwrap());
+    /// let _ = layer.cookie_key().issue("c", "r", "v1", 0);
+    /// ```
+    #[must_use]
+    pub fn cookie_key(&self) -> std::sync::Arc<crate::CookieKey> {
+        self.shared.cookie_key.load_full()
+    }
+
     /// The router this layer reads.
     ///
     /// ```

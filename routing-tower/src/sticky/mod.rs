@@ -90,7 +90,7 @@ impl Memo {
                 return Some((e.verified, e.unix.saturating_add(elapsed.as_secs())));
             }
         }
-        let verified = shared.cookie_key.verify(name, route, value)?;
+        let verified = shared.cookie_key.load().verify(name, route, value)?;
         let unix = cookie::unix_now();
         self.last = Some(Box::new(MemoEntry {
             value: value.into(),
@@ -118,6 +118,7 @@ pub(crate) fn issue(
     };
     let value = shared
         .cookie_key
+        .load()
         .issue(&policy.name, route, &slot.name, cookie::unix_now());
     if let Some(h) = cookie::set_cookie(policy, &value) {
         res.headers_mut().append(SET_COOKIE, h);

@@ -25,6 +25,21 @@ pub async fn proxy(router: routing_core::Router, backends: Backends) -> SocketAd
     addr
 }
 
+/// `layer` dispatching to its backends, served over HTTP/1.1 + h2c on 127.0.0.1
+/// (the caller keeps `layer` to read its stats).
+pub async fn proxy_layer(layer: &routing_tower::RoutingLayer) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let svc = tower::Layer::layer(layer, routing_tower::NotFound);
+    tokio::spawn(serve(
+        listener,
+        svc,
+        ServerLimits::default(),
+        std::future::pending(),
+    ));
+    addr
+}
+
 /// Serves `f` on 127.0.0.1 with hyper's auto builder (HTTP/1.1 and h2c), upgrades on.
 pub async fn upstream<F, Fut, B>(f: F) -> SocketAddr
 where

@@ -350,8 +350,8 @@ impl Cx<'_, '_, '_> {
         let bp = format!("{p}.backendRef");
         let backend = match self.backend(&target, &bp)? {
             Ok(b) => b,
-            Err(why) => {
-                self.warn(&bp, format!("the mirror is dropped: {why}"));
+            Err((reason, why)) => {
+                self.warn_reason(&bp, reason, format!("the mirror is dropped: {why}"));
                 return None;
             }
         };
@@ -359,9 +359,14 @@ impl Cx<'_, '_, '_> {
     }
 
     /// Resolves a backend reference to a declared native backend: `None` after an
-    /// error, `Some(Err(why))` for a reference the spec calls invalid (requests
-    /// sent to it are answered 500).
-    pub(super) fn backend(&mut self, t: &Target<'_>, p: &str) -> Option<Result<String, String>> {
+    /// error, `Some(Err((reason, why)))` for a reference the spec calls invalid
+    /// (requests sent to it are answered 500), with the `ResolvedRefs` reason the
+    /// spec gives for it.
+    pub(super) fn backend(
+        &mut self,
+        t: &Target<'_>,
+        p: &str,
+    ) -> Option<Result<String, (&'static str, String)>> {
         if t.name.is_empty() {
             self.invalid(&format!("{p}.name"), "a backend reference needs a name");
             return None;
@@ -386,9 +391,12 @@ impl Cx<'_, '_, '_> {
         let core = matches!(group, "" | "core") && kind == "Service";
         if core {
             if self.parents.missing_service(ns, t.name) {
-                return Some(Err(format!(
-                    "Service `{ns}/{}` is not in the input (which has Gateways and Services)",
-                    t.name
+                return Some(Err((
+                    "BackendNotFound",
+                    format!(
+                        "Service `{ns}/{}` is not in the input (which has Gateways and Services)",
+                        t.name
+                    ),
                 )));
             }
         } else if group == "multicluster.x-k8s.io" && kind == "ServiceImport" {
@@ -398,15 +406,19 @@ impl Cx<'_, '_, '_> {
             );
         } else {
             let g = if group.is_empty() { "core" } else { group };
-            return Some(Err(format!(
-                "backend kind `{kind}` (group `{g}`) is not supported"
+            return Some(Err((
+                "InvalidKind",
+                format!("backend kind `{kind}` (group `{g}`) is not supported"),
             )));
         }
         let route_kind = self.resource.split(' ').next().unwrap_or("HTTPRoute");
         if !self.parents.granted(route_kind, self.ns, ns, t.name) {
-            return Some(Err(format!(
-                "no ReferenceGrant in namespace `{ns}` allows HTTPRoutes of `{}` to refer to `{}`",
-                self.ns, t.name
+            return Some(Err((
+                "RefNotPermitted",
+                format!(
+                    "no ReferenceGrant in namespace `{ns}` allows {route_kind}s of `{}` to refer to `{}`",
+                    self.ns, t.name
+                ),
             )));
         }
         let name = t.name;

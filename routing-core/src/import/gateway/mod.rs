@@ -257,6 +257,11 @@ impl Cx<'_, '_, '_> {
         self.out.warn(at, msg);
     }
 
+    fn warn_reason(&mut self, path: &str, reason: &'static str, msg: impl Into<String>) {
+        let at = self.at(path);
+        self.out.warn_reason(at, reason, msg);
+    }
+
     fn invalid(&mut self, path: &str, msg: impl Into<String>) {
         let at = self.at(path);
         self.out.error(at, ImportErrorKind::Invalid(msg.into()));
@@ -607,7 +612,7 @@ impl Cx<'_, '_, '_> {
             if !self.limit(&bp, r.backend_refs.len(), MAX_BACKEND_REFS, "backendRefs") {
                 return None;
             }
-            let mut invalid: Vec<(String, String, i64)> = Vec::new();
+            let mut invalid: Vec<(String, (&'static str, String), i64)> = Vec::new();
             for (k, b) in r.backend_refs.iter().enumerate() {
                 let bk = format!("{bp}[{k}]");
                 let filters =
@@ -663,9 +668,10 @@ impl Cx<'_, '_, '_> {
                     .sum::<i64>()
                     - invalid.iter().map(|(_, _, w)| *w).sum::<i64>();
                 if rc.backends.is_empty() || live <= 0 {
-                    for (bk, why, _) in &invalid {
-                        self.warn(
+                    for (bk, (reason, why), _) in &invalid {
+                        self.warn_reason(
                             bk,
+                            reason,
                             format!("invalid backendRef, its requests are answered 500: {why}"),
                         );
                     }
@@ -678,9 +684,10 @@ impl Cx<'_, '_, '_> {
                 } else {
                     // Their share answers 500: one backend slot, the invalid
                     // references' weights summed, whose filter answers 500.
-                    for (bk, why, _) in &invalid {
-                        self.warn(
+                    for (bk, (reason, why), _) in &invalid {
+                        self.warn_reason(
                             bk,
+                            reason,
                             format!("invalid backendRef, its share of the requests is answered 500: {why}"),
                         );
                     }
