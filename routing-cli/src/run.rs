@@ -7,7 +7,7 @@
 //! 2. Loads the embedded program (`routing_ebpf::XdpBalancer`), programs the
 //!    services, attaches to IF in the given mode (`drv`: native, the default;
 //!    `skb`: generic).
-//! 3. Every second prints an aligned table: per service and target, the weight and
+//! 3. Every second prints an aligned table: per service and target, the weight, state and
 //!    configured share, the share of new flows, and packets/s, Mbit/s and new
 //!    flows/s over the last second, with totals since the start.
 //! 4. Checks FILE once a second (modification time, size and content); when it
@@ -20,7 +20,12 @@
 //!    neighbour, route or link change, and at least every 30 s
 //!    (`routing_ebpf::next_hops::REFRESH_INTERVAL`), the program resolves every
 //!    target's next hop again (a target whose MAC changed keeps its flows).
-//! 6. On Ctrl-C (SIGINT) or SIGTERM detaches the program and exits 0.
+//! 6. Runs the services' active health checks (`tcp_services[].health_check`,
+//!    `routing_ebpf::HealthChecker`, restarted on every reload) and hands their
+//!    verdicts to the program once a second: a target found down gets no new
+//!    flows and its established ones are re-picked; the table shows each target's
+//!    state (active, draining, down) and the status line the last change.
+//! 7. On Ctrl-C (SIGINT) or SIGTERM detaches the program and exits 0.
 //!
 //! Signals are taken with `tokio::signal`, not the `ctrlc` crate: the task already
 //! runs a tokio runtime for its one-second ticks, so the signal is one more branch of
@@ -170,7 +175,15 @@ mod imp {
             .build()?;
         let mut watch = routing_ebpf::next_hops::NextHopWatch::new()
             .context("opening the netlink socket for next-hop changes")?;
-        let result = rt.block_on(serve(&mut lb, &mut watch, opts, &mut stamp, stop));
+        let mut checker = routing_ebpf::HealthChecker::start(&table);
+        let result = rt.block_on(serve(
+            &mut lb,
+            &mut watch,
+            &mut checker,
+            opts,
+            &mut stamp,
+            stop,
+        ));
         lb.detach().context("detaching")?;
         eprintln!("routing: run: detached from {}", opts.iface);
         result
@@ -197,6 +210,7 @@ mod imp {
     async fn serve(
         lb: &mut XdpBalancer,
         watch: &mut routing_ebpf::next_hops::NextHopWatch,
+        checker: &mut routing_ebpf::HealthChecker,
         opts: &Options,
         stamp: &mut Stamp,
         stop: &AtomicBool,
@@ -222,9 +236,19 @@ mod imp {
             if let Err(e) = watch.poll(lb) {
                 eprintln!("routing: run: refreshing next hops: {e}");
             }
-            if let Some(msg) = reload(lb, &opts.config, stamp) {
+            if let Some(msg) = reload(lb, checker, &opts.config, stamp) {
                 eprintln!("routing: run: {msg}");
                 status = msg;
+            }
+            match checker.apply(lb) {
+                Ok(changes) => {
+                    for (name, state) in changes {
+                        let msg = format!("[{}] health: {name} is {state}", humantime_now());
+                        eprintln!("routing: run: {msg}");
+                        status = msg;
+                    }
+                }
+                Err(e) => eprintln!("routing: run: applying health: {e}"),
             }
             let now = Instant::now();
             let stats = lb.stats().context("reading the counters")?;
@@ -240,7 +264,12 @@ mod imp {
     }
 
     /// Reloads the file if it changed; returns what happened, if anything.
-    fn reload(lb: &mut XdpBalancer, path: &Path, stamp: &mut Stamp) -> Option<String> {
+    fn reload(
+        lb: &mut XdpBalancer,
+        checker: &mut routing_ebpf::HealthChecker,
+        path: &Path,
+        stamp: &mut Stamp,
+    ) -> Option<String> {
         let (text, new) = match read(path) {
             Ok(r) => r,
             Err(e) => return Some(format!("{e:#}; the previous configuration stays live")),
@@ -255,11 +284,14 @@ mod imp {
                 "[{when}] {e:#}; the previous configuration stays live"
             )),
             Ok(table) => match lb.apply(&table) {
-                Ok(()) => Some(format!(
-                    "[{when}] reloaded {}: {}",
-                    path.display(),
-                    services_summary(&table)
-                )),
+                Ok(()) => Some({
+                    *checker = routing_ebpf::HealthChecker::start(&table);
+                    format!(
+                        "[{when}] reloaded {}: {}",
+                        path.display(),
+                        services_summary(&table)
+                    )
+                }),
                 Err(e) => Some(format!(
                     "[{when}] the loader refused {}: {e}; the previous configuration stays live",
                     path.display()
@@ -320,6 +352,7 @@ mod imp {
             "target",
             "address",
             "weight",
+            "state",
             "share",
             "new flows",
             "flow share",
@@ -354,6 +387,7 @@ mod imp {
                     t.name.clone(),
                     t.address.to_string(),
                     t.weight.to_string(),
+                    t.state.to_string(),
                     pct(u64::from(t.weight), weights),
                     t.new_flows.to_string(),
                     pct(t.new_flows, flows),
@@ -535,6 +569,49 @@ mod imp {
             });
             assert!(!attached(), "the program is detached when `run` returns");
             let _ = std::fs::remove_dir_all(&dir);
+        }
+
+        #[test]
+        fn the_screen_shows_each_targets_state() {
+            use routing_ebpf::{TargetState, TargetStats, VipStats};
+            let target = |name: &str, state| TargetStats {
+                name: name.into(),
+                address: "10.0.0.1:80".parse().expect("address"),
+                weight: 1,
+                packets: 0,
+                bytes: 0,
+                new_flows: 0,
+                state,
+            };
+            let stats = Stats {
+                vips: vec![VipStats {
+                    name: "web".into(),
+                    vip: "192.0.2.1:80".parse().expect("vip"),
+                    forwarded: 0,
+                    replies: 0,
+                    passed: 0,
+                    dropped: 0,
+                    parse_failures: 0,
+                    targets: vec![
+                        target("a", TargetState::Active),
+                        target("b", TargetState::Draining),
+                        target("c", TargetState::Down),
+                    ],
+                }],
+                global: Default::default(),
+            };
+            let now = Instant::now();
+            let lines = render(&stats, None, now, now, "ok");
+            assert!(lines[1].contains("state"), "{lines:?}");
+            for (name, state) in [("a", "active"), ("b", "draining"), ("c", "down")] {
+                assert!(
+                    lines
+                        .iter()
+                        .any(|l| l.contains(&format!(" {name} "))
+                            && l.contains(&format!(" {state} "))),
+                    "{name} {state}: {lines:#?}"
+                );
+            }
         }
 
         #[test]

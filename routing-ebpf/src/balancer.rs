@@ -1372,4 +1372,33 @@ mod tests {
         assert_eq!(healthy_slots(&[3, u32::MAX, 1], state), vec![3, 3, 3]);
         assert_eq!(healthy_slots(&[1, 2], state), vec![u32::MAX, u32::MAX]);
     }
+
+    /// On a real Maglev table, a draining target's slots are spread over the
+    /// others in proportion to their weights (neighbouring slots are unrelated).
+    #[test]
+    fn handed_on_slots_follow_the_weights() {
+        let t = routing_core::MaglevTable::build(&[("a", 1), ("b", 1), ("c", 1), ("d", 2)], 65_537)
+            .expect("table");
+        let ids: Vec<u32> = t.slots().to_vec();
+        let out = healthy_slots(&ids, |id| {
+            if id == 1 {
+                TargetState::Draining
+            } else {
+                TargetState::Active
+            }
+        });
+        let mut counts = [0usize; 4];
+        for &id in &out {
+            counts[id as usize] += 1;
+        }
+        assert_eq!(counts[1], 0);
+        let n = out.len() as f64;
+        for (i, want) in [(0, 0.25), (2, 0.25), (3, 0.5)] {
+            let share = counts[i] as f64 / n;
+            assert!(
+                (share - want).abs() < 0.02,
+                "target {i}: {share} (want {want})"
+            );
+        }
+    }
 }

@@ -119,7 +119,12 @@
 //! the installed tables in terms of VIPs and target names and addresses: equal
 //! values across the fleet mean equal steering (`tests/ecmp.rs`: two loaders, the
 //! configuration in different orders, the same fingerprint, and mid-flow packets
-//! sent to the balancer that never saw the SYN reach the same target). While the
+//! sent to the balancer that never saw the SYN reach the same target; and a real
+//! router namespace with a multipath route over two or three balancer namespaces
+//! — `routing_testkit::ecmp::EcmpTopology` — where 1 000 open connections survive
+//! removing a nexthop and restarting a balancer). `tcp_services[].maglev_seed`
+//! (default 0, part of the fingerprint) seeds the permutations: the same seed
+//! fleet-wide, a different one for a fleet meant to spread differently. While the
 //! backend set changes, nodes that have applied different generations disagree for
 //! flows of the moved slots (no GLB-style second chance yet). Backend names are
 //! part of the identity: give a target the same name on every node.
@@ -160,6 +165,29 @@
 //! equal-cost next hops, a balancer stopped cleanly is withdrawn at once, and one
 //! whose link vanishes is withdrawn when its 6 s hold time runs out. The FRR lines
 //! above are not run here.
+//!
+//! # Target health
+//!
+//! Each target has a state in the datapath (`TARGET_HEALTH`, by target id):
+//! [`TargetState::Active`], [`TargetState::Draining`] (its established flows
+//! stay, it gets no new ones) or [`TargetState::Down`] (no new flows, and its
+//! established flows are re-picked at their next packet). Set it with
+//! [`XdpBalancer::set_target_state`] — the hook for external health such as
+//! EndpointSlice conditions — or let a [`HealthChecker`] (TCP connect or HTTP GET
+//! with an expected status, `tcp_services[].health_check`: interval, timeout, rise,
+//! fall) find targets down and up; `routing run` does both and shows the states.
+//! The loader hands the Maglev slots of draining and down targets to the target of
+//! the next active slot (wrapping), so a pick reads no health state and flows of
+//! active targets keep their slots; the program reads the state once per packet of
+//! an established flow (a flow-cache hit) to notice `down`. Balancers with the same
+//! configuration and the same states build the same tables. Weight 0 keeps its
+//! meaning (no slot at all). A draining target's flows live as long as their
+//! flow-cache entries: a flow evicted from the cache, or moved by ECMP to a
+//! balancer without its entry, is routed by the table, i.e. away from the
+//! draining target (no GLB-style second chance). Health checks run from the
+//! balancer host: with DNAT their replies would be translated as target replies,
+//! so run the checker for DNAT VIPs from another host or network namespace
+//! (`tests/health.rs` uses DSR).
 //!
 //! # Verdicts
 //!

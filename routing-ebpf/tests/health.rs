@@ -39,7 +39,7 @@ fn health_killed_target_gets_no_new_connections_within_fall_time_and_its_flows_a
         .clone();
     // The checker's threads live in the balancer's namespace (they inherit it).
     let table = &f.table;
-    let mut checker = f.lbs[0]
+    let mut checker = f.topo.lbs()[0]
         .run(|| HealthChecker::start(table))
         .expect("lb netns");
     assert_eq!(checker.targets(), 3);
@@ -50,7 +50,7 @@ fn health_killed_target_gets_no_new_connections_within_fall_time_and_its_flows_a
     assert_eq!(echo_all(&mut conns, "before"), 0);
 
     // Kill target 2: its link goes down (a dead host: no FIN, no RST).
-    f.targets[2]
+    f.topo.targets()[2]
         .ip(&["link", "set", "eth0", "down"])
         .expect("link down");
     let killed = Instant::now();

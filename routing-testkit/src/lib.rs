@@ -26,6 +26,7 @@
 //! assert!(routing_testkit::packet::parse(&frame).unwrap().checksums_ok);
 //! ```
 
+pub mod ecmp;
 pub mod etcd;
 #[cfg(feature = "http")]
 pub mod http;

@@ -14,6 +14,9 @@
 //!    established connections keep their target), then opens [`CONNECTIONS`] new
 //!    ones and prints their split under the new weights.
 //!
+//! 6. then DSR behind ECMP ([`crate::demo_ecmp`]): two balancers behind a router's
+//!    multipath route, 1 000 open connections, a nexthop removed live.
+//!
 //! Checks: both splits within ±[`TOLERANCE_PP`] percentage points of the weights, and
 //! all open connections survived the change. Everything it created is deleted at the
 //! end, on failure, and on Ctrl-C.
@@ -189,11 +192,12 @@ pub(crate) fn run() -> Result<()> {
         closed["closed"]
     );
     eprintln!(
-        "xtask: L4 demo ran in {:.1} s",
+        "xtask: L4 demo (DNAT) ran in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    if failed > 0 {
-        bail!("{failed} L4 demo check(s) failed");
+    let failed_ecmp = crate::demo_ecmp::run()?;
+    if failed + failed_ecmp > 0 {
+        bail!("{} L4 demo check(s) failed", failed + failed_ecmp);
     }
     Ok(())
 }

@@ -31,6 +31,8 @@
 mod bench_l4;
 mod build_ebpf;
 mod demo;
+#[cfg(feature = "ebpf")]
+mod demo_ecmp;
 mod demo_fleet;
 mod demo_l4;
 mod demo_rollout;

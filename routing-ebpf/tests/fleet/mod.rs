@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use routing_core::RouteTable;
 use routing_ebpf::{AttachMode, Options, XdpBalancer};
-use routing_testkit::netns::{read_name, NameServer, Netns};
+use routing_testkit::ecmp::{EcmpTopology, IFACE};
+use routing_testkit::netns::{read_name, NameServer};
 
 // ---------------------------------------------------------------------------------
 // A fleet behind a real ECMP router (namespaces the test creates and deletes).
@@ -20,35 +21,28 @@ pub(crate) const FLEET_VIP: &str = "192.0.2.1:8080";
 /// Connections each fleet test holds open.
 pub(crate) const FLEET_CONNECTIONS: usize = 1000;
 
-/// client ── router ══ECMP══ lb0 … lbN (XDP, DSR) ── router ── target0 … targetM
-///
-/// * client `198.51.100.2/24` behind the router (`198.51.100.1`);
-/// * LB `i` on `10.10.i.2/24` (router `10.10.i.1`), forwarding on, the balancer
-///   attached to its only interface: it encapsulates and sends the packet back
-///   out of it (XDP_TX) to the router, which routes it to the target;
-/// * target `j` on `10.20.j.2/24` (router `10.20.j.1`), `xdp_decap` on its
-///   interface, the VIP on its loopback, replies straight to the router
-///   (never through a balancer);
-/// * the router: `ip route add 192.0.2.1/32 nexthop via 10.10.0.2 nexthop via …`,
-///   `fib_multipath_hash_policy = 1` (source and destination address and port),
-///   `rp_filter` off (the targets' replies come from the VIP, which the router
-///   routes towards the balancers).
+/// The fleet: [`EcmpTopology`] (client, router with a multipath route over the
+/// balancer namespaces, targets the router reaches directly) with a balancer
+/// (DSR, IP-in-IP) attached in generic mode in every LB namespace, and in every
+/// target `xdp_decap` plus a server that greets with the target's name.
 pub(crate) struct Fleet {
-    pub(crate) client: Netns,
-    pub(crate) router: Netns,
-    pub(crate) lbs: Vec<Netns>,
-    pub(crate) targets: Vec<Netns>,
+    pub(crate) topo: EcmpTopology,
     /// The balancer of each LB namespace (`None` while restarted).
     pub(crate) balancers: Vec<Option<XdpBalancer>>,
-    _decap: Vec<XdpBalancer>,
     pub(crate) servers: Vec<Option<NameServer>>,
+    _decap: Vec<XdpBalancer>,
     pub(crate) table: RouteTable,
 }
 
+/// The fleet's configuration for `targets` targets; `extra` is appended to the
+/// service (YAML lines indented by four spaces).
 pub(crate) fn fleet_config(targets: usize, extra: &str) -> String {
     let mut s = String::from("backends:\n");
     for j in 0..targets {
-        s += &format!("  - {{name: target-{j}, address: '10.20.{j}.2:8080'}}\n");
+        s += &format!(
+            "  - {{name: target-{j}, address: '{}:8080'}}\n",
+            EcmpTopology::target_addr(j)
+        );
     }
     s += "tcp_services:\n  - name: web\n    vip: '192.0.2.1:8080'\n    forwarding: dsr_ipip\n    dsr_source: 10.10.0.2\n    maglev_seed: 17\n    backends: [";
     s += &(0..targets)
@@ -60,110 +54,29 @@ pub(crate) fn fleet_config(targets: usize, extra: &str) -> String {
     s
 }
 
-/// Links `a`'s `a_if` and `b`'s `b_if` with a veth pair, up.
-fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> std::io::Result<()> {
-    a.ip(&[
-        "link",
-        "add",
-        a_if,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_if,
-        "netns",
-        b.name(),
-    ])?;
-    a.ip(&["link", "set", a_if, "up"])?;
-    b.ip(&["link", "set", b_if, "up"])?;
-    Ok(())
-}
-
 impl Fleet {
     pub(crate) fn new(lbs: usize, targets: usize, extra: &str) -> std::io::Result<Self> {
-        let client = Netns::new("fc")?;
-        let router = Netns::new("fr")?;
-        router.sysctl("net/ipv4/ip_forward", "1")?;
-        router.sysctl("net/ipv4/fib_multipath_hash_policy", "1")?;
-        for k in ["all", "default"] {
-            router.sysctl(&format!("net/ipv4/conf/{k}/rp_filter"), "0")?;
-        }
-        link(&router, "rc", &client, "eth0")?;
-        router.ip(&["addr", "add", "198.51.100.1/24", "dev", "rc"])?;
-        client.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"])?;
-        client.ip(&["route", "add", "default", "via", "198.51.100.1"])?;
-        let mut lb_ns = Vec::new();
-        for i in 0..lbs {
-            let ns = Netns::new(&format!("fl{i}"))?;
-            ns.sysctl("net/ipv4/ip_forward", "1")?;
-            link(&router, &format!("rl{i}"), &ns, "eth0")?;
-            router.ip(&[
-                "addr",
-                "add",
-                &format!("10.10.{i}.1/24"),
-                "dev",
-                &format!("rl{i}"),
-            ])?;
-            ns.ip(&["addr", "add", &format!("10.10.{i}.2/24"), "dev", "eth0"])?;
-            ns.ip(&["route", "add", "default", "via", &format!("10.10.{i}.1")])?;
-            // The balancer's FIB lookups must find the router's MAC at once.
-            let mac = router.mac(&format!("rl{i}"))?;
-            ns.ip(&[
-                "neigh",
-                "replace",
-                &format!("10.10.{i}.1"),
-                "lladdr",
-                &mac,
-                "dev",
-                "eth0",
-                "nud",
-                "permanent",
-            ])?;
-            lb_ns.push(ns);
-        }
-        let mut t_ns = Vec::new();
+        let topo = EcmpTopology::new(lbs, targets)?;
         let mut decap = Vec::new();
         let mut servers = Vec::new();
-        for j in 0..targets {
-            let ns = Netns::new(&format!("ft{j}"))?;
-            link(&router, &format!("rt{j}"), &ns, "eth0")?;
-            router.ip(&[
-                "addr",
-                "add",
-                &format!("10.20.{j}.1/24"),
-                "dev",
-                &format!("rt{j}"),
-            ])?;
-            ns.ip(&["addr", "add", &format!("10.20.{j}.2/24"), "dev", "eth0"])?;
-            ns.ip(&["addr", "add", "192.0.2.1/32", "dev", "lo"])?;
-            ns.ip(&["route", "add", "default", "via", &format!("10.20.{j}.1")])?;
+        for (j, ns) in topo.targets().iter().enumerate() {
             let d = ns
                 .run(|| -> Result<XdpBalancer, routing_ebpf::Error> {
                     let mut d = XdpBalancer::load(&Options::default())?;
-                    d.attach_decap("eth0", AttachMode::Skb)?;
+                    d.attach_decap(IFACE, AttachMode::Skb)?;
                     Ok(d)
                 })?
                 .map_err(std::io::Error::other)?;
             decap.push(d);
-            servers.push(Some(NameServer::start(&ns, &format!("target-{j}"), 8080)?));
-            t_ns.push(ns);
+            servers.push(Some(NameServer::start(ns, &format!("target-{j}"), 8080)?));
         }
-        let hops: Vec<String> = (0..lbs).map(|i| format!("10.10.{i}.2")).collect();
-        let mut args = vec!["route", "add", "192.0.2.1/32"];
-        for h in &hops {
-            args.extend(["nexthop", "via", h.as_str()]);
-        }
-        router.ip(&args)?;
         let table =
             RouteTable::from_yaml(&fleet_config(targets, extra)).map_err(std::io::Error::other)?;
         let mut fleet = Self {
-            client,
-            router,
-            lbs: lb_ns,
-            targets: t_ns,
+            topo,
             balancers: Vec::new(),
-            _decap: decap,
             servers,
+            _decap: decap,
             table,
         };
         for i in 0..lbs {
@@ -176,11 +89,11 @@ impl Fleet {
     /// Loads, programs and attaches a balancer in LB namespace `i`.
     pub(crate) fn start_lb(&self, i: usize) -> std::io::Result<XdpBalancer> {
         let table = &self.table;
-        self.lbs[i]
+        self.topo.lbs()[i]
             .run(|| -> Result<XdpBalancer, routing_ebpf::Error> {
                 let mut lb = XdpBalancer::load(&Options::default())?;
                 lb.apply(table)?;
-                lb.attach("eth0", AttachMode::Skb)?;
+                lb.attach(IFACE, AttachMode::Skb)?;
                 Ok(lb)
             })?
             .map_err(std::io::Error::other)
@@ -188,15 +101,8 @@ impl Fleet {
 
     /// Removes LB `i` from the router's multipath route (the others stay).
     pub(crate) fn remove_nexthop(&self, i: usize) -> std::io::Result<()> {
-        let hops: Vec<String> = (0..self.lbs.len())
-            .filter(|&k| k != i)
-            .map(|k| format!("10.10.{k}.2"))
-            .collect();
-        let mut args = vec!["route", "replace", "192.0.2.1/32"];
-        for h in &hops {
-            args.extend(["nexthop", "via", h.as_str()]);
-        }
-        self.router.ip(&args).map(drop)
+        let keep: Vec<usize> = (0..self.balancers.len()).filter(|&k| k != i).collect();
+        self.topo.set_nexthops(&keep)
     }
 
     /// Packets each balancer forwarded, and the flows it picked from its table
@@ -219,7 +125,8 @@ impl Fleet {
 /// (the target's name). Bounded: 2 s timeouts on every socket.
 pub(crate) fn open_connections(f: &Fleet, n: usize) -> Vec<(TcpStream, String)> {
     let vip: SocketAddr = FLEET_VIP.parse().expect("vip");
-    f.client
+    f.topo
+        .client()
         .run(move || {
             (0..n)
                 .map(|i| {
