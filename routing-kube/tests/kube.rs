@@ -543,7 +543,7 @@ async fn kube_route_status_is_written_by_the_leader_only() {
             .write_status("me.io/routing", leader)
     };
     let mut a = start(&api, &ra, opts(a_leader)).await;
-    let mut b = start(&api, &rb, opts(b_leader)).await;
+    let b = start(&api, &rb, opts(b_leader)).await;
     a.wait_for(WAIT, |s| s.status_writes >= 1)
         .await
         .expect("the leader writes status");
