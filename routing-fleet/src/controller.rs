@@ -85,6 +85,9 @@ pub struct FleetRollout {
     epoch: SystemTime,
     window_start: SystemTime,
     finished: Option<String>,
+    /// Whether the last round held the Lease, for what else only the leader does
+    /// (route status: [`routing_kube::Options::write_status`]).
+    leader: tokio::sync::watch::Sender<bool>,
 }
 
 fn since_epoch(t: SystemTime) -> Duration {
@@ -127,7 +130,25 @@ impl FleetRollout {
             epoch: UNIX_EPOCH,
             window_start: UNIX_EPOCH,
             finished: None,
+            leader: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// `true` while this controller holds the Lease (as of its last round): give it
+    /// to the replica's route source so that the fleet's one leader is also the one
+    /// that writes route status.
+    ///
+    /// ```no_run
+    /// # fn wire(ctl: &routing_fleet::FleetRollout, client: kube::Client, router: routing_core::Router) {
+    /// let options = routing_kube::Options::default()
+    ///     .namespace("web")
+    ///     .write_status("example.com/routing", ctl.leadership());
+    /// let source = routing_kube::KubeSource::spawn(client, router, options);
+    /// # drop(source); }
+    /// ```
+    #[must_use]
+    pub fn leadership(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.leader.subscribe()
     }
 
     /// The Lease candidate.
@@ -141,7 +162,11 @@ impl FleetRollout {
     /// [`FleetError`]: the Lease, Prometheus or the HTTPRoute failed.
     pub async fn round(&mut self) -> Result<Round, FleetError> {
         let mut round = Round::default();
-        if self.lock.try_acquire_or_renew().await? != LeaseState::Leader {
+        let state = self.lock.try_acquire_or_renew().await;
+        let leads = matches!(state, Ok(LeaseState::Leader));
+        self.leader
+            .send_if_modified(|was| std::mem::replace(was, leads) != leads);
+        if state? != LeaseState::Leader {
             // Not (or no longer) the leader: forget everything; a later takeover
             // reads the persisted step again.
             self.rollout = None;
@@ -302,6 +327,7 @@ impl FleetRollout {
     /// [`FleetError::Lease`] when the API server fails.
     pub async fn release(&mut self) -> Result<(), FleetError> {
         self.rollout = None;
+        self.leader.send_replace(false);
         Ok(self.lock.release().await?)
     }
 }

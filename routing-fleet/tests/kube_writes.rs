@@ -171,3 +171,72 @@ async fn httproute_weights_by_server_side_apply() {
         "a refused write changes nothing"
     );
 }
+
+/// The fleet's leader is also the one that writes route status: the controller's
+/// leadership, given to a route source, turns its status writes on when the round
+/// takes the Lease (Prometheus is unreachable here, so the round itself fails after
+/// the election; the leadership still counts) and off when it is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_leader_writes_route_status_and_only_while_it_leads() {
+    use routing_fleet::{FleetMetrics, FleetRollout, Prometheus};
+    use routing_kube::{KubeSource, Options};
+    use routing_rollout::{Checks, RolloutPlan, RolloutPlanSpec};
+    let api = KubeApi::start().await;
+    api.put(
+        ROUTES,
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "shop"},
+            "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"name": "main", "backendRefs": [
+                {"name": "v1", "port": 80, "weight": 100}, {"name": "v2", "port": 80, "weight": 0}]}]}}),
+    );
+    let plan = RolloutPlan::try_from(RolloutPlanSpec {
+        steps: vec![10.0, 100.0],
+        hold: routing_core::ConfigDuration::new(Duration::from_secs(10)),
+        max_step: None,
+        checks: Checks::default(),
+    })
+    .expect("plan");
+    let mut ctl = FleetRollout::new(
+        LeaseLock::new(client(&api), "web", "writer", "a", Duration::from_secs(10)),
+        FleetMetrics::new(
+            Prometheus::new("http://127.0.0.1:9").expect("url"),
+            "fleet",
+            1,
+        ),
+        HttpRouteWeights::new(client(&api), "web", "shop", "routing-fleet"),
+        plan,
+        RolloutTarget::http_rule("web/shop", "main", "v1:80", "v2:80"),
+        Duration::from_secs(3),
+    );
+    let router = routing_core::Router::new(routing_core::Config::default()).expect("router");
+    let mut source = KubeSource::spawn(
+        client(&api),
+        router,
+        Options::default()
+            .namespace("web")
+            .debounce(Duration::from_millis(50))
+            .write_status("example.com/routing", ctl.leadership()),
+    );
+    source
+        .wait_for(Duration::from_secs(10), |s| s.applied >= 1)
+        .await
+        .expect("applied");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(source.status().status_writes, 0, "no leader, no status");
+    assert!(!*ctl.leadership().borrow());
+
+    let _ = ctl.round().await;
+    assert!(*ctl.leadership().borrow(), "the round took the Lease");
+    source
+        .wait_for(Duration::from_secs(10), |s| s.status_writes >= 1)
+        .await
+        .expect("the leader's source writes status");
+    let route = api.object(ROUTES, "shop").expect("route");
+    let ours = &route["status"]["parents"][0];
+    assert_eq!(ours["controllerName"], "example.com/routing");
+    assert_eq!(ours["conditions"][0]["type"], "Accepted");
+    assert_eq!(ours["conditions"][0]["status"], "True");
+
+    ctl.release().await.expect("release");
+    assert!(!*ctl.leadership().borrow());
+}

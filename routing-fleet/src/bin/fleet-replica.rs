@@ -6,10 +6,12 @@
 //! fleet-replica --listen 127.0.0.2:8080 --kube http://127.0.0.1:6443 --namespace web
 //! ```
 //!
-//! Upstreams are the addressed backends of the first applied table (one per
-//! EndpointSlice endpoint); later weight changes apply live, an endpoint added
-//! later needs a restart (as in routing-tower's `reverse_proxy`). Prints
-//! `ready <listen>` once the first table is applied and the listener is bound.
+//! Upstreams are the backends of the first applied table: a backend whose Service
+//! has EndpointSlices is a pool of its pods, and pods that come and go later are
+//! connected on first use (routing-tower's `EndpointBalancer`); weight changes apply
+//! live; a backend added later needs a restart (as in routing-tower's
+//! `reverse_proxy`). Prints `ready <listen>` once the first table is applied and the
+//! listener is bound.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
