@@ -5,9 +5,11 @@
 //! ([`routing_kube::LeaseLock`]), runs the rollout:
 //!
 //! * [`FleetMetrics`] reads the layer's metrics of **every** replica from
-//!   Prometheus' HTTP API ([`Prometheus`]): `increase()` per backend and rule over
-//!   the rollout's epoch, summed over replicas (counter resets of restarted pods
-//!   absorbed), `histogram_quantile` for p99; a [`FleetSnapshot`] is the
+//!   Prometheus' HTTP API ([`Prometheus`]): the increase per backend and rule over
+//!   the rollout's epoch, from the raw samples with `increase()`'s reset rule but
+//!   without its extrapolation (short windows over-counted by it), summed over
+//!   replicas (counter resets of restarted pods absorbed), `histogram_quantile` for
+//!   p99; a [`FleetSnapshot`] is the
 //!   [`MetricsSource`](routing_rollout::MetricsSource) a tick is judged on, and its
 //!   [`FleetHealth`] says whether the window can be judged at all ([`Untrusted`]).
 //! * [`HttpRouteWeights`] writes the split as the HTTPRoute's `backendRefs`

@@ -1,5 +1,5 @@
 //! The fleet's metrics, from Prometheus: what every replica's layer counted,
-//! summed, with counter resets absorbed by `increase()`.
+//! summed, with counter resets absorbed as `increase()` does (see [`FleetMetrics`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
