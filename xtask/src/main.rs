@@ -14,9 +14,12 @@
 //! * `cargo xtask demo` — sends seeded shop traffic over real HTTP on 127.0.0.1
 //!   through routing-tower's proxy and `examples/demo.yaml`, and checks the canary
 //!   split, the header A/B rule and sticky sessions; then two progressive rollouts
-//!   (one promoted, one rolled back on its own, see [`demo_rollout`]); then, as
+//!   (one promoted, one rolled back on its own, see [`demo_rollout`]); then the
+//!   fleet part: three replicas scraped by a real Prometheus, a rollout judged on
+//!   the whole fleet by a Lease-elected controller (see [`demo_fleet`]); then, as
 //!   root, the L4 part: real TCP connections through the XDP program in network
-//!   namespaces (see [`demo_l4`]).
+//!   namespaces (see [`demo_l4`]), and DSR behind two balancers with a nexthop
+//!   removed live (see [`demo_ecmp`]).
 //! * `cargo xtask test [ARGS…]` — runs every test of the workspace (unit,
 //!   integration, bench smoke tests and doctests); as root, the root-only ones
 //!   (`#[ignore = "needs root"]`) too. See [`testing`].
