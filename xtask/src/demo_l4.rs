@@ -14,7 +14,7 @@
 //!    established connections keep their target), then opens [`CONNECTIONS`] new
 //!    ones and prints their split under the new weights.
 //!
-//! 6. then DSR behind ECMP ([`crate::demo_ecmp`]): two balancers behind a router's
+//! 6. then DSR behind ECMP (`demo_ecmp.rs`): two balancers behind a router's
 //!    multipath route, 1 000 open connections, a nexthop removed live.
 //!
 //! Checks: both splits within ±[`TOLERANCE_PP`] percentage points of the weights, and

@@ -19,7 +19,7 @@
 //!   the whole fleet by a Lease-elected controller (see [`demo_fleet`]); then, as
 //!   root, the L4 part: real TCP connections through the XDP program in network
 //!   namespaces (see [`demo_l4`]), and DSR behind two balancers with a nexthop
-//!   removed live (see [`demo_ecmp`]).
+//!   removed live (see `demo_ecmp.rs`, built with the `ebpf` feature).
 //! * `cargo xtask test [ARGS…]` — runs every test of the workspace (unit,
 //!   integration, bench smoke tests and doctests); as root, the root-only ones
 //!   (`#[ignore = "needs root"]`) too. See [`testing`].
