@@ -107,6 +107,24 @@ pub fn encode_layer(layer: &RoutingLayer) -> String {
     encode(&registry)
 }
 
+/// [`encode_layer`] as the answer to a scrape request: `200` with the OpenMetrics
+/// [`CONTENT_TYPE`], for a server that serves `GET /metrics` beside the traffic.
+///
+/// ```
+/// let layer = routing_tower::RoutingLayer::annotate(routing_core::Router::from_yaml("{}").unwrap());
+/// let res = routing_tower::metrics::scrape_response(&layer);
+/// assert_eq!(res.headers()["content-type"], routing_tower::metrics::CONTENT_TYPE);
+/// ```
+#[must_use]
+pub fn scrape_response(layer: &RoutingLayer) -> http::Response<crate::Body> {
+    let mut res = http::Response::new(crate::body::full(encode_layer(layer)));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(CONTENT_TYPE),
+    );
+    res
+}
+
 /// One whole scrape of per-backend snapshots (as [`RoutingLayer::stats`] returns
 /// them), ending in `# EOF`.
 ///

@@ -83,12 +83,8 @@ async fn run(listen: SocketAddr, kube_url: &str, namespace: &str) -> anyhow::Res
             >,
         >;
         if req.uri().path() == "/metrics" {
-            let text = routing_tower::metrics::encode_layer(&proxy.layer());
-            let mut res = http::Response::new(routing_tower::body::full(text));
-            res.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static(routing_tower::metrics::CONTENT_TYPE),
-            );
+            // The replica's own Prometheus/OpenMetrics scrape (not forwarded).
+            let res = routing_tower::metrics::scrape_response(&proxy.layer());
             return Box::pin(std::future::ready(Ok(res))) as Answer;
         }
         Box::pin(proxy.oneshot(req)) as Answer
