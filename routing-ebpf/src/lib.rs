@@ -185,9 +185,11 @@
 //! flow-cache entries: a flow evicted from the cache, or moved by ECMP to a
 //! balancer without its entry, is routed by the table, i.e. away from the
 //! draining target (no GLB-style second chance). Health checks run from the
-//! balancer host: with DNAT their replies would be translated as target replies,
-//! so run the checker for DNAT VIPs from another host or network namespace
-//! (`tests/health.rs` uses DSR).
+//! balancer host, for DSR and DNAT VIPs alike: a packet from a target's address
+//! and port that is addressed to the balancer itself (the FIB says it is not
+//! forwarded) is the target answering the balancer, and goes to the kernel
+//! untranslated (`tests/health.rs`:
+//! `health_checks_from_the_balancer_host_see_dnat_targets`).
 //!
 //! # Verdicts
 //!
@@ -198,6 +200,7 @@
 //! | TCP/IPv4 to a `dsr_ipip` VIP, too big once encapsulated | `XDP_TX` (VIP `dropped`) | replaced by ICMP fragmentation-needed to the client |
 //! | TCP/IPv6 to a `dsr_ipip` VIP, too big once encapsulated; VLAN-tagged TCP to a `dsr_ipip` VIP | `XDP_DROP` (VIP `dropped`) | untouched |
 //! | TCP from a target's address:port (a reply, target → client) | `XDP_TX` / `XDP_REDIRECT` (`XDP_PASS` when the client's next hop is unresolved) | source rewritten to the VIP |
+//! | TCP from a target's address:port to an address of the balancer itself (its health checks, an operator's connection) | `XDP_PASS` (`not_vip`) | untouched |
 //! | TCP to a VIP with a malformed TCP header (data offset < 5, header beyond the IP payload, payload shorter than 20 bytes) | `XDP_DROP` (counted as the VIP's `parse_failures` and `dropped`) | untouched |
 //! | TCP to a VIP whose every target has weight 0 | `XDP_DROP` (VIP `dropped`) | untouched |
 //! | anything else: not IP, not TCP, not to a VIP | `XDP_PASS` | untouched |

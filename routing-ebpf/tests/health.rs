@@ -199,6 +199,92 @@ fn health_draining_target_keeps_open_connections_and_gets_no_new_ones() {
 
 /// A tiny HTTP/1.1 server on 127.0.0.1: `GET /ok` → 204, anything else → 503.
 /// Stops (and closes its port) when the flag is set.
+/// With DNAT the program translates every packet from a target's address and port
+/// as a reply to a client; the target's answers to the balancer's own health checks
+/// come from the same address and port. Those are addressed to the balancer itself
+/// and must reach its kernel untranslated, or every check fails and the loader marks
+/// every target down. Clients through the VIP keep working beside the checks.
+#[test]
+#[ignore = "needs root"]
+fn health_checks_from_the_balancer_host_see_dnat_targets() {
+    use routing_ebpf::{AttachMode, Options, XdpBalancer};
+    use routing_testkit::netns::{read_name, Topology, IFACE, VIP_V4};
+    let test = "health_checks_from_the_balancer_host_see_dnat_targets";
+    let topo = Topology::new(2).unwrap_or_else(|e| panic!("{test}: topology (needs root): {e}"));
+    let _servers = topo.start_servers(8080).expect("servers");
+    let table = RouteTable::from_yaml(&format!(
+        "backends:\n  - {{name: target-0, address: '{}:8080'}}\n  - {{name: target-1, address: '{}:8080'}}\n\
+         tcp_services:\n  - name: web\n    vip: '{VIP_V4}:80'\n    backends: [{{name: target-0}}, {{name: target-1}}]\n{CHECKS}",
+        topo.target_v4(0),
+        topo.target_v4(1),
+    ))
+    .expect("config");
+    let mut lb = topo
+        .lb()
+        .run(|| -> Result<XdpBalancer, routing_ebpf::Error> {
+            let mut lb = XdpBalancer::load(&Options::default())?;
+            lb.apply(&table)?;
+            lb.attach(IFACE, AttachMode::Skb)?;
+            Ok(lb)
+        })
+        .expect("lb netns")
+        .unwrap_or_else(|e| panic!("{test}: load: {e}"));
+    let mut checker = topo
+        .lb()
+        .run(|| HealthChecker::start(&table))
+        .expect("lb netns");
+    // Ten check intervals: with the answers translated, fall (2) is reached well
+    // within them and both targets would be down.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        for (name, state) in checker.apply(&mut lb).expect("apply") {
+            eprintln!("{test}: {name} {state} after {:?}", started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for t in ["target-0", "target-1"] {
+        assert_eq!(
+            checker.is_up(t),
+            Some(true),
+            "{t}: checks from the balancer fail"
+        );
+        assert_eq!(lb.target_state(t), TargetState::Active, "{t}");
+    }
+    // Clients through the VIP are still translated.
+    let vip = SocketAddr::from((VIP_V4, 80));
+    let names = topo
+        .client()
+        .run(move || {
+            (0..40)
+                .map(|i| {
+                    let s = std::net::TcpStream::connect_timeout(&vip, Duration::from_secs(2))
+                        .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+                    read_name(&s).unwrap_or_else(|e| panic!("greeting {i}: {e}"))
+                })
+                .collect::<Vec<_>>()
+        })
+        .expect("client netns");
+    assert!(
+        names.iter().any(|n| n == "target-0") && names.iter().any(|n| n == "target-1"),
+        "{names:?}"
+    );
+    // And a target that dies is found down by those same checks.
+    topo.targets()[1]
+        .ip(&["link", "set", "eth0", "down"])
+        .expect("link down");
+    let killed = Instant::now();
+    while lb.target_state("target-1") != TargetState::Down
+        && killed.elapsed() < Duration::from_secs(5)
+    {
+        checker.apply(&mut lb).expect("apply");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(lb.target_state("target-1"), TargetState::Down, "within 5 s");
+    assert_eq!(lb.target_state("target-0"), TargetState::Active);
+    drop(checker);
+    drop(lb);
+}
+
 fn http_server(listener: TcpListener, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     listener.set_nonblocking(true).expect("nonblocking");
     std::thread::spawn(move || {

@@ -988,14 +988,19 @@ fn reply<const N: usize>(ctx: &XdpContext, p: &Pkt, r: &ReplyEntry) -> u32 {
     }
     let vaddr = r.vaddr;
     let vport = r.vport;
+    // The next hop first: a "reply" addressed to this host itself is not a reply
+    // to a client but the target answering the balancer (the loader's health
+    // checks, an operator's connection): the kernel's, untranslated.
+    let mut nh = NextHop::default();
+    if resolve::<N>(ctx, &mut nh, &vaddr, &p.dst) == FIB_NOT_FORWARDED {
+        return pass(global::NOT_VIP);
+    }
     if rewrite::<N>(ctx, p, false, &p.src, &vaddr, p.sport, vport).is_none() {
         return xdp_action::XDP_DROP;
     }
     if let Some(s) = vip_stats(vip) {
         s.replies += 1;
     }
-    let mut nh = NextHop::default();
-    resolve::<N>(ctx, &mut nh, &vaddr, &p.dst);
     send(ctx, &nh)
 }
 
@@ -1005,9 +1010,20 @@ fn ingress_ifindex(ctx: &XdpContext) -> u32 {
     unsafe { (*ctx.ctx).ingress_ifindex }
 }
 
-/// Looks up the next hop towards `dst` in the kernel's FIB and neighbour table.
+/// `bpf_fib_lookup`'s answer for a destination it would not forward: a local
+/// address of this host (or another non-unicast route).
+const FIB_NOT_FORWARDED: i64 = 4;
+
+/// Looks up the next hop towards `dst` in the kernel's FIB and neighbour table;
+/// returns the helper's code (0: resolved; [`FIB_NOT_FORWARDED`]: `dst` is this
+/// host's).
 #[inline(always)]
-fn resolve<const N: usize>(ctx: &XdpContext, nh: &mut NextHop, src: &[u32; 4], dst: &[u32; 4]) {
+fn resolve<const N: usize>(
+    ctx: &XdpContext,
+    nh: &mut NextHop,
+    src: &[u32; 4],
+    dst: &[u32; 4],
+) -> i64 {
     // Zeroed with eight word stores (`mem::zeroed` would call a byte-wise memset).
     let mut f = core::mem::MaybeUninit::<bpf_fib_lookup>::uninit();
     let w = f.as_mut_ptr() as *mut u64;
@@ -1053,6 +1069,7 @@ fn resolve<const N: usize>(ctx: &XdpContext, nh: &mut NextHop, src: &[u32; 4], d
         nh.ifindex = f.ifindex;
         nh.resolved = 1;
     }
+    rc
 }
 
 /// Rewrites the destination (`to_target`) or the source address and port, with
