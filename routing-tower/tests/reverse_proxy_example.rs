@@ -3,9 +3,11 @@
 //! config's `backends[].protocol: h2c` must be what the proxy speaks upstream (and
 //! `--upstream NAME=http1` overrides it, which this upstream refuses).
 //!
-//! The binary is the one `cargo test --all-targets` (what `cargo xtask test` runs)
-//! builds next to the tests; when running this file alone, build it first with
-//! `cargo build -p routing-tower --example reverse_proxy`.
+//! The binary is the one `cargo build -p routing-tower --examples` leaves in
+//! `target/<profile>/examples/` (`cargo xtask test` runs that before the tests;
+//! `cargo test --all-targets` builds examples only as test harnesses). Running this
+//! file alone, build it first with `cargo build -p routing-tower --example
+//! reverse_proxy`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::convert::Infallible;
@@ -30,7 +32,7 @@ fn example_binary() -> PathBuf {
     assert!(
         bin.exists(),
         "{} is missing: build it with `cargo build -p routing-tower --example reverse_proxy` \
-         (cargo test --all-targets does)",
+         (cargo xtask test does; cargo test --all-targets builds examples as test harnesses only)",
         bin.display()
     );
     bin

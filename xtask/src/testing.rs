@@ -18,7 +18,12 @@ use anyhow::{bail, Context, Result};
 /// routing-kube has a run of its own, never with `--include-ignored`: its only
 /// ignored test needs a real cluster (KUBECONFIG at build time un-ignores it), so
 /// without one it is reported as ignored, not run to pass without testing anything.
+///
+/// First, routing-tower's examples are built as programs: `--all-targets` builds
+/// examples only as test harnesses, and `tests/reverse_proxy_example.rs` spawns the
+/// `reverse_proxy` program as a user runs it.
 const RUNS: &[&[&str]] = &[
+    &["build", "--package", "routing-tower", "--examples"],
     &[
         "test",
         "--workspace",
@@ -38,7 +43,7 @@ const RUNS: &[&[&str]] = &[
 /// that are not meant to compile. The test binaries with their own harness accept the
 /// flag: criterion ignores it, routing-ebpf's `xdp` bench runs only with it.
 fn root_args(args: &[&str], extra: &[String], root: bool) -> Vec<String> {
-    if !root || args.contains(&"--doc") || args.contains(&"routing-kube") {
+    if !root || args[0] != "test" || args.contains(&"--doc") || args.contains(&"routing-kube") {
         return Vec::new();
     }
     let mut v = Vec::new();
@@ -67,7 +72,12 @@ pub(crate) fn run(extra: &[String]) -> Result<()> {
     let root = crate::workspace_root();
     let started = Instant::now();
     for args in RUNS {
-        let mut extra = extra.to_vec();
+        // The test arguments are for test runs; a build takes none.
+        let mut extra = if args[0] == "test" {
+            extra.to_vec()
+        } else {
+            Vec::new()
+        };
         extra.extend(root_args(args, &extra, as_root));
         let extra = &extra[..];
         let shown = shell_words(args, extra);
@@ -129,6 +139,10 @@ mod tests {
             "the real-cluster test stays ignored without a cluster"
         );
         assert!(super::root_args(&["test", "--workspace", "--doc"], none, true).is_empty());
+        assert!(
+            super::root_args(&["build", "--examples"], none, true).is_empty(),
+            "a build takes no test arguments"
+        );
         assert!(super::root_args(&["test", "--workspace"], none, false).is_empty());
     }
 
