@@ -43,7 +43,8 @@ const RUNS: &[&[&str]] = &[
 /// that are not meant to compile. The test binaries with their own harness accept the
 /// flag: criterion ignores it, routing-ebpf's `xdp` bench runs only with it.
 fn root_args(args: &[&str], extra: &[String], root: bool) -> Vec<String> {
-    if !root || args[0] != "test" || args.contains(&"--doc") || args.contains(&"routing-kube") {
+    let kube_run = args.windows(2).any(|w| w == ["--package", "routing-kube"]);
+    if !root || args[0] != "test" || args.contains(&"--doc") || kube_run {
         return Vec::new();
     }
     let mut v = Vec::new();
@@ -127,6 +128,11 @@ mod tests {
         let none: &[String] = &[];
         assert_eq!(
             super::root_args(&["test", "--workspace"], none, true),
+            ["--", "--include-ignored"]
+        );
+        // The workspace run that leaves routing-kube out still runs the root tests.
+        assert_eq!(
+            super::root_args(super::RUNS[1], none, true),
             ["--", "--include-ignored"]
         );
         assert_eq!(
