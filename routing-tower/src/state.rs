@@ -315,42 +315,26 @@ impl Shared {
         }
     }
 
-    /// Records how a try of rule `rule` to `slot` (backend `backend`) ended, once: in
-    /// the backend's stats, in its stats within the rule (when kept) and, when the
-    /// table enables it, in the outlier detector.
+    /// Records how a try to `slot` ended, once: in the backend's stats, in its stats
+    /// within the rule (`within`, when the rule keeps them) and, when the table
+    /// enables it, in the outlier detector (a pooled backend's pods have their own).
+    /// `latency` is `None` for an upgraded connection, whose handshake and life are
+    /// not a response time.
     pub(crate) fn record(
         &self,
         state: &GenState,
-        (rule, backend): (usize, routing_core::BackendId),
+        within: Option<&BackendStats>,
         slot: &Slot,
         outcome: Outcome,
-        latency: Duration,
+        latency: Option<Duration>,
     ) {
-        slot.stats.record(outcome, latency);
-        if let Some(s) = state.rule_backend_stats((rule, backend)) {
-            s.record(outcome, latency);
-        }
-        if state.outlier_enabled && !slot.pooled {
-            if let Some(ej) = self.outlier.record(&slot.name, outcome) {
-                tracing::debug!(backend = &*slot.name, ?ej, "ejected");
+        for stats in std::iter::once(&*slot.stats).chain(within) {
+            match latency {
+                Some(l) => stats.record(outcome, l),
+                None => stats.record_outcome(outcome),
             }
         }
-    }
-
-    /// [`record`](Self::record) without a latency sample: for an upgraded
-    /// connection, whose handshake and life are not a response time.
-    pub(crate) fn record_upgrade(
-        &self,
-        state: &GenState,
-        (rule, backend): (usize, routing_core::BackendId),
-        slot: &Slot,
-        outcome: Outcome,
-    ) {
-        slot.stats.record_outcome(outcome);
-        if let Some(s) = state.rule_backend_stats((rule, backend)) {
-            s.record_outcome(outcome);
-        }
-        if state.outlier_enabled {
+        if state.outlier_enabled && !slot.pooled {
             if let Some(ej) = self.outlier.record(&slot.name, outcome) {
                 tracing::debug!(backend = &*slot.name, ?ej, "ejected");
             }

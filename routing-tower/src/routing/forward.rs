@@ -577,9 +577,8 @@ async fn one_try(
     let _in_flight = slot.stats.begin();
     // And within the rule, when it keeps per-backend stats (what a rollout of the
     // rule is judged on): requests sent and in flight, beside the outcomes recorded.
-    let _rule_in_flight = state
-        .rule_backend_stats((plan.found.rule, backend))
-        .map(BackendStats::begin);
+    let within = state.rule_backend_stats((plan.found.rule, backend));
+    let _rule_in_flight = within.map(BackendStats::begin);
     // The try ends at the per-try timeout or the request's deadline, the earlier.
     let per_try = per_try.filter(|d| !d.is_zero());
     let until = match (per_try, plan.deadline) {
@@ -629,13 +628,13 @@ async fn one_try(
             };
         }
     }
-    let key = (plan.found.rule, backend);
+    let within = within.map(|s| &**s);
     let result = match result {
         TryResult::Response(res) if crate::upgrade::is_upgrade_response(&res) => {
             // An upgrade: counted, but its handshake is no response time and the
             // connection it becomes lives outside the request's timeouts (it is
             // spliced by a task of its own; its permit ends here).
-            shared.record_upgrade(state, key, slot, outcome);
+            shared.record(state, within, slot, outcome, None);
             TryResult::Response(res.map(|_| body::empty()))
         }
         TryResult::Response(res) => {
@@ -650,19 +649,21 @@ async fn one_try(
                 // The gRPC status comes in the trailers: recorded when they do (or
                 // when the body fails, its deadline included).
                 let (shared, state) = (Arc::clone(shared), Arc::clone(state));
+                let key = (plan.found.rule, backend);
                 let on_end: crate::grpc::OnEnd = Box::new(move |outcome| {
                     if let Some(slot) = state.backends.get(backend.index()) {
-                        shared.record(&state, key, slot, outcome, latency);
+                        let within = state.rule_backend_stats(key).map(|s| &**s);
+                        shared.record(&state, within, slot, outcome, Some(latency));
                     }
                 });
                 res.map(|b| crate::grpc::watch_trailers(b, on_end))
             } else {
-                shared.record(state, key, slot, outcome, latency);
+                shared.record(state, within, slot, outcome, Some(latency));
                 res
             })
         }
         other => {
-            shared.record(state, key, slot, outcome, latency);
+            shared.record(state, within, slot, outcome, Some(latency));
             other
         }
     };
