@@ -7,7 +7,6 @@
 use std::convert::Infallible;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,7 @@ use routing_rollout::{
     Checks, RolloutEventKind, RolloutPlan, RolloutPlanSpec, RolloutState, RolloutTarget,
 };
 use routing_testkit::kubeapi::KubeApi;
+use routing_testkit::prometheus::Prometheus as Prom;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -30,19 +30,12 @@ const SLICES: &str = "/apis/discovery.k8s.io/v1/namespaces/web/endpointslices";
 const STABLE: &str = "shop-v1:8080";
 const CANDIDATE: &str = "shop-v2:8080";
 
-fn prometheus_binary() -> Option<PathBuf> {
-    ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
 /// Fails (never passes without testing) when Prometheus is missing: `cargo xtask
 /// setup` installs it.
 macro_rules! need_prometheus {
     () => {
         assert!(
-            prometheus_binary().is_some(),
+            routing_testkit::prometheus::Prometheus::binary().is_some(),
             "no prometheus binary: run `cargo xtask setup` (it installs the Debian package `prometheus`)"
         );
     };
@@ -58,19 +51,6 @@ impl Drop for Proc {
     }
 }
 
-/// Prometheus on 127.0.0.1 with a temp data dir, scraping `targets` every second.
-struct Prom {
-    _proc: Proc,
-    dir: PathBuf,
-    url: String,
-}
-
-impl Drop for Prom {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -78,38 +58,11 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-async fn start_prometheus(name: &str, targets: &[SocketAddr]) -> Prom {
-    let dir = std::env::temp_dir().join(format!("fleet-prom-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).expect("temp dir");
-    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-    let config = format!(
-        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-         scrape_configs:\n  - job_name: fleet\n    scrape_timeout: 900ms\n    static_configs:\n      - targets: [{}]\n",
-        list.join(", ")
-    );
-    std::fs::write(dir.join("prometheus.yml"), config).expect("config");
-    let port = free_port();
-    let child = Command::new(prometheus_binary().expect("prometheus"))
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    let prom = Prom {
-        _proc: Proc(child),
-        dir,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let client = Prometheus::new(&prom.url).expect("url");
+/// Prometheus on 127.0.0.1 (routing-testkit's), scraping `targets` every second,
+/// once every target has been scraped successfully at least twice.
+async fn start_prometheus(targets: &[SocketAddr]) -> Prom {
+    let prom = Prom::start("fleet", targets).expect("start prometheus");
+    let client = Prometheus::new(prom.url()).expect("url");
     // Ready when every target has been scraped successfully at least twice.
     let want = targets.len() as f64;
     for _ in 0..150 {
@@ -217,7 +170,7 @@ struct Fleet {
 
 impl Fleet {
     /// `net` picks the 127.77.`net`.0/24 addresses of this test.
-    async fn start(name: &str, net: u8) -> Fleet {
+    async fn start(net: u8) -> Fleet {
         let api = KubeApi::start().await;
         let ip = |host: u8| format!("127.77.{net}.{host}");
         let upstreams = vec![
@@ -240,7 +193,7 @@ impl Fleet {
             replicas.push((addr, Some(spawn_replica(&api, addr))));
         }
         let targets: Vec<SocketAddr> = replicas.iter().map(|r| r.0).collect();
-        let prom = start_prometheus(name, &targets).await;
+        let prom = start_prometheus(&targets).await;
         Fleet {
             api,
             replicas,
@@ -253,7 +206,7 @@ impl Fleet {
         let client = kube_client(&self.api);
         FleetRollout::new(
             LeaseLock::new(client.clone(), "web", "shop-rollout", identity, lease),
-            FleetMetrics::new(Prometheus::new(&self.prom.url).expect("url"), "fleet", 3),
+            FleetMetrics::new(Prometheus::new(self.prom.url()).expect("url"), "fleet", 3),
             HttpRouteWeights::new(client, "web", "shop", "routing-fleet"),
             plan,
             RolloutTarget::http_rule("web/shop", "main", STABLE, CANDIDATE),
@@ -343,7 +296,7 @@ fn kinds(rounds: &[Round]) -> Vec<RolloutEventKind> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_candidate_failing_on_one_replica_rolls_back_the_whole_fleet() {
     need_prometheus!();
-    let fleet = Fleet::start("rollback", 1).await;
+    let fleet = Fleet::start(1).await;
     let min_requests = 40;
     let mut ctl = fleet.controller(
         "a",
@@ -364,7 +317,7 @@ async fn fleet_candidate_failing_on_one_replica_rolls_back_the_whole_fleet() {
     }
     let last = rounds.last().and_then(|r| r.state.clone());
     let Some(RolloutState::RolledBack { figures, .. }) = last else {
-        let prom = Prometheus::new(&fleet.prom.url).expect("url");
+        let prom = Prometheus::new(fleet.prom.url()).expect("url");
         let raw = prom
             .query("routing_rule_backend_requests_total", None)
             .await;
@@ -412,7 +365,7 @@ async fn fleet_candidate_failing_on_one_replica_rolls_back_the_whole_fleet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_low_traffic_waits() {
     need_prometheus!();
-    let fleet = Fleet::start("waits", 2).await;
+    let fleet = Fleet::start(2).await;
     let mut ctl = fleet.controller(
         "a",
         plan(vec![20.0, 100.0], "2s", 1_000, Some(0.1)),
@@ -451,7 +404,7 @@ async fn fleet_low_traffic_waits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_replica_restarted_mid_step_does_not_fake_a_verdict() {
     need_prometheus!();
-    let mut fleet = Fleet::start("restart", 3).await;
+    let mut fleet = Fleet::start(3).await;
     let hold = Duration::from_secs(6);
     let mut ctl = fleet.controller(
         "a",
@@ -542,7 +495,7 @@ async fn fleet_replica_restarted_mid_step_does_not_fake_a_verdict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_leader_failover_resumes_the_same_step() {
     need_prometheus!();
-    let fleet = Fleet::start("failover", 4).await;
+    let fleet = Fleet::start(4).await;
     let p = || plan(vec![30.0, 100.0], "12s", 5, Some(0.2));
     let lease = Duration::from_secs(2);
     let mut a = fleet.controller("a", p(), lease);
@@ -679,7 +632,7 @@ async fn fleet_flagger_and_argo_example_queries_run_on_the_fleets_prometheus() {
             "{name}: a template variable is left: {q}"
         );
     }
-    let fleet = Fleet::start("templates", 5).await;
+    let fleet = Fleet::start(5).await;
     // Half the rule's traffic to the candidate, which fails replica 0's share.
     fleet.api.put(ROUTES, route(1, 1));
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -689,7 +642,7 @@ async fn fleet_flagger_and_argo_example_queries_run_on_the_fleets_prometheus() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let prom = Prometheus::new(&fleet.prom.url).expect("url");
+    let prom = Prometheus::new(fleet.prom.url()).expect("url");
     for (name, q) in &queries {
         let v = prom
             .query(q, None)

@@ -13,6 +13,8 @@
 //!   for routing-tower's tests and the `cargo xtask demo` harness.
 //! * [`etcd`]: a real etcd server on 127.0.0.1 for one test (temporary data, killed
 //!   on drop), for routing-etcd's tests.
+//! * [`prometheus`]: a real Prometheus on 127.0.0.1 scraping given targets every
+//!   second (temporary data, killed on drop), for the fleet tests and demo.
 //! * `kubeapi` (feature `kube-api`): a loopback Kubernetes API server speaking the
 //!   real wire protocol (list, streamed watch, bookmarks, 410 Gone, 409 Conflict), for
 //!   routing-kube's tests.
@@ -35,3 +37,4 @@ pub mod kubeapi;
 pub mod netns;
 pub mod openmetrics;
 pub mod packet;
+pub mod prometheus;

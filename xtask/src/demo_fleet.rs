@@ -30,6 +30,7 @@ use routing_fleet::{FleetMetrics, FleetRollout, HttpRouteWeights, Prometheus};
 use routing_kube::LeaseLock;
 use routing_rollout::{Checks, RolloutPlan, RolloutPlanSpec, RolloutState, RolloutTarget};
 use routing_testkit::kubeapi::KubeApi;
+use routing_testkit::prometheus::Prometheus as TestProm;
 use serde_json::json;
 
 /// The whole fleet part must end within this.
@@ -47,26 +48,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A temp dir removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn prometheus_binary() -> Result<PathBuf> {
-    ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .context(
-            "the fleet demo needs a `prometheus` binary and found none: run `cargo xtask setup` \
-             (it installs the Debian package `prometheus`)",
-        )
 }
 
 /// Builds routing-fleet's `fleet-replica` and returns its path.
@@ -96,7 +77,11 @@ fn replica_binary() -> Result<PathBuf> {
 
 /// Runs the fleet part; fails when a check fails or a piece is missing.
 pub(crate) fn run() -> Result<()> {
-    let prometheus = prometheus_binary()?;
+    ensure!(
+        TestProm::binary().is_some(),
+        "the fleet demo needs a `prometheus` binary and found none: run `cargo xtask setup` \
+         (it installs the Debian package `prometheus`)"
+    );
     let replica = replica_binary()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -105,7 +90,7 @@ pub(crate) fn run() -> Result<()> {
         .context("cannot start the Tokio runtime")?;
     let started = Instant::now();
     let result = rt.block_on(async {
-        tokio::time::timeout(DEADLINE, scenario(&prometheus, &replica))
+        tokio::time::timeout(DEADLINE, scenario(&replica))
             .await
             .context("the fleet demo did not finish within 60 s")?
     });
@@ -151,7 +136,7 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-async fn scenario(prometheus: &std::path::Path, replica: &std::path::Path) -> Result<()> {
+async fn scenario(replica: &std::path::Path) -> Result<()> {
     println!();
     println!("== Fleet rollout (3 replicas, a real Prometheus, one Lease-elected writer)");
     let api = KubeApi::start().await;
@@ -201,35 +186,9 @@ async fn scenario(prometheus: &std::path::Path, replica: &std::path::Path) -> Re
         println!("  replica  {addr} follows web/shop through routing-kube");
         replicas.push((addr, proc_));
     }
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("xtask-fleet-prom-{}", std::process::id())));
-    std::fs::create_dir_all(dir.0.join("data"))?;
-    let targets: Vec<String> = replicas.iter().map(|(a, _)| format!("'{a}'")).collect();
-    std::fs::write(
-        dir.0.join("prometheus.yml"),
-        format!(
-            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: fleet\n    scrape_timeout: 900ms\n    static_configs:\n      - targets: [{}]\n",
-            targets.join(", ")
-        ),
-    )?;
-    let port = free_port()?;
-    let _prom = Proc(
-        Command::new(prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.0.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.0.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting prometheus")?,
-    );
-    let prom = Prometheus::new(&format!("http://127.0.0.1:{port}"))?;
+    let targets: Vec<SocketAddr> = replicas.iter().map(|(a, _)| *a).collect();
+    let server = TestProm::start("fleet", &targets).context("starting prometheus")?;
+    let prom = Prometheus::new(server.url())?;
     // Ready once every replica has been scraped successfully at least twice.
     let mut ready = false;
     for _ in 0..150 {
@@ -249,7 +208,10 @@ async fn scenario(prometheus: &std::path::Path, replica: &std::path::Path) -> Re
         ready,
         "prometheus did not scrape the 3 replicas within 15 s"
     );
-    println!("  metrics  Prometheus on 127.0.0.1:{port}, scraping the 3 replicas every 1 s");
+    println!(
+        "  metrics  Prometheus on {}, scraping the 3 replicas every 1 s",
+        server.url()
+    );
     println!(
         "  plan     50 % then 100 % of web/shop/main to shop-v2, hold 30 s; candidate error rate <= 0.2 over >= {MIN_REQUESTS} fleet-wide requests"
     );
